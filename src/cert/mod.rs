@@ -1,0 +1,239 @@
+//! Client certificates: parsed once into [`ClientCert`], then verified into a [`VerifiedCert`].
+//! Only [`TrustStore::verify`] makes a `VerifiedCert`, so nothing downstream can forget the
+//! chain check, whichever way the certificate arrived (own mTLS listener or a trusted proxy).
+
+pub mod forwarded;
+
+use std::fmt;
+
+use aws_lc_rs::digest;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rustls_pki_types::TrustAnchor;
+use rustls_pki_types::{CertificateDer, UnixTime};
+use webpki::{EndEntityCert, KeyUsage};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+/// Longest chain (leaf plus intermediates) certgate will look at.
+pub const MAX_CHAIN_LEN: usize = 5;
+
+/// What a client presented: the leaf first, then any intermediates.
+#[derive(Debug, Clone)]
+pub struct PresentedChain(pub Vec<CertificateDer<'static>>);
+
+/// Why a certificate was refused, with enough context to tell a person what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertError {
+    #[error("the certificate could not be read: {0}")]
+    Malformed(String),
+    #[error("the certificate chain is longer than {MAX_CHAIN_LEN} certificates")]
+    ChainTooLong,
+    #[error("the certificate was not issued by a CA this gateway trusts")]
+    UnknownIssuer,
+    #[error("the certificate expired at {not_after} (now {now})")]
+    Expired { now: i64, not_after: i64 },
+    #[error("the certificate is not valid before {not_before} (now {now})")]
+    NotYetValid { now: i64, not_before: i64 },
+    #[error(
+        "the certificate is not meant for client authentication (no clientAuth extended key usage)"
+    )]
+    NotForClientAuth,
+    #[error("a CA certificate was presented instead of a personal certificate")]
+    CaAsClient,
+    #[error("the certificate was rejected: {0}")]
+    Other(String),
+}
+
+impl CertError {
+    /// Short machine-readable reason, stable for logs and JSON answers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "cert_malformed",
+            Self::ChainTooLong => "cert_chain_too_long",
+            Self::UnknownIssuer => "cert_unknown_issuer",
+            Self::Expired { .. } => "cert_expired",
+            Self::NotYetValid { .. } => "cert_not_yet_valid",
+            Self::NotForClientAuth => "cert_not_client_auth",
+            Self::CaAsClient => "cert_is_ca",
+            Self::Other(_) => "cert_rejected",
+        }
+    }
+
+    /// What the person should do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Self::UnknownIssuer => "Your browser sent a certificate from another authority. Install the certificate your administrator issued for this site, then choose it when asked.",
+            Self::Expired { .. } | Self::NotYetValid { .. } => "Ask your administrator for a new certificate, or check the device's date and time.",
+            Self::NotForClientAuth | Self::CaAsClient => "This certificate cannot log you in. Choose your personal certificate when the browser asks.",
+            _ => "Ask your administrator to issue you a new certificate.",
+        }
+    }
+}
+
+/// A certificate's facts, extracted once so nothing re-parses DER per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    pub common_name: Option<String>,
+    pub emails: Vec<String>,
+    pub uris: Vec<String>,
+    pub dns_names: Vec<String>,
+    /// Lower-case hex, no separators.
+    pub serial: String,
+    /// RFC 8705 `x5t#S256`: base64url SHA-256 of the DER.
+    pub thumbprint: String,
+    pub not_after: i64,
+}
+
+impl ClientCert {
+    /// # Errors
+    /// [`CertError::Malformed`] when the DER is not an X.509 certificate.
+    pub fn parse(der: &[u8]) -> Result<Self, CertError> {
+        let (_, x509) =
+            X509Certificate::from_der(der).map_err(|e| CertError::Malformed(e.to_string()))?;
+        let common_name = x509
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(String::from);
+        let (mut emails, mut uris, mut dns_names) = (Vec::new(), Vec::new(), Vec::new());
+        if let Ok(Some(san)) = x509.subject_alternative_name() {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::RFC822Name(v) => emails.push((*v).to_string()),
+                    GeneralName::URI(v) => uris.push((*v).to_string()),
+                    GeneralName::DNSName(v) => dns_names.push((*v).to_string()),
+                    _ => {}
+                }
+            }
+        }
+        Ok(Self {
+            common_name,
+            emails,
+            uris,
+            dns_names,
+            serial: hex::encode(x509.raw_serial()),
+            thumbprint: URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, der)),
+            not_after: x509.validity().not_after.timestamp(),
+        })
+    }
+}
+
+/// A certificate whose chain, validity and usage were checked against the trust anchors.
+#[derive(Debug, Clone)]
+pub struct VerifiedCert(ClientCert);
+
+impl VerifiedCert {
+    pub fn cert(&self) -> &ClientCert {
+        &self.0
+    }
+}
+
+/// The client CA bundle, prepared once for verification.
+pub struct TrustStore {
+    anchors: Vec<TrustAnchor<'static>>,
+}
+
+impl fmt::Debug for TrustStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TrustStore({} anchors)", self.anchors.len())
+    }
+}
+
+impl TrustStore {
+    /// # Errors
+    /// When a bundle certificate cannot serve as a trust anchor.
+    pub fn new(cas: &[CertificateDer<'static>]) -> Result<Self, CertError> {
+        let anchors = cas
+            .iter()
+            .map(|der| {
+                webpki::anchor_from_trusted_cert(der)
+                    .map(|a| a.to_owned())
+                    .map_err(|e| CertError::Malformed(format!("CA certificate: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { anchors })
+    }
+
+    /// Checks chain to the anchors, validity at `now`, basic constraints, and clientAuth EKU
+    /// (required on the leaf; on intermediates only when they carry an EKU at all).
+    ///
+    /// # Errors
+    /// A [`CertError`] that says why the certificate cannot log anyone in.
+    pub fn verify(&self, chain: &PresentedChain, now: i64) -> Result<VerifiedCert, CertError> {
+        let (leaf, intermediates) = chain
+            .0
+            .split_first()
+            .ok_or_else(|| CertError::Malformed("empty chain".into()))?;
+        if chain.0.len() > MAX_CHAIN_LEN {
+            return Err(CertError::ChainTooLong);
+        }
+        let parsed = ClientCert::parse(leaf)?;
+        let ee = EndEntityCert::try_from(leaf).map_err(|e| CertError::Malformed(e.to_string()))?;
+        let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            u64::try_from(now).unwrap_or(0),
+        ));
+        ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &self.anchors,
+            intermediates,
+            time,
+            KeyUsage::client_auth(),
+            None,
+            None,
+        )
+        .map_err(|e| map_webpki_error(e, now))?;
+        // webpki accepts a leaf without any EKU for client auth; we want it stated.
+        if !leaf_has_client_auth(leaf) {
+            return Err(CertError::NotForClientAuth);
+        }
+        Ok(VerifiedCert(parsed))
+    }
+}
+
+fn map_webpki_error(e: webpki::Error, now: i64) -> CertError {
+    use webpki::Error as E;
+    let secs = |t: UnixTime| i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
+    match e {
+        E::UnknownIssuer => CertError::UnknownIssuer,
+        E::CertExpired { not_after, .. } => CertError::Expired {
+            now,
+            not_after: secs(not_after),
+        },
+        E::CertNotValidYet { not_before, .. } => CertError::NotYetValid {
+            now,
+            not_before: secs(not_before),
+        },
+        E::RequiredEkuNotFoundContext(_) => CertError::NotForClientAuth,
+        E::CaUsedAsEndEntity => CertError::CaAsClient,
+        E::MaximumPathDepthExceeded | E::MaximumPathBuildCallsExceeded => CertError::ChainTooLong,
+        other => CertError::Other(format!("{other:?}")),
+    }
+}
+
+fn leaf_has_client_auth(der: &[u8]) -> bool {
+    X509Certificate::from_der(der)
+        .ok()
+        .and_then(|(_, c)| {
+            c.extended_key_usage()
+                .ok()
+                .flatten()
+                .map(|e| e.value.client_auth)
+        })
+        .unwrap_or(false)
+}
+
+/// Used by config validation: a trust anchor must be a CA certificate.
+///
+/// # Errors
+/// A sentence saying what is wrong with it.
+pub fn check_is_ca(der: &[u8]) -> Result<(), String> {
+    let (_, c) = X509Certificate::from_der(der).map_err(|e| format!("cannot be parsed: {e}"))?;
+    let subject = c.subject().to_string();
+    match c.basic_constraints() {
+        Ok(Some(bc)) if bc.value.ca => Ok(()),
+        _ => Err(format!(
+            "({subject}) is not a CA certificate (basicConstraints CA:TRUE missing)"
+        )),
+    }
+}

@@ -1,0 +1,127 @@
+//! Stage one: the TOML file (plus environment overrides) as written, with no checks beyond types.
+//! Unknown keys are collected by `serde_ignored` in [`super::load`], so every one is reported.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawConfig {
+    pub public_url: Option<String>,
+    pub data_dir: Option<String>,
+    pub listen: RawListen,
+    pub tls: RawTls,
+    pub client_ca: RawClientCa,
+    pub proxy: RawProxy,
+    pub identity: RawIdentity,
+    pub users: Vec<RawUser>,
+    pub session: RawSession,
+    pub token: RawToken,
+    pub headers: RawHeaders,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawListen {
+    pub http: Option<String>,
+    pub mtls: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawTls {
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawClientCa {
+    pub bundle: Option<String>,
+    #[serde(deserialize_with = "list::string_or_list")]
+    pub crl: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawProxy {
+    #[serde(deserialize_with = "list::opt_string_or_list")]
+    pub trusted: Option<Vec<String>>,
+    pub cert_header: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawIdentity {
+    pub username_from: Option<String>,
+    pub allow_unlisted: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawUser {
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawSession {
+    pub cookie_name: Option<String>,
+    pub cookie_domain: Option<String>,
+    pub ttl: Option<String>,
+    #[serde(deserialize_with = "list::opt_string_or_list")]
+    pub allowed_redirect_hosts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawToken {
+    pub default_ttl: Option<String>,
+    pub max_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawHeaders {
+    pub user: Option<String>,
+    pub groups: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Lists may come from TOML arrays or, through environment overrides, as "a,b,c".
+mod list {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+
+    fn split(v: OneOrMany) -> Vec<String> {
+        match v {
+            OneOrMany::Many(v) => v,
+            OneOrMany::One(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        }
+    }
+
+    pub fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        OneOrMany::deserialize(d).map(split)
+    }
+
+    pub fn opt_string_or_list<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<String>>, D::Error> {
+        OneOrMany::deserialize(d).map(split).map(Some)
+    }
+}

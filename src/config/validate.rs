@@ -1,0 +1,532 @@
+//! Stage two: turn [`RawConfig`] into a [`Config`] the rest of certgate can trust, loading the
+//! files it names (so a bad path or a CA that is not a CA is reported here, with its key).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use url::Url;
+
+use super::raw::RawConfig;
+use super::{Problem, Problems};
+
+/// The validated configuration. Built once at start-up; never changes while serving.
+#[derive(Debug)]
+pub struct Config {
+    /// Absolute base for `Location` headers; `/auth` lives at `{public_url}/auth`. No trailing slash.
+    pub public_url: Url,
+    pub data_dir: PathBuf,
+    pub listen: Listen,
+    /// Server certificate chain and key of the mTLS listener.
+    pub tls: Option<ServerTls>,
+    /// Trust anchors for client certificates, DER, each checked to be a CA.
+    pub client_ca: Vec<CertificateDer<'static>>,
+    pub proxy: ProxyConfig,
+    pub identity: IdentityConfig,
+    pub session: SessionConfig,
+    pub token: TokenConfig,
+    pub headers: HeaderNames,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Listen {
+    pub http: SocketAddr,
+    pub mtls: Option<SocketAddr>,
+}
+
+#[derive(Debug)]
+pub struct ServerTls {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub trusted: Vec<IpNet>,
+    pub cert_header: CertHeaderFormat,
+}
+
+impl ProxyConfig {
+    /// Only these peers may forward certificates and `X-Forwarded-*`.
+    pub fn is_trusted(&self, peer: IpAddr) -> bool {
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted.iter().any(|net| net.contains(&peer))
+    }
+}
+
+/// How the proxy in front encodes the client certificate it verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertHeaderFormat {
+    Nginx,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsernameFrom {
+    Cn,
+    SanEmail,
+    SanUri,
+    SanDns,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    pub username_from: UsernameFrom,
+    pub allow_unlisted: bool,
+    pub users: BTreeMap<String, User>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The full cookie name, prefix included (`__Host-certgate`).
+    pub cookie_name: String,
+    /// `Domain` attribute for single sign-on across subdomains.
+    pub cookie_domain: Option<String>,
+    /// False only when `public_url` is plain http (a lab without TLS).
+    pub secure: bool,
+    pub ttl: Duration,
+    /// Lower-case host names; `*.example.com` matches any subdomain.
+    pub allowed_redirect_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TokenConfig {
+    pub default_ttl: Duration,
+    pub max_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HeaderNames {
+    pub user: String,
+    pub groups: String,
+    pub email: String,
+    pub name: String,
+}
+
+/// Collects problems so that all of them are reported together.
+#[derive(Default)]
+struct Checker(Vec<Problem>);
+
+impl Checker {
+    fn fail(&mut self, key: &str, problem: impl Into<String>, hint: impl Into<String>) {
+        self.0.push(Problem::new(key, problem, hint));
+    }
+
+    fn duration(&mut self, key: &str, raw: Option<&str>, default: Duration) -> Duration {
+        let Some(raw) = raw else { return default };
+        match humantime::parse_duration(raw) {
+            Ok(d) if d.as_secs() > 0 => d,
+            Ok(_) => {
+                self.fail(key, "must be at least one second", "e.g. \"1h\"");
+                default
+            }
+            Err(e) => {
+                self.fail(
+                    key,
+                    format!("`{raw}` is not a duration: {e}"),
+                    "use a number and a unit, e.g. \"90s\", \"1h\", \"30d\"",
+                );
+                default
+            }
+        }
+    }
+}
+
+pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Problems> {
+    let mut c = Checker::default();
+    let resolve = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+
+    let public_url = public_url(&mut c, raw.public_url.as_deref());
+    let data_dir = resolve(raw.data_dir.as_deref().unwrap_or("./certgate-data"));
+    let listen = Listen {
+        http: socket(
+            &mut c,
+            "listen.http",
+            raw.listen.http.as_deref().or(Some("127.0.0.1:9180")),
+        )
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9180))),
+        mtls: socket(&mut c, "listen.mtls", raw.listen.mtls.as_deref()),
+    };
+    let tls = match (
+        &raw.listen.mtls,
+        raw.tls.cert.as_deref(),
+        raw.tls.key.as_deref(),
+    ) {
+        (None, _, _) => None,
+        (Some(_), Some(cert), Some(key)) => server_tls(&mut c, &resolve(cert), &resolve(key)),
+        (Some(_), _, _) => {
+            c.fail(
+                "tls.cert, tls.key",
+                "both are required when listen.mtls is set",
+                "point them at the mTLS listener's server certificate and key, or remove listen.mtls",
+            );
+            None
+        }
+    };
+    let client_ca = match raw.client_ca.bundle.as_deref() {
+        Some(path) => ca_bundle(&mut c, &resolve(path)),
+        None => {
+            c.fail(
+                "client_ca.bundle",
+                "missing",
+                "set it to the PEM file of the CA that issued your client certificates",
+            );
+            Vec::new()
+        }
+    };
+    if !raw.client_ca.crl.is_empty() {
+        c.fail(
+            "client_ca.crl",
+            "CRL files are not supported by this version yet",
+            "remove the key; revoke by serial with the built-in CA instead",
+        );
+    }
+
+    let proxy = ProxyConfig {
+        trusted: trusted_networks(&mut c, raw.proxy.trusted),
+        cert_header: match raw.proxy.cert_header.as_deref().unwrap_or("nginx") {
+            "nginx" => CertHeaderFormat::Nginx,
+            other => {
+                c.fail(
+                    "proxy.cert_header",
+                    format!("`{other}` is not supported by this version"),
+                    "use \"nginx\" (X-SSL-Client-Cert: $ssl_client_escaped_cert)",
+                );
+                CertHeaderFormat::Nginx
+            }
+        },
+    };
+
+    let identity = IdentityConfig {
+        username_from: match raw.identity.username_from.as_deref().unwrap_or("cn") {
+            "cn" => UsernameFrom::Cn,
+            "san_email" => UsernameFrom::SanEmail,
+            "san_uri" => UsernameFrom::SanUri,
+            "san_dns" => UsernameFrom::SanDns,
+            other => {
+                c.fail(
+                    "identity.username_from",
+                    format!("`{other}` is not a username source"),
+                    "use one of cn, san_email, san_uri, san_dns",
+                );
+                UsernameFrom::Cn
+            }
+        },
+        allow_unlisted: raw.identity.allow_unlisted.unwrap_or(false),
+        users: users(&mut c, raw.users),
+    };
+
+    let session = session(&mut c, &raw.session, public_url.as_ref());
+    let token = TokenConfig {
+        default_ttl: c.duration("token.default_ttl", raw.token.default_ttl.as_deref(), HOUR),
+        max_ttl: c.duration(
+            "token.max_ttl",
+            raw.token.max_ttl.as_deref(),
+            30 * 24 * HOUR,
+        ),
+    };
+    if token.default_ttl > token.max_ttl {
+        c.fail(
+            "token.default_ttl, token.max_ttl",
+            "default_ttl is longer than max_ttl",
+            "raise token.max_ttl or lower token.default_ttl",
+        );
+    }
+    let headers = HeaderNames {
+        user: header_name(&mut c, "headers.user", raw.headers.user, "Remote-User"),
+        groups: header_name(
+            &mut c,
+            "headers.groups",
+            raw.headers.groups,
+            "Remote-Groups",
+        ),
+        email: header_name(&mut c, "headers.email", raw.headers.email, "Remote-Email"),
+        name: header_name(&mut c, "headers.name", raw.headers.name, "Remote-Name"),
+    };
+
+    match public_url {
+        Some(public_url) if c.0.is_empty() => Ok(Config {
+            public_url,
+            data_dir,
+            listen,
+            tls,
+            client_ca,
+            proxy,
+            identity,
+            session,
+            token,
+            headers,
+        }),
+        _ => Err(Problems(c.0)),
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn public_url(c: &mut Checker, raw: Option<&str>) -> Option<Url> {
+    let hint =
+        "the absolute https URL where browsers reach certgate, e.g. \"https://auth.example.com\"";
+    let Some(raw) = raw else {
+        c.fail("public_url", "missing", hint);
+        return None;
+    };
+    match Url::parse(raw) {
+        Ok(url)
+            if matches!(url.scheme(), "https" | "http")
+                && url.host().is_some()
+                && url.query().is_none()
+                && url.fragment().is_none()
+                && url.username().is_empty() =>
+        {
+            let mut url = url;
+            let path = url.path().trim_end_matches('/').to_string();
+            url.set_path(&path);
+            Some(url)
+        }
+        Ok(_) => {
+            c.fail(
+                "public_url",
+                format!("`{raw}` is not a plain http(s) base URL"),
+                hint,
+            );
+            None
+        }
+        Err(e) => {
+            c.fail("public_url", format!("`{raw}`: {e}"), hint);
+            None
+        }
+    }
+}
+
+fn socket(c: &mut Checker, key: &str, raw: Option<&str>) -> Option<SocketAddr> {
+    let raw = raw?;
+    match raw.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            c.fail(
+                key,
+                format!("`{raw}` is not an IP address and port"),
+                "e.g. \"127.0.0.1:9180\" or \"[::1]:9180\"",
+            );
+            None
+        }
+    }
+}
+
+fn server_tls(c: &mut Checker, cert: &Path, key: &Path) -> Option<ServerTls> {
+    let chain: Vec<CertificateDer<'static>> = match CertificateDer::pem_file_iter(cert) {
+        Ok(iter) => iter.filter_map(Result::ok).collect(),
+        Err(e) => {
+            c.fail(
+                "tls.cert",
+                format!("cannot read {}: {e}", cert.display()),
+                "",
+            );
+            return None;
+        }
+    };
+    if chain.is_empty() {
+        c.fail(
+            "tls.cert",
+            format!("{} holds no PEM certificate", cert.display()),
+            "it must contain -----BEGIN CERTIFICATE-----",
+        );
+    }
+    let key = match PrivateKeyDer::from_pem_file(key) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            c.fail(
+                "tls.key",
+                format!("cannot read a private key from {}: {e}", key.display()),
+                "a PEM PKCS#8, SEC1 or PKCS#1 key, readable by certgate",
+            );
+            None
+        }
+    };
+    Some(ServerTls { chain, key: key? })
+}
+
+fn ca_bundle(c: &mut Checker, path: &Path) -> Vec<CertificateDer<'static>> {
+    let certs: Vec<CertificateDer<'static>> = match CertificateDer::pem_file_iter(path) {
+        Ok(iter) => iter.filter_map(Result::ok).collect(),
+        Err(e) => {
+            c.fail(
+                "client_ca.bundle",
+                format!("cannot read {}: {e}", path.display()),
+                "",
+            );
+            return Vec::new();
+        }
+    };
+    if certs.is_empty() {
+        c.fail(
+            "client_ca.bundle",
+            format!("{} holds no PEM certificate", path.display()),
+            "it must contain the CA certificate(s) as -----BEGIN CERTIFICATE----- blocks",
+        );
+    }
+    for (i, der) in certs.iter().enumerate() {
+        if let Err(why) = crate::cert::check_is_ca(der) {
+            c.fail(
+                "client_ca.bundle",
+                format!("{}: certificate #{} {why}", path.display(), i + 1),
+                "point it at the CA that issued your client certificates, not at a client certificate",
+            );
+        }
+    }
+    certs
+}
+
+fn trusted_networks(c: &mut Checker, raw: Option<Vec<String>>) -> Vec<IpNet> {
+    let raw = raw.unwrap_or_else(|| vec!["127.0.0.1/32".into(), "::1/128".into()]);
+    raw.iter()
+        .filter_map(|s| {
+            let parsed = s
+                .parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from));
+            if parsed.is_err() {
+                c.fail(
+                    "proxy.trusted",
+                    format!("`{s}` is not an IP network"),
+                    "use CIDR notation, e.g. \"10.0.0.0/8\" or \"::1/128\"",
+                );
+            }
+            parsed.ok()
+        })
+        .collect()
+}
+
+fn users(c: &mut Checker, raw: Vec<super::raw::RawUser>) -> BTreeMap<String, User> {
+    let mut users = BTreeMap::new();
+    for (i, u) in raw.into_iter().enumerate() {
+        let key = format!("users[{i}].name");
+        let Some(name) = u.name.filter(|n| !n.trim().is_empty()) else {
+            c.fail(&key, "missing", "every [[users]] entry needs a name");
+            continue;
+        };
+        if users.contains_key(&name) {
+            c.fail(
+                &key,
+                format!("user `{name}` is listed twice"),
+                "merge the two entries",
+            );
+            continue;
+        }
+        let user = User {
+            name: name.clone(),
+            groups: u.groups,
+            email: u.email,
+            display_name: u.display_name,
+            disabled: u.disabled,
+        };
+        users.insert(name, user);
+    }
+    users
+}
+
+fn session(
+    c: &mut Checker,
+    raw: &super::raw::RawSession,
+    public_url: Option<&Url>,
+) -> SessionConfig {
+    let secure = public_url.is_none_or(|u| u.scheme() == "https");
+    let base = raw.cookie_name.clone().unwrap_or_else(|| "certgate".into());
+    if base.is_empty()
+        || !base
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        c.fail(
+            "session.cookie_name",
+            format!("`{base}` is not a valid cookie name"),
+            "use letters, digits, '-' and '_'",
+        );
+    }
+    let domain = raw
+        .cookie_domain
+        .as_deref()
+        .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase())
+        .filter(|d| !d.is_empty());
+    if let (Some(domain), Some(url)) = (&domain, public_url) {
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        if host != *domain && !host.ends_with(&format!(".{domain}")) {
+            c.fail(
+                "session.cookie_domain, public_url",
+                format!("public_url host `{host}` is not inside cookie_domain `{domain}`"),
+                "the cookie must be settable by certgate: use a parent domain of the public_url host",
+            );
+        }
+    }
+    let cookie_name = match (secure, &domain) {
+        (false, _) => base,
+        (true, None) => format!("__Host-{base}"),
+        (true, Some(_)) => format!("__Secure-{base}"),
+    };
+    let allowed_redirect_hosts = match &raw.allowed_redirect_hosts {
+        Some(list) => list.iter().filter_map(|h| redirect_host(c, h)).collect(),
+        None => public_url
+            .and_then(Url::host_str)
+            .map(|h| vec![h.to_ascii_lowercase()])
+            .unwrap_or_default(),
+    };
+    SessionConfig {
+        cookie_name,
+        cookie_domain: domain,
+        secure,
+        ttl: c.duration("session.ttl", raw.ttl.as_deref(), HOUR),
+        allowed_redirect_hosts,
+    }
+}
+
+fn redirect_host(c: &mut Checker, raw: &str) -> Option<String> {
+    let host = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+    let bare = host.strip_prefix("*.").unwrap_or(&host);
+    let ok = !bare.is_empty()
+        && bare
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if ok {
+        Some(host)
+    } else {
+        c.fail(
+            "session.allowed_redirect_hosts",
+            format!("`{raw}` is not a host name"),
+            "list bare host names such as \"app.example.com\" or \"*.example.com\" (no scheme, port or path)",
+        );
+        None
+    }
+}
+
+fn header_name(c: &mut Checker, key: &str, raw: Option<String>, default: &str) -> String {
+    let name = raw.unwrap_or_else(|| default.to_string());
+    if actix_web::http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        c.fail(
+            key,
+            format!("`{name}` is not a valid header name"),
+            "e.g. \"Remote-User\"",
+        );
+    }
+    name
+}

@@ -1,0 +1,180 @@
+//! The one place where errors become HTTP answers. Handlers return `Result<_, AppError>`; the
+//! status, headers and body (an HTML page for people, JSON for programs) are decided here.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+
+use crate::cert::forwarded::ForwardedError;
+use crate::cert::CertError;
+use crate::http::pages::{Page, Pages};
+use crate::identity::IdentityError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// No usable credential on a forward-auth check.
+    #[error("authentication required")]
+    Unauthenticated(Challenge),
+    /// `/auth` without a client certificate.
+    #[error("no client certificate")]
+    NoCertificate,
+    /// `/auth` with a certificate that does not verify.
+    #[error("certificate rejected: {0}")]
+    CertRejected(#[from] CertError),
+    /// A known, valid credential that is not allowed.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Malformed input; the message names the header or field.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// RFC 6749 §5.2 error from `/token`.
+    #[error("{code}: {description}")]
+    OAuth {
+        status: StatusCode,
+        code: &'static str,
+        description: String,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// How to ask for credentials on a forward-auth check.
+#[derive(Debug, Clone, Default)]
+pub struct Challenge {
+    /// Absolute `/auth?rd=…` URL for browsers.
+    pub location: Option<String>,
+    /// Browsers get 302 instead of 401 (Traefik and Caddy pass answers through as they are).
+    pub redirect: bool,
+    /// RFC 6750 `error` for a bearer token that was ours but invalid.
+    pub bearer_error: Option<&'static str>,
+    /// Why, for the log.
+    pub reason: String,
+}
+
+impl From<ForwardedError> for AppError {
+    fn from(e: ForwardedError) -> Self {
+        Self::BadRequest(e.to_string())
+    }
+}
+
+impl From<IdentityError> for AppError {
+    fn from(e: IdentityError) -> Self {
+        Self::Forbidden(e.to_string())
+    }
+}
+
+/// What the answer may depend on besides the error itself.
+pub struct Audience<'a> {
+    pub wants_html: bool,
+    pub pages: &'a Pages,
+}
+
+/// Turns an error into the response; also logs it at a level matching its cause.
+pub fn render(err: &AppError, to: &Audience<'_>) -> HttpResponse {
+    let (status, page, code) = match err {
+        AppError::Unauthenticated(ch) => return challenge(ch, to),
+        AppError::NoCertificate => (
+            StatusCode::UNAUTHORIZED,
+            Page::no_certificate(),
+            "no_certificate",
+        ),
+        AppError::CertRejected(e) => (
+            StatusCode::from_u16(495).unwrap_or(StatusCode::BAD_REQUEST),
+            Page::message("Certificate not accepted", &e.to_string(), e.hint()),
+            e.code(),
+        ),
+        AppError::Forbidden(why) => (
+            StatusCode::FORBIDDEN,
+            Page::message(
+                "Access denied",
+                why,
+                "Ask the administrator of this site for access.",
+            ),
+            "forbidden",
+        ),
+        AppError::BadRequest(why) => (
+            StatusCode::BAD_REQUEST,
+            Page::message(
+                "Bad request",
+                why,
+                "This is usually a proxy configuration problem.",
+            ),
+            "bad_request",
+        ),
+        AppError::OAuth {
+            status,
+            code,
+            description,
+        } => {
+            return json(
+                *status,
+                &serde_json::json!({"error": code, "error_description": description}),
+            );
+        }
+        AppError::Internal(why) => {
+            tracing::error!(error = %why, "internal error");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Page::message(
+                    "Something went wrong",
+                    "certgate could not finish this request.",
+                    "Try again; if it keeps happening, the log says why.",
+                ),
+                "internal",
+            )
+        }
+    };
+    if status.is_client_error() {
+        tracing::info!(status = status.as_u16(), reason = %err, "request refused");
+    }
+    if to.wants_html {
+        html(status, to.pages.render(&page))
+    } else {
+        json(
+            status,
+            &serde_json::json!({"error": code, "error_description": err.to_string()}),
+        )
+    }
+}
+
+fn challenge(ch: &Challenge, to: &Audience<'_>) -> HttpResponse {
+    tracing::debug!(reason = %ch.reason, "credentials required");
+    if let (true, Some(location)) = (to.wants_html, &ch.location) {
+        let status = if ch.redirect {
+            StatusCode::FOUND
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        let page = Page::sign_in(location);
+        let mut res = html(status, to.pages.render(&page));
+        if let Ok(v) = HeaderValue::from_str(location) {
+            res.headers_mut().insert(header::LOCATION, v);
+        }
+        return res;
+    }
+    let www = match ch.bearer_error {
+        Some(e) => format!("Bearer realm=\"certgate\", error=\"{e}\""),
+        None => "Bearer realm=\"certgate\"".to_string(),
+    };
+    let mut res = json(
+        StatusCode::UNAUTHORIZED,
+        &serde_json::json!({"error": ch.bearer_error.unwrap_or("unauthenticated"), "error_description": "present a certgate bearer token, the session cookie, or a client certificate"}),
+    );
+    if let Ok(v) = HeaderValue::from_str(&www) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    res
+}
+
+pub fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+pub fn json(status: StatusCode, body: &serde_json::Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}

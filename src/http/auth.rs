@@ -1,0 +1,90 @@
+//! `GET /auth?rd=URL`: certificate ▶ identity ▶ session cookie ▶ back to `rd`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::extract::{self, RequestMeta};
+use super::pages::Page;
+use super::{cookie, redirect, AppState};
+use crate::error::{self, AppError};
+use crate::identity;
+use crate::jwt::{JwtError, Subject, TokenKind};
+
+pub async fn handle(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let mut meta = RequestMeta::from_request(&req, &state);
+    // /auth is navigated to by the browser itself: answer it as a person.
+    meta.wants_html = meta.wants_html || !req.headers().contains_key(header::ACCEPT);
+    match login(&req, &state, &meta) {
+        Ok(res) => res,
+        Err(e) => state.reply(&meta, &e),
+    }
+}
+
+fn login(
+    req: &HttpRequest,
+    state: &AppState,
+    meta: &RequestMeta,
+) -> Result<HttpResponse, AppError> {
+    let cfg = &state.config;
+    let cert = extract::verified_cert(req, state, meta)?.ok_or(AppError::NoCertificate)?;
+    let who = identity::from_cert(&cert, &cfg.identity)?;
+    let now = state.clock.now();
+    let ttl = cfg.session.ttl;
+    let subject = Subject {
+        user: who.user.clone(),
+        groups: who.groups.clone(),
+        email: who.email.clone(),
+        name: who.name.clone(),
+        scope: None,
+        cert_thumbprint: Some(cert.cert().thumbprint.clone()),
+        cert_serial: Some(cert.cert().serial.clone()),
+    };
+    let (jwt, claims) = state
+        .tokens
+        .mint(
+            TokenKind::Session,
+            &subject,
+            i64::try_from(ttl.as_secs()).unwrap_or(3600),
+            now,
+        )
+        .map_err(|e: JwtError| AppError::Internal(e.to_string()))?;
+    tracing::info!(
+        event = "login", user = %who.user, serial = %cert.cert().serial,
+        jti = %claims.jti, peer = ?meta.peer, "session issued"
+    );
+    let set_cookie = cookie::session(&cfg.session, &jwt, ttl);
+    let target = rd_param(req).and_then(|rd| {
+        let url = redirect::validate(&rd, &cfg.session.allowed_redirect_hosts, !cfg.session.secure);
+        if url.is_none() {
+            tracing::warn!(rd = %rd.escape_debug(), "refused redirect target; showing the default page");
+        }
+        url
+    });
+    let res = match target {
+        Some(url) => HttpResponse::Found()
+            .insert_header((header::LOCATION, url.as_str()))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::SET_COOKIE, set_cookie))
+            .finish(),
+        None => {
+            let mut res = error::html(
+                actix_web::http::StatusCode::OK,
+                state.pages.render(&Page::signed_in(&who.user, &who.groups)),
+            );
+            if let Ok(v) = header::HeaderValue::from_str(&set_cookie) {
+                res.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            res
+        }
+    };
+    Ok(res)
+}
+
+/// `rd` exactly once; two values are ambiguous and get the default page.
+fn rd_param(req: &HttpRequest) -> Option<String> {
+    let mut values = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(k, _)| k == "rd")
+        .map(|(_, v)| v.into_owned());
+    let first = values.next()?;
+    values.next().is_none().then_some(first)
+}

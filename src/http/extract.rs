@@ -1,0 +1,156 @@
+//! What a request tells us: peer, listener, original URL and method (from trusted proxies
+//! only), whether a person is asking, and the credentials it carries.
+
+use std::net::IpAddr;
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::Method;
+use actix_web::HttpRequest;
+use rustls_pki_types::CertificateDer;
+
+use crate::cert::{forwarded, PresentedChain, VerifiedCert};
+use crate::error::AppError;
+use crate::http::AppState;
+
+/// Connection data set at accept time: which listener, and the client's certificates on mTLS.
+#[derive(Debug, Clone)]
+pub enum Connection {
+    Plain,
+    Mtls {
+        peer_chain: Vec<CertificateDer<'static>>,
+    },
+}
+
+/// The request as the proxy saw it.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub peer: Option<IpAddr>,
+    pub trusted_peer: bool,
+    pub original_url: Option<String>,
+    pub method: Method,
+    pub wants_html: bool,
+}
+
+impl RequestMeta {
+    pub fn from_request(req: &HttpRequest, state: &AppState) -> Self {
+        let peer = req.peer_addr().map(|a| a.ip());
+        let trusted_peer = peer.is_some_and(|p| state.config.proxy.is_trusted(p));
+        let headers = req.headers();
+        let original_url = if trusted_peer {
+            original_url(headers)
+        } else {
+            None
+        };
+        let method = trusted_peer
+            .then(|| {
+                first(headers, &["x-forwarded-method", "x-original-method"])
+                    .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+            })
+            .flatten()
+            .unwrap_or_else(|| req.method().clone());
+        let accepts_html = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+        let wants_html = accepts_html && (method == Method::GET || method == Method::HEAD);
+        Self {
+            peer,
+            trusted_peer,
+            original_url,
+            method,
+            wants_html,
+        }
+    }
+}
+
+fn first<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+    names
+        .iter()
+        .find_map(|n| headers.get(*n).and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// DESIGN.md §3 order: `X-Original-URL`; `X-Forwarded-Proto/Host/Uri`; `X-Original-URI` + `Host`.
+fn original_url(h: &HeaderMap) -> Option<String> {
+    if let Some(url) = first(h, &["x-original-url"]) {
+        return Some(url.to_string());
+    }
+    let proto = first(h, &["x-forwarded-proto"]);
+    if let (Some(host), Some(uri)) = (
+        first(h, &["x-forwarded-host"]),
+        first(h, &["x-forwarded-uri"]),
+    ) {
+        return Some(format!("{}://{host}{uri}", proto.unwrap_or("https")));
+    }
+    if let (Some(uri), Some(host)) = (first(h, &["x-original-uri"]), first(h, &["host"])) {
+        return Some(format!("{}://{host}{uri}", proto.unwrap_or("https")));
+    }
+    None
+}
+
+/// The client certificate for this request: the connection's own on the mTLS listener, or
+/// the one a trusted proxy forwarded on the plain listener. Untrusted peers' headers are ignored.
+///
+/// # Errors
+/// [`AppError::BadRequest`] when a trusted proxy sent a malformed header.
+pub fn presented_chain(
+    req: &HttpRequest,
+    state: &AppState,
+    meta: &RequestMeta,
+) -> Result<Option<PresentedChain>, AppError> {
+    match req.conn_data::<Connection>() {
+        Some(Connection::Mtls { peer_chain }) if !peer_chain.is_empty() => {
+            Ok(Some(PresentedChain(peer_chain.clone())))
+        }
+        Some(Connection::Mtls { .. }) => Ok(None),
+        _ if meta.trusted_peer => Ok(forwarded::decode(
+            state.config.proxy.cert_header,
+            req.headers(),
+        )?),
+        _ => {
+            let header = forwarded::header_name(state.config.proxy.cert_header);
+            if req.headers().contains_key(header) {
+                tracing::warn!(peer = ?meta.peer, header, "ignored a certificate header from an untrusted peer");
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// The presented certificate, verified.
+///
+/// # Errors
+/// [`AppError::CertRejected`] when it does not verify; `BadRequest` when the header is malformed.
+pub fn verified_cert(
+    req: &HttpRequest,
+    state: &AppState,
+    meta: &RequestMeta,
+) -> Result<Option<VerifiedCert>, AppError> {
+    let Some(chain) = presented_chain(req, state, meta)? else {
+        return Ok(None);
+    };
+    Ok(Some(state.trust.verify(&chain, state.clock.now())?))
+}
+
+/// The token from `Authorization: Bearer …`, if any.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Every value of our session cookie (a browser may hold one per domain).
+pub fn session_cookies(req: &HttpRequest, name: &str) -> Vec<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"').to_string())
+        .collect()
+}

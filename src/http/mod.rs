@@ -1,0 +1,97 @@
+//! HTTP endpoints. Handlers are thin: extract, call the pure logic, and hand errors to
+//! [`crate::error::render`]. One file per endpoint.
+
+mod auth;
+mod cookie;
+pub mod extract;
+mod logout;
+pub mod pages;
+pub mod redirect;
+mod token;
+mod verify;
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::cert::TrustStore;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{self, AppError, Audience};
+use crate::jwt::Tokens;
+use crate::revocation::Revocations;
+use extract::RequestMeta;
+use pages::Pages;
+
+/// Everything a handler needs, built once at start-up.
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub trust: TrustStore,
+    pub tokens: Tokens,
+    pub revocations: Revocations,
+    pub clock: Arc<dyn Clock>,
+    pub pages: Pages,
+}
+
+impl AppState {
+    /// `{public_url}/auth`, with `rd` when the original URL is known.
+    pub fn auth_url(&self, rd: Option<&str>) -> String {
+        let base = format!(
+            "{}/auth",
+            self.config.public_url.as_str().trim_end_matches('/')
+        );
+        match rd {
+            Some(rd) => format!(
+                "{base}?rd={}",
+                percent_encoding::utf8_percent_encode(rd, percent_encoding::NON_ALPHANUMERIC)
+            ),
+            None => base,
+        }
+    }
+
+    /// Renders an error for this request's audience.
+    pub fn reply(&self, meta: &RequestMeta, err: &AppError) -> HttpResponse {
+        error::render(
+            err,
+            &Audience {
+                wants_html: meta.wants_html,
+                pages: &self.pages,
+            },
+        )
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth", web::get().to(auth::handle))
+        .route("/auth", web::head().to(auth::handle))
+        .route("/verify", web::route().to(verify::handle))
+        .route("/token", web::post().to(token::handle))
+        .route("/logout", web::post().to(logout::handle))
+        .route("/.well-known/jwks.json", web::get().to(jwks))
+        .route("/healthz", web::get().to(healthz))
+        .default_service(web::to(not_found));
+}
+
+async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(state.tokens.jwks())
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body("ok\n")
+}
+
+async fn not_found(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let meta = RequestMeta::from_request(&req, &state);
+    let mut res = state.reply(
+        &meta,
+        &AppError::BadRequest(format!("no such route: {}", req.path())),
+    );
+    *res.status_mut() = actix_web::http::StatusCode::NOT_FOUND;
+    res
+}

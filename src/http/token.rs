@@ -1,0 +1,163 @@
+//! `POST /token`: a certificate holder (or a signed-in browser) trades its credential for a
+//! bearer token, answered as RFC 6749 §5.1 JSON.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use super::extract::{self, RequestMeta};
+use super::AppState;
+use crate::error::AppError;
+use crate::identity;
+use crate::jwt::{Subject, TokenKind};
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+pub async fn handle(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let mut meta = RequestMeta::from_request(&req, &state);
+    meta.wants_html = false;
+    match mint(&req, &body, &state, &meta) {
+        Ok(res) => res,
+        Err(e) => state.reply(&meta, &e),
+    }
+}
+
+fn oauth(status: StatusCode, code: &'static str, description: impl Into<String>) -> AppError {
+    AppError::OAuth {
+        status,
+        code,
+        description: description.into(),
+    }
+}
+
+fn mint(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &AppState,
+    meta: &RequestMeta,
+) -> Result<HttpResponse, AppError> {
+    let cfg = &state.config;
+    let now = state.clock.now();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+
+    let max = cfg.token.max_ttl;
+    let ttl = match field("ttl").filter(|v| !v.is_empty()) {
+        None => cfg.token.default_ttl,
+        Some(raw) => parse_ttl(raw).ok_or_else(|| {
+            oauth(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("ttl: `{raw}` is not a duration (use seconds or e.g. \"1h\")"),
+            )
+        })?,
+    };
+    if ttl > max {
+        return Err(oauth(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!(
+                "ttl: {} exceeds token.max_ttl ({})",
+                humantime::format_duration(ttl),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    if field("scope").is_some_and(|s| !s.trim().is_empty()) {
+        return Err(oauth(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "scope: scoped tokens are not supported by this version; omit scope for a token with the holder's rights",
+        ));
+    }
+
+    let subject = match extract::verified_cert(req, state, meta) {
+        Ok(Some(cert)) => {
+            let who = identity::from_cert(&cert, &cfg.identity)?;
+            Subject {
+                user: who.user,
+                groups: who.groups,
+                email: who.email,
+                name: who.name,
+                scope: None,
+                cert_thumbprint: Some(cert.cert().thumbprint.clone()),
+                cert_serial: Some(cert.cert().serial.clone()),
+            }
+        }
+        Ok(None) => session_subject(req, state, now)?,
+        Err(AppError::CertRejected(e)) => {
+            return Err(oauth(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                e.to_string(),
+            ))
+        }
+        Err(other) => return Err(other),
+    };
+    let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    let (access_token, claims) = state
+        .tokens
+        .mint(TokenKind::Bearer, &subject, secs, now)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    tracing::info!(event = "token", user = %claims.sub, jti = %claims.jti, expires_in = secs, peer = ?meta.peer, "bearer token issued");
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ttl.as_secs(),
+        }))
+}
+
+fn session_subject(req: &HttpRequest, state: &AppState, now: i64) -> Result<Subject, AppError> {
+    for value in extract::session_cookies(req, &state.config.session.cookie_name) {
+        let Ok(claims) = state.tokens.verify(&value, TokenKind::Session, now) else {
+            continue;
+        };
+        if state.revocations.is_jti_revoked(&claims.jti) {
+            continue;
+        }
+        let who = identity::from_claims(&claims, &state.config.identity)?;
+        return Ok(Subject {
+            user: who.user,
+            groups: who.groups,
+            email: who.email,
+            name: who.name,
+            scope: None,
+            cert_thumbprint: claims.cnf.map(|c| c.x5t_s256),
+            cert_serial: claims.x5s,
+        });
+    }
+    Err(oauth(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "present a client certificate (curl --cert … --key …) or a session cookie",
+    ))
+}
+
+/// Seconds (`3600`) or a duration (`1h`, `90m`).
+fn parse_ttl(raw: &str) -> Option<std::time::Duration> {
+    let raw = raw.trim();
+    if let Ok(secs) = raw.parse::<u64>() {
+        return (secs > 0).then(|| std::time::Duration::from_secs(secs));
+    }
+    humantime::parse_duration(raw)
+        .ok()
+        .filter(|d| d.as_secs() > 0)
+}

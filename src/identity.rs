@@ -1,0 +1,182 @@
+//! Who a credential belongs to. Pure functions of the certificate (or token claims) and the
+//! `[identity]`/`[[users]]` configuration; default deny for users not listed.
+
+use crate::cert::VerifiedCert;
+use crate::config::{IdentityConfig, User, UsernameFrom};
+use crate::jwt::Claims;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("the certificate has no {0} to take the user name from")]
+    NoUsername(&'static str),
+    #[error("the user name {0:?} contains characters that cannot be passed on")]
+    BadUsername(String),
+    #[error("user {0} is not listed in [[users]]")]
+    Unlisted(String),
+    #[error("user {0} is disabled")]
+    Disabled(String),
+}
+
+/// Maps a verified certificate to a user.
+///
+/// # Errors
+/// When the certificate names no usable user, or the user is unlisted (without
+/// `identity.allow_unlisted`) or disabled.
+pub fn from_cert(cert: &VerifiedCert, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
+    let c = cert.cert();
+    let (username, source) = match cfg.username_from {
+        UsernameFrom::Cn => (c.common_name.clone(), "common name (CN)"),
+        UsernameFrom::SanEmail => (c.emails.first().cloned(), "e-mail subject alternative name"),
+        UsernameFrom::SanUri => (c.uris.first().cloned(), "URI subject alternative name"),
+        UsernameFrom::SanDns => (c.dns_names.first().cloned(), "DNS subject alternative name"),
+    };
+    let username = username.ok_or(IdentityError::NoUsername(source))?;
+    let fallback = Identity {
+        email: c.emails.first().cloned(),
+        name: c.common_name.clone(),
+        groups: Vec::new(),
+        user: username,
+    };
+    resolve(fallback, cfg)
+}
+
+/// Re-checks a token's holder against the current user table, so disabling a user takes
+/// effect on live sessions. Listed users get their current groups; unlisted ones keep the
+/// token's (they can only exist with `allow_unlisted`).
+///
+/// # Errors
+/// When the user is now disabled or no longer allowed.
+pub fn from_claims(claims: &Claims, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
+    let fallback = Identity {
+        user: claims.sub.clone(),
+        groups: claims.groups.clone(),
+        email: claims.email.clone(),
+        name: claims.name.clone(),
+    };
+    resolve(fallback, cfg)
+}
+
+fn resolve(found: Identity, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
+    if found.user.is_empty()
+        || found.user.len() > 256
+        || found.user.chars().any(|ch| ch.is_control() || ch == ',')
+    {
+        return Err(IdentityError::BadUsername(found.user));
+    }
+    match cfg.users.get(&found.user) {
+        Some(User { disabled: true, .. }) => Err(IdentityError::Disabled(found.user)),
+        Some(user) => Ok(Identity {
+            user: user.name.clone(),
+            groups: user.groups.clone(),
+            email: user.email.clone().or(found.email),
+            name: user.display_name.clone().or(found.name),
+        }),
+        None if cfg.allow_unlisted => Ok(found),
+        None => Err(IdentityError::Unlisted(found.user)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::{Ca, ClientSpec};
+    use crate::cert::{PresentedChain, TrustStore};
+    use std::collections::BTreeMap;
+
+    fn verified(spec: &ClientSpec) -> VerifiedCert {
+        let ca = Ca::generate("Identity CA").unwrap();
+        let issued = ca.issue(spec).unwrap();
+        let store = TrustStore::new(&[ca.cert_der.clone().into()]).unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        store
+            .verify(&PresentedChain(vec![issued.cert_der.into()]), now)
+            .unwrap()
+    }
+
+    fn cfg(from: UsernameFrom, allow_unlisted: bool, users: &[User]) -> IdentityConfig {
+        IdentityConfig {
+            username_from: from,
+            allow_unlisted,
+            users: users
+                .iter()
+                .map(|u| (u.name.clone(), u.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    fn user(name: &str, disabled: bool) -> User {
+        User {
+            name: name.into(),
+            groups: vec!["admins".into()],
+            email: Some(format!("{name}@example.test")),
+            display_name: Some("Alice Liddell".into()),
+            disabled,
+        }
+    }
+
+    #[test]
+    fn listed_user_gets_groups_from_the_table() {
+        let id = from_cert(
+            &verified(&ClientSpec::new("alice", 1)),
+            &cfg(UsernameFrom::Cn, false, &[user("alice", false)]),
+        )
+        .unwrap();
+        assert_eq!(id.user, "alice");
+        assert_eq!(id.groups, vec!["admins"]);
+        assert_eq!(id.name.as_deref(), Some("Alice Liddell"));
+    }
+
+    #[test]
+    fn unlisted_user_is_denied_by_default_and_allowed_when_asked() {
+        let cert = verified(&ClientSpec::new("mallory", 1));
+        assert_eq!(
+            from_cert(&cert, &cfg(UsernameFrom::Cn, false, &[])),
+            Err(IdentityError::Unlisted("mallory".into()))
+        );
+        assert_eq!(
+            from_cert(&cert, &cfg(UsernameFrom::Cn, true, &[]))
+                .unwrap()
+                .user,
+            "mallory"
+        );
+    }
+
+    #[test]
+    fn disabled_user_is_refused() {
+        let cert = verified(&ClientSpec::new("alice", 1));
+        assert_eq!(
+            from_cert(&cert, &cfg(UsernameFrom::Cn, true, &[user("alice", true)])),
+            Err(IdentityError::Disabled("alice".into()))
+        );
+    }
+
+    #[test]
+    fn username_can_come_from_each_san_kind() {
+        let mut spec = ClientSpec::new("Alice L", 1);
+        spec.emails = vec!["alice@example.test".into()];
+        spec.uris = vec!["urn:user:alice".into()];
+        spec.dns_names = vec!["alice.devices.example.test".into()];
+        let cert = verified(&spec);
+        for (from, want) in [
+            (UsernameFrom::Cn, "Alice L"),
+            (UsernameFrom::SanEmail, "alice@example.test"),
+            (UsernameFrom::SanUri, "urn:user:alice"),
+            (UsernameFrom::SanDns, "alice.devices.example.test"),
+        ] {
+            assert_eq!(from_cert(&cert, &cfg(from, true, &[])).unwrap().user, want);
+        }
+        let bare = verified(&ClientSpec::new("bob", 1));
+        assert!(matches!(
+            from_cert(&bare, &cfg(UsernameFrom::SanEmail, true, &[])),
+            Err(IdentityError::NoUsername(_))
+        ));
+    }
+}

@@ -1,0 +1,239 @@
+//! Tokens (DESIGN.md §3): JWS compact, EdDSA, `kid` in the header, and a `typ` that keeps
+//! session cookies (`certgate-session+jwt`) and bearer tokens (`at+jwt`) apart.
+//! Verification pins the algorithm per key, requires typ/iss/aud, and checks time against
+//! our [`Clock`](crate::clock::Clock) with at most [`LEEWAY`] seconds of slack.
+
+pub mod keys;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+pub use keys::{KeyError, KeySet};
+
+/// Clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY: i64 = 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Session,
+    Bearer,
+}
+
+impl TokenKind {
+    pub fn typ(self) -> &'static str {
+        match self {
+            Self::Session => "certgate-session+jwt",
+            Self::Bearer => "at+jwt",
+        }
+    }
+}
+
+/// RFC 8705 confirmation: the certificate the token was minted from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub nbf: i64,
+    pub iat: i64,
+    pub jti: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+    /// Serial (hex) of the certificate the token was minted from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x5s: Option<String>,
+}
+
+/// What a token says about its holder; `iss`, `aud`, times and `jti` are filled in by [`Tokens::mint`].
+#[derive(Debug, Clone, Default)]
+pub struct Subject {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub scope: Option<String>,
+    pub cert_thumbprint: Option<String>,
+    pub cert_serial: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    #[error("the token is not a well-formed JWS")]
+    Malformed,
+    #[error("the token's key id is unknown")]
+    UnknownKey,
+    #[error("the token's type is {found:?}, expected {expected}")]
+    WrongType {
+        expected: &'static str,
+        found: Option<String>,
+    },
+    #[error("the token was rejected: {0}")]
+    Invalid(String),
+    #[error("the token expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("no signing key is available")]
+    NoKey,
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+/// Mints and verifies certgate's tokens with the key set.
+#[derive(Debug)]
+pub struct Tokens {
+    keys: KeySet,
+    issuer: String,
+    audience: String,
+}
+
+impl Tokens {
+    pub fn new(keys: KeySet, issuer: &str) -> Self {
+        Self {
+            keys,
+            issuer: issuer.to_string(),
+            audience: issuer.to_string(),
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// # Errors
+    /// [`JwtError::NoKey`] or [`JwtError::Sign`].
+    pub fn mint(
+        &self,
+        kind: TokenKind,
+        subject: &Subject,
+        ttl_secs: i64,
+        now: i64,
+    ) -> Result<(String, Claims), JwtError> {
+        let key = self.keys.current().ok_or(JwtError::NoKey)?;
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: subject.user.clone(),
+            aud: self.audience.clone(),
+            exp: now.saturating_add(ttl_secs),
+            nbf: now,
+            iat: now,
+            jti: random_id().ok_or_else(|| JwtError::Sign("the system RNG failed".into()))?,
+            groups: subject.groups.clone(),
+            email: subject.email.clone(),
+            name: subject.name.clone(),
+            scope: subject.scope.clone(),
+            cnf: subject
+                .cert_thumbprint
+                .clone()
+                .map(|x5t_s256| Confirmation { x5t_s256 }),
+            x5s: subject.cert_serial.clone(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        header.typ = Some(kind.typ().to_string());
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
+            .map_err(|e| JwtError::Sign(e.to_string()))?;
+        Ok((token, claims))
+    }
+
+    /// Verifies a token of the given kind.
+    ///
+    /// # Errors
+    /// A [`JwtError`] saying why the token is not acceptable.
+    pub fn verify(&self, token: &str, kind: TokenKind, now: i64) -> Result<Claims, JwtError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
+        if header.typ.as_deref() != Some(kind.typ()) {
+            return Err(JwtError::WrongType {
+                expected: kind.typ(),
+                found: header.typ,
+            });
+        }
+        let kid = header.kid.as_deref().ok_or(JwtError::UnknownKey)?;
+        let key = self.keys.find(kid).ok_or(JwtError::UnknownKey)?;
+        // Every key of ours is Ed25519: the algorithm is pinned, whatever the header claims.
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
+            .map_err(|e| JwtError::Invalid(e.to_string()))?;
+        let claims = data.claims;
+        if claims.exp.saturating_add(LEEWAY) <= now {
+            return Err(JwtError::Expired);
+        }
+        if claims.nbf.saturating_sub(LEEWAY) > now {
+            return Err(JwtError::NotYetValid);
+        }
+        Ok(claims)
+    }
+
+    /// Whether a bearer token claims to be ours (our `kid` or our `iss`), before any
+    /// verification. A foreign token (an app's own API token) is ignored, not refused.
+    pub fn claims_to_be_ours(&self, token: &str) -> bool {
+        if let Ok(header) = jsonwebtoken::decode_header(token) {
+            if header
+                .kid
+                .as_deref()
+                .is_some_and(|k| self.keys.find(k).is_some())
+            {
+                return true;
+            }
+        }
+        // The header may be unparseable to jsonwebtoken (`alg: none`): read the payload's `iss`.
+        #[derive(Deserialize)]
+        struct Iss {
+            iss: Option<String>,
+        }
+        token
+            .split('.')
+            .nth(1)
+            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|bytes| serde_json::from_slice::<Iss>(&bytes).ok())
+            .and_then(|c| c.iss)
+            .is_some_and(|iss| iss == self.issuer)
+    }
+
+    /// The JWK set, newest key first.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> = self
+            .keys
+            .all()
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "kty": "OKP", "crv": "Ed25519", "x": k.x, "kid": k.kid, "alg": "EdDSA", "use": "sig"
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+/// 128 random bits, base64url (token ids, passwords); `None` only if the system RNG fails.
+pub fn random_id() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).ok()?;
+    Some(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests;

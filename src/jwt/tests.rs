@@ -1,0 +1,200 @@
+//! Bad-input cases from DESIGN.md §5: every one must be refused.
+
+use super::*;
+use crate::clock::{Clock, SystemClock};
+
+const ISS: &str = "https://auth.example.test";
+
+fn tokens() -> (Tokens, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = KeySet::load_or_create(&dir.path().join("keys"), SystemClock.now()).unwrap();
+    (Tokens::new(keys, ISS), dir)
+}
+
+fn alice() -> Subject {
+    Subject {
+        user: "alice".into(),
+        groups: vec!["admins".into()],
+        email: Some("alice@example.test".into()),
+        cert_thumbprint: Some("thumb".into()),
+        cert_serial: Some("0a1b".into()),
+        ..Subject::default()
+    }
+}
+
+fn b64(v: &serde_json::Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+}
+
+fn claims_json(t: &Tokens, now: i64) -> serde_json::Value {
+    serde_json::json!({"iss": t.issuer(), "sub": "alice", "aud": t.issuer(), "exp": now + 600,
+        "nbf": now, "iat": now, "jti": "x", "groups": ["admins"]})
+}
+
+#[test]
+fn a_minted_session_token_verifies_with_its_claims() {
+    let (t, _d) = tokens();
+    let now = SystemClock.now();
+    let (jwt, minted) = t.mint(TokenKind::Session, &alice(), 3600, now).unwrap();
+    let claims = t.verify(&jwt, TokenKind::Session, now).unwrap();
+    assert_eq!(claims, minted);
+    assert_eq!(claims.sub, "alice");
+    assert_eq!(claims.cnf.unwrap().x5t_s256, "thumb");
+    assert_eq!(claims.x5s.as_deref(), Some("0a1b"));
+    let header = jsonwebtoken::decode_header(&jwt).unwrap();
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    assert_eq!(header.typ.as_deref(), Some("certgate-session+jwt"));
+    assert!(
+        jwt.len() < 1024,
+        "cookie must stay under 1 KiB, was {}",
+        jwt.len()
+    );
+}
+
+#[test]
+fn alg_none_is_rejected() {
+    let (t, _d) = tokens();
+    let now = SystemClock.now();
+    let kid = t.keys.current().unwrap().kid.clone();
+    let header = serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": kid});
+    let jwt = format!("{}.{}.", b64(&header), b64(&claims_json(&t, now)));
+    assert!(
+        t.claims_to_be_ours(&jwt),
+        "a forged token naming our issuer must not be ignored"
+    );
+    assert!(t.verify(&jwt, TokenKind::Bearer, now).is_err());
+}
+
+#[test]
+fn hs256_signed_with_the_public_key_is_rejected() {
+    let (t, _d) = tokens();
+    let now = SystemClock.now();
+    let key = t.keys.current().unwrap();
+    let public = URL_SAFE_NO_PAD.decode(&key.x).unwrap();
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(key.kid.clone());
+    header.typ = Some("at+jwt".into());
+    for secret in [public.as_slice(), key.x.as_bytes()] {
+        let jwt = jsonwebtoken::encode(
+            &header,
+            &claims_json(&t, now),
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .unwrap();
+        assert!(matches!(
+            t.verify(&jwt, TokenKind::Bearer, now),
+            Err(JwtError::Invalid(_))
+        ));
+    }
+}
+
+#[test]
+fn unknown_kid_is_rejected() {
+    let (t, _d) = tokens();
+    let (other, _d2) = tokens();
+    let now = SystemClock.now();
+    let (jwt, _) = other.mint(TokenKind::Bearer, &alice(), 600, now).unwrap();
+    // Same issuer, different key: still ours by `iss`, refused by `kid`.
+    assert!(t.claims_to_be_ours(&jwt));
+    assert_eq!(
+        t.verify(&jwt, TokenKind::Bearer, now),
+        Err(JwtError::UnknownKey)
+    );
+}
+
+#[test]
+fn a_flipped_signature_byte_is_rejected() {
+    let (t, _d) = tokens();
+    let now = SystemClock.now();
+    let (jwt, _) = t.mint(TokenKind::Bearer, &alice(), 600, now).unwrap();
+    let (head, sig) = jwt.rsplit_once('.').unwrap();
+    let mut raw = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    raw[10] ^= 0x01;
+    let forged = format!("{head}.{}", URL_SAFE_NO_PAD.encode(raw));
+    assert!(matches!(
+        t.verify(&forged, TokenKind::Bearer, now),
+        Err(JwtError::Invalid(_))
+    ));
+}
+
+#[test]
+fn expiry_is_enforced_beyond_the_leeway_only() {
+    let (t, _d) = tokens();
+    let now = SystemClock.now();
+    let (jwt, _) = t.mint(TokenKind::Bearer, &alice(), 60, now).unwrap();
+    assert!(t
+        .verify(&jwt, TokenKind::Bearer, now + 60 + LEEWAY - 1)
+        .is_ok());
+    assert_eq!(
+        t.verify(&jwt, TokenKind::Bearer, now + 60 + LEEWAY),
+        Err(JwtError::Expired)
+    );
+    assert_eq!(
+        t.verify(&jwt, TokenKind::Bearer, now - LEEWAY - 1),
+        Err(JwtError::NotYetValid)
+    );
+}
+
+#[test]
+fn wrong_audience_or_issuer_is_rejected() {
+    let (t, d) = tokens();
+    let now = SystemClock.now();
+    let keys = KeySet::load_or_create(&d.path().join("keys"), now).unwrap();
+    let other_aud = Tokens {
+        keys,
+        issuer: ISS.into(),
+        audience: "https://elsewhere.test".into(),
+    };
+    let (jwt, _) = other_aud
+        .mint(TokenKind::Bearer, &alice(), 600, now)
+        .unwrap();
+    assert!(matches!(
+        t.verify(&jwt, TokenKind::Bearer, now),
+        Err(JwtError::Invalid(_))
+    ));
+}
+
+#[test]
+fn session_and_bearer_tokens_are_never_interchangeable() {
+    let (t, _d) = tokens();
+    let now = SystemClock.now();
+    let (session, _) = t.mint(TokenKind::Session, &alice(), 600, now).unwrap();
+    let (bearer, _) = t.mint(TokenKind::Bearer, &alice(), 600, now).unwrap();
+    assert!(matches!(
+        t.verify(&session, TokenKind::Bearer, now),
+        Err(JwtError::WrongType { .. })
+    ));
+    assert!(matches!(
+        t.verify(&bearer, TokenKind::Session, now),
+        Err(JwtError::WrongType { .. })
+    ));
+}
+
+#[test]
+fn foreign_tokens_are_not_claimed() {
+    let (t, _d) = tokens();
+    let foreign = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &serde_json::json!({"iss": "homeassistant", "exp": 1}),
+        &jsonwebtoken::EncodingKey::from_secret(b"s"),
+    )
+    .unwrap();
+    assert!(!t.claims_to_be_ours(&foreign));
+    assert!(!t.claims_to_be_ours("opaque-api-token"));
+}
+
+#[test]
+fn keys_are_reused_and_written_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = KeySet::load_or_create(&dir.path().join("keys"), 100).unwrap();
+    let b = KeySet::load_or_create(&dir.path().join("keys"), 200).unwrap();
+    assert_eq!(a.current().unwrap().kid, b.current().unwrap().kid);
+    assert_eq!(b.all().len(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let file = dir.path().join("keys/ed25519-100.pem");
+        let mode = std::fs::metadata(file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

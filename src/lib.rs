@@ -1,0 +1,118 @@
+//! certgate turns a TLS client certificate into single sign-on for self-hosted apps.
+//!
+//! A person proves who they are once, with a certificate, at `/auth` and gets a short-lived
+//! signed session cookie; the reverse proxy then asks `/verify` about every other request
+//! (forward auth). Scripts and WebSocket clients use a bearer token from `/token`.
+//!
+//! Data flows one way: listener ▶ [`http::extract`] ▶ [`cert`] ▶ [`identity`] ▶
+//! [`revocation`] ▶ response, with errors turned into answers in one place, [`error`].
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod ca;
+pub mod cert;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod jwt;
+pub mod quickstart;
+pub mod revocation;
+pub mod tls;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::AppState;
+
+/// Why certgate could not start; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("signing keys: {0}")]
+    Keys(#[from] jwt::KeyError),
+    #[error("client_ca.bundle: {0}")]
+    Trust(#[from] cert::CertError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("{key}: cannot listen on {addr}: {source} (is another certgate running? choose another address with {env})")]
+    Bind {
+        key: &'static str,
+        env: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("templates: {0}")]
+    Pages(String),
+    #[error("server: {0}")]
+    Server(#[from] std::io::Error),
+}
+
+/// Builds the shared state: keys (created on first start), trust anchors, templates.
+///
+/// # Errors
+/// When keys cannot be loaded or created, or the trust anchors are unusable.
+pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
+    let keys = jwt::KeySet::load_or_create(&config.data_dir.join("keys"), clock.now())?;
+    let trust = cert::TrustStore::new(&config.client_ca)?;
+    let tokens = jwt::Tokens::new(keys, config.public_url.as_str().trim_end_matches('/'));
+    let pages = http::pages::Pages::new().map_err(|e| StartError::Pages(e.to_string()))?;
+    Ok(AppState {
+        config: Arc::new(config),
+        trust,
+        tokens,
+        revocations: revocation::Revocations::default(),
+        clock,
+        pages,
+    })
+}
+
+/// Serves until SIGINT/SIGTERM.
+///
+/// # Errors
+/// When a listener cannot be bound or the server fails.
+pub async fn serve(state: AppState) -> Result<(), StartError> {
+    let cfg = Arc::clone(&state.config);
+    let bind = |key, env, addr| {
+        TcpListener::bind(addr).map_err(|source| StartError::Bind {
+            key,
+            env,
+            addr,
+            source,
+        })
+    };
+    let http_listener = bind("listen.http", "CERTGATE__LISTEN__HTTP", cfg.listen.http)?;
+    let mtls = match (cfg.listen.mtls, &cfg.tls) {
+        (Some(addr), Some(tls)) => Some((
+            bind("listen.mtls", "CERTGATE__LISTEN__MTLS", addr)?,
+            tls::server_config(tls, &cfg.client_ca)?,
+        )),
+        _ => None,
+    };
+    let state = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(16 * 1024))
+            .configure(http::routes)
+    })
+    .on_connect(tls::capture_connection)
+    .workers(2)
+    .shutdown_timeout(10)
+    .listen(http_listener)?;
+    tracing::info!(addr = %cfg.listen.http, "forward-auth listener (plain HTTP) ready");
+    if let Some((listener, tls_config)) = mtls {
+        let addr = listener.local_addr()?;
+        server = server.listen_rustls_0_23(listener, tls_config)?;
+        tracing::info!(%addr, "mTLS listener ready");
+    }
+    server.run().await?;
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! The `certgate` command line; everything else lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use certgate::clock::SystemClock;
+use certgate::config::{self, Problems, Source};
+
+#[derive(Parser)]
+#[command(
+    name = "certgate",
+    version,
+    about = "Client-certificate single sign-on gateway"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "pretty")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway. Without --config: the quickstart with a demo CA in ./certgate-data.
+    Serve {
+        #[arg(long, env = "CERTGATE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Overrides `data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Check a config file: exit 0 when valid, else print every problem and exit 2.
+    CheckConfig {
+        #[arg(long, env = "CERTGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::CheckConfig { config: None } => {
+            println!("nothing to check: without --config, `certgate serve` runs the quickstart with embedded defaults");
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig { config: Some(path) } => match load(&path, None) {
+            Ok(_) => {
+                println!("{}: ok", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(problems) => config_failure(&problems),
+        },
+        Command::Serve { config, data_dir } => serve(config, data_dir),
+    }
+}
+
+fn load(
+    path: &std::path::Path,
+    data_dir: Option<&std::path::Path>,
+) -> Result<config::Config, Problems> {
+    let source = Source::file(path)?;
+    config::load(&source, overrides(data_dir))
+}
+
+/// Environment overrides, then the command line's, which win.
+fn overrides(data_dir: Option<&std::path::Path>) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    if let Some(dir) = data_dir {
+        vars.push(("CERTGATE__DATA_DIR".into(), dir.display().to_string()));
+    }
+    vars
+}
+
+fn serve(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> ExitCode {
+    let (config, banner) = match config_path {
+        Some(path) => match load(&path, data_dir.as_deref()) {
+            Ok(c) => (c, None),
+            Err(problems) => return config_failure(&problems),
+        },
+        None => match quickstart(data_dir) {
+            Ok(pair) => pair,
+            Err(code) => return code,
+        },
+    };
+    let state = match certgate::build_state(config, Arc::new(SystemClock)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("certgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(banner) = banner {
+        println!("{banner}");
+    }
+    let result = actix_web::rt::System::new().block_on(certgate::serve(state));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("certgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn quickstart(data_dir: Option<PathBuf>) -> Result<(config::Config, Option<String>), ExitCode> {
+    let dir = data_dir.unwrap_or_else(|| PathBuf::from("certgate-data"));
+    // The public URL follows the mTLS port, which an override may move.
+    let mtls_port = std::env::var("CERTGATE__LISTEN__MTLS")
+        .ok()
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map_or(9443, |a| a.port());
+    let (demo, text) = certgate::quickstart::prepare(&dir, mtls_port).map_err(|e| {
+        eprintln!("certgate quickstart: {e}");
+        ExitCode::FAILURE
+    })?;
+    let source = Source {
+        text,
+        origin: "quickstart".into(),
+        base_dir: demo.data_dir.clone(),
+    };
+    let config = config::load(&source, overrides(None)).map_err(|p| config_failure(&p))?;
+    let mtls_url = config.public_url.as_str().trim_end_matches('/').to_string();
+    let banner = certgate::quickstart::banner(&demo, &config.listen.http.to_string(), &mtls_url);
+    Ok((config, Some(banner)))
+}
+
+fn config_failure(problems: &Problems) -> ExitCode {
+    eprintln!("{problems}");
+    ExitCode::from(2)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
