@@ -74,6 +74,10 @@ fn decode_nginx(value: &str) -> Result<PresentedChain, String> {
     if certs.len() > MAX_CHAIN_LEN {
         return Err(format!("more than {MAX_CHAIN_LEN} certificates"));
     }
+    for der in &certs {
+        x509_parser::parse_x509_certificate(der)
+            .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    }
     Ok(PresentedChain(certs))
 }
 

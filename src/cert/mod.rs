@@ -30,9 +30,9 @@ pub enum CertError {
     ChainTooLong,
     #[error("the certificate was not issued by a CA this gateway trusts")]
     UnknownIssuer,
-    #[error("the certificate expired at {not_after} (now {now})")]
+    #[error("the certificate expired at {} (now {})", utc(*not_after), utc(*now))]
     Expired { now: i64, not_after: i64 },
-    #[error("the certificate is not valid before {not_before} (now {now})")]
+    #[error("the certificate is not valid before {} (now {})", utc(*not_before), utc(*now))]
     NotYetValid { now: i64, not_before: i64 },
     #[error(
         "the certificate is not meant for client authentication (no clientAuth extended key usage)"
@@ -42,6 +42,16 @@ pub enum CertError {
     CaAsClient,
     #[error("the certificate was rejected: {0}")]
     Other(String),
+}
+
+/// A Unix time as people read it, for messages.
+fn utc(secs: i64) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| secs.to_string())
 }
 
 impl CertError {

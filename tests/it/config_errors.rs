@@ -1,0 +1,142 @@
+//! `certgate check-config` and `serve` on bad configuration: every problem, one per line,
+//! `key: problem (hint)`, exit 2.
+
+use std::process::Command;
+
+use crate::harness::certgate::binary;
+use crate::harness::pki::Pki;
+
+fn check(dir: &std::path::Path, toml: &str, env: &[(&str, &str)]) -> (i32, String) {
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn check_config_reports_every_problem_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = check(
+        dir.path(),
+        r#"
+public_url = "auth.example.com"
+lisen = "oops"
+[listen]
+http = "localhost"
+htp = "127.0.0.1:1"
+[session]
+ttl = "forever"
+[token]
+default_ttl = "40d"
+[identity]
+username_from = "cn_or_something"
+[[users]]
+groups = ["x"]
+"#,
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    for want in [
+        "lisen: unknown key",
+        "listen.htp: unknown key",
+        "public_url: `auth.example.com`",
+        "listen.http: `localhost` is not an IP address and port",
+        "client_ca.bundle: missing",
+        "session.ttl: `forever` is not a duration",
+        "token.default_ttl, token.max_ttl: default_ttl is longer than max_ttl",
+        "identity.username_from: `cn_or_something`",
+        "users[0].name: missing",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(want)),
+            "missing `{want}` in:\n{err}"
+        );
+    }
+    assert!(
+        lines.iter().all(|l| l.contains(": ") && l.ends_with(')')),
+        "every line is `key: problem (hint)`:\n{err}"
+    );
+}
+
+#[test]
+fn files_are_checked_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "Files CA");
+    let alice = pki.user("alice");
+    let (code, err) = check(
+        dir.path(),
+        &format!(
+            "public_url = \"https://auth.example.com\"\n[listen]\nmtls = \"127.0.0.1:1\"\n[tls]\ncert = \"{}\"\nkey = \"/nonexistent/server.key\"\n[client_ca]\nbundle = \"{}\"\n",
+            alice.cert.display(),
+            alice.cert.display()
+        ),
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("tls.key: cannot read a private key from /nonexistent/server.key"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "client_ca.bundle: {}: certificate #1",
+            alice.cert.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("is not a CA certificate"), "{err}");
+
+    let missing = Command::new(binary())
+        .args(["check-config", "--config", "/nonexistent/certgate.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("cannot read /nonexistent/certgate.toml")
+    );
+}
+
+#[test]
+fn environment_overrides_apply_and_serve_refuses_a_bad_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "Env CA");
+    let toml = format!(
+        "public_url = \"nope\"\n[client_ca]\nbundle = \"{}\"\n",
+        pki.ca_pem.display()
+    );
+    let (code, err) = check(dir.path(), &toml, &[]);
+    assert_eq!(code, 2, "{err}");
+    let (code, err) = check(
+        dir.path(),
+        &toml,
+        &[("CERTGATE__PUBLIC_URL", "https://auth.example.com")],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = check(
+        dir.path(),
+        &toml,
+        &[
+            ("CERTGATE__PUBLIC_URL", "https://auth.example.com"),
+            ("CERTGATE__SESSION__TTL", "soon"),
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("session.ttl: `soon`"), "{err}");
+
+    let serve = Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(dir.path().join("bad.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(serve.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&serve.stderr).contains("public_url"));
+}

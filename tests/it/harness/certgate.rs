@@ -1,0 +1,120 @@
+//! A real certgate process, started from the test binary's sibling executable.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use super::{dump_log_if_panicking, free_port, wait_for_port};
+
+pub struct Certgate {
+    child: Child,
+    pub http_port: u16,
+    pub mtls_port: Option<u16>,
+    pub log: PathBuf,
+    pub dir: PathBuf,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_certgate")
+}
+
+impl Certgate {
+    /// Starts `certgate serve --config` with a config whose `listen` section the harness fills in.
+    /// `body` is the rest of the TOML file.
+    pub fn start(dir: &Path, body: &str, with_mtls: bool) -> Self {
+        let http_port = free_port();
+        let mtls_port = with_mtls.then(free_port);
+        let mut listen = format!("[listen]\nhttp = \"127.0.0.1:{http_port}\"\n");
+        if let Some(p) = mtls_port {
+            listen.push_str(&format!("mtls = \"127.0.0.1:{p}\"\n"));
+        }
+        let body = body.replace("{MTLS_PORT}", &mtls_port.unwrap_or(0).to_string());
+        let config = dir.join("certgate.toml");
+        std::fs::write(&config, format!("{body}\n{listen}")).unwrap();
+        Self::spawn(
+            dir,
+            &["serve", "--config", &config.display().to_string()],
+            &[],
+            http_port,
+            mtls_port,
+        )
+    }
+
+    /// Starts the zero-config quickstart in `dir` on free ports.
+    pub fn quickstart(dir: &Path) -> Self {
+        let http_port = free_port();
+        let mtls_port = free_port();
+        let env = [
+            (
+                "CERTGATE__LISTEN__HTTP".to_string(),
+                format!("127.0.0.1:{http_port}"),
+            ),
+            (
+                "CERTGATE__LISTEN__MTLS".to_string(),
+                format!("127.0.0.1:{mtls_port}"),
+            ),
+        ];
+        Self::spawn(dir, &["serve"], &env, http_port, Some(mtls_port))
+    }
+
+    fn spawn(
+        dir: &Path,
+        args: &[&str],
+        env: &[(String, String)],
+        http_port: u16,
+        mtls_port: Option<u16>,
+    ) -> Self {
+        let log = dir.join(format!("certgate-{http_port}.log"));
+        let out = dir.join(format!("certgate-{http_port}.out"));
+        let child = Command::new(binary())
+            .args(args)
+            .envs(env.iter().cloned())
+            .env("RUST_LOG", "info,certgate=debug")
+            .env("NO_COLOR", "1")
+            .current_dir(dir)
+            .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .expect("certgate starts");
+        let me = Self {
+            child,
+            http_port,
+            mtls_port,
+            log,
+            dir: dir.to_path_buf(),
+        };
+        wait_for_port(http_port, "certgate", &me.log);
+        if let Some(p) = mtls_port {
+            wait_for_port(p, "certgate mTLS", &me.log);
+        }
+        me
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    pub fn mtls(&self, path: &str) -> String {
+        format!(
+            "https://localhost:{}{path}",
+            self.mtls_port.expect("started with mTLS")
+        )
+    }
+
+    /// What the process printed to stdout (the quickstart banner).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join(format!("certgate-{}.out", self.http_port)))
+            .unwrap_or_default()
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Certgate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        dump_log_if_panicking("certgate", &self.log);
+    }
+}

@@ -1,0 +1,63 @@
+//! Test harness: real processes (certgate, nginx) on loopback ports picked at run time,
+//! certificates made at test time, curl as the client. Processes are killed on drop, and
+//! their logs are printed when a test fails.
+
+pub mod certgate;
+pub mod curl;
+pub mod nginx;
+pub mod pki;
+pub mod upstream;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound, read back, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// Whether an external tool is here. Locally a missing tool skips the test; under `CI=true`
+/// it fails it, so CI never passes by skipping.
+pub fn require(tool: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{tool} is required under CI=true: run scripts/install-test-deps.sh");
+        }
+        eprintln!("SKIP: {tool} not installed (scripts/install-test-deps.sh installs it)");
+    }
+    found
+}
+
+/// Waits until something accepts connections on the port.
+pub fn wait_for_port(port: u16, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    panic!("{what} did not listen on port {port} within 20 s; its log:\n{log}");
+}
+
+/// Prints a process log if the current test is failing.
+pub fn dump_log_if_panicking(what: &str, log: &Path) {
+    if std::thread::panicking() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        eprintln!(
+            "----- {what} log ({}) -----\n{text}\n----- end of {what} log -----",
+            log.display()
+        );
+    }
+}

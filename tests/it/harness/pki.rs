@@ -1,0 +1,67 @@
+//! Certificates for a test, made with certgate's own CA code and written to a temp dir.
+
+use std::path::{Path, PathBuf};
+
+use certgate::ca::{Ca, ClientSpec, Issued};
+
+pub struct Pki {
+    pub dir: PathBuf,
+    pub ca: Ca,
+    pub ca_pem: PathBuf,
+}
+
+/// A certificate and key on disk, as curl wants them.
+pub struct CertFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub issued: Issued,
+}
+
+impl Pki {
+    pub fn new(dir: &Path, name: &str) -> Self {
+        let ca = Ca::generate(name).unwrap();
+        let ca_pem = dir.join(format!("{}.pem", slug(name)));
+        std::fs::write(&ca_pem, &ca.cert_pem).unwrap();
+        Self {
+            dir: dir.to_path_buf(),
+            ca,
+            ca_pem,
+        }
+    }
+
+    pub fn client(&self, spec: &ClientSpec) -> CertFiles {
+        self.write(
+            &format!("client-{}-{}", slug(&spec.common_name), spec.valid_until),
+            self.ca.issue(spec).unwrap(),
+        )
+    }
+
+    pub fn user(&self, name: &str) -> CertFiles {
+        self.client(&ClientSpec::new(name, 30))
+    }
+
+    pub fn server(&self, hosts: &[&str]) -> CertFiles {
+        self.write(
+            &format!("server-{}", slug(hosts[0])),
+            self.ca.issue_server(hosts, 30).unwrap(),
+        )
+    }
+
+    fn write(&self, stem: &str, issued: Issued) -> CertFiles {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let stem = format!("{stem}-{n}");
+        let cert = self.dir.join(format!("{stem}.pem"));
+        let key = self.dir.join(format!("{stem}.key"));
+        std::fs::write(&cert, &issued.cert_pem).unwrap();
+        std::fs::write(&key, &issued.key_pem).unwrap();
+        CertFiles { cert, key, issued }
+    }
+}
+
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
