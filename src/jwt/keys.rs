@@ -97,7 +97,7 @@ impl KeySet {
                 .map_err(|e| err(&path, format!("cannot write: {e}")))?;
             keys.push(SigningKey::from_pkcs8_pem(&pem, now).map_err(|p| err(&path, p))?);
         }
-        keys.sort_by(|a, b| b.created.cmp(&a.created));
+        keys.sort_by_key(|k| std::cmp::Reverse(k.created));
         Ok(Self { keys })
     }
 

@@ -81,6 +81,7 @@ fn plain(mut stream: TcpStream, head: &str) -> std::io::Result<()> {
     stream.flush()
 }
 
+#[allow(clippy::result_large_err)] // the error type is tungstenite's callback contract
 fn websocket(stream: TcpStream) -> std::io::Result<()> {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let record = std::sync::Arc::clone(&seen);
