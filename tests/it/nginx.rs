@@ -278,6 +278,19 @@ fn a_certificate_from_another_ca_gets_certgates_page_through_nginx() {
     );
 }
 
+#[test]
+fn an_expired_certificate_gets_certgates_page_through_nginx() {
+    let Some(s) = stack() else { return };
+    let mut spec = certgate::ca::ClientSpec::new("alice", 0);
+    spec.valid_from = -10 * 86_400;
+    spec.valid_until = -86_400;
+    let old = s.pki.client(&spec);
+    let r = s.curl().cert(&old.cert, &old.key).header(HTML).get(&s.auth("/auth"));
+    assert_eq!(r.status, 495, "{r:?}");
+    assert!(r.body.contains("certificate expired"), "{}", r.body);
+    assert!(r.header("set-cookie").is_none());
+}
+
 fn websocket(s: &Stack, header: Option<(&'static str, String)>) -> Result<String, u16> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(s.pki.ca.cert_der.clone().into()).unwrap();
