@@ -140,3 +140,14 @@ fn environment_overrides_apply_and_serve_refuses_a_bad_config() {
     assert_eq!(serve.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&serve.stderr).contains("public_url"));
 }
+
+/// The shipped example is valid once the files it names exist.
+#[test]
+fn the_example_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "Example CA");
+    std::fs::copy(&pki.ca_pem, dir.path().join("client-ca.pem")).unwrap();
+    let example = include_str!("../../config/certgate.example.toml");
+    let (code, err) = check(dir.path(), example, &[]);
+    assert_eq!(code, 0, "{err}");
+}

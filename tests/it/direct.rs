@@ -600,3 +600,40 @@ fn every_open_redirect_payload_lands_on_the_default_page() {
     );
     assert_eq!(ok.status, 302);
 }
+
+/// Disabling a user takes effect on live tokens: 403 at /verify, not a fresh login prompt.
+#[test]
+fn a_disabled_users_live_token_gets_403() {
+    if !require("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "Disable CA");
+    let server = pki.server(&["localhost"]);
+    let alice = pki.user("alice");
+    let config = |disabled: bool| {
+        format!(
+            "public_url = \"https://auth.example.test\"\ndata_dir = \"data\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[client_ca]\nbundle = \"{}\"\n[[users]]\nname = \"alice\"\ndisabled = {disabled}\n",
+            server.cert.display(),
+            server.key.display(),
+            pki.ca_pem.display()
+        )
+    };
+    let before = Certgate::start(dir.path(), &config(false), true);
+    let r = Curl::new(dir.path())
+        .cacert(&pki.ca_pem)
+        .cert(&alice.cert, &alice.key)
+        .post(&before.mtls("/token"), "");
+    assert_eq!(r.status, 200, "{r:?}");
+    let token = serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drop(before);
+    let after = Certgate::start(dir.path(), &config(true), true);
+    let v = Curl::new(dir.path())
+        .header(&format!("Authorization: Bearer {token}"))
+        .get(&after.http("/verify"));
+    assert_eq!(v.status, 403, "{v:?}");
+    assert!(v.header("remote-user").is_none());
+}

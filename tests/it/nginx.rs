@@ -285,7 +285,11 @@ fn an_expired_certificate_gets_certgates_page_through_nginx() {
     spec.valid_from = -10 * 86_400;
     spec.valid_until = -86_400;
     let old = s.pki.client(&spec);
-    let r = s.curl().cert(&old.cert, &old.key).header(HTML).get(&s.auth("/auth"));
+    let r = s
+        .curl()
+        .cert(&old.cert, &old.key)
+        .header(HTML)
+        .get(&s.auth("/auth"));
     assert_eq!(r.status, 495, "{r:?}");
     assert!(r.body.contains("certificate expired"), "{}", r.body);
     assert!(r.header("set-cookie").is_none());
