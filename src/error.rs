@@ -173,8 +173,10 @@ pub fn html(status: StatusCode, body: String) -> HttpResponse {
         .body(body)
 }
 
+/// JSON with a trailing newline, so `curl` output ends cleanly in a terminal.
 pub fn json(status: StatusCode, body: &serde_json::Value) -> HttpResponse {
     HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(body)
+        .body(format!("{body}\n"))
 }
