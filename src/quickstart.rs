@@ -109,6 +109,9 @@ key = "server.key"
 [client_ca]
 bundle = "ca.pem"
 
+[proxy]
+trusted = []            # certgate terminates mTLS itself here; no proxy may forward certificates
+
 [identity]
 allow_unlisted = true   # every certificate of the demo CA may sign in
 
@@ -177,7 +180,7 @@ pub fn banner(demo: &Demo, http: &str, mtls_url: &str) -> String {
         r#"
 certgate quickstart: demo data in {dir} (reused on the next start)
 
-  forward-auth (plain HTTP, for your proxy):  http://{http}/verify
+  forward-auth check (plain HTTP):            http://{http}/verify
   certificate login (certgate's own mTLS):    {mtls_url}/auth
   demo user alice:  {alice_pem}
                     {alice_p12}  (for browsers and phones; password: {pw})

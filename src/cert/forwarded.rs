@@ -1,8 +1,10 @@
-//! Certificates forwarded by a proxy in a request header. The caller decides whether the peer
-//! is trusted; here we only decode, with size caps, into a [`PresentedChain`] that still has to
-//! pass [`super::TrustStore::verify`].
+//! Certificates forwarded by a proxy in a request header, one decoder per format
+//! (DESIGN.md §3). The caller decides whether the peer is trusted; here we only decode, with
+//! size caps, into a [`PresentedChain`] that still has to pass [`super::TrustStore::verify`].
 
 use actix_web::http::header::HeaderMap;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use percent_encoding::percent_decode_str;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -10,7 +12,7 @@ use rustls_pki_types::CertificateDer;
 use super::{PresentedChain, MAX_CHAIN_LEN};
 use crate::config::CertHeaderFormat;
 
-/// Largest header value decoded; a PEM chain of five P-256/RSA-4096 certs fits well within.
+/// Largest header value decoded; a chain of five RSA-4096 certificates fits well within.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// A forwarded certificate header that is present but cannot be used.
@@ -25,6 +27,10 @@ pub struct ForwardedError {
 pub fn header_name(format: CertHeaderFormat) -> &'static str {
     match format {
         CertHeaderFormat::Nginx => "X-SSL-Client-Cert",
+        CertHeaderFormat::Traefik => "X-Forwarded-Tls-Client-Cert",
+        CertHeaderFormat::Caddy => "X-Client-Cert",
+        CertHeaderFormat::Envoy => "X-Forwarded-Client-Cert",
+        CertHeaderFormat::Rfc9440 => "Client-Cert",
     }
 }
 
@@ -37,39 +43,36 @@ pub fn decode(
     headers: &HeaderMap,
 ) -> Result<Option<PresentedChain>, ForwardedError> {
     let header = header_name(format);
-    let Some(value) = headers.get(header) else {
+    let fail = |problem: String| ForwardedError { header, problem };
+    let mut values = headers.get_all(header);
+    let Some(value) = values.next() else {
         return Ok(None);
     };
-    let fail = |problem: &str| ForwardedError {
-        header,
-        problem: problem.to_string(),
-    };
-    if value.len() > MAX_HEADER_BYTES {
-        return Err(fail("too large"));
+    if values.next().is_some() {
+        return Err(fail("sent more than once".into()));
     }
-    let value = value.to_str().map_err(|_| fail("not ASCII"))?.trim();
+    if value.len() > MAX_HEADER_BYTES {
+        return Err(fail("too large".into()));
+    }
+    let value = value.to_str().map_err(|_| fail("not ASCII".into()))?.trim();
     if value.is_empty() {
         return Ok(None);
     }
-    match format {
-        CertHeaderFormat::Nginx => {
-            // nginx sends an empty value when the client presented nothing; `X-SSL-Client-Verify`
-            // is informational only, since certgate re-verifies.
-            decode_nginx(value).map(Some).map_err(|p| fail(&p))
-        }
+    let certs = match format {
+        CertHeaderFormat::Nginx => percent_decode(value).and_then(|pem| decode_pem(&pem)),
+        CertHeaderFormat::Traefik => decode_traefik(value),
+        CertHeaderFormat::Caddy if value.starts_with('{') => return Ok(None),
+        CertHeaderFormat::Caddy => decode_base64_der(value).map(|c| vec![c]),
+        CertHeaderFormat::Envoy => decode_envoy(value),
+        CertHeaderFormat::Rfc9440 => decode_rfc9440(value).map(|c| vec![c]),
     }
+    .map_err(fail)?;
+    check_chain(certs).map(Some).map_err(fail)
 }
 
-/// `$ssl_client_escaped_cert`: the leaf as percent-encoded PEM.
-fn decode_nginx(value: &str) -> Result<PresentedChain, String> {
-    let pem = percent_decode_str(value)
-        .decode_utf8()
-        .map_err(|_| "percent-decoded value is not UTF-8".to_string())?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+fn check_chain(certs: Vec<CertificateDer<'static>>) -> Result<PresentedChain, String> {
     if certs.is_empty() {
-        return Err("no PEM certificate in the value".into());
+        return Err("no certificate in the value".into());
     }
     if certs.len() > MAX_CHAIN_LEN {
         return Err(format!("more than {MAX_CHAIN_LEN} certificates"));
@@ -81,61 +84,92 @@ fn decode_nginx(value: &str) -> Result<PresentedChain, String> {
     Ok(PresentedChain(certs))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use actix_web::http::header::{HeaderName, HeaderValue};
+fn percent_decode(value: &str) -> Result<String, String> {
+    percent_decode_str(value)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| "percent-decoded value is not UTF-8".to_string())
+}
 
-    fn headers(name: &'static str, value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(
-            HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            HeaderValue::from_str(value).unwrap(),
-        );
-        h
-    }
+/// nginx `$ssl_client_escaped_cert`, Envoy's `Cert=`: percent-encoded PEM.
+fn decode_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not a PEM certificate: {e}"))
+}
 
-    fn nginx_escape(pem: &str) -> String {
-        // nginx escapes everything but unreserved characters, as $ssl_client_escaped_cert does.
-        percent_encoding::utf8_percent_encode(pem, percent_encoding::NON_ALPHANUMERIC).to_string()
-    }
+fn decode_base64_der(value: &str) -> Result<CertificateDer<'static>, String> {
+    STANDARD
+        .decode(value.trim())
+        .map(CertificateDer::from)
+        .map_err(|e| format!("not base64 DER: {e}"))
+}
 
-    #[test]
-    fn nginx_escaped_pem_decodes_to_the_leaf() {
-        let ca = crate::ca::Ca::generate("Test CA").unwrap();
-        let alice = ca.issue_client("alice", 30).unwrap();
-        let h = headers("x-ssl-client-cert", &nginx_escape(&alice.cert_pem));
-        let chain = decode(CertHeaderFormat::Nginx, &h).unwrap().unwrap();
-        assert_eq!(chain.0.len(), 1);
-        assert_eq!(chain.0[0].as_ref(), alice.cert_der.as_slice());
-    }
+/// Traefik `passTLSClientCert` with `pem: true`: base64 DER, `,`-joined, leaf first.
+/// Traefik up to 2.9.1 also percent-encoded the value.
+fn decode_traefik(value: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let value = if value.contains('%') {
+        percent_decode(value)?
+    } else {
+        value.to_string()
+    };
+    value
+        .split(',')
+        .map(|part| {
+            // Some versions send PEM armour around each certificate.
+            let body: String = part
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<Vec<_>>()
+                .join("");
+            decode_base64_der(&body)
+        })
+        .collect()
+}
 
-    #[test]
-    fn empty_nginx_header_means_no_cert() {
-        let h = headers("x-ssl-client-cert", "");
-        assert!(decode(CertHeaderFormat::Nginx, &h).unwrap().is_none());
-        assert!(decode(CertHeaderFormat::Nginx, &HeaderMap::new())
-            .unwrap()
-            .is_none());
-    }
+/// Envoy `x-forwarded-client-cert`: `By=…;Hash=…;Cert="<percent-encoded PEM>"`, one element
+/// per hop, `,`-separated; the last element is the hop that talks to us.
+fn decode_envoy(value: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let element = split_outside_quotes(value, ',')
+        .pop()
+        .ok_or_else(|| "empty value".to_string())?;
+    let cert = split_outside_quotes(&element, ';')
+        .into_iter()
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("cert")
+                .then(|| v.trim().trim_matches('"').to_string())
+        })
+        .next()
+        .ok_or_else(|| "no Cert= in the last element".to_string())?;
+    decode_pem(&percent_decode(&cert)?)
+}
 
-    #[test]
-    fn malformed_nginx_header_is_an_error_naming_the_header() {
-        for bad in [
-            "garbage",
-            "-----BEGIN%20CERTIFICATE-----%0AAAAA%0A",
-            "%FF%FE",
-        ] {
-            let err =
-                decode(CertHeaderFormat::Nginx, &headers("x-ssl-client-cert", bad)).unwrap_err();
-            assert_eq!(err.header, "X-SSL-Client-Cert", "{bad}");
+fn split_outside_quotes(value: &str, sep: char) -> Vec<String> {
+    let (mut parts, mut current, mut quoted) = (Vec::new(), String::new(), false);
+    for c in value.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            c if c == sep && !quoted => parts.push(std::mem::take(&mut current)),
+            c => current.push(c),
         }
     }
-
-    #[test]
-    fn oversized_nginx_header_is_refused() {
-        let big = "A".repeat(MAX_HEADER_BYTES + 1);
-        let err = decode(CertHeaderFormat::Nginx, &headers("x-ssl-client-cert", &big)).unwrap_err();
-        assert_eq!(err.problem, "too large");
-    }
+    parts.push(current);
+    parts
 }
+
+/// RFC 9440 `Client-Cert`: a structured-field byte sequence, `:<base64 DER>:`.
+fn decode_rfc9440(value: &str) -> Result<CertificateDer<'static>, String> {
+    let inner = value
+        .strip_prefix(':')
+        .and_then(|v| v.strip_suffix(':'))
+        .ok_or_else(|| "not a structured-field byte sequence (:base64:)".to_string())?;
+    decode_base64_der(inner)
+}
+
+#[cfg(test)]
+mod tests;

@@ -65,6 +65,10 @@ impl ProxyConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CertHeaderFormat {
     Nginx,
+    Traefik,
+    Caddy,
+    Envoy,
+    Rfc9440,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +134,14 @@ impl Checker {
     fn duration(&mut self, key: &str, raw: Option<&str>, default: Duration) -> Duration {
         let Some(raw) = raw else { return default };
         match humantime::parse_duration(raw) {
+            Ok(d) if d > MAX_TTL => {
+                self.fail(
+                    key,
+                    format!("`{raw}` is longer than a year"),
+                    "certgate's lifetimes are at most 365d",
+                );
+                default
+            }
             Ok(d) if d.as_secs() > 0 => d,
             Ok(_) => {
                 self.fail(key, "must be at least one second", "e.g. \"1h\"");
@@ -208,11 +220,15 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Problems> 
         trusted: trusted_networks(&mut c, raw.proxy.trusted),
         cert_header: match raw.proxy.cert_header.as_deref().unwrap_or("nginx") {
             "nginx" => CertHeaderFormat::Nginx,
+            "traefik" => CertHeaderFormat::Traefik,
+            "caddy" => CertHeaderFormat::Caddy,
+            "envoy" => CertHeaderFormat::Envoy,
+            "rfc9440" => CertHeaderFormat::Rfc9440,
             other => {
                 c.fail(
                     "proxy.cert_header",
-                    format!("`{other}` is not supported by this version"),
-                    "use \"nginx\" (X-SSL-Client-Cert: $ssl_client_escaped_cert)",
+                    format!("`{other}` is not a certificate header format"),
+                    "use one of nginx, traefik, caddy, envoy, rfc9440",
                 );
                 CertHeaderFormat::Nginx
             }
@@ -284,6 +300,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Problems> 
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
+const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
 fn public_url(c: &mut Checker, raw: Option<&str>) -> Option<Url> {
     let hint =
@@ -433,6 +450,15 @@ fn users(c: &mut Checker, raw: Vec<super::raw::RawUser>) -> BTreeMap<String, Use
                 "merge the two entries",
             );
             continue;
+        }
+        for group in &u.groups {
+            if group.is_empty() || group.contains(',') || group.chars().any(char::is_control) {
+                c.fail(
+                    &format!("users[{i}].groups"),
+                    format!("`{group}` is not a usable group name"),
+                    "group names are sent comma-separated in Remote-Groups: no commas, no control characters",
+                );
+            }
         }
         let user = User {
             name: name.clone(),

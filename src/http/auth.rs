@@ -44,7 +44,7 @@ fn login(
         .mint(
             TokenKind::Session,
             &subject,
-            i64::try_from(ttl.as_secs()).unwrap_or(3600),
+            i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
             now,
         )
         .map_err(|e: JwtError| AppError::Internal(e.to_string()))?;
@@ -54,9 +54,17 @@ fn login(
     );
     let set_cookie = cookie::session(&cfg.session, &jwt, ttl);
     let target = rd_param(req).and_then(|rd| {
-        let url = redirect::validate(&rd, &cfg.session.allowed_redirect_hosts, !cfg.session.secure);
+        let url = redirect::validate(
+            &rd,
+            &cfg.session.allowed_redirect_hosts,
+            !cfg.session.secure,
+        );
         if url.is_none() {
-            tracing::warn!(rd = %rd.escape_debug(), "refused redirect target; showing the default page");
+            // The value may carry tokens in its query: log its size, not its content.
+            tracing::warn!(
+                rd_len = rd.len(),
+                "refused redirect target; showing the default page"
+            );
         }
         url
     });

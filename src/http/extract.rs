@@ -34,7 +34,9 @@ pub struct RequestMeta {
 impl RequestMeta {
     pub fn from_request(req: &HttpRequest, state: &AppState) -> Self {
         let peer = req.peer_addr().map(|a| a.ip());
-        let trusted_peer = peer.is_some_and(|p| state.config.proxy.is_trusted(p));
+        // On the mTLS listener the peer is the end client itself, never a proxy.
+        let on_mtls = matches!(req.conn_data::<Connection>(), Some(Connection::Mtls { .. }));
+        let trusted_peer = !on_mtls && peer.is_some_and(|p| state.config.proxy.is_trusted(p));
         let headers = req.headers();
         let original_url = if trusted_peer {
             original_url(headers)

@@ -65,7 +65,6 @@ impl AppState {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth", web::get().to(auth::handle))
-        .route("/auth", web::head().to(auth::handle))
         .route("/verify", web::route().to(verify::handle))
         .route("/token", web::post().to(token::handle))
         .route("/logout", web::post().to(logout::handle))

@@ -86,6 +86,8 @@ fn mint(
         ));
     }
 
+    // A token minted from a session never outlives that session.
+    let mut not_after = None;
     let subject = match extract::verified_cert(req, state, meta) {
         Ok(Some(cert)) => {
             let who = identity::from_cert(&cert, &cfg.identity)?;
@@ -99,7 +101,11 @@ fn mint(
                 cert_serial: Some(cert.cert().serial.clone()),
             }
         }
-        Ok(None) => session_subject(req, state, now)?,
+        Ok(None) => {
+            let (subject, session_exp) = session_subject(req, state, now)?;
+            not_after = Some(session_exp);
+            subject
+        }
         Err(AppError::CertRejected(e)) => {
             return Err(oauth(
                 StatusCode::UNAUTHORIZED,
@@ -109,7 +115,10 @@ fn mint(
         }
         Err(other) => return Err(other),
     };
-    let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    let mut secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    if let Some(exp) = not_after {
+        secs = secs.min(exp.saturating_sub(now)).max(1);
+    }
     let (access_token, claims) = state
         .tokens
         .mint(TokenKind::Bearer, &subject, secs, now)
@@ -121,11 +130,16 @@ fn mint(
         .json(TokenResponse {
             access_token,
             token_type: "Bearer",
-            expires_in: ttl.as_secs(),
+            expires_in: u64::try_from(secs).unwrap_or(0),
         }))
 }
 
-fn session_subject(req: &HttpRequest, state: &AppState, now: i64) -> Result<Subject, AppError> {
+/// The session's holder and the session's expiry.
+fn session_subject(
+    req: &HttpRequest,
+    state: &AppState,
+    now: i64,
+) -> Result<(Subject, i64), AppError> {
     for value in extract::session_cookies(req, &state.config.session.cookie_name) {
         let Ok(claims) = state.tokens.verify(&value, TokenKind::Session, now) else {
             continue;
@@ -134,7 +148,7 @@ fn session_subject(req: &HttpRequest, state: &AppState, now: i64) -> Result<Subj
             continue;
         }
         let who = identity::from_claims(&claims, &state.config.identity)?;
-        return Ok(Subject {
+        let subject = Subject {
             user: who.user,
             groups: who.groups,
             email: who.email,
@@ -142,7 +156,8 @@ fn session_subject(req: &HttpRequest, state: &AppState, now: i64) -> Result<Subj
             scope: None,
             cert_thumbprint: claims.cnf.map(|c| c.x5t_s256),
             cert_serial: claims.x5s,
-        });
+        };
+        return Ok((subject, claims.exp));
     }
     Err(oauth(
         StatusCode::UNAUTHORIZED,

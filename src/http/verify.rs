@@ -60,7 +60,9 @@ fn check(req: &HttpRequest, state: &AppState, meta: &RequestMeta) -> Result<Iden
         Ok(Some(cert)) => return Ok(identity::from_cert(&cert, &cfg.identity)?),
         Ok(None) => {}
         // A bad certificate cannot authenticate; send the person to /auth, which says why.
+        // A malformed header is a 401 here too: nginx turns any other auth answer into a 500.
         Err(AppError::CertRejected(e)) => return Err(challenge(None, e.to_string())),
+        Err(AppError::BadRequest(why)) => return Err(challenge(None, why)),
         Err(other) => return Err(other),
     }
     Err(challenge(

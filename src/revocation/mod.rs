@@ -16,7 +16,7 @@ impl Revocations {
             .jtis
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        jtis.retain(|_, e| *e + crate::jwt::LEEWAY > now);
+        jtis.retain(|_, e| e.saturating_add(crate::jwt::LEEWAY) > now);
         jtis.insert(jti.to_string(), exp);
     }
 

@@ -36,10 +36,14 @@ htp = "127.0.0.1:1"
 ttl = "forever"
 [token]
 default_ttl = "40d"
+max_ttl = "2y"
 [identity]
 username_from = "cn_or_something"
 [[users]]
 groups = ["x"]
+[[users]]
+name = "bob"
+groups = ["a,b"]
 "#,
         &[],
     );
@@ -55,6 +59,8 @@ groups = ["x"]
         "token.default_ttl, token.max_ttl: default_ttl is longer than max_ttl",
         "identity.username_from: `cn_or_something`",
         "users[0].name: missing",
+        "users[1].groups: `a,b` is not a usable group name",
+        "token.max_ttl: `2y` is longer than a year",
     ] {
         assert!(
             lines.iter().any(|l| l.starts_with(want)),

@@ -286,8 +286,15 @@ fn token_requests_outside_the_limits_are_refused() {
     let from_session = s
         .curl()
         .header(&format!("Cookie: __Host-certgate={cookie}"))
-        .post(&s.cg.mtls("/token"), "");
+        .post(&s.cg.mtls("/token"), "ttl=2h");
     assert_eq!(from_session.status, 200, "{from_session:?}");
+    // ...but never one that outlives the session (1h), whatever ttl asks for.
+    let json: serde_json::Value = serde_json::from_str(&from_session.body).unwrap();
+    let expires_in = json["expires_in"].as_u64().unwrap();
+    assert!(
+        expires_in <= 3600 && expires_in > 3500,
+        "expires_in {expires_in}"
+    );
 }
 
 #[test]
@@ -502,6 +509,12 @@ fn a_trusted_proxy_may_forward_a_cert_but_not_a_malformed_one() {
             r.body
         );
     }
+    // On /verify the same header is a 401 challenge: nginx turns a 400 from auth_request into a 500.
+    let on_verify = s
+        .curl()
+        .header("X-SSL-Client-Cert: garbage")
+        .get(&s.cg.http("/verify"));
+    assert_eq!(on_verify.status, 401, "{on_verify:?}");
     // The process is still serving after all of that.
     assert_eq!(s.curl().get(&s.cg.http("/healthz")).status, 200);
 }

@@ -162,7 +162,15 @@ fn browser_flow_through_nginx_signs_in_once_and_reaches_the_app() {
     let original = s.app("/dashboard?tab=energy");
 
     // 1. No cookie: nginx turns certgate's 401 + Location into a redirect to the sign-in host.
-    let r1 = s.curl().jar(&jar).header(HTML).get(&original);
+    //    What the client claims about the request is not believed: only nginx says it.
+    let r1 = s
+        .curl()
+        .jar(&jar)
+        .header(HTML)
+        .header("X-Original-URL: https://evil.example/")
+        .header("X-Forwarded-Method: POST")
+        .header("X-Forwarded-Host: evil.example")
+        .get(&original);
     assert_eq!(r1.status, 302, "{r1:?}");
     let login = r1.header("location").unwrap().to_string();
     let rd = percent_encoding::utf8_percent_encode(&original, percent_encoding::NON_ALPHANUMERIC)
