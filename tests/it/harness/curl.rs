@@ -65,14 +65,22 @@ impl Curl {
     }
 
     pub fn get(self, url: &str) -> Response {
+        self.run(url).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Curl::get`], but a connection failure is an `Err` (for readiness polling).
+    pub fn try_get(self, url: &str) -> Result<Response, String> {
         self.run(url)
     }
 
     pub fn post(self, url: &str, form: &str) -> Response {
-        self.arg("--data").arg(form).run(url)
+        self.arg("--data")
+            .arg(form)
+            .run(url)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn run(self, url: &str) -> Response {
+    fn run(self, url: &str) -> Result<Response, String> {
         let id = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let head = self.scratch.join(format!("curl-{id}.head"));
         let body = self.scratch.join(format!("curl-{id}.body"));
@@ -91,12 +99,13 @@ impl Curl {
             .trim()
             .parse()
             .unwrap_or(0);
-        assert!(
-            status != 0,
-            "curl {:?} {url} failed: {}",
-            self.args,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if status == 0 {
+            return Err(format!(
+                "curl {:?} {url} failed: {}",
+                self.args,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
         let head_text = std::fs::read_to_string(&head).unwrap_or_default();
         // With -L there are several header blocks; the last one is the final answer.
         let last = head_text
@@ -121,11 +130,11 @@ impl Curl {
         let body_text = std::fs::read_to_string(&body).unwrap_or_default();
         let _ = std::fs::remove_file(head);
         let _ = std::fs::remove_file(body);
-        Response {
+        Ok(Response {
             status,
             headers,
             body: body_text,
-        }
+        })
     }
 }
 

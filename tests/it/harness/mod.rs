@@ -2,10 +2,12 @@
 //! certificates made at test time, curl as the client. Processes are killed on drop, and
 //! their logs are printed when a test fails.
 
+pub mod caddy;
 pub mod certgate;
 pub mod curl;
 pub mod nginx;
 pub mod pki;
+pub mod traefik;
 pub mod upstream;
 
 use std::net::{TcpListener, TcpStream};

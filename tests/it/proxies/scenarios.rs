@@ -1,0 +1,245 @@
+//! What every proxy must get right, written once.
+
+use std::net::TcpStream;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::Message;
+
+use super::{Proxy, Stack};
+use crate::direct::cookie_value;
+use crate::harness::pki::Pki;
+
+const HTML: &str = "Accept: text/html,application/xhtml+xml";
+
+fn bearer(s: &Stack) -> String {
+    let r = s
+        .curl()
+        .cert(&s.alice.cert, &s.alice.key)
+        .post(&s.auth("/token"), "");
+    assert_eq!(r.status, 200, "{r:?}");
+    serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn session_cookie(s: &Stack) -> String {
+    let r = s
+        .curl()
+        .cert(&s.alice.cert, &s.alice.key)
+        .header(HTML)
+        .get(&s.auth("/auth"));
+    assert_eq!(r.status, 200, "{r:?}");
+    cookie_value(&r, s.cookie)
+}
+
+pub fn browser_flow(s: &Stack) {
+    let jar = s.dir.path().join("jar.txt");
+    let original = s.app(0, "/dashboard?tab=energy");
+
+    // 1. No cookie: the browser is sent to the sign-in host with the page it asked for.
+    //    What the client claims about the request is not believed: only the proxy says it.
+    let r1 = s
+        .curl()
+        .jar(&jar)
+        .header(HTML)
+        .header("X-Original-URL: https://evil.example/")
+        .header("X-Forwarded-Method: POST")
+        .header("X-Forwarded-Host: evil.example")
+        .get(&original);
+    assert_eq!(r1.status, 302, "{r1:?}");
+    let login = r1.header("location").unwrap().to_string();
+    let rd = utf8_percent_encode(&original, NON_ALPHANUMERIC).to_string();
+    assert_eq!(login, s.auth(&format!("/auth?rd={rd}")));
+
+    // 2. The sign-in host asks for the certificate; certgate sets the SSO cookie and sends us back.
+    let r2 = s
+        .curl()
+        .jar(&jar)
+        .cert(&s.alice.cert, &s.alice.key)
+        .header(HTML)
+        .get(&login);
+    assert_eq!(r2.status, 302, "{r2:?}");
+    assert_eq!(r2.header("location"), Some(original.as_str()));
+    let set = r2.header("set-cookie").unwrap();
+    assert!(
+        set.starts_with(&format!("{}=", s.cookie)) && set.contains("Domain=example.com"),
+        "{set}"
+    );
+
+    // 3. The cookie alone gets through; the app sees who it is, not what the client claimed.
+    let r3 = s
+        .curl()
+        .jar(&jar)
+        .header(HTML)
+        .header("Remote-User: admin")
+        .get(&original);
+    assert_eq!(r3.status, 200, "{r3:?}");
+    assert!(
+        r3.body
+            .contains("remote-user=[alice] remote-groups=[family]"),
+        "{}",
+        r3.body
+    );
+
+    // 4. Single sign-on: the second app takes the same cookie, no certificate needed.
+    let r4 = s.curl().jar(&jar).header(HTML).get(&s.app(1, "/grafana"));
+    assert_eq!(r4.status, 200, "{r4:?}");
+    assert!(
+        r4.body.contains("remote-user=[alice]") && r4.body.contains("path=[/grafana]"),
+        "{}",
+        r4.body
+    );
+
+    // The whole journey in one go, following redirects as a browser does.
+    let jar2 = s.dir.path().join("jar2.txt");
+    let all = s
+        .curl()
+        .jar(&jar2)
+        .arg("-L")
+        .cert(&s.alice.cert, &s.alice.key)
+        .header(HTML)
+        .get(&s.app(1, "/x"));
+    assert_eq!(all.status, 200, "{all:?}");
+    assert!(
+        all.body.contains("remote-user=[alice]") && all.body.contains("path=[/x]"),
+        "{}",
+        all.body
+    );
+}
+
+pub fn api_and_bearer(s: &Stack) {
+    let api = s.curl().get(&s.app(0, "/api/states"));
+    assert_eq!(api.status, 401, "{api:?}");
+    assert!(
+        api.header("www-authenticate")
+            .unwrap_or("")
+            .starts_with("Bearer"),
+        "{api:?}"
+    );
+    assert!(!api.body.contains("app saw"), "the app must not be reached");
+
+    let token = bearer(s);
+    let ok = s
+        .curl()
+        .header(&format!("Authorization: Bearer {token}"))
+        .header("Remote-User: admin")
+        .get(&s.app(1, "/api/states"));
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(ok.body.contains("remote-user=[alice]"), "{}", ok.body);
+
+    let forged = s
+        .curl()
+        .header("Remote-User: alice")
+        .get(&s.app(0, "/api/states"));
+    assert_eq!(forged.status, 401, "{forged:?}");
+    assert!(!forged.body.contains("app saw"));
+}
+
+/// The certificate header in this proxy's own format, as a client might forge it.
+fn forged_header(s: &Stack) -> String {
+    match s.proxy {
+        Proxy::Nginx => format!(
+            "X-SSL-Client-Cert: {}",
+            utf8_percent_encode(&s.alice.issued.cert_pem, NON_ALPHANUMERIC)
+        ),
+        Proxy::Traefik => format!(
+            "X-Forwarded-Tls-Client-Cert: {}",
+            STANDARD.encode(&s.alice.issued.cert_der)
+        ),
+        Proxy::Caddy => format!(
+            "X-Client-Cert: {}",
+            STANDARD.encode(&s.alice.issued.cert_der)
+        ),
+    }
+}
+
+pub fn forged_cert_header(s: &Stack) {
+    let header = forged_header(s);
+    let app = s.curl().header(&header).get(&s.app(0, "/"));
+    assert_eq!(app.status, 401, "app host: {app:?}");
+    let auth = s.curl().header(&header).header(HTML).get(&s.auth("/auth"));
+    assert_eq!(auth.status, 401, "sign-in host: {auth:?}");
+    assert!(auth.body.contains("No client certificate"), "{}", auth.body);
+    let token = s.curl().header(&header).post(&s.auth("/token"), "");
+    assert_eq!(token.status, 401, "token: {token:?}");
+}
+
+pub fn refused_certificates(s: &Stack) {
+    let other = Pki::new(s.dir.path(), "Stranger CA");
+    let stranger = other.user("alice");
+    let r = s
+        .curl()
+        .cert(&stranger.cert, &stranger.key)
+        .header(HTML)
+        .get(&s.auth("/auth"));
+    assert_eq!(r.status, 495, "{r:?}");
+    assert!(
+        r.body.contains("not issued by a CA this gateway trusts"),
+        "{}",
+        r.body
+    );
+
+    let mut spec = certgate::ca::ClientSpec::new("alice", 0);
+    spec.valid_from = -10 * 86_400;
+    spec.valid_until = -86_400;
+    let old = s.pki.client(&spec);
+    let r = s
+        .curl()
+        .cert(&old.cert, &old.key)
+        .header(HTML)
+        .get(&s.auth("/auth"));
+    assert_eq!(r.status, 495, "{r:?}");
+    assert!(r.body.contains("certificate expired"), "{}", r.body);
+    assert!(r.header("set-cookie").is_none());
+}
+
+fn websocket(s: &Stack, header: Option<(&'static str, String)>) -> Result<String, u16> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(s.pki.ca.cert_der.clone().into()).unwrap();
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut request = format!("wss://{}:{}/api/websocket", s.apps[0], s.port)
+        .into_client_request()
+        .unwrap();
+    if let Some((name, value)) = header {
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    let tcp = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let connector = tungstenite::Connector::Rustls(Arc::new(tls));
+    match tungstenite::client_tls_with_config(request, tcp, None, Some(connector)) {
+        Ok((mut ws, response)) => {
+            assert_eq!(response.status().as_u16(), 101);
+            ws.send(Message::text("hello")).unwrap();
+            let reply = ws.read().unwrap().into_text().unwrap().to_string();
+            let _ = ws.close(None);
+            Ok(reply)
+        }
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+            Err(resp.status().as_u16())
+        }
+        Err(e) => panic!("websocket: {e}"),
+    }
+}
+
+pub fn websockets(s: &Stack) {
+    let cookie = session_cookie(s);
+    assert_eq!(
+        websocket(s, Some(("cookie", format!("{}={cookie}", s.cookie)))),
+        Ok("alice: hello".to_string())
+    );
+    assert_eq!(
+        websocket(s, Some(("authorization", format!("Bearer {}", bearer(s))))),
+        Ok("alice: hello".to_string())
+    );
+    assert_eq!(websocket(s, None), Err(401));
+    assert_eq!(
+        websocket(s, Some(("cookie", format!("{}=forged", s.cookie)))),
+        Err(401)
+    );
+}
