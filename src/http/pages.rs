@@ -95,6 +95,7 @@ impl Pages {
     /// When the embedded template does not compile (a build defect, caught by tests).
     pub fn new() -> Result<Self, minijinja::Error> {
         let mut env = Environment::new();
+        env.set_keep_trailing_newline(true);
         env.add_template("page.html", PAGE)?;
         env.add_global("style", STYLE);
         Ok(Self { env })

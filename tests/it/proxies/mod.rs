@@ -40,9 +40,20 @@ impl Proxy {
     }
 }
 
+/// (a) the app host asks for the certificate itself; (b) a dedicated sign-in host and
+/// single sign-on across app hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    SingleHost,
+    Sso,
+}
+
 /// A running proxy with certgate and the app behind it.
 pub struct Stack {
     pub proxy: Proxy,
+    pub layout: Layout,
+    /// Where certgate's own endpoints are reached through the proxy.
+    pub certgate_base: String,
     pub dir: tempfile::TempDir,
     pub pki: Pki,
     pub alice: CertFiles,
@@ -74,8 +85,15 @@ fn second_app(config: &str, marker: &str) -> String {
 }
 
 impl Stack {
-    /// Layout (b): a dedicated sign-in host and single sign-on across two app hosts.
     pub fn sso(proxy: Proxy) -> Option<Self> {
+        Self::start(proxy, Layout::Sso)
+    }
+
+    pub fn single_host(proxy: Proxy) -> Option<Self> {
+        Self::start(proxy, Layout::SingleHost)
+    }
+
+    fn start(proxy: Proxy, layout: Layout) -> Option<Self> {
         if !require(proxy.tool()) || !require("curl") {
             return None;
         }
@@ -85,11 +103,21 @@ impl Stack {
         let tls = pki.server(&HOSTS);
         let port = free_port();
         let upstream = Upstream::start();
+        let (public_url, session) = match layout {
+            Layout::Sso => (
+                format!("https://auth.example.com:{port}"),
+                "cookie_domain = \"example.com\"\nallowed_redirect_hosts = [\"*.example.com\"]",
+            ),
+            Layout::SingleHost => (
+                format!("https://app.example.com:{port}/.certgate"),
+                "allowed_redirect_hosts = [\"app.example.com\"]",
+            ),
+        };
         let certgate = Certgate::start(
             dir.path(),
             &format!(
                 r#"
-public_url = "https://auth.example.com:{port}"
+public_url = "{public_url}"
 data_dir = "data"
 [client_ca]
 bundle = "{ca}"
@@ -97,8 +125,7 @@ bundle = "{ca}"
 trusted = ["127.0.0.1/32"]
 cert_header = "{header}"
 [session]
-cookie_domain = "example.com"
-allowed_redirect_hosts = ["*.example.com"]
+{session}
 [[users]]
 name = "alice"
 groups = ["family"]
@@ -115,8 +142,58 @@ groups = ["family"]
             tls.key.display().to_string(),
             pki.ca_pem.display().to_string(),
         );
-        let process: Box<dyn std::any::Any> = match proxy {
-            Proxy::Nginx => {
+        let process: Box<dyn std::any::Any> = match (proxy, layout) {
+            (Proxy::Nginx, Layout::SingleHost) => {
+                let conf = render(
+                    include_str!("../../../config/proxies/nginx-single-host.conf"),
+                    &[
+                        ("listen 443 ssl", format!("listen 127.0.0.1:{port} ssl")),
+                        ("127.0.0.1:9180", cg),
+                        ("127.0.0.1:8123", app),
+                        ("/etc/nginx/tls/app.example.com.pem", cert),
+                        ("/etc/nginx/tls/app.example.com.key", key),
+                        ("/etc/certgate/client-ca.pem", ca),
+                    ],
+                );
+                Box::new(Nginx::start(dir.path(), port, &conf))
+            }
+            (Proxy::Caddy, Layout::SingleHost) => {
+                let conf = render(
+                    include_str!("../../../config/proxies/Caddyfile.single-host"),
+                    &[
+                        ("127.0.0.1:9180", cg),
+                        ("127.0.0.1:8123", app),
+                        ("/etc/caddy/tls/app.example.com.pem", cert),
+                        ("/etc/caddy/tls/app.example.com.key", key),
+                        ("/etc/certgate/client-ca.pem", ca),
+                    ],
+                );
+                Box::new(Caddy::start(dir.path(), port, &conf))
+            }
+            (Proxy::Traefik, Layout::SingleHost) => {
+                let static_yml = render(
+                    include_str!("../../../config/proxies/traefik/traefik.yml"),
+                    &[
+                        ("\":443\"", format!("\"127.0.0.1:{port}\"")),
+                        (
+                            "/etc/traefik/dynamic.yml",
+                            dir.path().join("dynamic.yml").display().to_string(),
+                        ),
+                    ],
+                );
+                let dynamic = render(
+                    include_str!("../../../config/proxies/traefik/dynamic-single-host.yml"),
+                    &[
+                        ("127.0.0.1:9180", cg),
+                        ("127.0.0.1:8123", app),
+                        ("/etc/traefik/tls/app.example.com.pem", cert),
+                        ("/etc/traefik/tls/app.example.com.key", key),
+                        ("/etc/certgate/client-ca.pem", ca),
+                    ],
+                );
+                Box::new(Traefik::start(dir.path(), port, &static_yml, &dynamic))
+            }
+            (Proxy::Nginx, Layout::Sso) => {
                 let shipped = include_str!("../../../config/proxies/nginx.conf");
                 let conf = render(
                     shipped,
@@ -134,7 +211,7 @@ groups = ["family"]
                 let more = second_app(&conf, "# --- A protected app");
                 Box::new(Nginx::start(dir.path(), port, &format!("{conf}\n{more}")))
             }
-            Proxy::Caddy => {
+            (Proxy::Caddy, Layout::Sso) => {
                 let shipped = include_str!("../../../config/proxies/Caddyfile");
                 let conf = render(
                     shipped,
@@ -151,7 +228,7 @@ groups = ["family"]
                 let more = second_app(&conf, "# --- A protected app");
                 Box::new(Caddy::start(dir.path(), port, &format!("{conf}\n{more}")))
             }
-            Proxy::Traefik => {
+            (Proxy::Traefik, Layout::Sso) => {
                 let static_yml = render(
                     include_str!("../../../config/proxies/traefik/traefik.yml"),
                     &[
@@ -182,14 +259,28 @@ groups = ["family"]
                 Box::new(Traefik::start(dir.path(), port, &static_yml, &dynamic))
             }
         };
+        let (apps, cookie, certgate_base) = match layout {
+            Layout::Sso => (
+                vec!["app.example.com", "app2.example.com"],
+                "__Secure-certgate",
+                format!("https://auth.example.com:{port}"),
+            ),
+            Layout::SingleHost => (
+                vec!["app.example.com"],
+                "__Host-certgate",
+                format!("https://app.example.com:{port}/.certgate"),
+            ),
+        };
         let stack = Self {
             proxy,
+            layout,
+            certgate_base,
             dir,
             pki,
             alice,
             port,
-            apps: vec!["app.example.com", "app2.example.com"],
-            cookie: "__Secure-certgate",
+            apps,
+            cookie,
             _processes: vec![process, Box::new(certgate), Box::new(upstream)],
         };
         stack.wait_until_routed();
@@ -222,8 +313,9 @@ groups = ["family"]
         format!("https://{}:{}{path}", self.apps[i], self.port)
     }
 
+    /// certgate's endpoint `path` as reached through the proxy.
     pub fn auth(&self, path: &str) -> String {
-        format!("https://auth.example.com:{}{path}", self.port)
+        format!("{}{path}", self.certgate_base)
     }
 }
 
@@ -262,6 +354,39 @@ macro_rules! proxy_tests {
                 scenarios::websockets(&s);
             }
 
+            #[test]
+            fn single_host_native_app_with_a_certificate_needs_no_cookie() {
+                let Some(s) = Stack::single_host($proxy) else {
+                    return;
+                };
+                scenarios::native_app(&s);
+            }
+
+            #[test]
+            fn single_host_browser_flow() {
+                let Some(s) = Stack::single_host($proxy) else {
+                    return;
+                };
+                scenarios::browser_flow(&s);
+            }
+
+            #[test]
+            fn single_host_api_bearer_and_forged_headers() {
+                let Some(s) = Stack::single_host($proxy) else {
+                    return;
+                };
+                scenarios::api_and_bearer(&s);
+                scenarios::forged_cert_header(&s);
+            }
+
+            #[test]
+            fn single_host_websockets() {
+                let Some(s) = Stack::single_host($proxy) else {
+                    return;
+                };
+                scenarios::websockets(&s);
+            }
+
             #[allow(dead_code)]
             fn _uses(_: Proxy) {}
         }
@@ -271,3 +396,13 @@ macro_rules! proxy_tests {
 proxy_tests!(nginx, Proxy::Nginx);
 proxy_tests!(traefik, Proxy::Traefik);
 proxy_tests!(caddy, Proxy::Caddy);
+
+/// nginx's own refusal of a bad certificate on the app host is handed to certgate's page.
+/// (Traefik's and Caddy's verify-if-given modes end such a handshake before any HTTP.)
+#[test]
+fn nginx_single_host_refused_certificates_get_certgates_page() {
+    let Some(s) = Stack::single_host(Proxy::Nginx) else {
+        return;
+    };
+    scenarios::refused_certificates(&s);
+}
