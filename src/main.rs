@@ -44,6 +44,34 @@ enum Command {
         #[arg(long, env = "CERTGATE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Print a tested proxy configuration for your hosts (config/proxies/ with your names).
+    ProxyConfig {
+        #[arg(value_enum)]
+        proxy: ProxyKind,
+        /// The app's host name, e.g. grafana.example.com.
+        #[arg(long)]
+        host: String,
+        /// The app's base URL as the proxy reaches it, e.g. http://127.0.0.1:3000.
+        #[arg(long)]
+        upstream: String,
+        /// A dedicated sign-in host for single sign-on across apps (without it, the app
+        /// host asks for the certificate itself).
+        #[arg(long)]
+        auth_host: Option<String>,
+        /// certgate's plain HTTP listener as the proxy reaches it.
+        #[arg(long, default_value = "127.0.0.1:9180")]
+        certgate: String,
+        /// Traefik: print the static configuration (traefik.yml) instead of the routes.
+        #[arg(long)]
+        r#static: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProxyKind {
+    Nginx,
+    Traefik,
+    Caddy,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +90,38 @@ fn main() -> ExitCode {
             Err(problems) => config_failure(&problems),
         },
         Command::Serve { config, data_dir } => serve(config, data_dir),
+        Command::ProxyConfig {
+            proxy,
+            host,
+            upstream,
+            auth_host,
+            certgate,
+            r#static,
+        } => {
+            use certgate::proxy_config::{render, Params, Proxy};
+            let proxy = match proxy {
+                ProxyKind::Nginx => Proxy::Nginx,
+                ProxyKind::Traefik => Proxy::Traefik,
+                ProxyKind::Caddy => Proxy::Caddy,
+            };
+            let params = Params {
+                host,
+                upstream,
+                auth_host,
+                certgate,
+                traefik_static: r#static,
+            };
+            match render(proxy, &params) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("certgate proxy-config: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }
 

@@ -1,0 +1,238 @@
+//! `certgate proxy-config`: the shipped, tested proxy configurations from `config/proxies/`,
+//! printed with the operator's names. The files use fixed example values
+//! (`app.example.com`, `auth.example.com`, the app at `127.0.0.1:8123`, certgate at
+//! `127.0.0.1:9180`); rendering replaces exactly those, so what is printed is what the
+//! integration tests run.
+
+use url::Url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proxy {
+    Nginx,
+    Traefik,
+    Caddy,
+}
+
+/// What to put in place of the example values.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub host: String,
+    pub upstream: String,
+    /// A dedicated sign-in host: single sign-on across apps below a shared parent domain.
+    pub auth_host: Option<String>,
+    pub certgate: String,
+    /// Traefik only: the static file (traefik.yml) instead of the routes.
+    pub traefik_static: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag}: {problem}")]
+pub struct ParamError {
+    pub flag: &'static str,
+    pub problem: String,
+}
+
+const NGINX_SSO: &str = include_str!("../config/proxies/nginx.conf");
+const NGINX_SINGLE: &str = include_str!("../config/proxies/nginx-single-host.conf");
+const CADDY_SSO: &str = include_str!("../config/proxies/Caddyfile");
+const CADDY_SINGLE: &str = include_str!("../config/proxies/Caddyfile.single-host");
+const TRAEFIK_STATIC: &str = include_str!("../config/proxies/traefik/traefik.yml");
+const TRAEFIK_SSO: &str = include_str!("../config/proxies/traefik/dynamic.yml");
+const TRAEFIK_SINGLE: &str = include_str!("../config/proxies/traefik/dynamic-single-host.yml");
+
+/// The configuration text for `proxy`.
+///
+/// # Errors
+/// A [`ParamError`] naming the flag whose value cannot be used.
+pub fn render(proxy: Proxy, p: &Params) -> Result<String, ParamError> {
+    let host = host_name("--host", &p.host)?;
+    let upstream = upstream("--upstream", &p.upstream)?;
+    let certgate = p
+        .certgate
+        .parse::<std::net::SocketAddr>()
+        .map_err(|_| ParamError {
+            flag: "--certgate",
+            problem: format!(
+                "`{}` is not an IP address and port (e.g. 127.0.0.1:9180)",
+                p.certgate
+            ),
+        })?;
+    let template = match (proxy, &p.auth_host, p.traefik_static) {
+        (Proxy::Traefik, _, true) => TRAEFIK_STATIC,
+        (Proxy::Nginx, None, _) => NGINX_SINGLE,
+        (Proxy::Nginx, Some(_), _) => NGINX_SSO,
+        (Proxy::Caddy, None, _) => CADDY_SINGLE,
+        (Proxy::Caddy, Some(_), _) => CADDY_SSO,
+        (Proxy::Traefik, None, false) => TRAEFIK_SINGLE,
+        (Proxy::Traefik, Some(_), false) => TRAEFIK_SSO,
+    };
+    let mut text = template.replace("127.0.0.1:9180", &certgate.to_string());
+    // The app: nginx and Traefik take a URL; Caddy an address (plain http) or a URL.
+    let url = upstream.as_str().trim_end_matches('/').to_string();
+    text = match proxy {
+        Proxy::Caddy => {
+            let address = match (
+                upstream.scheme(),
+                upstream.host_str(),
+                upstream.port_or_known_default(),
+            ) {
+                ("http", Some(h), Some(port)) => format!("{h}:{port}"),
+                _ => url,
+            };
+            text.replace("127.0.0.1:8123", &address)
+        }
+        Proxy::Nginx | Proxy::Traefik => text.replace("http://127.0.0.1:8123", &url),
+    };
+    if let Some(auth) = &p.auth_host {
+        let auth = host_name("--auth-host", auth)?;
+        let parent = common_parent(&auth, &host).ok_or_else(|| ParamError {
+            flag: "--auth-host",
+            problem: format!(
+                "`{auth}` and `{host}` share no parent domain, so one cookie cannot reach both"
+            ),
+        })?;
+        text = text
+            .replace("auth.example.com", &auth)
+            .replace("app.example.com", &host);
+        text = text.replace("example.com", &parent);
+    } else {
+        text = text.replace("app.example.com", &host);
+    }
+    Ok(text)
+}
+
+fn host_name(flag: &'static str, raw: &str) -> Result<String, ParamError> {
+    let host = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+    let ok = host.contains('.')
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if ok {
+        Ok(host)
+    } else {
+        Err(ParamError {
+            flag,
+            problem: format!(
+                "`{raw}` is not a host name (e.g. grafana.example.com; no scheme, port or path)"
+            ),
+        })
+    }
+}
+
+fn upstream(flag: &'static str, raw: &str) -> Result<Url, ParamError> {
+    match Url::parse(raw) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/" =>
+        {
+            Ok(u)
+        }
+        _ => Err(ParamError {
+            flag,
+            problem: format!("`{raw}` is not the app's base URL (e.g. http://127.0.0.1:3000)"),
+        }),
+    }
+}
+
+/// The longest shared parent domain of two host names with at least two labels.
+fn common_parent(a: &str, b: &str) -> Option<String> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.rsplit('.').collect(), b.rsplit('.').collect());
+    let shared: Vec<&str> = a
+        .iter()
+        .zip(&b)
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| *x)
+        .collect();
+    // Both hosts sit below the parent, never on it, and a bare TLD is no cookie domain.
+    let n = shared.len().min(a.len() - 1).min(b.len() - 1);
+    (n >= 2).then(|| {
+        shared[..n]
+            .iter()
+            .rev()
+            .copied()
+            .collect::<Vec<_>>()
+            .join(".")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(host: &str, auth: Option<&str>) -> Params {
+        Params {
+            host: host.into(),
+            upstream: "http://127.0.0.1:8123".into(),
+            auth_host: auth.map(String::from),
+            certgate: "127.0.0.1:9180".into(),
+            traefik_static: false,
+        }
+    }
+
+    #[test]
+    fn the_example_values_print_the_shipped_files_unchanged() {
+        for (proxy, auth, shipped) in [
+            (Proxy::Nginx, None, NGINX_SINGLE),
+            (Proxy::Nginx, Some("auth.example.com"), NGINX_SSO),
+            (Proxy::Caddy, None, CADDY_SINGLE),
+            (Proxy::Caddy, Some("auth.example.com"), CADDY_SSO),
+            (Proxy::Traefik, None, TRAEFIK_SINGLE),
+            (Proxy::Traefik, Some("auth.example.com"), TRAEFIK_SSO),
+        ] {
+            assert_eq!(
+                render(proxy, &params("app.example.com", auth)).unwrap(),
+                shipped,
+                "{proxy:?} {auth:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn operator_values_replace_every_example_value() {
+        let mut p = params("ha.home.example.org", Some("login.home.example.org"));
+        p.upstream = "http://192.0.2.10:8123".into();
+        for proxy in [Proxy::Nginx, Proxy::Caddy, Proxy::Traefik] {
+            let text = render(proxy, &p).unwrap();
+            assert!(
+                !text.contains("example.com"),
+                "{proxy:?} still names example.com"
+            );
+            assert!(
+                text.contains("ha.home.example.org") && text.contains("login.home.example.org"),
+                "{proxy:?}"
+            );
+            assert!(text.contains("192.0.2.10:8123"), "{proxy:?}");
+        }
+        let nginx = render(Proxy::Nginx, &p).unwrap();
+        assert!(nginx.contains("cookie_domain = \"home.example.org\""));
+        assert!(nginx.contains("\"*.home.example.org\""));
+    }
+
+    #[test]
+    fn bad_values_name_their_flag() {
+        assert_eq!(
+            render(Proxy::Nginx, &params("https://x.example.com", None))
+                .unwrap_err()
+                .flag,
+            "--host"
+        );
+        let mut p = params("app.example.com", Some("auth.other.net"));
+        assert_eq!(render(Proxy::Caddy, &p).unwrap_err().flag, "--auth-host");
+        p.auth_host = None;
+        p.upstream = "127.0.0.1:3000".into();
+        assert_eq!(render(Proxy::Traefik, &p).unwrap_err().flag, "--upstream");
+    }
+
+    #[test]
+    fn common_parent_needs_a_real_shared_domain() {
+        assert_eq!(
+            common_parent("auth.example.com", "app.example.com").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            common_parent("a.b.home.lan", "c.b.home.lan").as_deref(),
+            Some("b.home.lan")
+        );
+        assert_eq!(common_parent("auth.example.com", "example.com"), None);
+        assert_eq!(common_parent("a.com", "b.com"), None);
+    }
+}
