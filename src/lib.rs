@@ -20,6 +20,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod jwt;
+pub mod policy;
 pub mod proxy_config;
 pub mod quickstart;
 pub mod revocation;

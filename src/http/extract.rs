@@ -145,6 +145,30 @@ pub fn verified_cert(
     Ok(Some(state.trust.verify(&chain, state.clock.now())?))
 }
 
+/// The client's address for network rules: from a trusted proxy, the last `X-Forwarded-For`
+/// entry (the address that proxy saw); from anyone else, the peer itself: a header sent by an
+/// untrusted peer never satisfies a network rule.
+pub fn client_addr(
+    peer: Option<IpAddr>,
+    trusted_peer: bool,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    if !trusted_peer {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .last();
+    match forwarded {
+        Some(v) => v.parse().ok(),
+        None => peer,
+    }
+}
+
 /// The token from `Authorization: Bearer …`, if any.
 pub fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
