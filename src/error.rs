@@ -24,6 +24,9 @@ pub enum AppError {
     /// A known, valid credential that is not allowed.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// A valid bearer token used outside its scope (RFC 6750 `insufficient_scope`).
+    #[error("insufficient scope: {0}")]
+    InsufficientScope(String),
     /// Malformed input; the message names the header or field.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -83,6 +86,17 @@ pub fn render(err: &AppError, to: &Audience<'_>) -> HttpResponse {
             Page::message("Certificate not accepted", &e.to_string(), e.hint()),
             e.code(),
         ),
+        AppError::InsufficientScope(why) => {
+            let mut res = json(
+                StatusCode::FORBIDDEN,
+                &serde_json::json!({"error": "insufficient_scope", "error_description": why}),
+            );
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"certgate\", error=\"insufficient_scope\""),
+            );
+            return res;
+        }
         AppError::Forbidden(why) => (
             StatusCode::FORBIDDEN,
             Page::message(

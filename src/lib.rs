@@ -66,7 +66,9 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
     let trust = cert::TrustStore::new(&config.client_ca)?;
     let tokens = jwt::Tokens::new(keys, config.public_url.as_str().trim_end_matches('/'));
     let pages = http::pages::Pages::new().map_err(|e| StartError::Pages(e.to_string()))?;
+    let policy = std::sync::RwLock::new(Arc::new(config.policy.clone()));
     Ok(AppState {
+        policy,
         config: Arc::new(config),
         trust,
         tokens,

@@ -117,6 +117,9 @@ allow_unlisted = true   # every certificate of the demo CA may sign in
 
 [session]
 allowed_redirect_hosts = ["localhost", "127.0.0.1"]
+
+[access]
+allow_unmatched = true  # no [[rules]] here: every signed-in user may pass the check
 "#,
         dir = data_dir
             .display()

@@ -139,7 +139,7 @@ pub fn load(
             )
         })
         .collect();
-    match validate::validate(raw, &source.base_dir) {
+    match validate::validate(raw, &source.base_dir, &source.origin) {
         Ok(config) if problems.is_empty() => Ok(config),
         Ok(_) => Err(Problems(problems)),
         Err(Problems(more)) => {

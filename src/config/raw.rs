@@ -17,6 +17,26 @@ pub struct RawConfig {
     pub session: RawSession,
     pub token: RawToken,
     pub headers: RawHeaders,
+    pub access: RawAccess,
+    pub rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawAccess {
+    pub allow_unmatched: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawRule {
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub methods: Vec<String>,
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub networks: Vec<String>,
+    pub action: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

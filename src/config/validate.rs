@@ -11,8 +11,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use url::Url;
 
-use super::raw::RawConfig;
+use super::raw::{RawConfig, RawRule};
 use super::{Problem, Problems};
+use crate::policy::{Action, HostPattern, PathPattern, Policy, Rule};
 
 /// The validated configuration. Built once at start-up; never changes while serving.
 #[derive(Debug)]
@@ -30,6 +31,8 @@ pub struct Config {
     pub session: SessionConfig,
     pub token: TokenConfig,
     pub headers: HeaderNames,
+    /// `[[rules]]` and `[access]`; reloaded on SIGHUP.
+    pub policy: Policy,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -159,7 +162,7 @@ impl Checker {
     }
 }
 
-pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Problems> {
+pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Config, Problems> {
     let mut c = Checker::default();
     let resolve = |p: &str| -> PathBuf {
         let p = Path::new(p);
@@ -282,6 +285,17 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Problems> 
         name: header_name(&mut c, "headers.name", raw.headers.name, "Remote-Name"),
     };
 
+    let policy = Policy {
+        rules: raw
+            .rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| rule(&mut c, i, r))
+            .collect(),
+        allow_unmatched: raw.access.allow_unmatched.unwrap_or(false),
+        source: origin.to_string(),
+    };
+
     match public_url {
         Some(public_url) if c.0.is_empty() => Ok(Config {
             public_url,
@@ -294,9 +308,103 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Problems> 
             session,
             token,
             headers,
+            policy,
         }),
         _ => Err(Problems(c.0)),
     }
+}
+
+fn rule(c: &mut Checker, i: usize, raw: &RawRule) -> Option<Rule> {
+    let key = |field: &str| format!("rules[{i}].{field}");
+    let before = c.0.len();
+    let host = raw.host.as_deref().and_then(|h| {
+        HostPattern::parse(h)
+            .map_err(|e| {
+                c.fail(
+                    &key("host"),
+                    e,
+                    "an exact host or *.example.com, no scheme or port",
+                )
+            })
+            .ok()
+    });
+    let path = raw.path.as_deref().and_then(|p| {
+        PathPattern::parse(p)
+            .map_err(|e| {
+                c.fail(
+                    &key("path"),
+                    e,
+                    "e.g. \"/admin\", \"/admin/**\" or \"/api/*/state\"",
+                )
+            })
+            .ok()
+    });
+    let mut methods = Vec::new();
+    for m in &raw.methods {
+        let upper = m.trim().to_ascii_uppercase();
+        if upper.is_empty() || !upper.bytes().all(|b| b.is_ascii_uppercase()) {
+            c.fail(
+                &key("methods"),
+                format!("`{m}` is not an HTTP method"),
+                "e.g. [\"GET\", \"POST\"]",
+            );
+        }
+        methods.push(upper);
+    }
+    let networks = raw
+        .networks
+        .iter()
+        .filter_map(|n| {
+            n.parse::<IpNet>()
+                .or_else(|_| n.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    c.fail(
+                        &key("networks"),
+                        format!("`{n}` is not an IP network"),
+                        "CIDR, e.g. \"10.0.0.0/8\"",
+                    )
+                })
+                .ok()
+        })
+        .collect();
+    let action = match raw.action.as_deref() {
+        Some("allow") => Action::Allow,
+        Some("deny") => Action::Deny,
+        Some("bypass") => Action::Bypass,
+        Some(other) => {
+            c.fail(
+                &key("action"),
+                format!("`{other}` is not an action"),
+                "allow, deny or bypass",
+            );
+            Action::Deny
+        }
+        None => {
+            c.fail(
+                &key("action"),
+                "missing",
+                "every rule says allow, deny or bypass",
+            );
+            Action::Deny
+        }
+    };
+    if action == Action::Bypass && (!raw.users.is_empty() || !raw.groups.is_empty()) {
+        c.fail(
+            &key("action"),
+            "a bypass rule cannot name users or groups",
+            "bypass means no credentials are asked for; use allow for named users",
+        );
+    }
+    (c.0.len() == before).then(|| Rule {
+        index: i,
+        host,
+        path,
+        methods,
+        users: raw.users.clone(),
+        groups: raw.groups.clone(),
+        networks,
+        action,
+    })
 }
 
 const HOUR: Duration = Duration::from_secs(3600);

@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{self, AppError, Audience};
 use crate::jwt::Tokens;
+use crate::policy::Policy;
 use crate::revocation::Revocations;
 use extract::RequestMeta;
 use pages::Pages;
@@ -33,9 +34,27 @@ pub struct AppState {
     pub revocations: Revocations,
     pub clock: Arc<dyn Clock>,
     pub pages: Pages,
+    /// Swapped whole on SIGHUP; a check reads one consistent set of rules.
+    pub policy: std::sync::RwLock<Arc<Policy>>,
 }
 
 impl AppState {
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(
+            &self
+                .policy
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    pub fn replace_policy(&self, policy: Policy) {
+        *self
+            .policy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+    }
+
     /// `{public_url}/auth`, with `rd` when the original URL is known.
     pub fn auth_url(&self, rd: Option<&str>) -> String {
         let base = format!(

@@ -78,13 +78,21 @@ fn mint(
             ),
         ));
     }
-    if field("scope").is_some_and(|s| !s.trim().is_empty()) {
-        return Err(oauth(
-            StatusCode::BAD_REQUEST,
-            "invalid_scope",
-            "scope: scoped tokens are not supported by this version; omit scope for a token with the holder's rights",
-        ));
-    }
+    // A scope only narrows: /verify applies the rules to the holder as well, so a scoped
+    // token never carries more rights than the identity that minted it.
+    let scope = match field("scope").map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => {
+            crate::policy::scope::parse(raw).map_err(|e| {
+                oauth(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    format!("scope: {e}"),
+                )
+            })?;
+            Some(raw.split_whitespace().collect::<Vec<_>>().join(" "))
+        }
+    };
 
     // A token minted from a session never outlives that session.
     let mut not_after = None;
@@ -115,6 +123,7 @@ fn mint(
         }
         Err(other) => return Err(other),
     };
+    let subject = Subject { scope, ..subject };
     let mut secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
     if let Some(exp) = not_after {
         secs = secs.min(exp.saturating_sub(now)).max(1);

@@ -45,6 +45,8 @@ name = "dave"
 disabled = true
 [token]
 max_ttl = "2h"
+[access]
+allow_unmatched = true
 {extra}
 "#,
         cert = server.cert.display(),
@@ -275,7 +277,10 @@ fn token_requests_outside_the_limits_are_refused() {
         "{}",
         too_long.body
     );
-    let scoped = s.as_alice().post(&s.cg.mtls("/token"), "scope=read");
+    let scoped = s.as_alice().post(
+        &s.cg.mtls("/token"),
+        "scope=https%3A%2F%2Fha.example.com%2F",
+    );
     assert_eq!(scoped.status, 400);
     assert!(scoped.body.contains("invalid_scope"), "{}", scoped.body);
     let nobody = s.curl().post(&s.cg.mtls("/token"), "");
@@ -626,7 +631,7 @@ fn a_disabled_users_live_token_gets_403() {
     let alice = pki.user("alice");
     let config = |disabled: bool| {
         format!(
-            "public_url = \"https://auth.example.test\"\ndata_dir = \"data\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[client_ca]\nbundle = \"{}\"\n[[users]]\nname = \"alice\"\ndisabled = {disabled}\n",
+            "public_url = \"https://auth.example.test\"\ndata_dir = \"data\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[client_ca]\nbundle = \"{}\"\n[[users]]\nname = \"alice\"\ndisabled = {disabled}\n[access]\nallow_unmatched = true\n",
             server.cert.display(),
             server.key.display(),
             pki.ca_pem.display()

@@ -126,6 +126,8 @@ trusted = ["127.0.0.1/32"]
 cert_header = "{header}"
 [session]
 {session}
+[access]
+allow_unmatched = true
 [[users]]
 name = "alice"
 groups = ["family"]
