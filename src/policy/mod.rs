@@ -84,7 +84,7 @@ impl Rule {
             (Some(p), Some(path)) => p.matches(path),
             (Some(_), None) => false,
         };
-        let method_ok = self.methods.is_empty() || self.methods.iter().any(|m| *m == r.method);
+        let method_ok = self.methods.is_empty() || self.methods.contains(&r.method);
         let network_ok = self.networks.is_empty()
             || r.client
                 .is_some_and(|ip| self.networks.iter().any(|n| n.contains(&normalise(ip))));
@@ -96,7 +96,7 @@ impl Rule {
     }
 
     fn matches_subject(&self, who: &Identity) -> bool {
-        self.users.iter().any(|u| *u == who.user)
+        self.users.contains(&who.user)
             || self.groups.iter().any(|g| who.groups.contains(g))
     }
 
