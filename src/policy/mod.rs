@@ -96,8 +96,7 @@ impl Rule {
     }
 
     fn matches_subject(&self, who: &Identity) -> bool {
-        self.users.contains(&who.user)
-            || self.groups.iter().any(|g| who.groups.contains(g))
+        self.users.contains(&who.user) || self.groups.iter().any(|g| who.groups.contains(g))
     }
 
     /// A short description for logs, pages and `certgate explain`.

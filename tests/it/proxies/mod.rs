@@ -64,6 +64,25 @@ pub struct Stack {
     _processes: Vec<Box<dyn std::any::Any>>,
 }
 
+const RULES: &str = r#"
+[[users]]
+name = "carol"
+groups = ["admins"]
+
+[[rules]]
+path = "/manifest.json"
+action = "bypass"
+
+[[rules]]
+path = "/admin/**"
+groups = ["admins"]
+action = "allow"
+
+[[rules]]
+path = "/admin/**"
+action = "deny"
+"#;
+
 const HOSTS: [&str; 3] = ["auth.example.com", "app.example.com", "app2.example.com"];
 
 fn render(template: &str, pairs: &[(&str, String)]) -> String {
@@ -86,14 +105,19 @@ fn second_app(config: &str, marker: &str) -> String {
 
 impl Stack {
     pub fn sso(proxy: Proxy) -> Option<Self> {
-        Self::start(proxy, Layout::Sso)
+        Self::start(proxy, Layout::Sso, "")
     }
 
     pub fn single_host(proxy: Proxy) -> Option<Self> {
-        Self::start(proxy, Layout::SingleHost)
+        Self::start(proxy, Layout::SingleHost, "")
     }
 
-    fn start(proxy: Proxy, layout: Layout) -> Option<Self> {
+    /// Layout (b) with access rules: a public path, an admins-only area, carol an admin.
+    pub fn sso_with_rules(proxy: Proxy) -> Option<Self> {
+        Self::start(proxy, Layout::Sso, RULES)
+    }
+
+    fn start(proxy: Proxy, layout: Layout, extra: &str) -> Option<Self> {
         if !require(proxy.tool()) || !require("curl") {
             return None;
         }
@@ -131,6 +155,7 @@ allow_unmatched = true
 [[users]]
 name = "alice"
 groups = ["family"]
+{extra}
 "#,
                 ca = pki.ca_pem.display(),
                 header = proxy.cert_header(),
@@ -354,6 +379,14 @@ macro_rules! proxy_tests {
             fn websockets_pass_with_cookie_or_bearer_only() {
                 let Some(s) = Stack::sso($proxy) else { return };
                 scenarios::websockets(&s);
+            }
+
+            #[test]
+            fn access_rules_and_scoped_tokens() {
+                let Some(s) = Stack::sso_with_rules($proxy) else {
+                    return;
+                };
+                scenarios::access_rules(&s);
             }
 
             #[test]

@@ -268,3 +268,102 @@ pub fn native_app(s: &Stack) {
     // The same request without the certificate is refused.
     assert_eq!(s.curl().get(&s.app(0, "/api/states")).status, 401);
 }
+
+/// Rules through the proxy: a public path, a group-restricted one, and a scoped token.
+pub fn access_rules(s: &Stack) {
+    let public = s.curl().get(&s.app(0, "/manifest.json"));
+    assert_eq!(
+        public.status, 200,
+        "bypass needs no credentials: {public:?}"
+    );
+    assert!(public.body.contains("remote-user=[]"), "{}", public.body);
+
+    let alice = format!("Cookie: {}={}", s.cookie, session_cookie(s));
+    let denied = s
+        .curl()
+        .header(HTML)
+        .header(&alice)
+        .get(&s.app(0, "/admin/users"));
+    assert_eq!(denied.status, 403, "{denied:?}");
+    assert!(
+        denied.body.contains("Access denied") && denied.body.contains("rules[2]"),
+        "{}",
+        denied.body
+    );
+    assert!(!denied.body.contains("app saw"));
+    let elsewhere = s
+        .curl()
+        .header(HTML)
+        .header(&alice)
+        .get(&s.app(0, "/dashboard"));
+    assert_eq!(elsewhere.status, 200, "{elsewhere:?}");
+
+    let carol = s.pki.user("carol");
+    let r = s
+        .curl()
+        .cert(&carol.cert, &carol.key)
+        .header(HTML)
+        .get(&s.auth("/auth"));
+    assert_eq!(r.status, 200, "{r:?}");
+    let carol_cookie = format!("Cookie: {}={}", s.cookie, cookie_value(&r, s.cookie));
+    let admin = s
+        .curl()
+        .header(HTML)
+        .header(&carol_cookie)
+        .get(&s.app(0, "/admin/users"));
+    assert_eq!(admin.status, 200, "{admin:?}");
+    assert!(
+        admin
+            .body
+            .contains("remote-user=[carol] remote-groups=[admins]"),
+        "{}",
+        admin.body
+    );
+
+    // A token scoped to the first app's API: good there, 403 insufficient_scope elsewhere.
+    let minted = s.curl().cert(&s.alice.cert, &s.alice.key).post(
+        &s.auth("/token"),
+        &format!(
+            "scope={}",
+            utf8_percent_encode("GET:app.example.com/api/**", NON_ALPHANUMERIC)
+        ),
+    );
+    assert_eq!(minted.status, 200, "{minted:?}");
+    let token = serde_json::from_str::<serde_json::Value>(&minted.body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = format!("Authorization: Bearer {token}");
+    let inside = s.curl().header(&bearer).get(&s.app(0, "/api/states"));
+    assert_eq!(inside.status, 200, "{inside:?}");
+    assert!(inside.body.contains("remote-user=[alice]"));
+    for (what, url, method) in [
+        ("other path", s.app(0, "/dashboard"), "GET"),
+        ("other method", s.app(0, "/api/states"), "DELETE"),
+        ("other app", s.app(1, "/api/states"), "GET"),
+    ] {
+        let r = s.curl().header(&bearer).arg("-X").arg(method).get(&url);
+        assert_eq!(r.status, 403, "{what}: {r:?}");
+        assert!(
+            r.header("www-authenticate")
+                .unwrap_or("")
+                .contains("insufficient_scope"),
+            "{what}: {r:?}"
+        );
+        assert!(!r.body.contains("app saw"), "{what}");
+    }
+    // The scope never widens the holder's rights: alice's token cannot reach the admin area.
+    let wide = s
+        .curl()
+        .cert(&s.alice.cert, &s.alice.key)
+        .post(&s.auth("/token"), "scope=app.example.com");
+    let token = serde_json::from_str::<serde_json::Value>(&wide.body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s
+        .curl()
+        .header(&format!("Authorization: Bearer {token}"))
+        .get(&s.app(0, "/admin/users"));
+    assert_eq!(r.status, 403, "{r:?}");
+}
