@@ -64,6 +64,20 @@ pub fn from_claims(claims: &Claims, cfg: &IdentityConfig) -> Result<Identity, Id
     resolve(fallback, cfg)
 }
 
+/// A user by name, as the user table (or `allow_unlisted`) says (for `certgate explain`).
+///
+/// # Errors
+/// When the user is disabled or not allowed.
+pub fn from_user(user: &str, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
+    let bare = Identity {
+        user: user.to_string(),
+        groups: Vec::new(),
+        email: None,
+        name: None,
+    };
+    resolve(bare, cfg)
+}
+
 fn resolve(found: Identity, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
     if found.user.is_empty()
         || found.user.len() > 256

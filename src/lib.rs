@@ -17,6 +17,7 @@ pub mod cert;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod explain;
 pub mod http;
 pub mod identity;
 pub mod jwt;

@@ -44,6 +44,28 @@ enum Command {
         #[arg(long, env = "CERTGATE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// What the rules decide for a URL, and why: exit 0 allow, 1 deny.
+    Explain {
+        #[arg(long, env = "CERTGATE_CONFIG")]
+        config: PathBuf,
+        /// The URL as the browser asks for it, e.g. https://grafana.example.com/admin.
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The client's address, for network rules.
+        #[arg(long)]
+        client: Option<std::net::IpAddr>,
+        /// As the holder of this certificate (PEM).
+        #[arg(long, conflicts_with_all = ["token", "user"])]
+        cert: Option<PathBuf>,
+        /// As the holder of this certgate token (bearer or session).
+        #[arg(long, conflicts_with = "user")]
+        token: Option<String>,
+        /// As this user (from [[users]]).
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Print a tested proxy configuration for your hosts (config/proxies/ with your names).
     ProxyConfig {
         #[arg(value_enum)]
@@ -90,6 +112,15 @@ fn main() -> ExitCode {
             Err(problems) => config_failure(&problems),
         },
         Command::Serve { config, data_dir } => serve(config, data_dir),
+        Command::Explain {
+            config,
+            url,
+            method,
+            client,
+            cert,
+            token,
+            user,
+        } => explain(&config, &url, &method, client, cert, token, user),
         Command::ProxyConfig {
             proxy,
             host,
@@ -121,6 +152,44 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+fn explain(
+    path: &std::path::Path,
+    url: &str,
+    method: &str,
+    client: Option<std::net::IpAddr>,
+    cert: Option<PathBuf>,
+    token: Option<String>,
+    user: Option<String>,
+) -> ExitCode {
+    use certgate::clock::Clock;
+    use certgate::explain::{explain, Who};
+    let config = match load(path, None) {
+        Ok(c) => c,
+        Err(problems) => return config_failure(&problems),
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let who = match (cert, token, user) {
+        (Some(c), _, _) => Who::Cert(c),
+        (_, Some(t), _) => Who::Token(t),
+        (_, _, Some(u)) => Who::User(u),
+        _ => Who::Nobody,
+    };
+    match explain(&config, &text, url, method, client, &who, SystemClock.now()) {
+        Ok(e) => {
+            println!("{}", e.text);
+            if e.allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(why) => {
+            eprintln!("certgate explain: {why}");
+            ExitCode::from(2)
         }
     }
 }

@@ -71,11 +71,26 @@ impl KeySet {
     /// # Errors
     /// A [`KeyError`] naming the file that cannot be read, parsed or written.
     pub fn load_or_create(dir: &Path, now: i64) -> Result<Self, KeyError> {
+        create_private_dir(dir).map_err(|e| KeyError {
+            path: dir.to_path_buf(),
+            problem: format!("cannot create: {e}"),
+        })?;
+        Self::read(dir, Some(now))
+    }
+
+    /// Loads the keys in `dir` without creating any (for tools that only verify).
+    ///
+    /// # Errors
+    /// A [`KeyError`] when the directory cannot be read or holds no key.
+    pub fn load(dir: &Path) -> Result<Self, KeyError> {
+        Self::read(dir, None)
+    }
+
+    fn read(dir: &Path, create_at: Option<i64>) -> Result<Self, KeyError> {
         let err = |path: &Path, problem: String| KeyError {
             path: path.to_path_buf(),
             problem,
         };
-        create_private_dir(dir).map_err(|e| err(dir, format!("cannot create: {e}")))?;
         let mut keys = Vec::new();
         let entries = fs::read_dir(dir).map_err(|e| err(dir, format!("cannot list: {e}")))?;
         for entry in entries.flatten() {
@@ -88,7 +103,13 @@ impl KeySet {
             );
             keys.push(SigningKey::from_pkcs8_pem(&pem, created).map_err(|p| err(&path, p))?);
         }
-        if keys.is_empty() {
+        if let (true, None) = (keys.is_empty(), create_at) {
+            return Err(err(
+                dir,
+                "holds no signing key (certgate serve creates one)".into(),
+            ));
+        }
+        if let (true, Some(now)) = (keys.is_empty(), create_at) {
             let pair = KeyPair::generate_for(&rcgen::PKCS_ED25519)
                 .map_err(|e| err(dir, format!("cannot generate a key: {e}")))?;
             let pem = Zeroizing::new(pair.serialize_pem());

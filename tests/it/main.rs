@@ -5,6 +5,7 @@
 
 mod config_errors;
 mod direct;
+mod explain;
 mod harness;
 mod proxies;
 mod quickstart;
