@@ -79,11 +79,14 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
     })
 }
 
-/// Serves until SIGINT/SIGTERM.
+/// Re-reads the configuration (for SIGHUP).
+pub type Reloader = Box<dyn Fn() -> Result<Config, config::Problems> + Send + Sync>;
+
+/// Serves until SIGINT/SIGTERM; on SIGHUP, re-reads the rules through `reload`.
 ///
 /// # Errors
 /// When a listener cannot be bound or the server fails.
-pub async fn serve(state: AppState) -> Result<(), StartError> {
+pub async fn serve(state: AppState, reload: Option<Reloader>) -> Result<(), StartError> {
     let cfg = Arc::clone(&state.config);
     let bind = |key, env, addr| {
         TcpListener::bind(addr).map_err(|source| StartError::Bind {
@@ -102,6 +105,7 @@ pub async fn serve(state: AppState) -> Result<(), StartError> {
         _ => None,
     };
     let state = web::Data::new(state);
+    reload_on_sighup(state.clone(), reload);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -121,3 +125,45 @@ pub async fn serve(state: AppState) -> Result<(), StartError> {
     server.run().await?;
     Ok(())
 }
+
+/// SIGHUP re-reads the configuration file and swaps in its `[[rules]]` and `[access]`; an
+/// invalid file keeps the rules in force and logs every problem. (Without a handler, SIGHUP
+/// would end the process.)
+#[cfg(unix)]
+fn reload_on_sighup(state: web::Data<AppState>, reload: Option<Reloader>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; rules reload needs a restart");
+            return;
+        }
+    };
+    actix_web::rt::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let Some(reload) = &reload else {
+                tracing::info!("SIGHUP: the quickstart has no configuration file to reload");
+                continue;
+            };
+            match reload() {
+                Ok(config) => {
+                    let rules = config.policy.rules.len();
+                    state.replace_policy(config.policy);
+                    tracing::info!(
+                        event = "reload",
+                        rules,
+                        "SIGHUP: rules reloaded (other settings need a restart)"
+                    );
+                }
+                Err(problems) => {
+                    for p in &problems.0 {
+                        tracing::error!(event = "reload_failed", problem = %p, "SIGHUP: configuration invalid; keeping the rules in force");
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn reload_on_sighup(_: web::Data<AppState>, _: Option<Reloader>) {}

@@ -212,6 +212,10 @@ fn overrides(data_dir: Option<&std::path::Path>) -> Vec<(String, String)> {
 }
 
 fn serve(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> ExitCode {
+    let reload: Option<certgate::Reloader> = config_path.clone().map(|path| {
+        let data_dir = data_dir.clone();
+        Box::new(move || load(&path, data_dir.as_deref())) as certgate::Reloader
+    });
     let (config, banner) = match config_path {
         Some(path) => match load(&path, data_dir.as_deref()) {
             Ok(c) => (c, None),
@@ -232,7 +236,7 @@ fn serve(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> ExitCode {
     if let Some(banner) = banner {
         println!("{banner}");
     }
-    let result = actix_web::rt::System::new().block_on(certgate::serve(state));
+    let result = actix_web::rt::System::new().block_on(certgate::serve(state, reload));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -655,3 +655,61 @@ fn a_disabled_users_live_token_gets_403() {
     assert_eq!(v.status, 403, "{v:?}");
     assert!(v.header("remote-user").is_none());
 }
+
+/// SIGHUP swaps in new rules; a broken file keeps the old ones and says why in the log.
+#[test]
+fn sighup_reloads_rules_and_keeps_them_when_the_file_is_broken() {
+    if !require("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "Reload CA");
+    let alice = pki.user("alice");
+    let config = |rules: &str| {
+        format!(
+            "public_url = \"https://auth.example.test\"\ndata_dir = \"data\"\n[client_ca]\nbundle = \"{}\"\n[[users]]\nname = \"alice\"\n{rules}\n",
+            pki.ca_pem.display()
+        )
+    };
+    let cg = Certgate::start(
+        dir.path(),
+        &config("[[rules]]\npath = \"/old/**\"\naction = \"allow\""),
+        false,
+    );
+    let cert = format!("X-SSL-Client-Cert: {}", escaped(&alice.issued.cert_pem));
+    let status = |path: &str| {
+        Curl::new(dir.path())
+            .header(&cert)
+            .header(&format!("X-Original-URL: https://app.example.test{path}"))
+            .get(&cg.http("/verify"))
+            .status
+    };
+    assert_eq!((status("/old/x"), status("/new/x")), (200, 403));
+
+    // A broken file: the old rules stay, and the log says why.
+    cg.reload_with(&config("[[rules]]\npath = \"new/**\"\naction = \"allow\""));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cg.logs().contains("keeping the rules in force") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload failure logged:\n{}",
+            cg.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(cg.logs().contains("rules[0].path"), "{}", cg.logs());
+    assert_eq!((status("/old/x"), status("/new/x")), (200, 403));
+
+    // A good file: the new rules apply without a restart.
+    cg.reload_with(&config("[[rules]]\npath = \"/new/**\"\naction = \"allow\""));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while status("/new/x") != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rules not reloaded:\n{}",
+            cg.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(status("/old/x"), 403);
+}

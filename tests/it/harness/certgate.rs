@@ -89,6 +89,22 @@ impl Certgate {
         me
     }
 
+    /// Rewrites the config file in place (same listeners) and sends SIGHUP.
+    pub fn reload_with(&self, body: &str) {
+        let mut listen = format!("[listen]\nhttp = \"127.0.0.1:{}\"\n", self.http_port);
+        if let Some(p) = self.mtls_port {
+            listen.push_str(&format!("mtls = \"127.0.0.1:{p}\"\n"));
+        }
+        let body = body.replace("{MTLS_PORT}", &self.mtls_port.unwrap_or(0).to_string());
+        std::fs::write(self.dir.join("certgate.toml"), format!("{body}\n{listen}")).unwrap();
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     pub fn http(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.http_port)
     }
