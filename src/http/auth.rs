@@ -38,6 +38,7 @@ fn login(
         scope: None,
         cert_thumbprint: Some(cert.cert().thumbprint.clone()),
         cert_serial: Some(cert.cert().serial.clone()),
+        app_hosts: Vec::new(),
     };
     let (jwt, claims) = state
         .tokens

@@ -94,6 +94,18 @@ fn mint(
         }
     };
 
+    // `aud`: the app hosts (or https origins) the token is for; certgate refuses it elsewhere.
+    let app_hosts = match field("aud").map(str::trim).filter(|s| !s.is_empty()) {
+        None => Vec::new(),
+        Some(raw) => audience(raw).map_err(|e| {
+            oauth(
+                StatusCode::BAD_REQUEST,
+                "invalid_target",
+                format!("aud: {e}"),
+            )
+        })?,
+    };
+
     // A token minted from a session never outlives that session.
     let mut not_after = None;
     let subject = match extract::verified_cert(req, state, meta) {
@@ -107,6 +119,7 @@ fn mint(
                 scope: None,
                 cert_thumbprint: Some(cert.cert().thumbprint.clone()),
                 cert_serial: Some(cert.cert().serial.clone()),
+                app_hosts: Vec::new(),
             }
         }
         Ok(None) => {
@@ -123,7 +136,11 @@ fn mint(
         }
         Err(other) => return Err(other),
     };
-    let subject = Subject { scope, ..subject };
+    let subject = Subject {
+        scope,
+        app_hosts,
+        ..subject
+    };
     let mut secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
     if let Some(exp) = not_after {
         secs = secs.min(exp.saturating_sub(now)).max(1);
@@ -165,6 +182,7 @@ fn session_subject(
             scope: None,
             cert_thumbprint: claims.cnf.map(|c| c.x5t_s256),
             cert_serial: claims.x5s,
+            app_hosts: Vec::new(),
         };
         return Ok((subject, claims.exp));
     }
@@ -173,6 +191,29 @@ fn session_subject(
         "invalid_client",
         "present a client certificate (curl --cert … --key …) or a session cookie",
     ))
+}
+
+/// Host names or https origins, separated by spaces or commas.
+fn audience(raw: &str) -> Result<Vec<String>, String> {
+    raw.split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let host = item
+                .strip_prefix("https://")
+                .unwrap_or(item)
+                .trim_end_matches('/');
+            let host =
+                crate::policy::canonical::host(host).map_err(|e| format!("`{item}`: {e}"))?;
+            let ok = host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if ok {
+                Ok(host)
+            } else {
+                Err(format!("`{item}` is not a host name or https origin"))
+            }
+        })
+        .collect()
 }
 
 /// Seconds (`3600`) or a duration (`1h`, `90m`).

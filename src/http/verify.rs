@@ -109,6 +109,20 @@ fn authenticate(
             if state.revocations.is_jti_revoked(&claims.jti) {
                 return Err(challenge(Some("invalid_token"), "token revoked".into()));
             }
+            // A token with app audiences is good only on those hosts (RFC 8707).
+            let hosts = claims.aud.app_hosts(state.tokens.issuer());
+            if !hosts.is_empty() {
+                match meta_host(meta) {
+                    Some(host) if hosts.contains(&host) => {}
+                    other => {
+                        let what = other.unwrap_or_else(|| "a request of unknown host".into());
+                        return Err(challenge(
+                            Some("invalid_token"),
+                            format!("the token is not meant for {what}"),
+                        ));
+                    }
+                }
+            }
             let grants = claims
                 .scope
                 .as_deref()
@@ -143,6 +157,14 @@ fn authenticate(
         None,
         cookie_problem.unwrap_or_else(|| "no credentials".into()),
     ))
+}
+
+/// The canonical host of the original request, if the proxy said.
+fn meta_host(meta: &RequestMeta) -> Option<String> {
+    meta.original_url
+        .as_deref()
+        .and_then(split_url)
+        .and_then(|(authority, _)| canonical::host(authority).ok())
 }
 
 /// Traefik and Caddy pass the auth answer to the client as it is: they ask for a 302.

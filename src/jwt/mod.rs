@@ -37,11 +37,55 @@ pub struct Confirmation {
     pub x5t_s256: String,
 }
 
+/// `aud`: certgate itself, then any app origins (`https://host`) a bearer token is limited to.
+/// A single audience is written as a string, several as an array (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience(pub Vec<String>);
+
+impl Serialize for Audience {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => s.serialize_str(one),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match OneOrMany::deserialize(d)? {
+            OneOrMany::One(a) => Self(vec![a]),
+            OneOrMany::Many(v) => Self(v),
+        })
+    }
+}
+
+impl Audience {
+    /// The app hosts the token is limited to (empty: any host the rules allow).
+    pub fn app_hosts(&self, issuer: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|a| *a != issuer)
+            .filter_map(|a| {
+                a.strip_prefix("https://")
+                    .or_else(|| a.strip_prefix("http://"))
+            })
+            .map(str::to_string)
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
     pub sub: String,
-    pub aud: String,
+    pub aud: Audience,
     pub exp: i64,
     pub nbf: i64,
     pub iat: i64,
@@ -71,6 +115,8 @@ pub struct Subject {
     pub scope: Option<String>,
     pub cert_thumbprint: Option<String>,
     pub cert_serial: Option<String>,
+    /// App hosts a bearer token is limited to (added to `aud` as `https://host`).
+    pub app_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,7 +176,11 @@ impl Tokens {
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: subject.user.clone(),
-            aud: self.audience.clone(),
+            aud: Audience(
+                std::iter::once(self.audience.clone())
+                    .chain(subject.app_hosts.iter().map(|h| format!("https://{h}")))
+                    .collect(),
+            ),
             exp: now.saturating_add(ttl_secs),
             nbf: now,
             iat: now,

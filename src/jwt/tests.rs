@@ -198,3 +198,35 @@ fn keys_are_reused_and_written_0600() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+#[test]
+fn app_audiences_are_written_as_an_array_and_still_verify() {
+    let (t, _d) = tokens();
+    let now = SystemClock.now();
+    let subject = Subject {
+        app_hosts: vec!["ha.example.test".into()],
+        ..alice()
+    };
+    let (jwt, claims) = t.mint(TokenKind::Bearer, &subject, 600, now).unwrap();
+    let payload: serde_json::Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        payload["aud"],
+        serde_json::json!([ISS, "https://ha.example.test"])
+    );
+    assert_eq!(t.verify(&jwt, TokenKind::Bearer, now).unwrap(), claims);
+    assert_eq!(claims.aud.app_hosts(ISS), vec!["ha.example.test"]);
+    // Without app audiences, aud stays a plain string.
+    let (plain, _) = t.mint(TokenKind::Bearer, &alice(), 600, now).unwrap();
+    let payload: serde_json::Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(plain.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(payload["aud"], ISS);
+}

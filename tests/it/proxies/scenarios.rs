@@ -352,6 +352,40 @@ pub fn access_rules(s: &Stack) {
         );
         assert!(!r.body.contains("app saw"), "{what}");
     }
+    // `aud` limits a token to one app: 401 invalid_token on the other.
+    let minted = s
+        .curl()
+        .cert(&s.alice.cert, &s.alice.key)
+        .post(&s.auth("/token"), "aud=app.example.com");
+    assert_eq!(minted.status, 200, "{minted:?}");
+    let token = serde_json::from_str::<serde_json::Value>(&minted.body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mine = s
+        .curl()
+        .header(&format!("Authorization: Bearer {token}"))
+        .get(&s.app(0, "/api/states"));
+    assert_eq!(mine.status, 200, "{mine:?}");
+    let other = s
+        .curl()
+        .header(&format!("Authorization: Bearer {token}"))
+        .get(&s.app(1, "/api/states"));
+    assert_eq!(other.status, 401, "{other:?}");
+    assert!(
+        other
+            .header("www-authenticate")
+            .unwrap_or("")
+            .contains("invalid_token"),
+        "{other:?}"
+    );
+    let bad = s
+        .curl()
+        .cert(&s.alice.cert, &s.alice.key)
+        .post(&s.auth("/token"), "aud=https%3A%2F%2Fx%2Fpath%3Fq");
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(bad.body.contains("invalid_target"), "{}", bad.body);
+
     // The scope never widens the holder's rights: alice's token cannot reach the admin area.
     let wide = s
         .curl()
