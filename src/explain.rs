@@ -38,7 +38,7 @@ pub fn explain(
 ) -> Result<Explanation, String> {
     let (authority, target) = url
         .split_once("://")
-        .map(|(_, rest)| rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len())))
+        .map(|(_, rest)| rest.split_at(rest.find('/').unwrap_or(rest.len())))
         .ok_or_else(|| format!("--url: `{url}` is not an absolute URL"))?;
     let host = canonical::host(authority)
         .map_err(|e| format!("--url: {e} (the check would answer 400)"))?;

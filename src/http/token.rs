@@ -97,7 +97,7 @@ fn mint(
     // `aud`: the app hosts (or https origins) the token is for; certgate refuses it elsewhere.
     let app_hosts = match field("aud").map(str::trim).filter(|s| !s.is_empty()) {
         None => Vec::new(),
-        Some(raw) => audience(raw).map_err(|e| {
+        Some(raw) => audience(raw).and_then(non_empty).map_err(|e| {
             oauth(
                 StatusCode::BAD_REQUEST,
                 "invalid_target",
@@ -191,6 +191,14 @@ fn session_subject(
         "invalid_client",
         "present a client certificate (curl --cert … --key …) or a session cookie",
     ))
+}
+
+fn non_empty(hosts: Vec<String>) -> Result<Vec<String>, String> {
+    if hosts.is_empty() {
+        Err("names no host".into())
+    } else {
+        Ok(hosts)
+    }
 }
 
 /// Host names or https origins, separated by spaces or commas.

@@ -37,7 +37,7 @@ fn check(
     }
     let (who, grants) = authenticate(req, state, meta)?;
     match policy.evaluate(&request, Some(&who)) {
-        Decision::Allow { .. } => {}
+        Decision::Allow { .. } | Decision::Bypass { .. } => {}
         d => {
             tracing::info!(event = "deny", user = %who.user, why = %policy.explain(&d), "access denied");
             return Err(AppError::Forbidden(policy.explain(&d)));
@@ -67,18 +67,18 @@ fn policy_request(req: &HttpRequest, meta: &RequestMeta) -> Result<Request, AppE
     Ok(Request {
         host,
         path,
-        method: meta.method.as_str().to_string(),
+        method: meta.method.as_str().to_ascii_uppercase(),
         client: extract::client_addr(meta.peer, meta.trusted_peer, req.headers()),
     })
 }
 
-/// `scheme://authority/target` as written, without the URL parser's own normalisation.
+/// `scheme://authority/target` as written, without the URL parser's own normalisation. The
+/// authority runs to the first `/`; whatever it holds is judged by [`canonical::host`], which
+/// refuses `@`, `?`, `#` and the like rather than guessing what the proxy served.
 fn split_url(url: &str) -> Option<(&str, &str)> {
     let rest = url.split_once("://")?.1;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let end = rest.find('/').unwrap_or(rest.len());
     let (authority, target) = rest.split_at(end);
-    // Userinfo is never part of a request the proxy forwards.
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
     Some((authority, if target.is_empty() { "/" } else { target }))
 }
 

@@ -15,33 +15,67 @@ pub enum CanonicalError {
     Backslash,
     #[error("the URL has no host")]
     NoHost,
+    #[error("the host is not a plain host name with an optional port")]
+    BadHost,
+    #[error("the path contains a . or .. segment (browsers never send one; apps resolve them differently)")]
+    DotSegment,
+    #[error("the request target does not start with /")]
+    NotAbsolutePath,
 }
 
 /// Lower-case, without the trailing dot or any port (rules match host names, not ports).
+/// Only a plain name (`[a-z0-9.-]`) or a bracketed IPv6 address, with an optional `:port`, is
+/// accepted: anything else (`@`, `?`, `#`, spaces) could make certgate judge another host or
+/// path than the one the proxy serves.
 pub fn host(raw: &str) -> Result<String, CanonicalError> {
     let raw = raw.trim();
-    let without_port = if let Some(rest) = raw.strip_prefix('[') {
-        // [v6]:port
-        rest.split(']').next().unwrap_or_default()
-    } else {
-        raw.rsplit_once(':')
-            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(raw, |(h, _)| h)
-    };
-    let host = without_port.trim_end_matches('.').to_ascii_lowercase();
-    if host.is_empty() {
+    if raw.is_empty() {
         return Err(CanonicalError::NoHost);
     }
-    if host.chars().any(char::is_control) {
-        return Err(CanonicalError::ControlCharacter);
+    let (name, port) = if let Some(rest) = raw.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']').ok_or(CanonicalError::BadHost)?;
+        if v6.is_empty()
+            || !v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return Err(CanonicalError::BadHost);
+        }
+        if !after.is_empty() && !after.starts_with(':') {
+            return Err(CanonicalError::BadHost);
+        }
+        return check_port(after.strip_prefix(':')).map(|()| v6.to_ascii_lowercase());
+    } else {
+        match raw.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (raw, None),
+        }
+    };
+    check_port(port)?;
+    let host = name.trim_end_matches('.').to_ascii_lowercase();
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
+    if host.is_empty() || !host.bytes().all(plain) {
+        return Err(CanonicalError::BadHost);
     }
     Ok(host)
+}
+
+fn check_port(port: Option<&str>) -> Result<(), CanonicalError> {
+    match port {
+        Some(p) if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(CanonicalError::BadHost)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The path of a request target: query and fragment dropped, percent-decoded once, `;params`
 /// removed from each segment, `//`, `.` and `..` resolved. Never climbs above `/`.
 pub fn path(target: &str) -> Result<String, CanonicalError> {
     let raw = target.split(['?', '#']).next().unwrap_or_default();
+    if !raw.is_empty() && !raw.starts_with('/') {
+        return Err(CanonicalError::NotAbsolutePath);
+    }
     let lower = raw.to_ascii_lowercase();
     if lower.contains("%2f") || lower.contains("%5c") {
         return Err(CanonicalError::EncodedSlash);
@@ -56,13 +90,12 @@ pub fn path(target: &str) -> Result<String, CanonicalError> {
     }
     let mut segments: Vec<&str> = Vec::new();
     for segment in decoded.split('/') {
-        // Matrix parameters (`..;/`, `admin;x=1`) are dropped: servers ignore them.
+        // Matrix parameters (`admin;x=1`) are dropped: some servers ignore them.
         let segment = segment.split(';').next().unwrap_or_default();
         match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
+            "" => {}
+            // Apps disagree on how `..` meets `;` or empty segments: judge none of them.
+            "." | ".." => return Err(CanonicalError::DotSegment),
             s => segments.push(s),
         }
     }
@@ -83,15 +116,10 @@ mod tests {
         for (raw, want) in [
             ("/admin", "/admin"),
             ("//admin", "/admin"),
-            ("/./admin", "/admin"),
-            ("/x/../admin", "/admin"),
-            ("/%2e%2e/admin", "/admin"),
-            ("/public/%2e%2e/admin", "/admin"),
-            ("/public/..;/admin", "/admin"),
             ("/admin;jsessionid=1", "/admin"),
             ("/admin?x=/public", "/admin"),
             ("/admin#/public", "/admin"),
-            ("/../../admin", "/admin"),
+            ("/a.b/..c/.d", "/a.b/..c/.d"),
             ("/a/b/", "/a/b/"),
             ("/", "/"),
             ("", "/"),
@@ -110,6 +138,21 @@ mod tests {
         assert_eq!(path("/a%0ab"), Err(CanonicalError::ControlCharacter));
         assert_eq!(path("/a%ffb"), Err(CanonicalError::InvalidUtf8));
         assert_eq!(path("/a\\\\b"), Err(CanonicalError::Backslash));
+        for dots in [
+            "/./admin",
+            "/x/../admin",
+            "/%2e%2e/admin",
+            "/%2E/admin",
+            "/public/..;/admin",
+            "/admin/;/../x",
+            "/admin//../x",
+            "/a/.;x/b",
+            "/..",
+        ] {
+            assert_eq!(path(dots), Err(CanonicalError::DotSegment), "{dots}");
+        }
+        assert_eq!(path("admin"), Err(CanonicalError::NotAbsolutePath));
+        assert_eq!(path("@evil/x"), Err(CanonicalError::NotAbsolutePath));
     }
 
     #[test]
@@ -120,6 +163,18 @@ mod tests {
             Ok("app.example.com")
         );
         assert_eq!(host("[::1]:443").as_deref(), Ok("::1"));
-        assert!(host("").is_err());
+        for bad in [
+            "",
+            "app.example.com:1#",
+            "a@b.example.com",
+            "app.example.com:x",
+            "app example.com",
+            "app.example.com?",
+            "[::1",
+            "a:1:2",
+            "[::1]x",
+        ] {
+            assert!(host(bad).is_err(), "{bad}");
+        }
     }
 }

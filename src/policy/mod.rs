@@ -73,21 +73,26 @@ pub enum Decision {
 }
 
 impl Rule {
+    /// An unknown host, path or client never satisfies an allow or bypass rule, and always
+    /// satisfies a deny rule: not knowing fails closed.
     fn matches_request(&self, r: &Request) -> bool {
+        let unknown = self.action == Action::Deny;
         let host_ok = match (&self.host, &r.host) {
             (None, _) => true,
             (Some(p), Some(h)) => p.matches(h),
-            (Some(_), None) => false,
+            (Some(_), None) => unknown,
         };
         let path_ok = match (&self.path, &r.path) {
             (None, _) => true,
             (Some(p), Some(path)) => p.matches(path),
-            (Some(_), None) => false,
+            (Some(_), None) => unknown,
         };
         let method_ok = self.methods.is_empty() || self.methods.contains(&r.method);
         let network_ok = self.networks.is_empty()
-            || r.client
-                .is_some_and(|ip| self.networks.iter().any(|n| n.contains(&normalise(ip))));
+            || match r.client {
+                Some(ip) => self.networks.iter().any(|n| n.contains(&normalise(ip))),
+                None => unknown,
+            };
         host_ok && path_ok && method_ok && network_ok
     }
 

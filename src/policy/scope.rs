@@ -5,6 +5,10 @@
 
 use super::{HostPattern, PathPattern, Request};
 
+/// Scopes travel in every token: keep them small.
+pub const MAX_SCOPE_LEN: usize = 1024;
+pub const MAX_GRANTS: usize = 16;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub methods: Vec<String>,
@@ -15,10 +19,16 @@ pub struct Grant {
 /// # Errors
 /// A sentence naming the grant that cannot be read.
 pub fn parse(scope: &str) -> Result<Vec<Grant>, String> {
+    if scope.len() > MAX_SCOPE_LEN {
+        return Err(format!("longer than {MAX_SCOPE_LEN} characters"));
+    }
     let grants: Vec<Grant> = scope
         .split_whitespace()
         .map(parse_grant)
         .collect::<Result<_, _>>()?;
+    if grants.len() > MAX_GRANTS {
+        return Err(format!("more than {MAX_GRANTS} grants"));
+    }
     if grants.is_empty() {
         return Err("empty scope".into());
     }

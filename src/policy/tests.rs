@@ -204,7 +204,7 @@ fn rule_table() {
             "GET",
             OUT,
             "",
-            "auth",
+            "400",
         ),
         // admin area: admins only, whatever the spelling of the path
         ("app.example.com", "/admin", "GET", OUT, "carol", "allow:1"),
@@ -235,22 +235,15 @@ fn rule_table() {
             "deny:2",
         ),
         ("app.example.com", "//admin", "GET", OUT, "alice", "deny:2"),
-        ("app.example.com", "/./admin", "GET", OUT, "alice", "deny:2"),
-        (
-            "app.example.com",
-            "/x/../admin",
-            "GET",
-            OUT,
-            "alice",
-            "deny:2",
-        ),
+        ("app.example.com", "/./admin", "GET", OUT, "alice", "400"),
+        ("app.example.com", "/x/../admin", "GET", OUT, "alice", "400"),
         (
             "app.example.com",
             "/public/%2e%2e/admin",
             "GET",
             OUT,
             "alice",
-            "deny:2",
+            "400",
         ),
         (
             "app.example.com",
@@ -258,23 +251,16 @@ fn rule_table() {
             "GET",
             OUT,
             "alice",
-            "deny:2",
+            "400",
         ),
-        (
-            "app.example.com",
-            "/%2e/admin",
-            "GET",
-            OUT,
-            "alice",
-            "deny:2",
-        ),
+        ("app.example.com", "/%2e/admin", "GET", OUT, "alice", "400"),
         (
             "app.example.com",
             "/public/..;/admin",
             "GET",
             OUT,
             "alice",
-            "deny:2",
+            "400",
         ),
         (
             "app.example.com",
@@ -291,7 +277,7 @@ fn rule_table() {
             "GET",
             OUT,
             "alice",
-            "deny:2",
+            "400",
         ),
         (
             "app.example.com",
@@ -299,7 +285,7 @@ fn rule_table() {
             "GET",
             OUT,
             "alice",
-            "deny:2",
+            "400",
         ),
         ("app.example.com", "/%61dmin", "GET", OUT, "alice", "deny:2"),
         ("app.example.com", "/admin%2Fx", "GET", OUT, "alice", "400"),
@@ -377,7 +363,7 @@ fn rule_table() {
             "GET",
             OUT,
             "alice",
-            "deny:2",
+            "400",
         ),
         ("app.example.com", "/api/states", "GET", OUT, "", "auth"),
         ("app.example.com", "/api/states", "POST", OUT, "", "deny:4"),
@@ -436,7 +422,7 @@ fn rule_table() {
             "GET",
             OUT,
             "alice",
-            "allow:8",
+            "400",
         ),
         // a user singled out
         ("app.example.com", "/", "GET", OUT, "bob", "deny:7"),
@@ -634,4 +620,34 @@ proptest! {
             prop_assert_eq!(decision, "400");
         }
     }
+}
+
+#[test]
+fn an_unknown_request_fails_closed() {
+    let p = rules();
+    let unknown = Request {
+        host: None,
+        path: None,
+        method: "GET".into(),
+        client: None,
+    };
+    // The admin deny rule (host and path unknown) applies; no allow rule with a host does.
+    let carol = who("carol");
+    assert_eq!(
+        p.evaluate(&unknown, carol.as_ref()),
+        Decision::Deny { rule: Some(2) }
+    );
+    // A network deny rule matches a client of unknown address.
+    let mut internal = rules();
+    internal.rules.retain(|r| r.index == 6 || r.index == 5);
+    let no_client = Request {
+        host: Some("app.example.com".into()),
+        path: Some("/internal/x".into()),
+        method: "GET".into(),
+        client: None,
+    };
+    assert_eq!(
+        internal.evaluate(&no_client, carol.as_ref()),
+        Decision::Deny { rule: Some(6) }
+    );
 }

@@ -61,10 +61,29 @@ fn explain_names_the_rule_that_decides() {
 
     let (code, out) = explain(
         dir.path(),
-        &["--url", "https://grafana.example.com/x/../manifest.json"],
+        &["--url", "https://grafana.example.com/manifest.json"],
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("public by rules[0]"), "{out}");
+    let (code, out) = explain(
+        dir.path(),
+        &["--url", "https://grafana.example.com/x/../manifest.json"],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(". or .. segment") && out.contains("400"),
+        "{out}"
+    );
+    let (code, out) = explain(
+        dir.path(),
+        &[
+            "--url",
+            "https://grafana.example.com:1#/x/admin",
+            "--user",
+            "bob",
+        ],
+    );
+    assert_eq!(code, 2, "{out}");
 
     let (code, out) = explain(dir.path(), &["--url", "https://grafana.example.com/d/home"]);
     assert_eq!(code, 1, "{out}");

@@ -291,6 +291,38 @@ pub fn access_rules(s: &Stack) {
         denied.body
     );
     assert!(!denied.body.contains("app saw"));
+    // Neither a smuggled Host header nor a dot segment gets an admin page served to alice:
+    // the proxy refuses, certgate refuses, or both see the same cleaned path and judge it.
+    let smuggled = s
+        .curl()
+        .header(HTML)
+        .header(&alice)
+        .header("Host: app.example.com:1#")
+        .try_get(&s.app(0, "/admin/users"));
+    if let Ok(r) = smuggled {
+        assert!(!r.body.contains("app saw"), "smuggled Host: {r:?}");
+    }
+    for sneaky in [
+        "/admin/;/../dashboard",
+        "/admin//../dashboard",
+        "/admin/%2e%2e/dashboard",
+        "/dashboard/../admin/users",
+        "/x/..;/admin/users",
+    ] {
+        let r = s
+            .curl()
+            .arg("--path-as-is")
+            .header(HTML)
+            .header(&alice)
+            .get(&s.app(0, sneaky));
+        assert!(!r.body.contains("path=[/admin"), "{sneaky}: {r:?}");
+        assert!(
+            r.status != 200
+                || !sneaky.starts_with("/admin/")
+                || r.body.contains("path=[/dashboard]"),
+            "{sneaky}: {r:?}"
+        );
+    }
     let elsewhere = s
         .curl()
         .header(HTML)
@@ -379,12 +411,14 @@ pub fn access_rules(s: &Stack) {
             .contains("invalid_token"),
         "{other:?}"
     );
-    let bad = s
-        .curl()
-        .cert(&s.alice.cert, &s.alice.key)
-        .post(&s.auth("/token"), "aud=https%3A%2F%2Fx%2Fpath%3Fq");
-    assert_eq!(bad.status, 400, "{bad:?}");
-    assert!(bad.body.contains("invalid_target"), "{}", bad.body);
+    for aud in ["https%3A%2F%2Fx%2Fpath%3Fq", "%2C", "a%40b.example.com"] {
+        let bad = s
+            .curl()
+            .cert(&s.alice.cert, &s.alice.key)
+            .post(&s.auth("/token"), &format!("aud={aud}"));
+        assert_eq!(bad.status, 400, "{aud}: {bad:?}");
+        assert!(bad.body.contains("invalid_target"), "{}", bad.body);
+    }
 
     // The scope never widens the holder's rights: alice's token cannot reach the admin area.
     let wide = s
