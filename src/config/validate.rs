@@ -635,21 +635,16 @@ fn session(
 }
 
 fn redirect_host(c: &mut Checker, raw: &str) -> Option<String> {
-    let host = raw.trim().trim_end_matches('.').to_ascii_lowercase();
-    let bare = host.strip_prefix("*.").unwrap_or(&host);
-    let ok = !bare.is_empty()
-        && bare
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    if ok {
-        Some(host)
-    } else {
-        c.fail(
-            "session.allowed_redirect_hosts",
-            format!("`{raw}` is not a host name"),
-            "list bare host names such as \"app.example.com\" or \"*.example.com\" (no scheme, port or path)",
-        );
-        None
+    match HostPattern::parse(raw) {
+        Ok(pattern) => Some(pattern.to_string()),
+        Err(problem) => {
+            c.fail(
+                "session.allowed_redirect_hosts",
+                problem,
+                "list bare host names such as \"app.example.com\" or \"*.example.com\" (no scheme, port or path)",
+            );
+            None
+        }
     }
 }
 
