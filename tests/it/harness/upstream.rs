@@ -67,11 +67,15 @@ fn plain(mut stream: TcpStream, head: &str) -> std::io::Result<()> {
     stream.read_exact(&mut consumed)?;
     let path = head.split_whitespace().nth(1).unwrap_or("");
     let body = format!(
-        "app saw: remote-user=[{}] remote-groups=[{}] remote-email=[{}] remote-name=[{}] path=[{path}]\n",
+        "app saw: remote-user=[{}] remote-groups=[{}] remote-email=[{}] remote-name=[{}] path=[{path}] underscored=[{}{}{}{}]\n",
         header(head, "remote-user"),
         header(head, "remote-groups"),
         header(head, "remote-email"),
         header(head, "remote-name"),
+        header(head, "remote_user"),
+        header(head, "remote_groups"),
+        header(head, "remote_email"),
+        header(head, "remote_name"),
     );
     write!(
         stream,

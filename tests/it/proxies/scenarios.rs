@@ -134,9 +134,13 @@ pub fn api_and_bearer(s: &Stack) {
         .curl()
         .header(&format!("Authorization: Bearer {token}"))
         .header("Remote-User: admin")
+        .header("Remote_User: admin")
+        .header("Remote_Groups: admins")
         .get(&s.app(s.apps.len() - 1, "/api/states"));
     assert_eq!(ok.status, 200, "{ok:?}");
     assert!(ok.body.contains("remote-user=[alice]"), "{}", ok.body);
+    // Some app servers read Remote_User as Remote-User: the underscore forms never pass either.
+    assert!(ok.body.contains("underscored=[]"), "{}", ok.body);
 
     let forged = s
         .curl()
