@@ -44,6 +44,16 @@ enum Command {
         #[arg(long, env = "CERTGATE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The built-in CA: create it, issue client certificates (with .p12 for devices), list them.
+    Ca {
+        /// The data directory holding the CA (default: the config's data_dir, else ./certgate-data).
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, env = "CERTGATE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: CaCommand,
+    },
     /// What the rules decide for a URL, and why: exit 0 allow, 1 deny.
     Explain {
         #[arg(long, env = "CERTGATE_CONFIG")]
@@ -89,6 +99,42 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Create a new CA (ECDSA P-256), or import an existing CA certificate and key.
+    Init {
+        #[arg(long, default_value = "certgate CA")]
+        name: String,
+        #[arg(long, requires = "import_key")]
+        import_cert: Option<PathBuf>,
+        #[arg(long, requires = "import_cert")]
+        import_key: Option<PathBuf>,
+    },
+    /// Issue a client certificate for a user (and device).
+    Issue {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        device: Option<String>,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        /// Where the .pem and .key go.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Also write a PKCS#12 file for browsers and phones.
+        #[arg(long)]
+        p12: Option<PathBuf>,
+        /// Legacy PKCS#12 encryption (3DES, SHA-1 MAC) for Android 13 and older and Wear OS.
+        #[arg(long, requires = "p12")]
+        legacy: bool,
+        /// Read the PKCS#12 password from this file instead of generating one.
+        #[arg(long, requires = "p12")]
+        password_file: Option<PathBuf>,
+    },
+    /// Every certificate issued: serial, user, device, expiry, status.
+    List,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ProxyKind {
     Nginx,
@@ -112,6 +158,11 @@ fn main() -> ExitCode {
             Err(problems) => config_failure(&problems),
         },
         Command::Serve { config, data_dir } => serve(config, data_dir),
+        Command::Ca {
+            data_dir,
+            config,
+            command,
+        } => ca(data_dir, config, command),
         Command::Explain {
             config,
             url,
@@ -153,6 +204,172 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) -> ExitCode {
+    use certgate::ca::store::CaStore;
+    use certgate::ca::P12Kind;
+    use certgate::clock::Clock;
+    let dir = match (data_dir, config) {
+        (Some(dir), _) => dir,
+        (None, Some(path)) => match load(&path, None) {
+            Ok(c) => c.data_dir,
+            Err(problems) => return config_failure(&problems),
+        },
+        (None, None) => PathBuf::from("certgate-data"),
+    };
+    let store = CaStore::new(&dir);
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("certgate ca: {e}");
+        ExitCode::FAILURE
+    };
+    let usage = |flag: &str, problem: &str| {
+        eprintln!("certgate ca: {flag}: {problem}");
+        ExitCode::from(2)
+    };
+    match command {
+        CaCommand::Init {
+            name,
+            import_cert,
+            import_key,
+        } => {
+            let import = import_cert.as_deref().zip(import_key.as_deref());
+            match store.init(&name, import) {
+                Ok(_) => {
+                    println!(
+                        "CA ready: {} (key {}, mode 0600)",
+                        store.cert_path().display(),
+                        store.key_path().display()
+                    );
+                    println!("point client_ca.bundle at {}", store.cert_path().display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        CaCommand::Issue {
+            user,
+            device,
+            days,
+            out,
+            p12,
+            legacy,
+            password_file,
+        } => {
+            if user.trim().is_empty() || user.chars().any(|c| c.is_control() || c == ',') {
+                return usage(
+                    "--user",
+                    "must be a non-empty name without commas or control characters",
+                );
+            }
+            if device
+                .as_deref()
+                .is_some_and(|d| d.trim().is_empty() || d.chars().any(char::is_control))
+            {
+                return usage(
+                    "--device",
+                    "must be a non-empty name without control characters",
+                );
+            }
+            if !(1..=3650).contains(&days) {
+                return usage("--days", "must be between 1 and 3650");
+            }
+            let password = match (&p12, password_file) {
+                (None, _) => None,
+                (Some(_), Some(file)) => match std::fs::read_to_string(&file) {
+                    Ok(text) => {
+                        match text.lines().next().map(str::trim).filter(|p| !p.is_empty()) {
+                            Some(p) => Some((p.to_string(), false)),
+                            None => {
+                                return usage("--password-file", "the file's first line is empty")
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        return usage(
+                            "--password-file",
+                            &format!("cannot read {}: {e}", file.display()),
+                        )
+                    }
+                },
+                (Some(_), None) => match certgate::jwt::random_id() {
+                    Some(p) => Some((p, true)),
+                    None => return fail(&"the system random number generator failed"),
+                },
+            };
+            let kind = if legacy {
+                P12Kind::Legacy
+            } else {
+                P12Kind::Modern
+            };
+            let p12_arg = p12
+                .as_deref()
+                .zip(password.as_ref())
+                .map(|(path, (pw, _))| (path, kind, pw.as_str()));
+            match store.issue(
+                &user,
+                device.as_deref(),
+                days,
+                &out,
+                p12_arg,
+                SystemClock.now(),
+            ) {
+                Ok(files) => {
+                    let who = match &files.record.device {
+                        Some(d) => format!("{user} (device {d})"),
+                        None => user.clone(),
+                    };
+                    println!(
+                        "issued serial {} for {who}, valid for {days} days",
+                        files.record.serial
+                    );
+                    println!("  certificate: {}", files.cert.display());
+                    println!("  key:         {} (mode 0600)", files.key.display());
+                    if let (Some(path), Some((pw, generated))) = (files.p12, password) {
+                        let label = if legacy {
+                            "legacy: Android 13 and older, Wear OS"
+                        } else {
+                            "modern"
+                        };
+                        println!("  PKCS#12:     {} ({label})", path.display());
+                        if generated {
+                            println!("  password:    {pw}");
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        CaCommand::List => match store.list() {
+            Ok(records) => {
+                let now = SystemClock.now();
+                println!(
+                    "{:<34} {:<16} {:<16} {:<20} STATUS",
+                    "SERIAL", "USER", "DEVICE", "EXPIRES"
+                );
+                for r in records {
+                    let expires = time::OffsetDateTime::from_unix_timestamp(r.not_after)
+                        .map(|t| t.date().to_string())
+                        .unwrap_or_else(|_| r.not_after.to_string());
+                    let status = if r.not_after <= now {
+                        "expired"
+                    } else {
+                        "valid"
+                    };
+                    println!(
+                        "{:<34} {:<16} {:<16} {:<20} {status}",
+                        r.serial,
+                        r.user,
+                        r.device.as_deref().unwrap_or("-"),
+                        expires
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
     }
 }
 

@@ -3,6 +3,7 @@
 //! browser and phone accepts for client certificates; Ed25519 is not).
 
 mod p12;
+pub mod store;
 
 pub use p12::{export_p12, P12Kind};
 
@@ -49,6 +50,8 @@ pub struct Issued {
 #[derive(Debug, Clone)]
 pub struct ClientSpec {
     pub common_name: String,
+    /// The device, as the subject's OU.
+    pub organizational_unit: Option<String>,
     pub emails: Vec<String>,
     pub uris: Vec<String>,
     pub dns_names: Vec<String>,
@@ -62,6 +65,7 @@ impl ClientSpec {
     pub fn new(common_name: &str, days: i64) -> Self {
         Self {
             common_name: common_name.to_string(),
+            organizational_unit: None,
             emails: Vec::new(),
             uris: Vec::new(),
             dns_names: Vec::new(),
@@ -142,6 +146,11 @@ impl Ca {
     pub fn issue(&self, spec: &ClientSpec) -> Result<Issued, CaError> {
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(&spec.common_name);
+        if let Some(ou) = &spec.organizational_unit {
+            params
+                .distinguished_name
+                .push(DnType::OrganizationalUnitName, ou.as_str());
+        }
         let ia5 = |s: &String| {
             rcgen::string::Ia5String::try_from(s.clone()).map_err(|_| CaError::BadName(s.clone()))
         };

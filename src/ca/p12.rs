@@ -7,7 +7,11 @@ use super::CaError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum P12Kind {
+    /// PBES2 AES-256-CBC, HMAC-SHA256: OpenSSL 3's default; desktop browsers, iOS, Android 14+.
     Modern,
+    /// pbeWithSHA1And3-KeyTripleDES-CBC for key and certificates, SHA-1 MAC: Android 13 and
+    /// older and Wear OS refuse the modern kind with a misleading "wrong password".
+    Legacy,
 }
 
 /// Packs a key, its certificate and the CA certificate into a password-protected PKCS#12 file.
@@ -35,5 +39,13 @@ pub fn export_p12(
     store.add_entry(alias, KeyStoreEntry::PrivateKeyChain(chain));
     match kind {
         P12Kind::Modern => store.writer(password).write().map_err(err),
+        P12Kind::Legacy => store
+            .writer(password)
+            .encryption_algorithm(p12_keystore::EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc)
+            .encryption_iterations(2048)
+            .mac_algorithm(p12_keystore::MacAlgorithm::HmacSha1)
+            .mac_iterations(2048)
+            .write()
+            .map_err(err),
     }
 }

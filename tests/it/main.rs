@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod ca;
 mod config_errors;
 mod direct;
 mod explain;

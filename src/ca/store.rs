@@ -1,0 +1,236 @@
+//! The built-in CA on disk: `data_dir/ca.pem` and `ca.key` (0600) — where the quickstart puts
+//! its demo CA too — and `data_dir/ca/issued.jsonl`, one line per certificate issued.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{export_p12, Ca, CaError, ClientSpec, P12Kind};
+use crate::jwt::keys::{create_private_dir, write_private};
+
+/// A record of one issued certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedRecord {
+    pub serial: String,
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    pub not_after: i64,
+    pub issued_at: i64,
+}
+
+/// Where the CA lives.
+#[derive(Debug, Clone)]
+pub struct CaStore {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {problem}")]
+    File { path: PathBuf, problem: String },
+    #[error(transparent)]
+    Ca(#[from] CaError),
+}
+
+fn file_err(path: &Path, problem: impl std::fmt::Display) -> StoreError {
+    StoreError::File {
+        path: path.to_path_buf(),
+        problem: problem.to_string(),
+    }
+}
+
+/// A freshly issued certificate and where its files went.
+pub struct IssuedFiles {
+    pub record: IssuedRecord,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub p12: Option<PathBuf>,
+}
+
+impl CaStore {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            dir: data_dir.to_path_buf(),
+        }
+    }
+
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.join("ca.key")
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.dir.join("ca").join("issued.jsonl")
+    }
+
+    /// Creates a new CA, or imports one from PEM files; never replaces an existing CA.
+    ///
+    /// # Errors
+    /// When a CA exists already, or a file cannot be read or written.
+    pub fn init(&self, name: &str, import: Option<(&Path, &Path)>) -> Result<Ca, StoreError> {
+        if self.cert_path().exists() || self.key_path().exists() {
+            return Err(file_err(
+                &self.cert_path(),
+                "a CA exists already; move it away first if you really want a new one (every certificate it issued stops working)",
+            ));
+        }
+        create_private_dir(&self.dir).map_err(|e| file_err(&self.dir, e))?;
+        let ca = match import {
+            Some((cert, key)) => {
+                let cert_pem = fs::read_to_string(cert).map_err(|e| file_err(cert, e))?;
+                let key_pem = fs::read_to_string(key).map_err(|e| file_err(key, e))?;
+                crate::cert::check_is_ca(
+                    &rustls_pki_types::pem::PemObject::from_pem_slice(cert_pem.as_bytes())
+                        .map(|d: rustls_pki_types::CertificateDer<'static>| d.to_vec())
+                        .map_err(|e| file_err(cert, e))?,
+                )
+                .map_err(|e| file_err(cert, format!("certificate {e}")))?;
+                Ca::load(&cert_pem, &key_pem)?
+            }
+            None => Ca::generate(name)?,
+        };
+        write_private(&self.key_path(), ca.key_pem.as_bytes())
+            .map_err(|e| file_err(&self.key_path(), e))?;
+        fs::write(self.cert_path(), &ca.cert_pem).map_err(|e| file_err(&self.cert_path(), e))?;
+        Ok(ca)
+    }
+
+    /// # Errors
+    /// When the CA files are missing or unusable.
+    pub fn load(&self) -> Result<Ca, StoreError> {
+        let read = |p: &Path| {
+            fs::read_to_string(p)
+                .map_err(|e| file_err(p, format!("{e} (create a CA with `certgate ca init`)")))
+        };
+        Ok(Ca::load(
+            &read(&self.cert_path())?,
+            &read(&self.key_path())?,
+        )?)
+    }
+
+    /// Issues a client certificate for `user` (and `device`), writes `<out>/<name>.pem` and
+    /// `.key` (0600), optionally a PKCS#12 file, and records it in the index.
+    ///
+    /// # Errors
+    /// When the CA cannot sign or a file cannot be written.
+    pub fn issue(
+        &self,
+        user: &str,
+        device: Option<&str>,
+        days: i64,
+        out: &Path,
+        p12: Option<(&Path, P12Kind, &str)>,
+        now: i64,
+    ) -> Result<IssuedFiles, StoreError> {
+        let ca = self.load()?;
+        let mut spec = ClientSpec::new(user, days);
+        spec.organizational_unit = device.map(String::from);
+        spec.uris = std::iter::once(format!("urn:certgate:user:{}", urn_part(user)))
+            .chain(device.map(|d| format!("urn:certgate:device:{}", urn_part(d))))
+            .collect();
+        let issued = ca.issue(&spec)?;
+        let parsed =
+            crate::cert::ClientCert::parse(&issued.cert_der).map_err(|e| file_err(out, e))?;
+        let stem = match device {
+            Some(d) => format!("{}-{}", file_part(user), file_part(d)),
+            None => file_part(user),
+        };
+        fs::create_dir_all(out).map_err(|e| file_err(out, e))?;
+        let (cert, key) = (
+            out.join(format!("{stem}.pem")),
+            out.join(format!("{stem}.key")),
+        );
+        write_private(&key, issued.key_pem.as_bytes()).map_err(|e| file_err(&key, e))?;
+        fs::write(&cert, &issued.cert_pem).map_err(|e| file_err(&cert, e))?;
+        let p12 = match p12 {
+            Some((path, kind, password)) => {
+                let alias = device.unwrap_or(user);
+                let bytes = export_p12(
+                    alias,
+                    &issued.key_der,
+                    &issued.cert_der,
+                    &ca.cert_der,
+                    password,
+                    kind,
+                )?;
+                write_private(path, &bytes).map_err(|e| file_err(path, e))?;
+                Some(path.to_path_buf())
+            }
+            None => None,
+        };
+        let record = IssuedRecord {
+            serial: parsed.serial,
+            user: user.to_string(),
+            device: device.map(String::from),
+            not_after: parsed.not_after,
+            issued_at: now,
+        };
+        self.append(&record)?;
+        Ok(IssuedFiles {
+            record,
+            cert,
+            key,
+            p12,
+        })
+    }
+
+    fn append(&self, record: &IssuedRecord) -> Result<(), StoreError> {
+        let path = self.index_path();
+        if let Some(dir) = path.parent() {
+            create_private_dir(dir).map_err(|e| file_err(dir, e))?;
+        }
+        let line = serde_json::to_string(record).map_err(|e| file_err(&path, e))?;
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| file_err(&path, e))?;
+        writeln!(file, "{line}")
+            .and_then(|()| file.sync_all())
+            .map_err(|e| file_err(&path, e))
+    }
+
+    /// Every certificate issued, oldest first.
+    ///
+    /// # Errors
+    /// When the index exists but cannot be read; a malformed line is an error naming it.
+    pub fn list(&self) -> Result<Vec<IssuedRecord>, StoreError> {
+        let path = self.index_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(file_err(&path, e)),
+        };
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                serde_json::from_str(l).map_err(|e| file_err(&path, format!("line {}: {e}", i + 1)))
+            })
+            .collect()
+    }
+}
+
+/// User and device names as they may appear in a URN.
+fn urn_part(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// User and device names as they may appear in a file name.
+fn file_part(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
