@@ -64,7 +64,12 @@ pub enum StartError {
 /// When keys cannot be loaded or created, or the trust anchors are unusable.
 pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let keys = jwt::KeySet::load_or_create(&config.data_dir.join("keys"), clock.now())?;
-    let trust = cert::TrustStore::new(&config.client_ca)?;
+    let revocation = cert::crl::Revocation::new(
+        config.crl_files.clone(),
+        Some(ca::store::CaStore::new(&config.data_dir).revoked_path()),
+        config.danger_accept_expired_crl,
+    );
+    let trust = cert::TrustStore::new(&config.client_ca)?.with_revocation(revocation);
     let tokens = jwt::Tokens::new(keys, config.public_url.as_str().trim_end_matches('/'));
     let pages = http::pages::Pages::new().map_err(|e| StartError::Pages(e.to_string()))?;
     let policy = std::sync::RwLock::new(Arc::new(config.policy.clone()));

@@ -133,6 +133,19 @@ enum CaCommand {
     },
     /// Every certificate issued: serial, user, device, expiry, status.
     List,
+    /// Revoke an issued certificate: certgate refuses it at once; run `ca crl` for proxies.
+    Revoke { serial: String },
+    /// Print (or write) a signed CRL of every revocation, for nginx `ssl_crl` and the like.
+    Crl {
+        /// DER instead of PEM (needs --out).
+        #[arg(long, requires = "out")]
+        der: bool,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Days until its next-update (refresh it before then: an expired CRL refuses everyone).
+        #[arg(long, default_value_t = 7)]
+        days: i64,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -342,9 +355,49 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
                 Err(e) => fail(&e),
             }
         }
+        CaCommand::Revoke { serial } => match store.revoke(&serial, SystemClock.now()) {
+            Ok(true) => {
+                println!("revoked {serial}: certgate refuses it from now on; publish the CRL to your proxy with `certgate ca crl`");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => {
+                println!("{serial} was revoked already");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        CaCommand::Crl { der, out, days } => {
+            if !(1..=365).contains(&days) {
+                return usage("--days", "must be between 1 and 365");
+            }
+            match store.crl(SystemClock.now(), days) {
+                Ok((pem, der_bytes)) => {
+                    let bytes = if der { der_bytes } else { pem.into_bytes() };
+                    match out {
+                        Some(path) => match std::fs::write(&path, bytes) {
+                            Ok(()) => {
+                                println!(
+                                    "CRL written to {} (next update in {days} days)",
+                                    path.display()
+                                );
+                                ExitCode::SUCCESS
+                            }
+                            Err(e) => fail(&format!("{}: {e}", path.display())),
+                        },
+                        None => {
+                            print!("{}", String::from_utf8_lossy(&bytes));
+                            ExitCode::SUCCESS
+                        }
+                    }
+                }
+                Err(e) => fail(&e),
+            }
+        }
         CaCommand::List => match store.list() {
             Ok(records) => {
                 let now = SystemClock.now();
+                let revoked =
+                    certgate::ca::store::revoked_serials(&store.revoked_path()).unwrap_or_default();
                 println!(
                     "{:<34} {:<16} {:<16} {:<20} STATUS",
                     "SERIAL", "USER", "DEVICE", "EXPIRES"
@@ -353,7 +406,9 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
                     let expires = time::OffsetDateTime::from_unix_timestamp(r.not_after)
                         .map(|t| t.date().to_string())
                         .unwrap_or_else(|_| r.not_after.to_string());
-                    let status = if r.not_after <= now {
+                    let status = if revoked.contains(&r.serial) {
+                        "revoked"
+                    } else if r.not_after <= now {
                         "expired"
                     } else {
                         "valid"

@@ -210,6 +210,42 @@ impl Ca {
     }
 }
 
+impl Ca {
+    /// A CRL signed by this CA listing `revoked` (serial bytes, revocation time), valid from
+    /// `now` for `days`. Proxies (nginx `ssl_crl`) and other verifiers read it.
+    ///
+    /// # Errors
+    /// When signing fails.
+    pub fn crl(
+        &self,
+        revoked: &[(Vec<u8>, i64)],
+        now: i64,
+        days: i64,
+    ) -> Result<(String, Vec<u8>), CaError> {
+        let at = |secs: i64| {
+            OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        };
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: at(now),
+            next_update: at(now + days.max(1) * 86_400),
+            crl_number: SerialNumber::from_slice(&now.max(1).to_be_bytes()),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|(serial, when)| rcgen::RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(serial),
+                    revocation_time: at(*when),
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&self.issuer)?;
+        Ok((crl.pem()?, crl.der().to_vec()))
+    }
+}
+
 fn dn(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);

@@ -21,6 +21,13 @@ pub struct IssuedRecord {
     pub issued_at: i64,
 }
 
+/// A revocation of one issued certificate (append-only, `data_dir/ca/revoked.jsonl`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedRecord {
+    pub serial: String,
+    pub revoked_at: i64,
+}
+
 /// Where the CA lives.
 #[derive(Debug, Clone)]
 pub struct CaStore {
@@ -67,6 +74,54 @@ impl CaStore {
 
     fn index_path(&self) -> PathBuf {
         self.dir.join("ca").join("issued.jsonl")
+    }
+
+    /// The built-in CA's revocations; certgate re-reads it whenever it changes.
+    pub fn revoked_path(&self) -> PathBuf {
+        self.dir.join("ca").join("revoked.jsonl")
+    }
+
+    /// Revokes an issued certificate. Returns `false` when it was revoked already.
+    ///
+    /// # Errors
+    /// When the serial was never issued here, or the file cannot be written.
+    pub fn revoke(&self, serial: &str, now: i64) -> Result<bool, StoreError> {
+        let serial = serial.trim().to_ascii_lowercase().replace(':', "");
+        if !self.list()?.iter().any(|r| r.serial == serial) {
+            return Err(file_err(
+                &self.index_path(),
+                format!(
+                    "no certificate with serial {serial} was issued here (see `certgate ca list`)"
+                ),
+            ));
+        }
+        if revoked_serials(&self.revoked_path())?.contains(&serial) {
+            return Ok(false);
+        }
+        let line = serde_json::to_string(&RevokedRecord {
+            serial,
+            revoked_at: now,
+        })
+        .map_err(|e| file_err(&self.revoked_path(), e))?;
+        append_line(&self.revoked_path(), &line)?;
+        Ok(true)
+    }
+
+    /// A freshly signed CRL (PEM, DER) of every revocation, valid for `days`.
+    ///
+    /// # Errors
+    /// When the CA or the revocations cannot be read, or signing fails.
+    pub fn crl(&self, now: i64, days: i64) -> Result<(String, Vec<u8>), StoreError> {
+        let ca = self.load()?;
+        let revoked = read_revoked(&self.revoked_path())?
+            .into_iter()
+            .filter_map(|r| {
+                hex::decode(&r.serial)
+                    .ok()
+                    .map(|bytes| (bytes, r.revoked_at))
+            })
+            .collect::<Vec<_>>();
+        Ok(ca.crl(&revoked, now, days)?)
     }
 
     /// Creates a new CA, or imports one from PEM files; never replaces an existing CA.
@@ -182,18 +237,8 @@ impl CaStore {
 
     fn append(&self, record: &IssuedRecord) -> Result<(), StoreError> {
         let path = self.index_path();
-        if let Some(dir) = path.parent() {
-            create_private_dir(dir).map_err(|e| file_err(dir, e))?;
-        }
         let line = serde_json::to_string(record).map_err(|e| file_err(&path, e))?;
-        let mut file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| file_err(&path, e))?;
-        writeln!(file, "{line}")
-            .and_then(|()| file.sync_all())
-            .map_err(|e| file_err(&path, e))
+        append_line(&path, &line)
     }
 
     /// Every certificate issued, oldest first.
@@ -215,6 +260,43 @@ impl CaStore {
             })
             .collect()
     }
+}
+
+fn append_line(path: &Path, line: &str) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir).map_err(|e| file_err(dir, e))?;
+    }
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| file_err(path, e))?;
+    writeln!(file, "{line}")
+        .and_then(|()| file.sync_all())
+        .map_err(|e| file_err(path, e))
+}
+
+fn read_revoked(path: &Path) -> Result<Vec<RevokedRecord>, StoreError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(file_err(path, e)),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| file_err(path, format!("line {}: {e}", i + 1)))
+        })
+        .collect()
+}
+
+/// The revoked serials (lower-case hex) in a `revoked.jsonl`; none when it does not exist.
+///
+/// # Errors
+/// When the file exists but cannot be read or parsed.
+pub fn revoked_serials(path: &Path) -> Result<std::collections::HashSet<String>, StoreError> {
+    Ok(read_revoked(path)?.into_iter().map(|r| r.serial).collect())
 }
 
 /// User and device names as they may appear in a URN.

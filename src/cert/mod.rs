@@ -2,6 +2,7 @@
 //! Only [`TrustStore::verify`] makes a `VerifiedCert`, so nothing downstream can forget the
 //! chain check, whichever way the certificate arrived (own mTLS listener or a trusted proxy).
 
+pub mod crl;
 pub mod forwarded;
 
 use std::fmt;
@@ -40,6 +41,10 @@ pub enum CertError {
     NotForClientAuth,
     #[error("a CA certificate was presented instead of a personal certificate")]
     CaAsClient,
+    #[error("the certificate was revoked")]
+    Revoked,
+    #[error("the CA's revocation list expired at {} (now {}), so no certificate of that CA can be trusted", utc(*next_update), utc(*now))]
+    CrlExpired { now: i64, next_update: i64 },
     #[error("the certificate was rejected: {0}")]
     Other(String),
 }
@@ -65,6 +70,8 @@ impl CertError {
             Self::NotYetValid { .. } => "cert_not_yet_valid",
             Self::NotForClientAuth => "cert_not_client_auth",
             Self::CaAsClient => "cert_is_ca",
+            Self::Revoked => "cert_revoked",
+            Self::CrlExpired { .. } => "crl_expired",
             Self::Other(_) => "cert_rejected",
         }
     }
@@ -75,6 +82,8 @@ impl CertError {
             Self::UnknownIssuer => "Your browser sent a certificate from another authority. Install the certificate your administrator issued for this site, then choose it when asked.",
             Self::Expired { .. } | Self::NotYetValid { .. } => "Ask your administrator for a new certificate, or check the device's date and time.",
             Self::NotForClientAuth | Self::CaAsClient => "This certificate cannot log you in. Choose your personal certificate when the browser asks.",
+            Self::Revoked => "This certificate was withdrawn (a lost or replaced device?). Ask your administrator for a new one.",
+            Self::CrlExpired { .. } => "The administrator needs to renew the revocation list (client_ca.crl).",
             _ => "Ask your administrator to issue you a new certificate.",
         }
     }
@@ -142,6 +151,7 @@ impl VerifiedCert {
 /// The client CA bundle, prepared once for verification.
 pub struct TrustStore {
     anchors: Vec<TrustAnchor<'static>>,
+    revocation: crl::Revocation,
 }
 
 impl fmt::Debug for TrustStore {
@@ -162,7 +172,16 @@ impl TrustStore {
                     .map_err(|e| CertError::Malformed(format!("CA certificate: {e}")))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { anchors })
+        Ok(Self {
+            anchors,
+            revocation: crl::Revocation::none(),
+        })
+    }
+
+    /// Adds revocation sources, checked on every verification.
+    pub fn with_revocation(mut self, revocation: crl::Revocation) -> Self {
+        self.revocation = revocation;
+        self
     }
 
     /// Checks chain to the anchors, validity at `now`, basic constraints, and clientAuth EKU
@@ -183,16 +202,35 @@ impl TrustStore {
         let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
             u64::try_from(now).unwrap_or(0),
         ));
-        ee.verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &self.anchors,
-            intermediates,
-            time,
-            KeyUsage::client_auth(),
-            None,
-            None,
-        )
-        .map_err(|e| map_webpki_error(e, now))?;
+        self.revocation.refresh();
+        let accept_expired = self.revocation.accept_expired;
+        self.revocation.with(|crls, serials| {
+            let refs: Vec<&webpki::CertRevocationList<'static>> = crls.iter().collect();
+            let options = webpki::RevocationOptionsBuilder::new(&refs).ok().map(|b| {
+                b.with_depth(webpki::RevocationCheckDepth::Chain)
+                    .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+                    .with_expiration_policy(if accept_expired {
+                        webpki::ExpirationPolicy::Ignore
+                    } else {
+                        webpki::ExpirationPolicy::Enforce
+                    })
+                    .build()
+            });
+            ee.verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                &self.anchors,
+                intermediates,
+                time,
+                KeyUsage::client_auth(),
+                options,
+                None,
+            )
+            .map_err(|e| map_webpki_error(e, now))?;
+            if serials.contains(&parsed.serial) {
+                return Err(CertError::Revoked);
+            }
+            Ok(())
+        })?;
         // webpki accepts a leaf without any EKU for client auth; we want it stated.
         if !leaf_has_client_auth(leaf) {
             return Err(CertError::NotForClientAuth);
@@ -217,6 +255,11 @@ fn map_webpki_error(e: webpki::Error, now: i64) -> CertError {
         E::RequiredEkuNotFoundContext(_) => CertError::NotForClientAuth,
         E::CaUsedAsEndEntity => CertError::CaAsClient,
         E::MaximumPathDepthExceeded | E::MaximumPathBuildCallsExceeded => CertError::ChainTooLong,
+        E::CertRevoked => CertError::Revoked,
+        E::CrlExpired { next_update, .. } => CertError::CrlExpired {
+            now,
+            next_update: secs(next_update),
+        },
         other => CertError::Other(format!("{other:?}")),
     }
 }

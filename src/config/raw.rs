@@ -59,6 +59,7 @@ pub struct RawClientCa {
     pub bundle: Option<String>,
     #[serde(deserialize_with = "list::string_or_list")]
     pub crl: Vec<String>,
+    pub danger_accept_expired_crl: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

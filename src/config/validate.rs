@@ -26,6 +26,9 @@ pub struct Config {
     pub tls: Option<ServerTls>,
     /// Trust anchors for client certificates, DER, each checked to be a CA.
     pub client_ca: Vec<CertificateDer<'static>>,
+    /// CRL files (re-read when they change) and whether an expired one still counts.
+    pub crl_files: Vec<PathBuf>,
+    pub danger_accept_expired_crl: bool,
     pub proxy: ProxyConfig,
     pub identity: IdentityConfig,
     pub session: SessionConfig,
@@ -211,13 +214,17 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
             Vec::new()
         }
     };
-    if !raw.client_ca.crl.is_empty() {
-        c.fail(
-            "client_ca.crl",
-            "CRL files are not supported by this version yet",
-            "remove the key; revoke by serial with the built-in CA instead",
-        );
+    let crl_files: Vec<PathBuf> = raw.client_ca.crl.iter().map(|p| resolve(p)).collect();
+    for path in &crl_files {
+        if let Err(e) = crate::cert::crl::read_crl(path) {
+            c.fail(
+                "client_ca.crl",
+                format!("{}: {e}", path.display()),
+                "a CRL file in PEM (-----BEGIN X509 CRL-----) or DER, readable by certgate",
+            );
+        }
     }
+    let danger_accept_expired_crl = raw.client_ca.danger_accept_expired_crl.unwrap_or(false);
 
     let proxy = ProxyConfig {
         trusted: trusted_networks(&mut c, raw.proxy.trusted),
@@ -303,6 +310,8 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
             listen,
             tls,
             client_ca,
+            crl_files,
+            danger_accept_expired_crl,
             proxy,
             identity,
             session,

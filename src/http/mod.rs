@@ -89,6 +89,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(logout::handle))
         .route("/.well-known/jwks.json", web::get().to(jwks))
         .route("/healthz", web::get().to(healthz))
+        .route("/ca/crl.pem", web::get().to(crl))
         .default_service(web::to(not_found));
 }
 
@@ -96,6 +97,21 @@ async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(state.tokens.jwks())
+}
+
+/// The built-in CA's CRL, signed fresh (valid 7 days), for proxies that fetch it.
+async fn crl(state: web::Data<AppState>) -> HttpResponse {
+    let store = crate::ca::store::CaStore::new(&state.config.data_dir);
+    if !store.key_path().exists() {
+        return HttpResponse::NotFound().body("no built-in CA here\n");
+    }
+    match store.crl(state.clock.now(), 7) {
+        Ok((pem, _)) => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "application/x-pem-file"))
+            .insert_header((header::CACHE_CONTROL, "max-age=300"))
+            .body(pem),
+        Err(e) => HttpResponse::InternalServerError().body(format!("{e}\n")),
+    }
 }
 
 async fn healthz() -> HttpResponse {

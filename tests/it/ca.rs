@@ -233,3 +233,231 @@ fn ca_imports_an_existing_ca_and_refuses_a_leaf() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("--days"), "{out}");
 }
+
+fn serial_of(pem_path: &std::path::Path) -> String {
+    let pem = std::fs::read_to_string(pem_path).unwrap();
+    let der: rustls_pki_types::CertificateDer<'static> =
+        rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes()).unwrap();
+    certgate::cert::ClientCert::parse(&der).unwrap().serial
+}
+
+fn login(
+    d: &std::path::Path,
+    cg: &Certgate,
+    server_ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> crate::harness::curl::Response {
+    Curl::new(d)
+        .cacert(server_ca)
+        .cert(cert, key)
+        .header("Accept: text/html")
+        .get(&cg.mtls("/auth"))
+}
+
+fn certgate_for(d: &std::path::Path, bundle: &std::path::Path, extra: &str) -> (Certgate, Pki) {
+    let pki = Pki::new(d, "Server CA");
+    let server = pki.server(&["localhost"]);
+    let body = format!(
+        "public_url = \"https://localhost:{{MTLS_PORT}}\"\ndata_dir = \"data\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[client_ca]\nbundle = \"{}\"\n{extra}\n[identity]\nallow_unlisted = true\n[access]\nallow_unmatched = true\n",
+        server.cert.display(),
+        server.key.display(),
+        bundle.display()
+    );
+    (Certgate::start(d, &body, true), pki)
+}
+
+#[test]
+fn a_revoked_certificate_is_refused_at_once_and_nginx_takes_the_crl() {
+    if !require("openssl") || !require("curl") || !require("nginx") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(ca(d, &["init"]).0, 0);
+    assert_eq!(
+        ca(
+            d,
+            &["issue", "--user", "alice", "--device", "phone", "--out", "out"]
+        )
+        .0,
+        0
+    );
+    assert_eq!(ca(d, &["issue", "--user", "bob", "--out", "out"]).0, 0);
+    let (alice, alice_key, bob, bob_key) = (
+        d.join("out/alice-phone.pem"),
+        d.join("out/alice-phone.key"),
+        d.join("out/bob.pem"),
+        d.join("out/bob.key"),
+    );
+    let (cg, server_pki) = certgate_for(d, &d.join("data/ca.pem"), "");
+    assert_eq!(
+        login(d, &cg, &server_pki.ca_pem, &alice, &alice_key).status,
+        200
+    );
+
+    let serial = serial_of(&alice);
+    let (code, out) = ca(d, &["revoke", &serial]);
+    assert_eq!(code, 0, "{out}");
+    // At once: the very next login is refused, with a page that says why.
+    let r = login(d, &cg, &server_pki.ca_pem, &alice, &alice_key);
+    assert_eq!(r.status, 495, "{r:?}");
+    assert!(r.body.contains("revoked"), "{}", r.body);
+    assert_eq!(
+        login(d, &cg, &server_pki.ca_pem, &bob, &bob_key).status,
+        200
+    );
+    let (_, list) = ca(d, &["list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&serial) && l.ends_with("revoked")),
+        "{list}"
+    );
+    assert_eq!(
+        ca(d, &["revoke", "00ff"]).0,
+        1,
+        "an unknown serial is an error"
+    );
+
+    // The CRL, served and written, lists the serial with a next-update.
+    let served = Curl::new(d).get(&cg.http("/ca/crl.pem"));
+    assert_eq!(served.status, 200);
+    std::fs::write(d.join("served.pem"), &served.body).unwrap();
+    let (code, out) = ca(d, &["crl", "--out", "crl.pem"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(ca(d, &["crl", "--der", "--out", "crl.der"]).0, 0);
+    for (file, form) in [
+        ("served.pem", "PEM"),
+        ("crl.pem", "PEM"),
+        ("crl.der", "DER"),
+    ] {
+        let text = Command::new("openssl")
+            .args(["crl", "-noout", "-text", "-inform", form, "-in"])
+            .arg(d.join(file))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout).to_string();
+        assert!(
+            text.contains(&serial.to_ascii_uppercase()) && text.contains("Next Update"),
+            "{file}: {text}"
+        );
+    }
+
+    // Real nginx accepts the CRL (ssl_crl) and refuses the revoked certificate too.
+    std::fs::write(d.join("index.html"), "protected\n").unwrap();
+    let port = crate::harness::free_port();
+    let nginx_tls = server_pki.server(&["localhost"]);
+    let conf = format!(
+        "server {{\n listen 127.0.0.1:{port} ssl;\n ssl_certificate {sc};\n ssl_certificate_key {sk};\n ssl_client_certificate {ca};\n ssl_crl {crl};\n ssl_verify_client on;\n location / {{ root {root}; }}\n}}\n",
+        sc = nginx_tls.cert.display(),
+        sk = nginx_tls.key.display(),
+        ca = d.join("data/ca.pem").display(),
+        crl = d.join("crl.pem").display(),
+        root = d.display()
+    );
+    let _nginx = crate::harness::nginx::Nginx::start(d, port, &conf);
+    let url = format!("https://localhost:{port}/index.html");
+    let ok = Curl::new(d)
+        .cacert(&server_pki.ca_pem)
+        .cert(&bob, &bob_key)
+        .get(&url);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(ok.body, "protected\n");
+    let refused = Curl::new(d)
+        .cacert(&server_pki.ca_pem)
+        .cert(&alice, &alice_key)
+        .get(&url);
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(
+        refused.body.contains("SSL certificate error"),
+        "{}",
+        refused.body
+    );
+}
+
+#[test]
+fn crl_files_of_an_external_ca_are_enforced_reloaded_and_must_be_fresh() {
+    if !require("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let external = Pki::new(d, "External CA");
+    let alice = external.user("alice");
+    let bob = external.user("bob");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let crl_path = d.join("external.crl");
+    std::fs::write(&crl_path, external.ca.crl(&[], now, 7).unwrap().0).unwrap();
+    let extra = format!("crl = [\"{}\"]", crl_path.display());
+    let (cg, server_pki) = certgate_for(d, &external.ca_pem, &extra);
+    assert_eq!(
+        login(d, &cg, &server_pki.ca_pem, &alice.cert, &alice.key).status,
+        200
+    );
+
+    // The file changes (as a cron job would replace it): the next login sees it.
+    let serial = hex::decode(
+        &certgate::cert::ClientCert::parse(&alice.issued.cert_der)
+            .unwrap()
+            .serial,
+    )
+    .unwrap();
+    std::fs::write(
+        &crl_path,
+        external.ca.crl(&[(serial, now)], now, 7).unwrap().1,
+    )
+    .unwrap();
+    let r = login(d, &cg, &server_pki.ca_pem, &alice.cert, &alice.key);
+    assert_eq!(r.status, 495, "{r:?}");
+    assert!(r.body.contains("revoked"), "{}", r.body);
+    assert_eq!(
+        login(d, &cg, &server_pki.ca_pem, &bob.cert, &bob.key).status,
+        200
+    );
+    drop(cg);
+
+    // An expired CRL refuses everyone of that CA, unless the danger_ key says otherwise.
+    std::fs::write(
+        &crl_path,
+        external.ca.crl(&[], now - 10 * 86_400, 3).unwrap().0,
+    )
+    .unwrap();
+    let (cg, server_pki) = certgate_for(d, &external.ca_pem, &extra);
+    let r = login(d, &cg, &server_pki.ca_pem, &bob.cert, &bob.key);
+    assert_eq!(r.status, 495, "{r:?}");
+    assert!(r.body.contains("revocation list expired"), "{}", r.body);
+    drop(cg);
+    let (cg, server_pki) = certgate_for(
+        d,
+        &external.ca_pem,
+        &format!("{extra}\ndanger_accept_expired_crl = true"),
+    );
+    assert_eq!(
+        login(d, &cg, &server_pki.ca_pem, &bob.cert, &bob.key).status,
+        200
+    );
+    drop(cg);
+
+    // A CRL file that is not one is a configuration problem naming the key and the path.
+    std::fs::write(&crl_path, "not a crl").unwrap();
+    let config = d.join("bad.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "public_url = \"https://a.example\"\n[client_ca]\nbundle = \"{}\"\n{extra}\n",
+            external.ca_pem.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("client_ca.crl") && err.contains("external.crl"),
+        "{err}"
+    );
+}
