@@ -178,6 +178,20 @@ impl TrustStore {
         })
     }
 
+    /// Whether the certificate with this serial (lower-case hex) was revoked, by the built-in
+    /// CA or a CRL: tokens carry it as `x5s`, so a revocation ends their sessions too. (Serials
+    /// are compared without the issuer; a collision between two CAs fails closed.)
+    pub fn is_serial_revoked(&self, serial: &str) -> bool {
+        self.revocation.refresh();
+        let bytes = hex::decode(serial).unwrap_or_default();
+        self.revocation.with(|crls, serials| {
+            serials.contains(serial)
+                || crls
+                    .iter()
+                    .any(|crl| crl.find_serial(&bytes).ok().flatten().is_some())
+        })
+    }
+
     /// Adds revocation sources, checked on every verification.
     pub fn with_revocation(mut self, revocation: crl::Revocation) -> Self {
         self.revocation = revocation;

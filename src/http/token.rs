@@ -170,7 +170,12 @@ fn session_subject(
         let Ok(claims) = state.tokens.verify(&value, TokenKind::Session, now) else {
             continue;
         };
-        if state.revocations.is_jti_revoked(&claims.jti) {
+        if state.revocations.is_jti_revoked(&claims.jti)
+            || claims
+                .x5s
+                .as_deref()
+                .is_some_and(|s| state.trust.is_serial_revoked(s))
+        {
             continue;
         }
         let who = identity::from_claims(&claims, &state.config.identity)?;

@@ -109,6 +109,16 @@ fn authenticate(
             if state.revocations.is_jti_revoked(&claims.jti) {
                 return Err(challenge(Some("invalid_token"), "token revoked".into()));
             }
+            if claims
+                .x5s
+                .as_deref()
+                .is_some_and(|s| state.trust.is_serial_revoked(s))
+            {
+                return Err(challenge(
+                    Some("invalid_token"),
+                    "the certificate behind this token was revoked".into(),
+                ));
+            }
             // A token with app audiences is good only on those hosts (RFC 8707).
             let hosts = claims.aud.app_hosts(state.tokens.issuer());
             if !hosts.is_empty() {
@@ -138,6 +148,15 @@ fn authenticate(
         match state.tokens.verify(&value, TokenKind::Session, now) {
             Ok(claims) if state.revocations.is_jti_revoked(&claims.jti) => {
                 cookie_problem = Some("session revoked".to_string());
+            }
+            Ok(claims)
+                if claims
+                    .x5s
+                    .as_deref()
+                    .is_some_and(|s| state.trust.is_serial_revoked(s)) =>
+            {
+                cookie_problem =
+                    Some("the certificate behind this session was revoked".to_string());
             }
             Ok(claims) => return Ok((identity::from_claims(&claims, &cfg.identity)?, None)),
             Err(e) => cookie_problem = Some(format!("session cookie: {e}")),

@@ -296,9 +296,37 @@ fn a_revoked_certificate_is_refused_at_once_and_nginx_takes_the_crl() {
         200
     );
 
+    // Live credentials minted from alice's certificate before the revocation.
+    let cookie = crate::direct::cookie_value(
+        &login(d, &cg, &server_pki.ca_pem, &alice, &alice_key),
+        "__Host-certgate",
+    );
+    let minted = Curl::new(d)
+        .cacert(&server_pki.ca_pem)
+        .cert(&alice, &alice_key)
+        .post(&cg.mtls("/token"), "");
+    let bearer = serde_json::from_str::<serde_json::Value>(&minted.body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let check = |header: &str| Curl::new(d).header(header).get(&cg.http("/verify")).status;
+    assert_eq!(check(&format!("Cookie: __Host-certgate={cookie}")), 200);
+    assert_eq!(check(&format!("Authorization: Bearer {bearer}")), 200);
+
     let serial = serial_of(&alice);
     let (code, out) = ca(d, &["revoke", &serial]);
     assert_eq!(code, 0, "{out}");
+    // Its session and its bearer token stop at once too.
+    assert_eq!(check(&format!("Cookie: __Host-certgate={cookie}")), 401);
+    assert_eq!(check(&format!("Authorization: Bearer {bearer}")), 401);
+    let from_session = Curl::new(d)
+        .cacert(&server_pki.ca_pem)
+        .header(&format!("Cookie: __Host-certgate={cookie}"))
+        .post(&cg.mtls("/token"), "");
+    assert_eq!(
+        from_session.status, 401,
+        "a revoked session mints no token: {from_session:?}"
+    );
     // At once: the very next login is refused, with a page that says why.
     let r = login(d, &cg, &server_pki.ca_pem, &alice, &alice_key);
     assert_eq!(r.status, 495, "{r:?}");
