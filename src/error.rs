@@ -37,6 +37,9 @@ pub enum AppError {
         code: &'static str,
         description: String,
     },
+    /// A one-time link that was used or has expired.
+    #[error("gone: {0}")]
+    Gone(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -97,6 +100,15 @@ pub fn render(err: &AppError, to: &Audience<'_>) -> HttpResponse {
             );
             return res;
         }
+        AppError::Gone(why) => (
+            StatusCode::GONE,
+            Page::message(
+                "Link no longer valid",
+                why,
+                "Enrollment links work once and for a few minutes.",
+            ),
+            "gone",
+        ),
         AppError::Forbidden(why) => (
             StatusCode::FORBIDDEN,
             Page::message(

@@ -75,6 +75,7 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
     let policy = std::sync::RwLock::new(Arc::new(config.policy.clone()));
     Ok(AppState {
         policy,
+        downloads: http::enroll::Downloads::default(),
         config: Arc::new(config),
         trust,
         tokens,

@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// One-time enrollment links that install a certificate on a phone, watch or browser.
+    Enroll {
+        #[command(subcommand)]
+        command: EnrollCommand,
+    },
     /// What the rules decide for a URL, and why: exit 0 allow, 1 deny.
     Explain {
         #[arg(long, env = "CERTGATE_CONFIG")]
@@ -148,6 +153,31 @@ enum CaCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum EnrollCommand {
+    /// Create a link (and QR code) that issues one certificate, once.
+    Create {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        device: Option<String>,
+        /// How long the link works.
+        #[arg(long, default_value_t = 15)]
+        minutes: i64,
+        /// Validity of the certificate it issues.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        #[arg(long, env = "CERTGATE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Without --config: the data directory holding the CA.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Without --config: where people reach certgate, e.g. https://auth.example.com.
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ProxyKind {
     Nginx,
@@ -176,6 +206,18 @@ fn main() -> ExitCode {
             config,
             command,
         } => ca(data_dir, config, command),
+        Command::Enroll {
+            command:
+                EnrollCommand::Create {
+                    user,
+                    device,
+                    minutes,
+                    days,
+                    config,
+                    data_dir,
+                    public_url,
+                },
+        } => enroll(&user, device, minutes, days, config, data_dir, public_url),
         Command::Explain {
             config,
             url,
@@ -426,6 +468,89 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
             Err(e) => fail(&e),
         },
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn enroll(
+    user: &str,
+    device: Option<String>,
+    minutes: i64,
+    days: i64,
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    public_url: Option<String>,
+) -> ExitCode {
+    use certgate::ca::enroll::{EnrollStore, Enrollment};
+    use certgate::clock::Clock;
+    let usage = |flag: &str, problem: &str| {
+        eprintln!("certgate enroll: {flag}: {problem}");
+        ExitCode::from(2)
+    };
+    let (dir, base) = match config {
+        Some(path) => match load(&path, None) {
+            Ok(c) => (data_dir.unwrap_or(c.data_dir), public_url.unwrap_or_else(|| c.public_url.to_string())),
+            Err(problems) => return config_failure(&problems),
+        },
+        None => match public_url {
+            Some(url) => (data_dir.unwrap_or_else(|| PathBuf::from("certgate-data")), url),
+            None => return usage("--public-url", "needed without --config: where people reach certgate, e.g. https://auth.example.com"),
+        },
+    };
+    if !base.starts_with("https://") && !base.starts_with("http://") {
+        return usage("--public-url", "must be an absolute http(s) URL");
+    }
+    if user.trim().is_empty() || user.chars().any(|c| c.is_control() || c == ',') {
+        return usage(
+            "--user",
+            "must be a non-empty name without commas or control characters",
+        );
+    }
+    if !(1..=1440).contains(&minutes) {
+        return usage("--minutes", "must be between 1 and 1440");
+    }
+    if !(1..=3650).contains(&days) {
+        return usage("--days", "must be between 1 and 3650");
+    }
+    if !certgate::ca::store::CaStore::new(&dir).key_path().exists() {
+        return usage(
+            "--data-dir",
+            &format!(
+                "{} holds no CA (create one with `certgate ca init`)",
+                dir.display()
+            ),
+        );
+    }
+    let enrollment = Enrollment {
+        user: user.to_string(),
+        device: device.clone(),
+        days,
+        expires_at: SystemClock.now() + minutes * 60,
+    };
+    let secret = match EnrollStore::new(&dir).create(&enrollment) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("certgate enroll: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let link = format!("{}/enroll/{secret}", base.trim_end_matches('/'));
+    let who = device.map_or_else(|| user.to_string(), |d| format!("{user} ({d})"));
+    println!("enrollment link for {who}: works once, for {minutes} minutes");
+    println!("  {link}");
+    match qrcode::QrCode::new(link.as_bytes()) {
+        Ok(code) => {
+            // Light modules drawn, dark ones left blank: scannable on a dark terminal.
+            let art = code
+                .render::<qrcode::render::unicode::Dense1x2>()
+                .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                .build();
+            println!("{art}");
+        }
+        Err(e) => eprintln!("certgate enroll: no QR code: {e}"),
+    }
+    println!("Open it on the device (or scan the code): it explains how to install the certificate and shows its password once.");
+    ExitCode::SUCCESS
 }
 
 fn explain(

@@ -2,6 +2,7 @@
 //! demo CA and the test suite's certificates both come from here (ECDSA P-256, which every
 //! browser and phone accepts for client certificates; Ed25519 is not).
 
+pub mod enroll;
 mod p12;
 pub mod store;
 

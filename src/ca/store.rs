@@ -169,6 +169,61 @@ impl CaStore {
         )?)
     }
 
+    /// Signs a certificate for `user` (and `device`) and records it in the index.
+    fn sign(
+        &self,
+        user: &str,
+        device: Option<&str>,
+        days: i64,
+        now: i64,
+    ) -> Result<(Ca, super::Issued, IssuedRecord), StoreError> {
+        let ca = self.load()?;
+        let mut spec = ClientSpec::new(user, days);
+        spec.organizational_unit = device.map(String::from);
+        spec.uris = std::iter::once(format!("urn:certgate:user:{}", urn_part(user)))
+            .chain(device.map(|d| format!("urn:certgate:device:{}", urn_part(d))))
+            .collect();
+        let issued = ca.issue(&spec)?;
+        let parsed =
+            crate::cert::ClientCert::parse(&issued.cert_der).map_err(|e| file_err(&self.dir, e))?;
+        let record = IssuedRecord {
+            serial: parsed.serial,
+            user: user.to_string(),
+            device: device.map(String::from),
+            not_after: parsed.not_after,
+            issued_at: now,
+        };
+        self.append(&record)?;
+        Ok((ca, issued, record))
+    }
+
+    /// Issues a certificate straight into a PKCS#12 file in memory: the private key is never
+    /// written anywhere (enrollment links).
+    ///
+    /// # Errors
+    /// When the CA cannot sign or the index cannot be written.
+    pub fn issue_p12(
+        &self,
+        user: &str,
+        device: Option<&str>,
+        days: i64,
+        kind: P12Kind,
+        password: &str,
+        now: i64,
+    ) -> Result<(Vec<u8>, IssuedRecord), StoreError> {
+        let (ca, issued, record) = self.sign(user, device, days, now)?;
+        let alias = device.unwrap_or(user);
+        let bytes = export_p12(
+            alias,
+            &issued.key_der,
+            &issued.cert_der,
+            &ca.cert_der,
+            password,
+            kind,
+        )?;
+        Ok((bytes, record))
+    }
+
     /// Issues a client certificate for `user` (and `device`), writes `<out>/<name>.pem` and
     /// `.key` (0600), optionally a PKCS#12 file, and records it in the index.
     ///
@@ -183,15 +238,7 @@ impl CaStore {
         p12: Option<(&Path, P12Kind, &str)>,
         now: i64,
     ) -> Result<IssuedFiles, StoreError> {
-        let ca = self.load()?;
-        let mut spec = ClientSpec::new(user, days);
-        spec.organizational_unit = device.map(String::from);
-        spec.uris = std::iter::once(format!("urn:certgate:user:{}", urn_part(user)))
-            .chain(device.map(|d| format!("urn:certgate:device:{}", urn_part(d))))
-            .collect();
-        let issued = ca.issue(&spec)?;
-        let parsed =
-            crate::cert::ClientCert::parse(&issued.cert_der).map_err(|e| file_err(out, e))?;
+        let (ca, issued, record) = self.sign(user, device, days, now)?;
         let stem = match device {
             Some(d) => format!("{}-{}", file_part(user), file_part(d)),
             None => file_part(user),
@@ -219,14 +266,6 @@ impl CaStore {
             }
             None => None,
         };
-        let record = IssuedRecord {
-            serial: parsed.serial,
-            user: user.to_string(),
-            device: device.map(String::from),
-            not_after: parsed.not_after,
-            issued_at: now,
-        };
-        self.append(&record)?;
         Ok(IssuedFiles {
             record,
             cert,

@@ -3,6 +3,7 @@
 
 mod auth;
 mod cookie;
+pub mod enroll;
 pub mod extract;
 mod logout;
 pub mod pages;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub pages: Pages,
     /// Swapped whole on SIGHUP; a check reads one consistent set of rules.
     pub policy: std::sync::RwLock<Arc<Policy>>,
+    /// PKCS#12 files from enrollment links, waiting for their one download.
+    pub downloads: enroll::Downloads,
 }
 
 impl AppState {
@@ -90,6 +93,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/.well-known/jwks.json", web::get().to(jwks))
         .route("/healthz", web::get().to(healthz))
         .route("/ca/crl.pem", web::get().to(crl))
+        .route("/enroll/download/{id}", web::get().to(enroll::download))
+        .route("/enroll/{secret}", web::get().to(enroll::show))
+        .route("/enroll/{secret}", web::post().to(enroll::redeem))
         .default_service(web::to(not_found));
 }
 

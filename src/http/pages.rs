@@ -10,6 +10,17 @@ pub struct Page {
     pub message: String,
     pub hints: Vec<String>,
     pub link: Option<Link>,
+    /// Shown once, large (a one-time password).
+    pub secret: Option<String>,
+    pub form: Option<Form>,
+}
+
+/// A POST form of buttons (no JavaScript needed).
+#[derive(Debug, Clone, Serialize)]
+pub struct Form {
+    pub action: String,
+    /// (name, value, label)
+    pub buttons: Vec<(String, String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -25,6 +36,8 @@ impl Page {
             message: message.into(),
             hints: vec![hint.into()],
             link: None,
+            secret: None,
+            form: None,
         }
     }
 
@@ -38,6 +51,8 @@ impl Page {
                 "If you cancelled the prompt, close all windows of the browser and try again.".into(),
             ],
             link: None,
+            secret: None,
+            form: None,
         }
     }
 
@@ -50,6 +65,8 @@ impl Page {
                 href: location.into(),
                 text: "Sign in".into(),
             }),
+            secret: None,
+            form: None,
         }
     }
 
@@ -64,6 +81,8 @@ impl Page {
             message: format!("You are signed in as {user} ({groups})."),
             hints: vec!["You can close this page and go back to the app.".into()],
             link: None,
+            secret: None,
+            form: None,
         }
     }
 

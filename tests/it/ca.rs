@@ -489,3 +489,234 @@ fn crl_files_of_an_external_ca_are_enforced_reloaded_and_must_be_fresh() {
         "{err}"
     );
 }
+
+/// Reads a QR code back from the terminal art `certgate enroll create` prints (light modules
+/// drawn, dark ones blank, two module rows per text line).
+fn decode_terminal_qr(output: &str) -> String {
+    let art: Vec<Vec<char>> = output
+        .lines()
+        .filter(|l| l.chars().count() > 20 && l.chars().all(|c| matches!(c, '█' | '▀' | '▄' | ' ')))
+        .map(|l| l.chars().collect())
+        .collect();
+    assert!(!art.is_empty(), "no QR code in:\n{output}");
+    let width = art[0].len();
+    let dark = |x: usize, y: usize| -> bool {
+        let c = art
+            .get(y / 2)
+            .and_then(|row| row.get(x))
+            .copied()
+            .unwrap_or('█');
+        let (top, bottom) = match c {
+            '█' => (true, true),
+            '▀' => (true, false),
+            '▄' => (false, true),
+            _ => (false, false),
+        };
+        !(if y % 2 == 0 { top } else { bottom })
+    };
+    let scale = 4;
+    let mut image =
+        rqrr::PreparedImage::prepare_from_bitmap(width * scale, width * scale, |x, y| {
+            dark(x / scale, y / scale)
+        });
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code expected");
+    grids[0].decode().unwrap().1
+}
+
+#[test]
+fn an_enrollment_link_installs_a_certificate_once() {
+    if !require("openssl") || !require("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(ca(d, &["init"]).0, 0);
+    let (cg, server_pki) = certgate_for(d, &d.join("data/ca.pem"), "");
+    let out = Command::new(binary())
+        .args([
+            "enroll",
+            "create",
+            "--data-dir",
+            "data",
+            "--user",
+            "bob",
+            "--device",
+            "watch",
+            "--public-url",
+        ])
+        .arg(cg.mtls(""))
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("https://"))
+        .unwrap()
+        .to_string();
+    assert_eq!(decode_terminal_qr(&text), link, "the QR code is the link");
+
+    // The phone has no certificate yet: the page explains, per platform, and offers both kinds.
+    let phone = || {
+        Curl::new(d)
+            .cacert(&server_pki.ca_pem)
+            .header("Accept: text/html")
+    };
+    let page = phone().get(&link);
+    assert_eq!(page.status, 200, "{page:?}");
+    for platform in [
+        "iPhone",
+        "Android 13 and older",
+        "Wear OS",
+        "Desktop browsers",
+    ] {
+        assert!(page.body.contains(platform), "{platform}: {}", page.body);
+    }
+    assert_eq!(phone().get(&link).status, 200, "looking is not using");
+
+    let ready = phone().post(&link, "kind=legacy");
+    assert_eq!(ready.status, 200, "{ready:?}");
+    let shown = ready
+        .body
+        .split("<code>")
+        .nth(1)
+        .unwrap()
+        .split("</code>")
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        shown.len(),
+        22,
+        "a one-time password is shown: {}",
+        ready.body
+    );
+    let href = ready
+        .body
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#x2f;", "/");
+    let file = phone().get(&cg.mtls(&href));
+    assert_eq!(file.status, 200, "{file:?}");
+    assert_eq!(file.header("content-type"), Some("application/x-pkcs12"));
+    // The body went through curl as text; fetch the bytes properly for OpenSSL.
+    assert_eq!(
+        phone().get(&cg.mtls(&href)).status,
+        410,
+        "the download works once"
+    );
+
+    // A second run of the whole flow to get the file's bytes intact (curl -o keeps them).
+    let out = Command::new(binary())
+        .args([
+            "enroll",
+            "create",
+            "--data-dir",
+            "data",
+            "--user",
+            "bob",
+            "--device",
+            "watch",
+            "--public-url",
+        ])
+        .arg(cg.mtls(""))
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let link2 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("https://"))
+        .unwrap()
+        .to_string();
+    let ready = phone().post(&link2, "kind=legacy");
+    let password = ready
+        .body
+        .split("<code>")
+        .nth(1)
+        .unwrap()
+        .split("</code>")
+        .next()
+        .unwrap()
+        .to_string();
+    let href = ready
+        .body
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#x2f;", "/");
+    let p12 = d.join("bob-watch.p12");
+    let status = Command::new("curl")
+        .args(["-sS", "-o"])
+        .arg(&p12)
+        .arg("-w")
+        .arg("%{http_code}")
+        .arg("--cacert")
+        .arg(&server_pki.ca_pem)
+        .arg(cg.mtls(&href))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "200");
+    let (ok, info) = pkcs12_info(&p12, &password, true);
+    assert!(
+        ok && info.contains("pbeWithSHA1And3-KeyTripleDES-CBC") && info.contains("MAC: sha1"),
+        "{info}"
+    );
+    let login = Curl::new(d)
+        .cacert(&server_pki.ca_pem)
+        .arg("--cert-type")
+        .arg("P12")
+        .arg("--cert")
+        .arg(format!("{}:{password}", p12.display()))
+        .get(&cg.mtls("/auth"));
+    assert_eq!(login.status, 200, "{login:?}");
+    assert!(login.body.contains("signed in as bob"), "{}", login.body);
+
+    // Used links are gone, for looking and for using.
+    for l in [&link, &link2] {
+        assert_eq!(phone().get(l).status, 410);
+        assert_eq!(phone().post(l, "kind=modern").status, 410);
+    }
+    let (_, list) = ca(d, &["list"]);
+    assert_eq!(
+        list.lines().filter(|l| l.contains("watch")).count(),
+        2,
+        "{list}"
+    );
+
+    // An expired link is gone too.
+    let store = certgate::ca::enroll::EnrollStore::new(&d.join("data"));
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let expired = store
+        .create(&certgate::ca::enroll::Enrollment {
+            user: "eve".into(),
+            device: None,
+            days: 1,
+            expires_at: now - 1,
+        })
+        .unwrap();
+    assert_eq!(
+        phone().get(&cg.mtls(&format!("/enroll/{expired}"))).status,
+        410
+    );
+    assert_eq!(
+        phone()
+            .post(&cg.mtls(&format!("/enroll/{expired}")), "")
+            .status,
+        410
+    );
+}
