@@ -115,12 +115,15 @@ enum CaCommand {
         #[arg(long, requires = "import_cert")]
         import_key: Option<PathBuf>,
     },
-    /// Issue a client certificate for a user (and device).
+    /// Issue a client certificate for a user (and device), or renew one by serial.
     Issue {
-        #[arg(long)]
-        user: String,
-        #[arg(long)]
+        #[arg(long, required_unless_present = "renew")]
+        user: Option<String>,
+        #[arg(long, conflicts_with = "renew")]
         device: Option<String>,
+        /// A new certificate for the same user and device as this serial (see `ca list`).
+        #[arg(long, conflicts_with = "user")]
+        renew: Option<String>,
         #[arg(long, default_value_t = 365)]
         days: i64,
         /// Where the .pem and .key go.
@@ -306,12 +309,25 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
         CaCommand::Issue {
             user,
             device,
+            renew,
             days,
             out,
             p12,
             legacy,
             password_file,
         } => {
+            let (user, device) = match (user, renew) {
+                (Some(user), _) => (user, device),
+                (None, Some(serial)) => {
+                    let serial = serial.trim().to_ascii_lowercase().replace(':', "");
+                    match store.list().map(|l| l.into_iter().find(|r| r.serial == serial)) {
+                        Ok(Some(old)) => (old.user, old.device),
+                        Ok(None) => return usage("--renew", &format!("no certificate with serial {serial} was issued here (see `certgate ca list`)")),
+                        Err(e) => return fail(&e),
+                    }
+                }
+                (None, None) => return usage("--user", "missing"),
+            };
             if user.trim().is_empty() || user.chars().any(|c| c.is_control() || c == ',') {
                 return usage(
                     "--user",

@@ -720,3 +720,35 @@ fn an_enrollment_link_installs_a_certificate_once() {
         410
     );
 }
+
+#[test]
+fn renew_issues_a_new_certificate_for_the_same_user_and_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(ca(d, &["init"]).0, 0);
+    assert_eq!(
+        ca(
+            d,
+            &["issue", "--user", "dana", "--device", "tablet", "--days", "10", "--out", "old"]
+        )
+        .0,
+        0
+    );
+    let old = serial_of(&d.join("old/dana-tablet.pem"));
+    let (code, out) = ca(d, &["issue", "--renew", &old, "--out", "new"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("dana (device tablet)"), "{out}");
+    let new = serial_of(&d.join("new/dana-tablet.pem"));
+    assert_ne!(old, new);
+    let (_, list) = ca(d, &["list"]);
+    assert_eq!(
+        list.lines()
+            .filter(|l| l.contains("dana") && l.contains("tablet"))
+            .count(),
+        2,
+        "{list}"
+    );
+    let (code, out) = ca(d, &["issue", "--renew", "00ff"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--renew"), "{out}");
+}
