@@ -19,6 +19,14 @@ pub struct RawConfig {
     pub headers: RawHeaders,
     pub access: RawAccess,
     pub rules: Vec<RawRule>,
+    pub admin: RawAdmin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawAdmin {
+    #[serde(deserialize_with = "list::string_or_list")]
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -36,6 +36,8 @@ pub struct Config {
     pub headers: HeaderNames,
     /// `[[rules]]` and `[access]`; reloaded on SIGHUP.
     pub policy: Policy,
+    /// Members of these groups may use the admin pages (none: the pages are off).
+    pub admin_groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -318,6 +320,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
             token,
             headers,
             policy,
+            admin_groups: raw.admin.groups,
         }),
         _ => Err(Problems(c.0)),
     }

@@ -93,8 +93,10 @@ pub async fn show(
         ],
         link: None,
         secret: None,
+        svg: None,
         form: Some(Form {
             action: format!("/enroll/{}", path.as_str()),
+            fields: Vec::new(),
             buttons: vec![
                 ("kind".into(), "modern".into(), "Modern (.p12)".into()),
                 ("kind".into(), "legacy".into(), "Legacy (.p12 for Android 13 and older, Wear OS)".into()),
@@ -171,6 +173,7 @@ fn issue(secret: &str, body: &[u8], state: &AppState) -> Result<Page, AppError> 
         }),
         secret: Some(password),
         form: None,
+        svg: None,
     })
 }
 

@@ -190,3 +190,33 @@ pub fn session_cookies(req: &HttpRequest, name: &str) -> Vec<String> {
         .map(|(_, v)| v.trim_matches('"').to_string())
         .collect()
 }
+
+/// Browsers tell us where a POST comes from; a cross-site one (logout, admin forms) must have
+/// no effect.
+pub fn same_site_post(req: &HttpRequest, state: &AppState) -> Result<(), AppError> {
+    let h = req.headers();
+    if h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
+        return Err(AppError::Forbidden("cross-site request refused".into()));
+    }
+    if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let host = url::Url::parse(origin)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+        let own = state
+            .config
+            .public_url
+            .host_str()
+            .map(str::to_ascii_lowercase);
+        let allowed = host.as_deref().is_some_and(|h| {
+            Some(h) == own.as_deref()
+                || crate::http::redirect::host_allowed(
+                    h,
+                    &state.config.session.allowed_redirect_hosts,
+                )
+        });
+        if !allowed {
+            return Err(AppError::Forbidden("cross-site request refused".into()));
+        }
+    }
+    Ok(())
+}

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::extract::{self, RequestMeta};
 use super::pages::Page;
 use super::{cookie, redirect, AppState};
-use crate::error::{self, AppError};
+use crate::error;
 use crate::jwt::TokenKind;
 
 pub async fn handle(
@@ -15,7 +15,7 @@ pub async fn handle(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let meta = RequestMeta::from_request(&req, &state);
-    if let Err(e) = same_site(&req, &state) {
+    if let Err(e) = extract::same_site_post(&req, &state) {
         return state.reply(&meta, &e);
     }
     let cfg = &state.config;
@@ -47,30 +47,4 @@ pub async fn handle(
         header::HeaderValue::from_static("no-store"),
     );
     res
-}
-
-/// Browsers tell us where a POST comes from; a cross-site one must not log anyone out.
-fn same_site(req: &HttpRequest, state: &AppState) -> Result<(), AppError> {
-    let h = req.headers();
-    if h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
-        return Err(AppError::Forbidden("cross-site logout refused".into()));
-    }
-    if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = url::Url::parse(origin)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
-        let own = state
-            .config
-            .public_url
-            .host_str()
-            .map(str::to_ascii_lowercase);
-        let allowed = host.as_deref().is_some_and(|h| {
-            Some(h) == own.as_deref()
-                || redirect::host_allowed(h, &state.config.session.allowed_redirect_hosts)
-        });
-        if !allowed {
-            return Err(AppError::Forbidden("cross-site logout refused".into()));
-        }
-    }
-    Ok(())
 }

@@ -1,6 +1,7 @@
 //! HTTP endpoints. Handlers are thin: extract, call the pure logic, and hand errors to
 //! [`crate::error::render`]. One file per endpoint.
 
+mod admin;
 mod auth;
 mod cookie;
 pub mod enroll;
@@ -93,6 +94,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/.well-known/jwks.json", web::get().to(jwks))
         .route("/healthz", web::get().to(healthz))
         .route("/ca/crl.pem", web::get().to(crl))
+        .route("/admin/enroll", web::get().to(admin::show))
+        .route("/admin/enroll", web::post().to(admin::create))
         .route("/enroll/download/{id}", web::get().to(enroll::download))
         .route("/enroll/{secret}", web::get().to(enroll::show))
         .route("/enroll/{secret}", web::post().to(enroll::redeem))

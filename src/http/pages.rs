@@ -13,12 +13,16 @@ pub struct Page {
     /// Shown once, large (a one-time password).
     pub secret: Option<String>,
     pub form: Option<Form>,
+    /// An SVG image certgate generated itself (a QR code); inserted as is.
+    pub svg: Option<String>,
 }
 
 /// A POST form of buttons (no JavaScript needed).
 #[derive(Debug, Clone, Serialize)]
 pub struct Form {
     pub action: String,
+    /// Text inputs: (name, label, value).
+    pub fields: Vec<(String, String, String)>,
     /// (name, value, label)
     pub buttons: Vec<(String, String, String)>,
 }
@@ -38,6 +42,7 @@ impl Page {
             link: None,
             secret: None,
             form: None,
+            svg: None,
         }
     }
 
@@ -53,6 +58,7 @@ impl Page {
             link: None,
             secret: None,
             form: None,
+            svg: None,
         }
     }
 
@@ -67,6 +73,7 @@ impl Page {
             }),
             secret: None,
             form: None,
+            svg: None,
         }
     }
 
@@ -83,6 +90,7 @@ impl Page {
             link: None,
             secret: None,
             form: None,
+            svg: None,
         }
     }
 

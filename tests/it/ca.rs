@@ -752,3 +752,92 @@ fn renew_issues_a_new_certificate_for_the_same_user_and_device() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("--renew"), "{out}");
 }
+
+#[test]
+fn admins_create_enrollment_links_on_a_page() {
+    if !require("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(ca(d, &["init"]).0, 0);
+    assert_eq!(ca(d, &["issue", "--user", "carol", "--out", "out"]).0, 0);
+    assert_eq!(ca(d, &["issue", "--user", "alice", "--out", "out"]).0, 0);
+    let extra = "[admin]\ngroups = [\"admins\"]\n[[users]]\nname = \"carol\"\ngroups = [\"admins\"]\n[[users]]\nname = \"alice\"\ngroups = [\"family\"]";
+    let (cg, server_pki) = certgate_for(d, &d.join("data/ca.pem"), extra);
+    let cookie_of = |user: &str| {
+        let r = login(
+            d,
+            &cg,
+            &server_pki.ca_pem,
+            &d.join(format!("out/{user}.pem")),
+            &d.join(format!("out/{user}.key")),
+        );
+        format!(
+            "Cookie: __Host-certgate={}",
+            crate::direct::cookie_value(&r, "__Host-certgate")
+        )
+    };
+    let browser = || {
+        Curl::new(d)
+            .cacert(&server_pki.ca_pem)
+            .header("Accept: text/html")
+    };
+    let carol = cookie_of("carol");
+
+    let form = browser().header(&carol).get(&cg.mtls("/admin/enroll"));
+    assert_eq!(form.status, 200, "{form:?}");
+    assert!(form.body.contains("name=\"user\""), "{}", form.body);
+    let made = browser()
+        .header(&carol)
+        .header("Sec-Fetch-Site: same-origin")
+        .post(
+            &cg.mtls("/admin/enroll"),
+            "user=bob&device=phone&minutes=5&days=30",
+        );
+    assert_eq!(made.status, 200, "{made:?}");
+    assert!(
+        made.body.contains("<svg"),
+        "the page shows the QR code: {}",
+        made.body
+    );
+    let link = made
+        .body
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#x2f;", "/");
+    assert!(link.starts_with(&cg.mtls("/enroll/")), "{link}");
+    assert_eq!(browser().get(&link).status, 200, "the link works");
+
+    let alice = cookie_of("alice");
+    assert_eq!(
+        browser()
+            .header(&alice)
+            .get(&cg.mtls("/admin/enroll"))
+            .status,
+        403
+    );
+    let nobody = browser().get(&cg.mtls("/admin/enroll"));
+    assert_eq!(nobody.status, 302, "{nobody:?}");
+    assert!(
+        nobody
+            .header("location")
+            .unwrap_or("")
+            .contains("/auth?rd="),
+        "{nobody:?}"
+    );
+    let cross = browser()
+        .header(&carol)
+        .header("Sec-Fetch-Site: cross-site")
+        .post(&cg.mtls("/admin/enroll"), "user=mallory");
+    assert_eq!(cross.status, 403, "{cross:?}");
+    let bad = browser()
+        .header(&carol)
+        .header("Sec-Fetch-Site: same-origin")
+        .post(&cg.mtls("/admin/enroll"), "user=x&minutes=99999");
+    assert_eq!(bad.status, 400, "{bad:?}");
+}

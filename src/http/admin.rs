@@ -1,0 +1,183 @@
+//! Admin pages, for members of `admin.groups` signed in with their session: create an
+//! enrollment link (with its QR code) for a user's new device. Cross-site posts are refused.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::extract::{self, RequestMeta};
+use super::pages::{Form, Link, Page};
+use super::AppState;
+use crate::ca::enroll::{EnrollStore, Enrollment};
+use crate::error::{self, AppError, Challenge};
+use crate::identity::{self, Identity};
+use crate::jwt::TokenKind;
+
+fn admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
+    let cfg = &state.config;
+    let now = state.clock.now();
+    let here = format!(
+        "{}/admin/enroll",
+        cfg.public_url.as_str().trim_end_matches('/')
+    );
+    for value in extract::session_cookies(req, &cfg.session.cookie_name) {
+        let Ok(claims) = state.tokens.verify(&value, TokenKind::Session, now) else {
+            continue;
+        };
+        if state.revocations.is_jti_revoked(&claims.jti)
+            || claims
+                .x5s
+                .as_deref()
+                .is_some_and(|s| state.trust.is_serial_revoked(s))
+        {
+            continue;
+        }
+        let who = identity::from_claims(&claims, &cfg.identity)?;
+        if who.groups.iter().any(|g| cfg.admin_groups.contains(g)) {
+            return Ok(who);
+        }
+        return Err(AppError::Forbidden(format!(
+            "{} is not in an admin group (admin.groups)",
+            who.user
+        )));
+    }
+    Err(AppError::Unauthenticated(Challenge {
+        location: Some(state.auth_url(Some(&here))),
+        redirect: true,
+        bearer_error: None,
+        reason: "admin page without a session".into(),
+    }))
+}
+
+fn person(req: &HttpRequest, state: &AppState) -> RequestMeta {
+    let mut meta = RequestMeta::from_request(req, state);
+    meta.wants_html = true;
+    meta
+}
+
+fn form_page(message: &str) -> Page {
+    Page {
+        title: "Enroll a device".into(),
+        message: message.into(),
+        hints: vec![
+            "The link works once, for the minutes given, and issues one certificate for the user."
+                .into(),
+        ],
+        link: None,
+        secret: None,
+        svg: None,
+        form: Some(Form {
+            action: "/admin/enroll".into(),
+            fields: vec![
+                ("user".into(), "User".into(), String::new()),
+                (
+                    "device".into(),
+                    "Device (e.g. phone, watch)".into(),
+                    String::new(),
+                ),
+                (
+                    "minutes".into(),
+                    "Link valid for (minutes)".into(),
+                    "15".into(),
+                ),
+                (
+                    "days".into(),
+                    "Certificate valid for (days)".into(),
+                    "365".into(),
+                ),
+            ],
+            buttons: vec![("create".into(), "1".into(), "Create link".into())],
+        }),
+    }
+}
+
+pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let meta = person(&req, &state);
+    match admin(&req, &state) {
+        Ok(_) => error::html(
+            StatusCode::OK,
+            state.pages.render(&form_page(
+                "Create a one-time link that installs a certificate on a new device.",
+            )),
+        ),
+        Err(e) => state.reply(&meta, &e),
+    }
+}
+
+pub async fn create(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let meta = person(&req, &state);
+    let result = extract::same_site_post(&req, &state)
+        .and_then(|()| admin(&req, &state))
+        .and_then(|who| link_page(&body, &state, &who));
+    match result {
+        Ok(page) => error::html(StatusCode::OK, state.pages.render(&page)),
+        Err(e) => state.reply(&meta, &e),
+    }
+}
+
+fn link_page(body: &[u8], state: &AppState, who: &Identity) -> Result<Page, AppError> {
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.trim().to_string()))
+        .collect();
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let number = |name: &str, default: i64, max: i64| -> Result<i64, AppError> {
+        match field(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    AppError::BadRequest(format!("{name}: `{v}` is not a number from 1 to {max}"))
+                }),
+        }
+    };
+    let user = field("user").ok_or_else(|| AppError::BadRequest("user: missing".into()))?;
+    if user.chars().any(|c| c.is_control() || c == ',') {
+        return Err(AppError::BadRequest(
+            "user: no commas or control characters".into(),
+        ));
+    }
+    let device = field("device").map(String::from);
+    let minutes = number("minutes", 15, 1440)?;
+    let days = number("days", 365, 3650)?;
+    let now = state.clock.now();
+    let enrollment = Enrollment {
+        user: user.to_string(),
+        device: device.clone(),
+        days,
+        expires_at: now + minutes * 60,
+    };
+    let secret = EnrollStore::new(&state.config.data_dir)
+        .create(&enrollment)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let link = format!(
+        "{}/enroll/{secret}",
+        state.config.public_url.as_str().trim_end_matches('/')
+    );
+    let svg = qrcode::QrCode::new(link.as_bytes())
+        .map(|code| {
+            code.render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(240, 240)
+                .build()
+        })
+        .ok();
+    tracing::info!(event = "enroll_link", admin = %who.user, user = %user, device = ?device, minutes, "enrollment link created");
+    Ok(Page {
+        title: "Enrollment link ready".into(),
+        message: format!("Open this link on {user}'s device, or scan the code with it. It works once, for {minutes} minutes."),
+        hints: Vec::new(),
+        link: Some(Link { href: link.clone(), text: link }),
+        secret: None,
+        svg,
+        form: None,
+    })
+}
