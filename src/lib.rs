@@ -21,6 +21,7 @@ pub mod explain;
 pub mod http;
 pub mod identity;
 pub mod jwt;
+pub mod metrics;
 pub mod policy;
 pub mod proxy_config;
 pub mod quickstart;

@@ -9,6 +9,7 @@ pub mod extract;
 mod logout;
 pub mod pages;
 pub mod redirect;
+mod status;
 mod token;
 mod verify;
 
@@ -92,6 +93,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/token", web::post().to(token::handle))
         .route("/logout", web::post().to(logout::handle))
         .route("/.well-known/jwks.json", web::get().to(jwks))
+        .route("/", web::get().to(status::show))
+        .route("/metrics", web::get().to(metrics))
         .route("/healthz", web::get().to(healthz))
         .route("/ca/crl.pem", web::get().to(crl))
         .route("/admin/enroll", web::get().to(admin::show))
@@ -121,6 +124,16 @@ async fn crl(state: web::Data<AppState>) -> HttpResponse {
             .body(pem),
         Err(e) => HttpResponse::InternalServerError().body(format!("{e}\n")),
     }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(crate::metrics::render(
+            &state.config.data_dir,
+            state.clock.now(),
+        ))
 }
 
 async fn healthz() -> HttpResponse {

@@ -841,3 +841,90 @@ fn admins_create_enrollment_links_on_a_page() {
         .post(&cg.mtls("/admin/enroll"), "user=x&minutes=99999");
     assert_eq!(bad.status, 400, "{bad:?}");
 }
+
+#[test]
+fn expiry_shows_on_the_status_page_and_in_metrics() {
+    if !require("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(ca(d, &["init"]).0, 0);
+    assert_eq!(
+        ca(
+            d,
+            &["issue", "--user", "alice", "--device", "phone", "--days", "10", "--out", "out"]
+        )
+        .0,
+        0
+    );
+    assert_eq!(ca(d, &["issue", "--user", "bob", "--out", "out"]).0, 0);
+    let (cg, server_pki) = certgate_for(d, &d.join("data/ca.pem"), "");
+    let browser = || {
+        Curl::new(d)
+            .cacert(&server_pki.ca_pem)
+            .header("Accept: text/html")
+    };
+    let cookie_of = |stem: &str| {
+        let r = login(
+            d,
+            &cg,
+            &server_pki.ca_pem,
+            &d.join(format!("out/{stem}.pem")),
+            &d.join(format!("out/{stem}.key")),
+        );
+        format!(
+            "Cookie: __Host-certgate={}",
+            crate::direct::cookie_value(&r, "__Host-certgate")
+        )
+    };
+
+    let alice = browser()
+        .header(&cookie_of("alice-phone"))
+        .get(&cg.mtls("/"));
+    assert_eq!(alice.status, 200, "{alice:?}");
+    assert!(alice.body.contains("Signed in as alice"), "{}", alice.body);
+    assert!(
+        alice.body.contains("phone (this sign-in): expires on")
+            && alice.body.contains("Renew it soon"),
+        "{}",
+        alice.body
+    );
+    assert!(
+        alice.body.contains("action=\"/logout\"") || alice.body.contains("action=\"&#x2f;logout\""),
+        "{}",
+        alice.body
+    );
+    let bob = browser().header(&cookie_of("bob")).get(&cg.mtls("/"));
+    assert!(
+        bob.body.contains("valid until") && !bob.body.contains("Renew"),
+        "{}",
+        bob.body
+    );
+    let nobody = browser().get(&cg.mtls("/"));
+    assert_eq!(nobody.status, 302, "{nobody:?}");
+
+    let metrics = Curl::new(d).get(&cg.http("/metrics")).body;
+    let value = |user: &str| -> i64 {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "certgate_client_cert_days_to_expiry{{user=\"{user}\""
+                ))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no gauge for {user}:\n{metrics}"))
+    };
+    assert!((9..=10).contains(&value("alice")), "{metrics}");
+    assert!((364..=365).contains(&value("bob")), "{metrics}");
+    assert!(metrics.contains("device=\"phone\""), "{metrics}");
+    let bob_serial = serial_of(&d.join("out/bob.pem"));
+    assert_eq!(ca(d, &["revoke", &bob_serial]).0, 0);
+    let metrics = Curl::new(d).get(&cg.http("/metrics")).body;
+    assert!(
+        !metrics.contains("user=\"bob\""),
+        "revoked certificates leave the gauge:\n{metrics}"
+    );
+}
