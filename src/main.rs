@@ -110,6 +110,9 @@ enum CaCommand {
     Init {
         #[arg(long, default_value = "certgate CA")]
         name: String,
+        /// p256 (default; what browsers and phones accept) or ed25519 (curl/OpenSSL clients).
+        #[arg(long, value_enum, default_value = "p256")]
+        key_type: CaKeyType,
         #[arg(long, requires = "import_key")]
         import_cert: Option<PathBuf>,
         #[arg(long, requires = "import_cert")]
@@ -154,6 +157,12 @@ enum CaCommand {
         #[arg(long, default_value_t = 7)]
         days: i64,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CaKeyType {
+    P256,
+    Ed25519,
 }
 
 #[derive(Subcommand)]
@@ -289,11 +298,16 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
     match command {
         CaCommand::Init {
             name,
+            key_type,
             import_cert,
             import_key,
         } => {
             let import = import_cert.as_deref().zip(import_key.as_deref());
-            match store.init(&name, import) {
+            let key_type = match key_type {
+                CaKeyType::P256 => certgate::ca::KeyType::P256,
+                CaKeyType::Ed25519 => certgate::ca::KeyType::Ed25519,
+            };
+            match store.init(&name, key_type, import) {
                 Ok(_) => {
                     println!(
                         "CA ready: {} (key {}, mode 0600)",

@@ -30,6 +30,14 @@ pub enum CaError {
     BadName(String),
 }
 
+/// The CA's own key. P-256 is the default: browsers and phones do not accept Ed25519 in a
+/// certificate chain, while curl, OpenSSL and certgate itself do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    P256,
+    Ed25519,
+}
+
 /// A loaded CA that can sign.
 pub struct Ca {
     pub cert_pem: String,
@@ -83,7 +91,19 @@ impl Ca {
     /// # Errors
     /// When key generation or signing fails.
     pub fn generate(common_name: &str) -> Result<Self, CaError> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        Self::generate_with(common_name, KeyType::P256)
+    }
+
+    /// A new self-signed root with the given key type.
+    ///
+    /// # Errors
+    /// When key generation or signing fails.
+    pub fn generate_with(common_name: &str, key_type: KeyType) -> Result<Self, CaError> {
+        let alg = match key_type {
+            KeyType::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyType::Ed25519 => &rcgen::PKCS_ED25519,
+        };
+        let key = KeyPair::generate_for(alg)?;
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));

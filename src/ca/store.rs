@@ -128,7 +128,12 @@ impl CaStore {
     ///
     /// # Errors
     /// When a CA exists already, or a file cannot be read or written.
-    pub fn init(&self, name: &str, import: Option<(&Path, &Path)>) -> Result<Ca, StoreError> {
+    pub fn init(
+        &self,
+        name: &str,
+        key_type: super::KeyType,
+        import: Option<(&Path, &Path)>,
+    ) -> Result<Ca, StoreError> {
         if self.cert_path().exists() || self.key_path().exists() {
             return Err(file_err(
                 &self.cert_path(),
@@ -148,7 +153,7 @@ impl CaStore {
                 .map_err(|e| file_err(cert, format!("certificate {e}")))?;
                 Ca::load(&cert_pem, &key_pem)?
             }
-            None => Ca::generate(name)?,
+            None => Ca::generate_with(name, key_type)?,
         };
         write_private(&self.key_path(), ca.key_pem.as_bytes())
             .map_err(|e| file_err(&self.key_path(), e))?;

@@ -928,3 +928,29 @@ fn expiry_shows_on_the_status_page_and_in_metrics() {
         "revoked certificates leave the gauge:\n{metrics}"
     );
 }
+
+#[test]
+fn an_ed25519_ca_issues_certificates_certgate_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, out) = ca(d, &["init", "--key-type", "ed25519"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(ca(d, &["issue", "--user", "erin", "--out", "out"]).0, 0);
+    let ca_pem = std::fs::read_to_string(d.join("data/ca.pem")).unwrap();
+    let ca_der: rustls_pki_types::CertificateDer<'static> =
+        rustls_pki_types::pem::PemObject::from_pem_slice(ca_pem.as_bytes()).unwrap();
+    let (_, parsed) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+    assert_eq!(
+        parsed.signature_algorithm.algorithm.to_id_string(),
+        "1.3.101.112",
+        "Ed25519"
+    );
+    let pem = std::fs::read_to_string(d.join("out/erin.pem")).unwrap();
+    let der: rustls_pki_types::CertificateDer<'static> =
+        rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes()).unwrap();
+    let store = certgate::cert::TrustStore::new(&[ca_der]).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(store
+        .verify(&certgate::cert::PresentedChain(vec![der]), now)
+        .is_ok());
+}
