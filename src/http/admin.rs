@@ -10,27 +10,14 @@ use super::AppState;
 use crate::ca::enroll::{EnrollStore, Enrollment};
 use crate::error::{self, AppError, Challenge};
 use crate::identity::{self, Identity};
-use crate::jwt::TokenKind;
 
 fn admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
     let cfg = &state.config;
-    let now = state.clock.now();
     let here = format!(
         "{}/admin/enroll",
         cfg.public_url.as_str().trim_end_matches('/')
     );
-    for value in extract::session_cookies(req, &cfg.session.cookie_name) {
-        let Ok(claims) = state.tokens.verify(&value, TokenKind::Session, now) else {
-            continue;
-        };
-        if state.revocations.is_jti_revoked(&claims.jti)
-            || claims
-                .x5s
-                .as_deref()
-                .is_some_and(|s| state.trust.is_serial_revoked(s))
-        {
-            continue;
-        }
+    if let Some(claims) = state.session(req) {
         let who = identity::from_claims(&claims, &cfg.identity)?;
         if who.groups.iter().any(|g| cfg.admin_groups.contains(g)) {
             return Ok(who);

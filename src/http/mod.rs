@@ -53,6 +53,26 @@ impl AppState {
         )
     }
 
+    /// The claims of the first session cookie that verifies and is not revoked (by logout, or
+    /// through the certificate it came from).
+    pub fn session(&self, req: &HttpRequest) -> Option<crate::jwt::Claims> {
+        let now = self.clock.now();
+        extract::session_cookies(req, &self.config.session.cookie_name)
+            .into_iter()
+            .filter_map(|v| {
+                self.tokens
+                    .verify(&v, crate::jwt::TokenKind::Session, now)
+                    .ok()
+            })
+            .find(|c| {
+                !self.revocations.is_jti_revoked(&c.jti)
+                    && !c
+                        .x5s
+                        .as_deref()
+                        .is_some_and(|s| self.trust.is_serial_revoked(s))
+            })
+    }
+
     pub fn replace_policy(&self, policy: Policy) {
         *self
             .policy

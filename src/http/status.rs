@@ -4,13 +4,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::extract::{self, RequestMeta};
+use super::extract::RequestMeta;
 use super::pages::{Form, Page};
 use super::AppState;
 use crate::ca::store::{revoked_serials, CaStore};
 use crate::error::{self, AppError, Challenge};
 use crate::identity;
-use crate::jwt::TokenKind;
 
 /// Days ahead of expiry when the page starts warning.
 pub const WARN_DAYS: i64 = 14;
@@ -27,25 +26,15 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 fn page(req: &HttpRequest, state: &AppState) -> Result<Page, AppError> {
     let cfg = &state.config;
     let now = state.clock.now();
-    let claims = extract::session_cookies(req, &cfg.session.cookie_name)
-        .into_iter()
-        .filter_map(|v| state.tokens.verify(&v, TokenKind::Session, now).ok())
-        .find(|c| {
-            !state.revocations.is_jti_revoked(&c.jti)
-                && !c
-                    .x5s
-                    .as_deref()
-                    .is_some_and(|s| state.trust.is_serial_revoked(s))
+    let claims = state.session(req).ok_or_else(|| {
+        let home = format!("{}/", cfg.public_url.as_str().trim_end_matches('/'));
+        AppError::Unauthenticated(Challenge {
+            location: Some(state.auth_url(Some(&home))),
+            redirect: true,
+            bearer_error: None,
+            reason: "status page without a session".into(),
         })
-        .ok_or_else(|| {
-            let home = format!("{}/", cfg.public_url.as_str().trim_end_matches('/'));
-            AppError::Unauthenticated(Challenge {
-                location: Some(state.auth_url(Some(&home))),
-                redirect: true,
-                bearer_error: None,
-                reason: "status page without a session".into(),
-            })
-        })?;
+    })?;
     let who = identity::from_claims(&claims, &cfg.identity)?;
     let store = CaStore::new(&cfg.data_dir);
     let revoked = revoked_serials(&store.revoked_path()).unwrap_or_default();

@@ -123,7 +123,7 @@ fn mint(
             }
         }
         Ok(None) => {
-            let (subject, session_exp) = session_subject(req, state, now)?;
+            let (subject, session_exp) = session_subject(req, state)?;
             not_after = Some(session_exp);
             subject
         }
@@ -161,41 +161,26 @@ fn mint(
 }
 
 /// The session's holder and the session's expiry.
-fn session_subject(
-    req: &HttpRequest,
-    state: &AppState,
-    now: i64,
-) -> Result<(Subject, i64), AppError> {
-    for value in extract::session_cookies(req, &state.config.session.cookie_name) {
-        let Ok(claims) = state.tokens.verify(&value, TokenKind::Session, now) else {
-            continue;
-        };
-        if state.revocations.is_jti_revoked(&claims.jti)
-            || claims
-                .x5s
-                .as_deref()
-                .is_some_and(|s| state.trust.is_serial_revoked(s))
-        {
-            continue;
-        }
-        let who = identity::from_claims(&claims, &state.config.identity)?;
-        let subject = Subject {
-            user: who.user,
-            groups: who.groups,
-            email: who.email,
-            name: who.name,
-            scope: None,
-            cert_thumbprint: claims.cnf.map(|c| c.x5t_s256),
-            cert_serial: claims.x5s,
-            app_hosts: Vec::new(),
-        };
-        return Ok((subject, claims.exp));
-    }
-    Err(oauth(
-        StatusCode::UNAUTHORIZED,
-        "invalid_client",
-        "present a client certificate (curl --cert … --key …) or a session cookie",
-    ))
+fn session_subject(req: &HttpRequest, state: &AppState) -> Result<(Subject, i64), AppError> {
+    let claims = state.session(req).ok_or_else(|| {
+        oauth(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "present a client certificate (curl --cert … --key …) or a session cookie",
+        )
+    })?;
+    let who = identity::from_claims(&claims, &state.config.identity)?;
+    let subject = Subject {
+        user: who.user,
+        groups: who.groups,
+        email: who.email,
+        name: who.name,
+        scope: None,
+        cert_thumbprint: claims.cnf.map(|c| c.x5t_s256),
+        cert_serial: claims.x5s,
+        app_hosts: Vec::new(),
+    };
+    Ok((subject, claims.exp))
 }
 
 fn non_empty(hosts: Vec<String>) -> Result<Vec<String>, String> {
