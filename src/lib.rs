@@ -53,6 +53,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("revocation: {0} (fix the file; certgate does not start on unknown revocations)")]
+    Revocation(String),
     #[error("templates: {0}")]
     Pages(String),
     #[error("server: {0}")]
@@ -69,7 +71,8 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
         config.crl_files.clone(),
         Some(ca::store::CaStore::new(&config.data_dir).revoked_path()),
         config.danger_accept_expired_crl,
-    );
+    )
+    .map_err(StartError::Revocation)?;
     let trust = cert::TrustStore::new(&config.client_ca)?.with_revocation(revocation);
     let tokens = jwt::Tokens::new(keys, config.public_url.as_str().trim_end_matches('/'));
     let pages = http::pages::Pages::new().map_err(|e| StartError::Pages(e.to_string()))?;

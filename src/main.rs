@@ -342,20 +342,14 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
                 }
                 (None, None) => return usage("--user", "missing"),
             };
-            if user.trim().is_empty() || user.chars().any(|c| c.is_control() || c == ',') {
-                return usage(
-                    "--user",
-                    "must be a non-empty name without commas or control characters",
-                );
+            if let Err(e) = certgate::ca::store::check_name(&user, 256) {
+                return usage("--user", &e);
             }
-            if device
+            if let Some(Err(e)) = device
                 .as_deref()
-                .is_some_and(|d| d.trim().is_empty() || d.chars().any(char::is_control))
+                .map(|d| certgate::ca::store::check_name(d, 64))
             {
-                return usage(
-                    "--device",
-                    "must be a non-empty name without control characters",
-                );
+                return usage("--device", &e);
             }
             if !(1..=3650).contains(&days) {
                 return usage("--days", "must be between 1 and 3650");
@@ -529,11 +523,14 @@ fn enroll(
     if !base.starts_with("https://") && !base.starts_with("http://") {
         return usage("--public-url", "must be an absolute http(s) URL");
     }
-    if user.trim().is_empty() || user.chars().any(|c| c.is_control() || c == ',') {
-        return usage(
-            "--user",
-            "must be a non-empty name without commas or control characters",
-        );
+    if let Err(e) = certgate::ca::store::check_name(user, 256) {
+        return usage("--user", &e);
+    }
+    if let Some(Err(e)) = device
+        .as_deref()
+        .map(|d| certgate::ca::store::check_name(d, 64))
+    {
+        return usage("--device", &e);
     }
     if !(1..=1440).contains(&minutes) {
         return usage("--minutes", "must be between 1 and 1440");

@@ -77,6 +77,15 @@ impl EnrollStore {
         Some(record)
     }
 
+    /// Puts back a link whose use failed before anything was handed out.
+    pub fn restore(&self, secret: &str, enrollment: &Enrollment) {
+        if let (Some(path), Ok(json)) = (self.path(secret), serde_json::to_vec(enrollment)) {
+            if let Err(e) = write_private(&path, &json) {
+                tracing::error!(error = %e, "cannot restore an enrollment link after a failed issue");
+            }
+        }
+    }
+
     /// Uses the link: only one caller ever gets `Some`.
     pub fn consume(&self, secret: &str, now: i64) -> Option<Enrollment> {
         let record = self.peek(secret, now)?;

@@ -249,7 +249,13 @@ impl Ca {
         let params = rcgen::CertificateRevocationListParams {
             this_update: at(now),
             next_update: at(now + days.max(1) * 86_400),
-            crl_number: SerialNumber::from_slice(&now.max(1).to_be_bytes()),
+            // Strictly increasing across CRLs made within one second too.
+            crl_number: SerialNumber::from_slice(
+                &OffsetDateTime::now_utc()
+                    .unix_timestamp_nanos()
+                    .max(1)
+                    .to_be_bytes(),
+            ),
             issuing_distribution_point: None,
             revoked_certs: revoked
                 .iter()
@@ -260,10 +266,29 @@ impl Ca {
                     invalidity_date: None,
                 })
                 .collect(),
-            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+            // The CA certificate's own key identifier, so verifiers (OpenSSL/nginx) match the
+            // CRL to an imported CA whatever method made its identifier.
+            key_identifier_method: self.key_identifier(),
         };
         let crl = params.signed_by(&self.issuer)?;
         Ok((crl.pem()?, crl.der().to_vec()))
+    }
+}
+
+impl Ca {
+    fn key_identifier(&self) -> rcgen::KeyIdMethod {
+        use x509_parser::extensions::ParsedExtension;
+        x509_parser::parse_x509_certificate(&self.cert_der)
+            .ok()
+            .and_then(|(_, c)| {
+                c.extensions()
+                    .iter()
+                    .find_map(|e| match e.parsed_extension() {
+                        ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+                        _ => None,
+                    })
+            })
+            .map_or(rcgen::KeyIdMethod::Sha256, rcgen::KeyIdMethod::PreSpecified)
     }
 }
 

@@ -243,16 +243,29 @@ impl CaStore {
         p12: Option<(&Path, P12Kind, &str)>,
         now: i64,
     ) -> Result<IssuedFiles, StoreError> {
-        let (ca, issued, record) = self.sign(user, device, days, now)?;
         let stem = match device {
             Some(d) => format!("{}-{}", file_part(user), file_part(d)),
             None => file_part(user),
         };
-        fs::create_dir_all(out).map_err(|e| file_err(out, e))?;
         let (cert, key) = (
             out.join(format!("{stem}.pem")),
             out.join(format!("{stem}.key")),
         );
+        // Refuse before signing, so no certificate is recorded that nobody received.
+        for path in [&cert, &key]
+            .into_iter()
+            .map(PathBuf::as_path)
+            .chain(p12.map(|(p, _, _)| p))
+        {
+            if path.exists() {
+                return Err(file_err(
+                    path,
+                    "exists already; choose another --out (or --p12), or move the old file away",
+                ));
+            }
+        }
+        let (ca, issued, record) = self.sign(user, device, days, now)?;
+        fs::create_dir_all(out).map_err(|e| file_err(out, e))?;
         write_private(&key, issued.key_pem.as_bytes()).map_err(|e| file_err(&key, e))?;
         fs::write(&cert, &issued.cert_pem).map_err(|e| file_err(&cert, e))?;
         let p12 = match p12 {
@@ -315,7 +328,10 @@ fn append_line(path: &Path, line: &str) -> Result<(), StoreError> {
         .append(true)
         .open(path)
         .map_err(|e| file_err(path, e))?;
-    writeln!(file, "{line}")
+    // One write of the whole line: concurrent appends (two workers, a CLI) never interleave.
+    let mut record = line.replace('\n', " ");
+    record.push('\n');
+    file.write_all(record.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| file_err(path, e))
 }
@@ -341,6 +357,24 @@ fn read_revoked(path: &Path) -> Result<Vec<RevokedRecord>, StoreError> {
 /// When the file exists but cannot be read or parsed.
 pub fn revoked_serials(path: &Path) -> Result<std::collections::HashSet<String>, StoreError> {
     Ok(read_revoked(path)?.into_iter().map(|r| r.serial).collect())
+}
+
+/// A user or device name certgate will put into a certificate: trimmed, non-empty, at most
+/// `max` characters, no commas (they split Remote-Groups) and no control characters.
+///
+/// # Errors
+/// A sentence saying what is wrong with it.
+pub fn check_name(name: &str, max: usize) -> Result<(), String> {
+    if name.trim() != name || name.is_empty() {
+        return Err("must be non-empty, without leading or trailing spaces".into());
+    }
+    if name.chars().count() > max {
+        return Err(format!("is longer than {max} characters"));
+    }
+    if name.chars().any(|c| c.is_control() || c == ',') {
+        return Err("may not contain commas or control characters".into());
+    }
+    Ok(())
 }
 
 /// User and device names as they may appear in a URN.

@@ -1,21 +1,36 @@
 //! Revoked client certificates: CRL files (`client_ca.crl`, PEM or DER, for external CAs) and
-//! the built-in CA's revocations (`data_dir/ca/revoked.jsonl`). Both are re-read when they
-//! change, checked on every verification (one `stat` per file), so a revocation applies at once.
+//! the built-in CA's revocations (`data_dir/ca/revoked.jsonl`). Each source is re-read when it
+//! changes (checked on every verification: one `stat` per source), so a revocation applies at
+//! once. A source that cannot be read, or that disappeared, fails closed: every certificate is
+//! refused until it is readable again.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
-use std::time::SystemTime;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateRevocationListDer;
 use webpki::{CertRevocationList, OwnedCertRevocationList};
 
+/// What identifies a file's content cheaply: modification time, length and inode.
+type Stamp = Option<(std::time::SystemTime, u64, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some((meta.modified().ok()?, meta.len(), inode))
+}
+
 #[derive(Default)]
 struct State {
-    stamps: Vec<Option<SystemTime>>,
+    stamps: Vec<Stamp>,
     crls: Vec<CertRevocationList<'static>>,
     serials: HashSet<String>,
+    /// Why the revocation state cannot be trusted right now (fail closed).
+    broken: Option<String>,
 }
 
 /// The revocation sources and what was last read from them.
@@ -59,10 +74,23 @@ pub fn read_crl(path: &Path) -> Result<CertRevocationList<'static>, String> {
 impl Revocation {
     /// Nothing revoked (tests, and configurations without revocation sources).
     pub fn none() -> Self {
-        Self::new(Vec::new(), None, false)
+        Self {
+            crl_files: Vec::new(),
+            builtin: None,
+            accept_expired: false,
+            state: RwLock::new(State::default()),
+        }
     }
 
-    pub fn new(crl_files: Vec<PathBuf>, builtin: Option<PathBuf>, accept_expired: bool) -> Self {
+    /// Reads every source once.
+    ///
+    /// # Errors
+    /// A sentence naming the source that cannot be read: certgate does not start on it.
+    pub fn new(
+        crl_files: Vec<PathBuf>,
+        builtin: Option<PathBuf>,
+        accept_expired: bool,
+    ) -> Result<Self, String> {
         let me = Self {
             crl_files,
             builtin,
@@ -70,71 +98,101 @@ impl Revocation {
             state: RwLock::new(State::default()),
         };
         me.refresh();
-        me
+        match me.broken() {
+            Some(why) => Err(why),
+            None => Ok(me),
+        }
     }
 
     fn paths(&self) -> impl Iterator<Item = &PathBuf> {
         self.crl_files.iter().chain(self.builtin.iter())
     }
 
-    /// Re-reads whatever changed since last time. A file that became unreadable keeps what
-    /// was read before, and the log says why.
+    /// Why the state is not trustworthy, if it is not.
+    pub fn broken(&self) -> Option<String> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .broken
+            .clone()
+    }
+
+    /// Re-reads the sources if any changed since last time.
     pub fn refresh(&self) {
         if self.crl_files.is_empty() && self.builtin.is_none() {
             return;
         }
-        let stamps: Vec<Option<SystemTime>> = self
-            .paths()
-            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-            .collect();
+        let stamps: Vec<Stamp> = self.paths().map(|p| stamp(p)).collect();
         let current = self
             .state
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if current.stamps == stamps && !stamps.is_empty() {
+        if current.stamps == stamps && !current.stamps.is_empty() {
             return;
         }
+        let had_builtin = current.stamps.last().is_some_and(Option::is_some);
         drop(current);
         let mut state = self
             .state
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut crls = Vec::new();
-        for path in &self.crl_files {
-            match read_crl(path) {
-                Ok(crl) => crls.push(crl),
-                Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "client_ca.crl: cannot read; keeping the revocations read before");
-                    return;
-                }
-            }
+        let (crls, serials, broken) = self.read_all(had_builtin);
+        if let Some(why) = &broken {
+            tracing::error!(problem = %why, "revocation sources unreadable: refusing every certificate until they are fixed");
         }
-        let serials = match &self.builtin {
-            Some(path) => match crate::ca::store::revoked_serials(path) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "built-in CA revocations: cannot read; keeping those read before");
-                    return;
-                }
-            },
-            None => HashSet::new(),
-        };
         *state = State {
             stamps,
             crls,
             serials,
+            broken,
         };
     }
 
-    /// Runs `f` with the current CRLs and revoked serials.
+    fn read_all(
+        &self,
+        had_builtin: bool,
+    ) -> (
+        Vec<CertRevocationList<'static>>,
+        HashSet<String>,
+        Option<String>,
+    ) {
+        let mut problems = Vec::new();
+        let mut crls = Vec::new();
+        for path in &self.crl_files {
+            match read_crl(path) {
+                Ok(crl) => crls.push(crl),
+                Err(e) => problems.push(format!("client_ca.crl: {}: {e}", path.display())),
+            }
+        }
+        let mut serials = HashSet::new();
+        if let Some(path) = &self.builtin {
+            if had_builtin && !path.exists() {
+                problems.push(format!("{} disappeared", path.display()));
+            }
+            match crate::ca::store::revoked_serials(path) {
+                Ok(s) => serials = s,
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        let broken = (!problems.is_empty()).then(|| problems.join("; "));
+        (crls, serials, broken)
+    }
+
+    /// Runs `f` with the current CRLs and revoked serials, or says why it cannot.
+    ///
+    /// # Errors
+    /// The reason the revocation state cannot be trusted (then nothing may pass).
     pub fn with<T>(
         &self,
         f: impl FnOnce(&[CertRevocationList<'static>], &HashSet<String>) -> T,
-    ) -> T {
+    ) -> Result<T, String> {
         let state = self
             .state
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&state.crls, &state.serials)
+        match &state.broken {
+            Some(why) => Err(why.clone()),
+            None => Ok(f(&state.crls, &state.serials)),
+        }
     }
 }

@@ -43,6 +43,8 @@ pub enum CertError {
     CaAsClient,
     #[error("the certificate was revoked")]
     Revoked,
+    #[error("the revocation lists cannot be read ({0}), so no certificate can be trusted")]
+    RevocationUnknown(String),
     #[error("the CA's revocation list expired at {} (now {}), so no certificate of that CA can be trusted", utc(*next_update), utc(*now))]
     CrlExpired { now: i64, next_update: i64 },
     #[error("the certificate was rejected: {0}")]
@@ -71,6 +73,7 @@ impl CertError {
             Self::NotForClientAuth => "cert_not_client_auth",
             Self::CaAsClient => "cert_is_ca",
             Self::Revoked => "cert_revoked",
+            Self::RevocationUnknown(_) => "revocation_unknown",
             Self::CrlExpired { .. } => "crl_expired",
             Self::Other(_) => "cert_rejected",
         }
@@ -83,7 +86,7 @@ impl CertError {
             Self::Expired { .. } | Self::NotYetValid { .. } => "Ask your administrator for a new certificate, or check the device's date and time.",
             Self::NotForClientAuth | Self::CaAsClient => "This certificate cannot log you in. Choose your personal certificate when the browser asks.",
             Self::Revoked => "This certificate was withdrawn (a lost or replaced device?). Ask your administrator for a new one.",
-            Self::CrlExpired { .. } => "The administrator needs to renew the revocation list (client_ca.crl).",
+            Self::CrlExpired { .. } | Self::RevocationUnknown(_) => "The administrator needs to fix or renew the revocation list.",
             _ => "Ask your administrator to issue you a new certificate.",
         }
     }
@@ -184,12 +187,15 @@ impl TrustStore {
     pub fn is_serial_revoked(&self, serial: &str) -> bool {
         self.revocation.refresh();
         let bytes = hex::decode(serial).unwrap_or_default();
-        self.revocation.with(|crls, serials| {
-            serials.contains(serial)
-                || crls
-                    .iter()
-                    .any(|crl| crl.find_serial(&bytes).ok().flatten().is_some())
-        })
+        // Unknown revocation state fails closed.
+        self.revocation
+            .with(|crls, serials| {
+                serials.contains(serial)
+                    || crls
+                        .iter()
+                        .any(|crl| crl.find_serial(&bytes).ok().flatten().is_some())
+            })
+            .unwrap_or(true)
     }
 
     /// Adds revocation sources, checked on every verification.
@@ -218,33 +224,35 @@ impl TrustStore {
         ));
         self.revocation.refresh();
         let accept_expired = self.revocation.accept_expired;
-        self.revocation.with(|crls, serials| {
-            let refs: Vec<&webpki::CertRevocationList<'static>> = crls.iter().collect();
-            let options = webpki::RevocationOptionsBuilder::new(&refs).ok().map(|b| {
-                b.with_depth(webpki::RevocationCheckDepth::Chain)
-                    .with_status_policy(webpki::UnknownStatusPolicy::Allow)
-                    .with_expiration_policy(if accept_expired {
-                        webpki::ExpirationPolicy::Ignore
-                    } else {
-                        webpki::ExpirationPolicy::Enforce
-                    })
-                    .build()
-            });
-            ee.verify_for_usage(
-                webpki::ALL_VERIFICATION_ALGS,
-                &self.anchors,
-                intermediates,
-                time,
-                KeyUsage::client_auth(),
-                options,
-                None,
-            )
-            .map_err(|e| map_webpki_error(e, now))?;
-            if serials.contains(&parsed.serial) {
-                return Err(CertError::Revoked);
-            }
-            Ok(())
-        })?;
+        self.revocation
+            .with(|crls, serials| {
+                let refs: Vec<&webpki::CertRevocationList<'static>> = crls.iter().collect();
+                let options = webpki::RevocationOptionsBuilder::new(&refs).ok().map(|b| {
+                    b.with_depth(webpki::RevocationCheckDepth::Chain)
+                        .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+                        .with_expiration_policy(if accept_expired {
+                            webpki::ExpirationPolicy::Ignore
+                        } else {
+                            webpki::ExpirationPolicy::Enforce
+                        })
+                        .build()
+                });
+                ee.verify_for_usage(
+                    webpki::ALL_VERIFICATION_ALGS,
+                    &self.anchors,
+                    intermediates,
+                    time,
+                    KeyUsage::client_auth(),
+                    options,
+                    None,
+                )
+                .map_err(|e| map_webpki_error(e, now))?;
+                if serials.contains(&parsed.serial) {
+                    return Err(CertError::Revoked);
+                }
+                Ok(())
+            })
+            .map_err(CertError::RevocationUnknown)??;
         // webpki accepts a leaf without any EKU for client auth; we want it stated.
         if !leaf_has_client_auth(leaf) {
             return Err(CertError::NotForClientAuth);

@@ -18,6 +18,22 @@ fn admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
         cfg.public_url.as_str().trim_end_matches('/')
     );
     if let Some(claims) = state.session(req) {
+        // A leaked cookie is not enough: the admin's own certificate must be on the request.
+        let meta = RequestMeta::from_request(req, state);
+        let presented = extract::verified_cert(req, state, &meta).ok().flatten();
+        let bound = match (presented, &claims.cnf) {
+            (Some(cert), Some(cnf)) => subtle::ConstantTimeEq::ct_eq(
+                cert.cert().thumbprint.as_bytes(),
+                cnf.x5t_s256.as_bytes(),
+            )
+            .into(),
+            _ => false,
+        };
+        if !bound {
+            return Err(AppError::Forbidden(
+                "admin pages need the certificate you signed in with on this request".into(),
+            ));
+        }
         let who = identity::from_claims(&claims, &cfg.identity)?;
         if who.groups.iter().any(|g| cfg.admin_groups.contains(g)) {
             return Ok(who);
@@ -35,13 +51,29 @@ fn admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
     }))
 }
 
+/// Admin forms are posted by a browser from certgate's own origin: `Origin` must say exactly
+/// that (a replayed request from a server has none).
+fn same_origin(req: &HttpRequest, state: &AppState) -> Result<(), AppError> {
+    let own = state.config.public_url.origin().ascii_serialization();
+    match req
+        .headers()
+        .get(actix_web::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(origin) if origin == own => Ok(()),
+        _ => Err(AppError::Forbidden(format!(
+            "admin forms are accepted only from {own}"
+        ))),
+    }
+}
+
 fn person(req: &HttpRequest, state: &AppState) -> RequestMeta {
     let mut meta = RequestMeta::from_request(req, state);
     meta.wants_html = true;
     meta
 }
 
-fn form_page(message: &str) -> Page {
+fn form_page(state: &AppState, message: &str) -> Page {
     Page {
         title: "Enroll a device".into(),
         message: message.into(),
@@ -53,7 +85,7 @@ fn form_page(message: &str) -> Page {
         secret: None,
         svg: None,
         form: Some(Form {
-            action: "/admin/enroll".into(),
+            action: state.public("/admin/enroll"),
             fields: vec![
                 ("user".into(), "User".into(), String::new()),
                 (
@@ -83,6 +115,7 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Ok(_) => error::html(
             StatusCode::OK,
             state.pages.render(&form_page(
+                &state,
                 "Create a one-time link that installs a certificate on a new device.",
             )),
         ),
@@ -96,7 +129,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let meta = person(&req, &state);
-    let result = extract::same_site_post(&req, &state)
+    let result = same_origin(&req, &state)
         .and_then(|()| admin(&req, &state))
         .and_then(|who| link_page(&body, &state, &who));
     match result {
@@ -128,12 +161,15 @@ fn link_page(body: &[u8], state: &AppState, who: &Identity) -> Result<Page, AppE
         }
     };
     let user = field("user").ok_or_else(|| AppError::BadRequest("user: missing".into()))?;
-    if user.chars().any(|c| c.is_control() || c == ',') {
-        return Err(AppError::BadRequest(
-            "user: no commas or control characters".into(),
-        ));
-    }
+    crate::ca::store::check_name(user, 256)
+        .map_err(|e| AppError::BadRequest(format!("user: {e}")))?;
     let device = field("device").map(String::from);
+    if let Some(Err(e)) = device
+        .as_deref()
+        .map(|d| crate::ca::store::check_name(d, 64))
+    {
+        return Err(AppError::BadRequest(format!("device: {e}")));
+    }
     let minutes = number("minutes", 15, 1440)?;
     let days = number("days", 365, 3650)?;
     let now = state.clock.now();

@@ -21,7 +21,8 @@ use crate::error::{self, AppError};
 const DOWNLOAD_SECS: i64 = 600;
 
 struct Download {
-    bytes: Vec<u8>,
+    /// Holds the private key: wiped when dropped.
+    bytes: zeroize::Zeroizing<Vec<u8>>,
     filename: String,
     expires_at: i64,
 }
@@ -53,7 +54,9 @@ impl Downloads {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.remove(id).filter(|d| d.expires_at > now)
+        let found = map.remove(id).filter(|d| d.expires_at > now);
+        map.retain(|_, d| d.expires_at > now);
+        found
     }
 }
 
@@ -95,7 +98,7 @@ pub async fn show(
         secret: None,
         svg: None,
         form: Some(Form {
-            action: format!("/enroll/{}", path.as_str()),
+            action: state.public(&format!("/enroll/{}", path.as_str())),
             fields: Vec::new(),
             buttons: vec![
                 ("kind".into(), "modern".into(), "Modern (.p12)".into()),
@@ -134,14 +137,27 @@ fn issue(secret: &str, body: &[u8], state: &AppState) -> Result<Page, AppError> 
             )))
         }
     };
-    let e = EnrollStore::new(&state.config.data_dir)
-        .consume(secret, now)
-        .ok_or_else(gone)?;
+    let links = EnrollStore::new(&state.config.data_dir);
+    let e = links.consume(secret, now).ok_or_else(gone)?;
     let password = crate::jwt::random_id()
         .ok_or_else(|| AppError::Internal("the system RNG failed".into()))?;
-    let (bytes, record) = CaStore::new(&state.config.data_dir)
-        .issue_p12(&e.user, e.device.as_deref(), e.days, kind, &password, now)
-        .map_err(|err| AppError::Internal(err.to_string()))?;
+    let issued = CaStore::new(&state.config.data_dir).issue_p12(
+        &e.user,
+        e.device.as_deref(),
+        e.days,
+        kind,
+        &password,
+        now,
+    );
+    let (bytes, record) = match issued {
+        Ok(issued) => issued,
+        Err(err) => {
+            // Nothing was handed out: the link may be used again.
+            links.restore(secret, &e);
+            return Err(AppError::Internal(err.to_string()));
+        }
+    };
+    let bytes = zeroize::Zeroizing::new(bytes);
     let filename = format!(
         "{}.p12",
         e.device
@@ -168,7 +184,7 @@ fn issue(secret: &str, body: &[u8], state: &AppState) -> Result<Page, AppError> 
             "The download works once and for 10 minutes; the file is not kept after that.".into(),
         ],
         link: Some(super::pages::Link {
-            href: format!("/enroll/download/{id}"),
+            href: state.public(&format!("/enroll/download/{id}")),
             text: "Download the certificate".into(),
         }),
         secret: Some(password),
@@ -191,7 +207,7 @@ pub async fn download(
                 format!("attachment; filename=\"{}\"", d.filename),
             ))
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .body(d.bytes),
+            .body(d.bytes.to_vec()),
         None => state.reply(&meta, &gone()),
     }
 }

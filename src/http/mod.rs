@@ -80,6 +80,14 @@ impl AppState {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
     }
 
+    /// `{public_url}{path}`: links and form actions on certgate's pages (public_url may have a path).
+    pub fn public(&self, path: &str) -> String {
+        format!(
+            "{}{path}",
+            self.config.public_url.as_str().trim_end_matches('/')
+        )
+    }
+
     /// `{public_url}/auth`, with `rd` when the original URL is known.
     pub fn auth_url(&self, rd: Option<&str>) -> String {
         let base = format!(
@@ -142,11 +150,22 @@ async fn crl(state: web::Data<AppState>) -> HttpResponse {
             .insert_header((header::CONTENT_TYPE, "application/x-pem-file"))
             .insert_header((header::CACHE_CONTROL, "max-age=300"))
             .body(pem),
-        Err(e) => HttpResponse::InternalServerError().body(format!("{e}\n")),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot sign the CRL");
+            HttpResponse::InternalServerError().body("the CRL cannot be made; the log says why\n")
+        }
     }
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Only for `proxy.trusted` peers on the plain listener: it names every user and device.
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let meta = RequestMeta::from_request(&req, &state);
+    if !meta.trusted_peer {
+        return state.reply(
+            &meta,
+            &AppError::Forbidden("/metrics answers only proxy.trusted peers".into()),
+        );
+    }
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4"))
         .insert_header((header::CACHE_CONTROL, "no-store"))

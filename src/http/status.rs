@@ -78,7 +78,7 @@ fn page(req: &HttpRequest, state: &AppState) -> Result<Page, AppError> {
         secret: None,
         svg: None,
         form: Some(Form {
-            action: "/logout".into(),
+            action: state.public("/logout"),
             fields: Vec::new(),
             buttons: vec![("logout".into(), "1".into(), "Log out".into())],
         }),

@@ -145,7 +145,11 @@ fn created_from_name(path: &Path) -> Option<i64> {
 }
 
 /// Creates a directory readable only by its owner (keys live there).
+/// An existing directory (the operator's own) keeps its mode.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
     fs::create_dir_all(dir)?;
     #[cfg(unix)]
     {

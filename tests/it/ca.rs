@@ -607,15 +607,12 @@ fn an_enrollment_link_installs_a_certificate_once() {
         .next()
         .unwrap()
         .replace("&#x2f;", "/");
-    let file = phone().get(&cg.mtls(&href));
+    assert!(href.starts_with(&cg.mtls("/enroll/download/")), "{href}");
+    let file = phone().get(&href);
     assert_eq!(file.status, 200, "{file:?}");
     assert_eq!(file.header("content-type"), Some("application/x-pkcs12"));
     // The body went through curl as text; fetch the bytes properly for OpenSSL.
-    assert_eq!(
-        phone().get(&cg.mtls(&href)).status,
-        410,
-        "the download works once"
-    );
+    assert_eq!(phone().get(&href).status, 410, "the download works once");
 
     // A second run of the whole flow to get the file's bytes intact (curl -o keeps them).
     let out = Command::new(binary())
@@ -667,7 +664,7 @@ fn an_enrollment_link_installs_a_certificate_once() {
         .arg("%{http_code}")
         .arg("--cacert")
         .arg(&server_pki.ca_pem)
-        .arg(cg.mtls(&href))
+        .arg(&href)
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&status.stdout), "200");
@@ -765,36 +762,40 @@ fn admins_create_enrollment_links_on_a_page() {
     assert_eq!(ca(d, &["issue", "--user", "alice", "--out", "out"]).0, 0);
     let extra = "[admin]\ngroups = [\"admins\"]\n[[users]]\nname = \"carol\"\ngroups = [\"admins\"]\n[[users]]\nname = \"alice\"\ngroups = [\"family\"]";
     let (cg, server_pki) = certgate_for(d, &d.join("data/ca.pem"), extra);
+    let cert = |user: &str| {
+        (
+            d.join(format!("out/{user}.pem")),
+            d.join(format!("out/{user}.key")),
+        )
+    };
     let cookie_of = |user: &str| {
-        let r = login(
-            d,
-            &cg,
-            &server_pki.ca_pem,
-            &d.join(format!("out/{user}.pem")),
-            &d.join(format!("out/{user}.key")),
-        );
+        let (c, k) = cert(user);
+        let r = login(d, &cg, &server_pki.ca_pem, &c, &k);
         format!(
             "Cookie: __Host-certgate={}",
             crate::direct::cookie_value(&r, "__Host-certgate")
         )
     };
-    let browser = || {
+    // An admin's browser presents the certificate it signed in with on every request.
+    let as_user = |user: &str| {
+        let (c, k) = cert(user);
         Curl::new(d)
             .cacert(&server_pki.ca_pem)
+            .cert(&c, &k)
             .header("Accept: text/html")
     };
+    let origin = format!("Origin: {}", cg.mtls(""));
     let carol = cookie_of("carol");
 
-    let form = browser().header(&carol).get(&cg.mtls("/admin/enroll"));
+    let form = as_user("carol")
+        .header(&carol)
+        .get(&cg.mtls("/admin/enroll"));
     assert_eq!(form.status, 200, "{form:?}");
     assert!(form.body.contains("name=\"user\""), "{}", form.body);
-    let made = browser()
-        .header(&carol)
-        .header("Sec-Fetch-Site: same-origin")
-        .post(
-            &cg.mtls("/admin/enroll"),
-            "user=bob&device=phone&minutes=5&days=30",
-        );
+    let made = as_user("carol").header(&carol).header(&origin).post(
+        &cg.mtls("/admin/enroll"),
+        "user=bob&device=phone&minutes=5&days=30",
+    );
     assert_eq!(made.status, 200, "{made:?}");
     assert!(
         made.body.contains("<svg"),
@@ -811,17 +812,58 @@ fn admins_create_enrollment_links_on_a_page() {
         .unwrap()
         .replace("&#x2f;", "/");
     assert!(link.starts_with(&cg.mtls("/enroll/")), "{link}");
-    assert_eq!(browser().get(&link).status, 200, "the link works");
+    let phone = Curl::new(d)
+        .cacert(&server_pki.ca_pem)
+        .header("Accept: text/html");
+    assert_eq!(phone.get(&link).status, 200, "the link works");
+
+    // A leaked admin cookie alone is not enough: the certificate must be on the request too.
+    let no_cert = Curl::new(d)
+        .cacert(&server_pki.ca_pem)
+        .header("Accept: text/html")
+        .header(&carol);
+    assert_eq!(no_cert.get(&cg.mtls("/admin/enroll")).status, 403);
+    // A cookie with somebody else's certificate is not enough either.
+    assert_eq!(
+        as_user("alice")
+            .header(&carol)
+            .get(&cg.mtls("/admin/enroll"))
+            .status,
+        403
+    );
+    // Posts come from certgate's own origin only; a replay without Origin is refused.
+    let replay = as_user("carol")
+        .header(&carol)
+        .post(&cg.mtls("/admin/enroll"), "user=mallory");
+    assert_eq!(replay.status, 403, "{replay:?}");
+    let cross = as_user("carol")
+        .header(&carol)
+        .header("Origin: https://evil.example")
+        .post(&cg.mtls("/admin/enroll"), "user=mallory");
+    assert_eq!(cross.status, 403, "{cross:?}");
+    let bad = as_user("carol")
+        .header(&carol)
+        .header(&origin)
+        .post(&cg.mtls("/admin/enroll"), "user=x&minutes=99999");
+    assert_eq!(bad.status, 400, "{bad:?}");
+    let bad_device = as_user("carol")
+        .header(&carol)
+        .header(&origin)
+        .post(&cg.mtls("/admin/enroll"), "user=x&device=a%2Cb");
+    assert_eq!(bad_device.status, 400, "{bad_device:?}");
 
     let alice = cookie_of("alice");
     assert_eq!(
-        browser()
+        as_user("alice")
             .header(&alice)
             .get(&cg.mtls("/admin/enroll"))
             .status,
         403
     );
-    let nobody = browser().get(&cg.mtls("/admin/enroll"));
+    let nobody = Curl::new(d)
+        .cacert(&server_pki.ca_pem)
+        .header("Accept: text/html")
+        .get(&cg.mtls("/admin/enroll"));
     assert_eq!(nobody.status, 302, "{nobody:?}");
     assert!(
         nobody
@@ -830,16 +872,8 @@ fn admins_create_enrollment_links_on_a_page() {
             .contains("/auth?rd="),
         "{nobody:?}"
     );
-    let cross = browser()
-        .header(&carol)
-        .header("Sec-Fetch-Site: cross-site")
-        .post(&cg.mtls("/admin/enroll"), "user=mallory");
-    assert_eq!(cross.status, 403, "{cross:?}");
-    let bad = browser()
-        .header(&carol)
-        .header("Sec-Fetch-Site: same-origin")
-        .post(&cg.mtls("/admin/enroll"), "user=x&minutes=99999");
-    assert_eq!(bad.status, 400, "{bad:?}");
+    // Pages cannot be framed.
+    assert_eq!(form.header("x-frame-options"), Some("DENY"));
 }
 
 #[test]
@@ -891,7 +925,10 @@ fn expiry_shows_on_the_status_page_and_in_metrics() {
         alice.body
     );
     assert!(
-        alice.body.contains("action=\"/logout\"") || alice.body.contains("action=\"&#x2f;logout\""),
+        alice
+            .body
+            .replace("&#x2f;", "/")
+            .contains(&format!("action=\"{}\"", cg.mtls("/logout"))),
         "{}",
         alice.body
     );
@@ -953,4 +990,183 @@ fn an_ed25519_ca_issues_certificates_certgate_verifies() {
     assert!(store
         .verify(&certgate::cert::PresentedChain(vec![der]), now)
         .is_ok());
+}
+
+#[test]
+fn unreadable_revocations_fail_closed() {
+    if !require("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(ca(d, &["init"]).0, 0);
+    assert_eq!(ca(d, &["issue", "--user", "alice", "--out", "out"]).0, 0);
+    assert_eq!(ca(d, &["issue", "--user", "bob", "--out", "out"]).0, 0);
+    let bob_serial = serial_of(&d.join("out/bob.pem"));
+    assert_eq!(ca(d, &["revoke", &bob_serial]).0, 0);
+    let (alice, alice_key) = (d.join("out/alice.pem"), d.join("out/alice.key"));
+    let (cg, server_pki) = certgate_for(d, &d.join("data/ca.pem"), "");
+    assert_eq!(
+        login(d, &cg, &server_pki.ca_pem, &alice, &alice_key).status,
+        200
+    );
+
+    // The revocation record is damaged while certgate runs: nobody gets in, nobody revoked
+    // slips through, and the page says why.
+    let revoked = d.join("data/ca/revoked.jsonl");
+    let good = std::fs::read_to_string(&revoked).unwrap();
+    std::fs::write(&revoked, format!("{good}{{broken\n")).unwrap();
+    let r = login(d, &cg, &server_pki.ca_pem, &alice, &alice_key);
+    assert_eq!(r.status, 495, "{r:?}");
+    assert!(
+        r.body.contains("revocation lists cannot be read"),
+        "{}",
+        r.body
+    );
+    assert!(
+        login(
+            d,
+            &cg,
+            &server_pki.ca_pem,
+            &d.join("out/bob.pem"),
+            &d.join("out/bob.key")
+        )
+        .status
+            != 200
+    );
+    // Mended: service is back.
+    std::fs::write(&revoked, &good).unwrap();
+    assert_eq!(
+        login(d, &cg, &server_pki.ca_pem, &alice, &alice_key).status,
+        200
+    );
+    // Deleted: fails closed as well (deleting it must not un-revoke).
+    std::fs::remove_file(&revoked).unwrap();
+    assert_eq!(
+        login(d, &cg, &server_pki.ca_pem, &alice, &alice_key).status,
+        495
+    );
+    std::fs::write(&revoked, &good).unwrap();
+
+    // /metrics names users and devices: only trusted peers on the plain listener get it.
+    assert_eq!(Curl::new(d).get(&cg.http("/metrics")).status, 200);
+    assert_eq!(
+        Curl::new(d)
+            .cacert(&server_pki.ca_pem)
+            .get(&cg.mtls("/metrics"))
+            .status,
+        403
+    );
+    drop(cg);
+
+    // At start, a damaged record keeps certgate from starting, with a message.
+    std::fs::write(&revoked, "{broken\n").unwrap();
+    let out = Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(d.join("certgate.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("revocation"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Issuing into existing files is refused before anything is signed or recorded.
+    std::fs::write(&revoked, &good).unwrap();
+    let before = ca(d, &["list"]).1;
+    let (code, out) = ca(d, &["issue", "--user", "alice", "--out", "out"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("exists already"), "{out}");
+    assert_eq!(ca(d, &["list"]).1, before, "nothing recorded");
+}
+
+/// A CA made by OpenSSL (SHA-1 key identifier) imported into certgate: its CRL must still
+/// match the CA for nginx.
+#[test]
+fn the_crl_of_an_imported_openssl_ca_works_in_nginx() {
+    if !require("openssl") || !require("curl") || !require("nginx") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=OpenSSL Family CA",
+        ])
+        .args(["-keyout", "imported.key", "-out", "imported.pem"])
+        .args([
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (code, out) = ca(
+        d,
+        &[
+            "init",
+            "--import-cert",
+            "imported.pem",
+            "--import-key",
+            "imported.key",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(ca(d, &["issue", "--user", "alice", "--out", "out"]).0, 0);
+    assert_eq!(ca(d, &["issue", "--user", "bob", "--out", "out"]).0, 0);
+    assert_eq!(
+        ca(d, &["revoke", &serial_of(&d.join("out/alice.pem"))]).0,
+        0
+    );
+    assert_eq!(ca(d, &["crl", "--out", "crl.pem"]).0, 0);
+
+    let server_pki = Pki::new(d, "Server CA");
+    let tls = server_pki.server(&["localhost"]);
+    std::fs::write(d.join("index.html"), "protected\n").unwrap();
+    let port = crate::harness::free_port();
+    let conf = format!(
+        "server {{\n listen 127.0.0.1:{port} ssl;\n ssl_certificate {};\n ssl_certificate_key {};\n ssl_client_certificate {};\n ssl_crl {};\n ssl_verify_client on;\n location / {{ root {}; }}\n}}\n",
+        tls.cert.display(),
+        tls.key.display(),
+        d.join("data/ca.pem").display(),
+        d.join("crl.pem").display(),
+        d.display()
+    );
+    let _nginx = crate::harness::nginx::Nginx::start(d, port, &conf);
+    let url = format!("https://localhost:{port}/index.html");
+    let get = |user: &str| {
+        Curl::new(d)
+            .cacert(&server_pki.ca_pem)
+            .cert(
+                &d.join(format!("out/{user}.pem")),
+                &d.join(format!("out/{user}.key")),
+            )
+            .get(&url)
+    };
+    let bob = get("bob");
+    assert_eq!(
+        (bob.status, bob.body.as_str()),
+        (200, "protected\n"),
+        "{bob:?}"
+    );
+    assert_eq!(get("alice").status, 400);
 }
