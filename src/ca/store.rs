@@ -217,15 +217,7 @@ impl CaStore {
         now: i64,
     ) -> Result<(Vec<u8>, IssuedRecord), StoreError> {
         let (ca, issued, record) = self.sign(user, device, days, now)?;
-        let alias = device.unwrap_or(user);
-        let bytes = export_p12(
-            alias,
-            &issued.key_der,
-            &issued.cert_der,
-            &ca.cert_der,
-            password,
-            kind,
-        )?;
+        let bytes = pack(&ca, &issued, device.unwrap_or(user), kind, password)?;
         Ok((bytes, record))
     }
 
@@ -270,15 +262,7 @@ impl CaStore {
         fs::write(&cert, &issued.cert_pem).map_err(|e| file_err(&cert, e))?;
         let p12 = match p12 {
             Some((path, kind, password)) => {
-                let alias = device.unwrap_or(user);
-                let bytes = export_p12(
-                    alias,
-                    &issued.key_der,
-                    &issued.cert_der,
-                    &ca.cert_der,
-                    password,
-                    kind,
-                )?;
+                let bytes = pack(&ca, &issued, device.unwrap_or(user), kind, password)?;
                 write_private(path, &bytes).map_err(|e| file_err(path, e))?;
                 Some(path.to_path_buf())
             }
@@ -317,6 +301,24 @@ impl CaStore {
             })
             .collect()
     }
+}
+
+/// The issued key and certificate, with the CA certificate, as PKCS#12.
+fn pack(
+    ca: &Ca,
+    issued: &super::Issued,
+    alias: &str,
+    kind: P12Kind,
+    password: &str,
+) -> Result<Vec<u8>, StoreError> {
+    Ok(export_p12(
+        alias,
+        &issued.key_der,
+        &issued.cert_der,
+        &ca.cert_der,
+        password,
+        kind,
+    )?)
 }
 
 fn append_line(path: &Path, line: &str) -> Result<(), StoreError> {
