@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 
 use crate::cert::forwarded::ForwardedError;
 use crate::cert::CertError;
-use crate::http::pages::{Page, Pages};
+use crate::http::pages::{NoCert, Page, Pages};
 use crate::identity::IdentityError;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,9 +15,9 @@ pub enum AppError {
     /// No usable credential on a forward-auth check.
     #[error("authentication required")]
     Unauthenticated(Challenge),
-    /// `/auth` without a client certificate.
-    #[error("no client certificate")]
-    NoCertificate,
+    /// `/auth` without a client certificate, and the likely reason.
+    #[error("no client certificate ({})", .0.code())]
+    NoCertificate(NoCert),
     /// `/auth` with a certificate that does not verify.
     #[error("certificate rejected: {0}")]
     CertRejected(#[from] CertError),
@@ -40,8 +40,29 @@ pub enum AppError {
     /// A one-time link that was used or has expired.
     #[error("gone: {0}")]
     Gone(String),
+    /// State needed to decide is unknown (revocation lists unreadable, store too stale):
+    /// never an allow.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl AppError {
+    /// `(result, reason)` labels for `certgate_decisions_total`: small fixed sets.
+    pub fn labels(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::Unauthenticated(ch) => ("unauthenticated", ch.code),
+            Self::NoCertificate(why) => ("unauthenticated", why.code()),
+            Self::CertRejected(e) => ("unauthenticated", e.code()),
+            Self::Forbidden(_) => ("deny", "forbidden"),
+            Self::InsufficientScope(_) => ("deny", "insufficient_scope"),
+            Self::BadRequest(_) | Self::OAuth { .. } => ("bad_request", "bad_request"),
+            Self::Gone(_) => ("bad_request", "gone"),
+            Self::Unavailable(_) => ("unavailable", "state_unknown"),
+            Self::Internal(_) => ("error", "internal"),
+        }
+    }
 }
 
 /// How to ask for credentials on a forward-auth check.
@@ -55,6 +76,8 @@ pub struct Challenge {
     pub bearer_error: Option<&'static str>,
     /// Why, for the log.
     pub reason: String,
+    /// Why, as a metric label: no_credentials, invalid_token, revoked, bad_certificate.
+    pub code: &'static str,
 }
 
 impl From<ForwardedError> for AppError {
@@ -73,16 +96,18 @@ impl From<IdentityError> for AppError {
 pub struct Audience<'a> {
     pub wants_html: bool,
     pub pages: &'a Pages,
+    /// `admin.contact`: whom people should ask.
+    pub contact: Option<&'a str>,
 }
 
 /// Turns an error into the response; also logs it at a level matching its cause.
 pub fn render(err: &AppError, to: &Audience<'_>) -> HttpResponse {
     let (status, page, code) = match err {
         AppError::Unauthenticated(ch) => return challenge(ch, to),
-        AppError::NoCertificate => (
+        AppError::NoCertificate(why) => (
             StatusCode::UNAUTHORIZED,
-            Page::no_certificate(),
-            "no_certificate",
+            Page::no_certificate(*why),
+            why.code(),
         ),
         AppError::CertRejected(e) => (
             StatusCode::from_u16(495).unwrap_or(StatusCode::BAD_REQUEST),
@@ -114,7 +139,10 @@ pub fn render(err: &AppError, to: &Audience<'_>) -> HttpResponse {
             Page::message(
                 "Access denied",
                 why,
-                "Ask the administrator of this site for access.",
+                &match to.contact {
+                    Some(c) => format!("If you should have access, ask {c}, and mention the rule named above."),
+                    None => "If you should have access, ask the administrator of this site, and mention the rule named above.".into(),
+                },
             ),
             "forbidden",
         ),
@@ -137,6 +165,25 @@ pub fn render(err: &AppError, to: &Audience<'_>) -> HttpResponse {
                 &serde_json::json!({"error": code, "error_description": description}),
             );
         }
+        AppError::Unavailable(why) => {
+            tracing::warn!(reason = %why, "answering 503: state unknown");
+            let page = Page::message(
+                "Temporarily unavailable",
+                "certgate cannot check your access right now, so it lets no one in.",
+                "Try again in a minute. If it lasts, tell the administrator: the log says why.",
+            );
+            let mut res = if to.wants_html {
+                html(StatusCode::SERVICE_UNAVAILABLE, to.pages.render(&page))
+            } else {
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({"error": "temporarily_unavailable", "error_description": "certgate cannot check access right now; try again"}),
+                )
+            };
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return res;
+        }
         AppError::Internal(why) => {
             tracing::error!(error = %why, "internal error");
             (
@@ -154,6 +201,10 @@ pub fn render(err: &AppError, to: &Audience<'_>) -> HttpResponse {
         tracing::info!(status = status.as_u16(), reason = %err, "request refused");
     }
     if to.wants_html {
+        let page = Page {
+            code: Some(format!("{} · {code}", status.as_u16())),
+            ..page
+        };
         html(status, to.pages.render(&page))
     } else {
         json(

@@ -12,6 +12,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod audit;
 pub mod ca;
 pub mod cert;
 pub mod clock;
@@ -26,6 +27,7 @@ pub mod policy;
 pub mod proxy_config;
 pub mod quickstart;
 pub mod revocation;
+pub mod sessions;
 pub mod tls;
 
 use std::net::{SocketAddr, TcpListener};
@@ -35,7 +37,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::http::AppState;
+use crate::http::{AppState, Live};
 
 /// Why certgate could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -57,36 +59,67 @@ pub enum StartError {
     Revocation(String),
     #[error("templates: {0}")]
     Pages(String),
+    #[error("metrics: {0}")]
+    Metrics(String),
     #[error("server: {0}")]
     Server(#[from] std::io::Error),
 }
 
-/// Builds the shared state: keys (created on first start), trust anchors, templates.
+/// Builds the state at start-up: keys (created on first start), then everything that follows
+/// the configuration (see [`with_config`]).
 ///
 /// # Errors
 /// When keys cannot be loaded or created, or the trust anchors are unusable.
 pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let keys = jwt::KeySet::load_or_create(&config.data_dir.join("keys"), clock.now())?;
+    let tokens = jwt::Tokens::new(keys, config.public_url.as_str().trim_end_matches('/'));
+    let pages = http::pages::Pages::new().map_err(|e| StartError::Pages(e.to_string()))?;
+    let metrics = metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
+    let trust = trust_for(&config)?;
+    Ok(AppState {
+        policy: Arc::new(config.policy.clone()),
+        config: Arc::new(config),
+        trust,
+        pages: Arc::new(pages),
+        tokens: Arc::new(tokens),
+        revocations: Arc::default(),
+        sessions: Arc::default(),
+        clock,
+        metrics,
+        downloads: Arc::default(),
+    })
+}
+
+/// The state for a reloaded configuration: new settings, trust anchors, CRLs and rules; the
+/// same keys, revocations, metrics and pending downloads.
+///
+/// # Errors
+/// When the new trust anchors or revocation sources are unusable.
+pub fn with_config(old: &AppState, config: Config) -> Result<AppState, StartError> {
+    let trust = trust_for(&config)?;
+    Ok(AppState {
+        policy: Arc::new(config.policy.clone()),
+        config: Arc::new(config),
+        trust,
+        pages: Arc::clone(&old.pages),
+        tokens: Arc::clone(&old.tokens),
+        revocations: Arc::clone(&old.revocations),
+        sessions: Arc::clone(&old.sessions),
+        clock: Arc::clone(&old.clock),
+        metrics: old.metrics.clone(),
+        downloads: Arc::clone(&old.downloads),
+    })
+}
+
+/// Trust anchors with their revocation sources (CRL files and the built-in CA's list).
+fn trust_for(config: &Config) -> Result<cert::TrustStore, StartError> {
     let revocation = cert::crl::Revocation::new(
         config.crl_files.clone(),
         Some(ca::store::CaStore::new(&config.data_dir).revoked_path()),
         config.danger_accept_expired_crl,
     )
     .map_err(StartError::Revocation)?;
-    let trust = cert::TrustStore::new(&config.client_ca)?.with_revocation(revocation);
-    let tokens = jwt::Tokens::new(keys, config.public_url.as_str().trim_end_matches('/'));
-    let pages = http::pages::Pages::new().map_err(|e| StartError::Pages(e.to_string()))?;
-    let policy = std::sync::RwLock::new(Arc::new(config.policy.clone()));
-    Ok(AppState {
-        policy,
-        downloads: http::enroll::Downloads::default(),
-        config: Arc::new(config),
-        trust,
-        tokens,
-        revocations: revocation::Revocations::default(),
-        clock,
-        pages,
-    })
+    Ok(cert::TrustStore::new(&config.client_ca)?.with_revocation(revocation))
 }
 
 /// Re-reads the configuration (for SIGHUP).
@@ -114,11 +147,11 @@ pub async fn serve(state: AppState, reload: Option<Reloader>) -> Result<(), Star
         )),
         _ => None,
     };
-    let state = web::Data::new(state);
-    reload_on_sighup(state.clone(), reload);
+    let live = web::Data::new(Live::new(state));
+    reload_on_sighup(live.clone(), reload);
     let mut server = HttpServer::new(move || {
         App::new()
-            .app_data(state.clone())
+            .app_data(live.clone())
             .app_data(web::PayloadConfig::new(16 * 1024))
             .configure(http::routes)
     })
@@ -136,16 +169,17 @@ pub async fn serve(state: AppState, reload: Option<Reloader>) -> Result<(), Star
     Ok(())
 }
 
-/// SIGHUP re-reads the configuration file and swaps in its `[[rules]]` and `[access]`; an
-/// invalid file keeps the rules in force and logs every problem. (Without a handler, SIGHUP
-/// would end the process.)
+/// SIGHUP re-reads the configuration file and swaps in a state built from it: settings, client
+/// CA bundle, CRLs and rules. An invalid file, or one whose CA or CRL cannot be used, keeps the
+/// state in force, logs every problem and sets `certgate_config_last_reload_successful` to 0.
+/// (Without a handler, SIGHUP would end the process.)
 #[cfg(unix)]
-fn reload_on_sighup(state: web::Data<AppState>, reload: Option<Reloader>) {
+fn reload_on_sighup(live: web::Data<Live>, reload: Option<Reloader>) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; rules reload needs a restart");
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; a reload needs a restart");
             return;
         }
     };
@@ -155,25 +189,44 @@ fn reload_on_sighup(state: web::Data<AppState>, reload: Option<Reloader>) {
                 tracing::info!("SIGHUP: the quickstart has no configuration file to reload");
                 continue;
             };
-            match reload() {
-                Ok(config) => {
-                    let rules = config.policy.rules.len();
-                    state.replace_policy(config.policy);
-                    tracing::info!(
-                        event = "reload",
-                        rules,
-                        "SIGHUP: rules reloaded (other settings need a restart)"
-                    );
-                }
-                Err(problems) => {
-                    for p in &problems.0 {
-                        tracing::error!(event = "reload_failed", problem = %p, "SIGHUP: configuration invalid; keeping the rules in force");
-                    }
-                }
-            }
+            reload_once(&live, reload);
         }
     });
 }
 
 #[cfg(not(unix))]
-fn reload_on_sighup(_: web::Data<AppState>, _: Option<Reloader>) {}
+fn reload_on_sighup(_: web::Data<Live>, _: Option<Reloader>) {}
+
+fn reload_once(live: &Live, reload: &Reloader) {
+    let old = live.current();
+    let metrics = &old.metrics;
+    let failed = |problems: Vec<String>| {
+        for problem in &problems {
+            tracing::error!(event = "reload_failed", %problem, "SIGHUP: configuration not reloaded; the previous one stays in force");
+        }
+        metrics.reloads.with_label_values(&["failed"]).inc();
+        metrics.reload_ok.set(0);
+    };
+    let mut config = match reload() {
+        Ok(config) => config,
+        Err(problems) => return failed(problems.0.iter().map(ToString::to_string).collect()),
+    };
+    let kept = config.keep_restart_only(&old.config);
+    let rules = config.policy.rules.len();
+    match with_config(&old, config) {
+        Ok(state) => {
+            live.replace(state);
+            metrics.reloads.with_label_values(&["ok"]).inc();
+            metrics.reload_ok.set(1);
+            tracing::info!(
+                event = "reload",
+                rules,
+                "SIGHUP: configuration reloaded (users, client CA, CRLs, rules)"
+            );
+            if !kept.is_empty() {
+                tracing::warn!(keys = %kept.join(", "), "SIGHUP: these keys changed but take effect only on restart");
+            }
+        }
+        Err(e) => failed(vec![e.to_string()]),
+    }
+}

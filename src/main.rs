@@ -423,6 +423,8 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
         }
         CaCommand::Revoke { serial } => match store.revoke(&serial, SystemClock.now()) {
             Ok(true) => {
+                let actor = certgate::audit::Actor::default();
+                certgate::audit::revoke(&actor, "serial", &serial, "certgate ca revoke");
                 println!("revoked {serial}: certgate refuses it from now on; publish the CRL to your proxy with `certgate ca crl`");
                 ExitCode::SUCCESS
             }

@@ -1,7 +1,127 @@
-//! `/metrics` in the Prometheus text format. For now: days to expiry of every valid
-//! certificate the built-in CA issued, per user and device (computed at scrape time).
+//! Prometheus `/metrics`: what an operator watches. Label values come from small fixed sets
+//! (results, reasons, kinds), never from user input, so the series count stays bounded; the
+//! per-certificate expiry gauge is the one exception and is computed at scrape time.
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 
 use crate::ca::store::{revoked_serials, CaStore};
+
+/// Every metric certgate keeps, registered once at start-up and shared across reloads.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `/verify` answers by `result` (allow, unauthenticated, deny, bad_request, unavailable)
+    /// and `reason`.
+    pub decisions: IntCounterVec,
+    /// Time spent deciding one `/verify`, in seconds.
+    pub check_seconds: Histogram,
+    /// `/auth` outcomes by `result`.
+    pub logins: IntCounterVec,
+    /// Bearer tokens minted by `/token`.
+    pub tokens: IntCounter,
+    /// Revocations by `kind` (session, user, serial).
+    pub revocations: IntCounterVec,
+    /// Age of the local revocation view (0 while it is current).
+    pub store_staleness: Gauge,
+    /// SIGHUP reloads by `result` (ok, failed).
+    pub reloads: IntCounterVec,
+    /// 1 while the last reload succeeded (or none was tried), 0 after a failed one.
+    pub reload_ok: IntGauge,
+}
+
+impl Metrics {
+    /// # Errors
+    /// Only on a metric defined twice or with an invalid name (a build defect, caught by tests).
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let decisions = IntCounterVec::new(
+            Opts::new(
+                "certgate_decisions_total",
+                "Forward-auth (/verify) answers by result and reason.",
+            ),
+            &["result", "reason"],
+        )?;
+        // From 50 µs: a cached check is far below a millisecond.
+        let check_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "certgate_check_duration_seconds",
+                "Time certgate spent deciding one /verify request.",
+            )
+            .buckets(vec![
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1,
+            ]),
+        )?;
+        let logins = IntCounterVec::new(
+            Opts::new("certgate_logins_total", "Sign-ins at /auth by result."),
+            &["result"],
+        )?;
+        let tokens = IntCounter::new(
+            "certgate_tokens_minted_total",
+            "Bearer tokens handed out by /token.",
+        )?;
+        let revocations = IntCounterVec::new(
+            Opts::new(
+                "certgate_revocations_total",
+                "Revocations by kind (session, user, serial).",
+            ),
+            &["kind"],
+        )?;
+        let store_staleness = Gauge::new(
+            "certgate_store_staleness_seconds",
+            "Age of this replica's view of revocation state; checks answer 503 when it is too old.",
+        )?;
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "certgate_config_reloads_total",
+                "Configuration reloads (SIGHUP) by result.",
+            ),
+            &["result"],
+        )?;
+        let reload_ok = IntGauge::new(
+            "certgate_config_last_reload_successful",
+            "1 when the last configuration reload succeeded (or none was tried), 0 after a failure.",
+        )?;
+        reload_ok.set(1);
+        registry.register(Box::new(decisions.clone()))?;
+        registry.register(Box::new(check_seconds.clone()))?;
+        registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(tokens.clone()))?;
+        registry.register(Box::new(revocations.clone()))?;
+        registry.register(Box::new(store_staleness.clone()))?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(reload_ok.clone()))?;
+        Ok(Self {
+            registry,
+            decisions,
+            check_seconds,
+            logins,
+            tokens,
+            revocations,
+            store_staleness,
+            reloads,
+            reload_ok,
+        })
+    }
+
+    /// The exposition text: the registry, the revoked serials, the certificates' days to expiry.
+    pub fn render(&self, data_dir: &std::path::Path, now: i64, revoked_serials: usize) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        let mut out = String::from_utf8_lossy(&buf).into_owned();
+        out.push_str(&format!(
+            "# HELP certgate_revoked_serials Certificate serials the built-in CA has revoked.\n\
+             # TYPE certgate_revoked_serials gauge\n\
+             certgate_revoked_serials {revoked_serials}\n"
+        ));
+        out.push_str(&cert_expiry(data_dir, now));
+        out
+    }
+}
 
 /// Prometheus label value escaping.
 fn label(v: &str) -> String {
@@ -10,8 +130,8 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The exposition text.
-pub fn render(data_dir: &std::path::Path, now: i64) -> String {
+/// Days to expiry of every valid certificate the built-in CA issued, per user and device.
+fn cert_expiry(data_dir: &std::path::Path, now: i64) -> String {
     let store = CaStore::new(data_dir);
     let revoked = revoked_serials(&store.revoked_path()).unwrap_or_default();
     let mut out = String::from(
@@ -31,4 +151,36 @@ pub fn render(data_dir: &std::path::Path, now: i64) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_exposed_with_its_labels() {
+        let m = Metrics::new().unwrap();
+        m.decisions.with_label_values(&["allow", "session"]).inc();
+        m.logins.with_label_values(&["ok"]).inc();
+        m.revocations.with_label_values(&["session"]).inc();
+        m.reloads.with_label_values(&["failed"]).inc();
+        m.check_seconds.observe(0.0003);
+        let dir = tempfile::tempdir().unwrap();
+        let text = m.render(dir.path(), 0, 3);
+        for line in [
+            "certgate_decisions_total{reason=\"session\",result=\"allow\"} 1",
+            "certgate_logins_total{result=\"ok\"} 1",
+            "certgate_tokens_minted_total 0",
+            "certgate_revocations_total{kind=\"session\"} 1",
+            "certgate_store_staleness_seconds 0",
+            "certgate_config_reloads_total{result=\"failed\"} 1",
+            "certgate_config_last_reload_successful 1",
+            "certgate_revoked_serials 3",
+            "certgate_check_duration_seconds_bucket{le=\"0.0005\"} 1",
+            "certgate_check_duration_seconds_count 1",
+            "# TYPE certgate_client_cert_days_to_expiry gauge",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
 }

@@ -96,6 +96,8 @@ impl CertError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCert {
     pub common_name: Option<String>,
+    /// The subject's OU, where the built-in CA puts the device name.
+    pub device: Option<String>,
     pub emails: Vec<String>,
     pub uris: Vec<String>,
     pub dns_names: Vec<String>,
@@ -118,6 +120,13 @@ impl ClientCert {
             .next()
             .and_then(|cn| cn.as_str().ok())
             .map(String::from);
+        // The built-in CA names the device in the subject's OU (for the audit log and pages).
+        let device = x509
+            .subject()
+            .iter_organizational_unit()
+            .next()
+            .and_then(|ou| ou.as_str().ok())
+            .map(String::from);
         let (mut emails, mut uris, mut dns_names) = (Vec::new(), Vec::new(), Vec::new());
         if let Ok(Some(san)) = x509.subject_alternative_name() {
             for name in &san.value.general_names {
@@ -131,6 +140,7 @@ impl ClientCert {
         }
         Ok(Self {
             common_name,
+            device,
             emails,
             uris,
             dns_names,
@@ -185,9 +195,17 @@ impl TrustStore {
     /// CA or a CRL: tokens carry it as `x5s`, so a revocation ends their sessions too. (Serials
     /// are compared without the issuer; a collision between two CAs fails closed.)
     pub fn is_serial_revoked(&self, serial: &str) -> bool {
+        // Unknown revocation state fails closed.
+        self.serial_revoked(serial).unwrap_or(true)
+    }
+
+    /// Whether `serial` is revoked, or why that cannot be known (an unreadable list).
+    ///
+    /// # Errors
+    /// [`CertError::RevocationUnknown`] while a revocation source cannot be read.
+    pub fn serial_revoked(&self, serial: &str) -> Result<bool, CertError> {
         self.revocation.refresh();
         let bytes = hex::decode(serial).unwrap_or_default();
-        // Unknown revocation state fails closed.
         self.revocation
             .with(|crls, serials| {
                 serials.contains(serial)
@@ -195,7 +213,15 @@ impl TrustStore {
                         .iter()
                         .any(|crl| crl.find_serial(&bytes).ok().flatten().is_some())
             })
-            .unwrap_or(true)
+            .map_err(CertError::RevocationUnknown)
+    }
+
+    /// How many serials the built-in CA has revoked (for `/metrics`; CRL entries not counted).
+    pub fn revoked_serial_count(&self) -> usize {
+        self.revocation.refresh();
+        self.revocation
+            .with(|_, serials| serials.len())
+            .unwrap_or(0)
     }
 
     /// Adds revocation sources, checked on every verification.

@@ -27,6 +27,8 @@ pub struct RawConfig {
 pub struct RawAdmin {
     #[serde(deserialize_with = "list::string_or_list")]
     pub groups: Vec<String>,
+    /// Whom people should ask for access: shown on the denied and no-certificate pages.
+    pub contact: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

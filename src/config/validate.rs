@@ -38,6 +38,34 @@ pub struct Config {
     pub policy: Policy,
     /// Members of these groups may use the admin pages (none: the pages are off).
     pub admin_groups: Vec<String>,
+    /// Whom to ask for access (`admin.contact`), shown on refusal pages.
+    pub admin_contact: Option<String>,
+}
+
+impl Config {
+    /// On reload: keeps the values that are read only at start-up (listeners, TLS, data
+    /// directory, public URL, which the signing keys and cookies depend on) and names those
+    /// the new file changed.
+    pub fn keep_restart_only(&mut self, old: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.public_url != old.public_url {
+            changed.push("public_url");
+        }
+        if self.data_dir != old.data_dir {
+            changed.push("data_dir");
+        }
+        if self.listen.http != old.listen.http || self.listen.mtls != old.listen.mtls {
+            changed.push("listen");
+        }
+        let der = |t: &Option<ServerTls>| t.as_ref().map(|t| t.chain.clone());
+        if der(&self.tls) != der(&old.tls) {
+            changed.push("tls");
+        }
+        self.public_url = old.public_url.clone();
+        self.data_dir = old.data_dir.clone();
+        self.listen = old.listen;
+        changed
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -321,6 +349,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
             headers,
             policy,
             admin_groups: raw.admin.groups,
+            admin_contact: raw.admin.contact.filter(|c| !c.trim().is_empty()),
         }),
         _ => Err(Problems(c.0)),
     }

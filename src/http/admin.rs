@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::extract::{self, RequestMeta};
 use super::pages::{Form, Link, Page};
-use super::AppState;
+use super::{AppState, State};
 use crate::ca::enroll::{EnrollStore, Enrollment};
 use crate::error::{self, AppError, Challenge};
 use crate::identity::{self, Identity};
@@ -48,6 +48,7 @@ fn admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
         redirect: true,
         bearer_error: None,
         reason: "admin page without a session".into(),
+        code: "no_credentials",
     }))
 }
 
@@ -106,10 +107,11 @@ fn form_page(state: &AppState, message: &str) -> Page {
             ],
             buttons: vec![("create".into(), "1".into(), "Create link".into())],
         }),
+        ..Page::default()
     }
 }
 
-pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn show(req: HttpRequest, state: State) -> HttpResponse {
     let meta = person(&req, &state);
     match admin(&req, &state) {
         Ok(_) => error::html(
@@ -123,11 +125,7 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     }
 }
 
-pub async fn create(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub async fn create(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
     let meta = person(&req, &state);
     let result = same_origin(&req, &state)
         .and_then(|()| admin(&req, &state))
@@ -202,5 +200,6 @@ fn link_page(body: &[u8], state: &AppState, who: &Identity) -> Result<Page, AppE
         secret: None,
         svg,
         form: None,
+        ..Page::default()
     })
 }

@@ -1,22 +1,31 @@
 //! `GET /auth?rd=URL`: certificate ▶ identity ▶ session cookie ▶ back to `rd`.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 
 use super::extract::{self, RequestMeta};
 use super::pages::Page;
-use super::{cookie, redirect, AppState};
+use super::{cookie, redirect, AppState, State};
 use crate::error::{self, AppError};
-use crate::identity;
 use crate::jwt::{JwtError, Subject, TokenKind};
+use crate::{audit, identity};
 
-pub async fn handle(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn handle(req: HttpRequest, state: State) -> HttpResponse {
     let mut meta = RequestMeta::from_request(&req, &state);
     // /auth is navigated to by the browser itself: answer it as a person.
     meta.wants_html = meta.wants_html || !req.headers().contains_key(header::ACCEPT);
     match login(&req, &state, &meta) {
         Ok(res) => res,
-        Err(e) => state.reply(&meta, &e),
+        Err(e) => {
+            let (_, reason) = e.labels();
+            state.metrics.logins.with_label_values(&[reason]).inc();
+            let actor = audit::Actor {
+                client: meta.client,
+                ..audit::Actor::default()
+            };
+            audit::login_refused(&actor, &e.to_string());
+            state.reply(&meta, &e)
+        }
     }
 }
 
@@ -26,7 +35,8 @@ fn login(
     meta: &RequestMeta,
 ) -> Result<HttpResponse, AppError> {
     let cfg = &state.config;
-    let cert = extract::verified_cert(req, state, meta)?.ok_or(AppError::NoCertificate)?;
+    let cert = extract::verified_cert(req, state, meta)?
+        .ok_or_else(|| AppError::NoCertificate(extract::why_no_cert(req, state, meta)))?;
     let who = identity::from_cert(&cert, &cfg.identity)?;
     let now = state.clock.now();
     let ttl = cfg.session.ttl;
@@ -49,9 +59,11 @@ fn login(
             now,
         )
         .map_err(|e: JwtError| AppError::Internal(e.to_string()))?;
-    tracing::info!(
-        event = "login", user = %who.user, serial = %cert.cert().serial,
-        jti = %claims.jti, peer = ?meta.peer, "session issued"
+    state.issued(
+        &claims,
+        TokenKind::Session,
+        cert.cert().device.as_deref(),
+        meta,
     );
     let set_cookie = cookie::session(&cfg.session, &jwt, ttl);
     let target = rd_param(req).and_then(|rd| {

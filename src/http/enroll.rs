@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::extract::RequestMeta;
 use super::pages::{Form, Page};
-use super::AppState;
+use super::{AppState, State};
 use crate::ca::enroll::EnrollStore;
 use crate::ca::store::CaStore;
 use crate::ca::P12Kind;
@@ -70,11 +70,7 @@ fn person(req: &HttpRequest, state: &AppState) -> RequestMeta {
     meta
 }
 
-pub async fn show(
-    req: HttpRequest,
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub async fn show(req: HttpRequest, path: web::Path<String>, state: State) -> HttpResponse {
     let meta = person(&req, &state);
     let store = EnrollStore::new(&state.config.data_dir);
     let Some(e) = store.peek(&path, state.clock.now()) else {
@@ -105,6 +101,7 @@ pub async fn show(
                 ("kind".into(), "legacy".into(), "Legacy (.p12 for Android 13 and older, Wear OS)".into()),
             ],
         }),
+        ..Page::default()
     };
     error::html(StatusCode::OK, state.pages.render(&page))
 }
@@ -113,7 +110,7 @@ pub async fn redeem(
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
-    state: web::Data<AppState>,
+    state: State,
 ) -> HttpResponse {
     let meta = person(&req, &state);
     match issue(&path, &body, &state) {
@@ -188,16 +185,11 @@ fn issue(secret: &str, body: &[u8], state: &AppState) -> Result<Page, AppError> 
             text: "Download the certificate".into(),
         }),
         secret: Some(password),
-        form: None,
-        svg: None,
+        ..Page::default()
     })
 }
 
-pub async fn download(
-    req: HttpRequest,
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub async fn download(req: HttpRequest, path: web::Path<String>, state: State) -> HttpResponse {
     let meta = person(&req, &state);
     match state.downloads.take(&path, state.clock.now()) {
         Some(d) => HttpResponse::Ok()

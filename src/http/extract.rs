@@ -11,6 +11,7 @@ use rustls_pki_types::CertificateDer;
 use crate::cert::{forwarded, PresentedChain, VerifiedCert};
 use crate::config::CertHeaderFormat;
 use crate::error::AppError;
+use crate::http::pages::NoCert;
 use crate::http::AppState;
 
 /// Connection data set at accept time: which listener, and the client's certificates on mTLS.
@@ -30,6 +31,8 @@ pub struct RequestMeta {
     pub original_url: Option<String>,
     pub method: Method,
     pub wants_html: bool,
+    /// The end client's address: the peer, or what a trusted proxy said it was.
+    pub client: Option<IpAddr>,
 }
 
 impl RequestMeta {
@@ -62,6 +65,7 @@ impl RequestMeta {
             original_url,
             method,
             wants_html,
+            client: client_addr(peer, trusted_peer, headers),
         }
     }
 }
@@ -127,6 +131,34 @@ pub fn presented_chain(
             }
             Ok(None)
         }
+    }
+}
+
+/// Why a request carried no certificate, read from what the connection and proxy said.
+pub fn why_no_cert(req: &HttpRequest, state: &AppState, meta: &RequestMeta) -> NoCert {
+    if matches!(req.conn_data::<Connection>(), Some(Connection::Mtls { .. })) {
+        return NoCert::NotSent;
+    }
+    if !meta.trusted_peer {
+        return NoCert::UntrustedPeer;
+    }
+    let headers = req.headers();
+    let format = state.config.proxy.cert_header;
+    match format {
+        // nginx says what its own check found: NONE (asked, nothing sent) or FAILED:reason.
+        CertHeaderFormat::Nginx => match first(headers, &["x-ssl-client-verify"]) {
+            Some(v) if v.starts_with("FAILED") => NoCert::ProxyRejected,
+            Some(_) => NoCert::NotSent,
+            None => NoCert::NotForwarded,
+        },
+        // Caddy sends the header empty (or its placeholder) when the browser sent nothing.
+        CertHeaderFormat::Caddy if headers.contains_key(forwarded::header_name(format)) => {
+            NoCert::NotSent
+        }
+        CertHeaderFormat::Caddy => NoCert::NotForwarded,
+        // Traefik and the others leave the header out either way: the common case is a person
+        // without a certificate, not a broken proxy.
+        _ => NoCert::NotSent,
     }
 }
 

@@ -1,29 +1,45 @@
-//! `POST /logout`: revoke this session and clear the cookie. A cross-site POST has no effect.
+//! `POST /logout`: revoke this session and clear the cookie; with `everywhere=1`, end every
+//! session and bearer token of the user ("log out everywhere"). A cross-site POST has no effect.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::extract::{self, RequestMeta};
 use super::pages::Page;
-use super::{cookie, redirect, AppState};
-use crate::error;
+use super::{cookie, redirect, State};
 use crate::jwt::TokenKind;
+use crate::{audit, error};
 
-pub async fn handle(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
     let meta = RequestMeta::from_request(&req, &state);
     if let Err(e) = extract::same_site_post(&req, &state) {
         return state.reply(&meta, &e);
     }
     let cfg = &state.config;
     let now = state.clock.now();
+    let everywhere = url::form_urlencoded::parse(&body)
+        .any(|(k, v)| k == "everywhere" && matches!(v.as_ref(), "1" | "true" | "yes"));
     for value in extract::session_cookies(&req, &cfg.session.cookie_name) {
-        if let Ok(claims) = state.tokens.verify(&value, TokenKind::Session, now) {
-            state.revocations.revoke_jti(&claims.jti, claims.exp, now);
-            tracing::info!(event = "logout", user = %claims.sub, jti = %claims.jti, peer = ?meta.peer, "session revoked");
+        let Ok(claims) = state.tokens.verify(&value, TokenKind::Session, now) else {
+            continue;
+        };
+        let actor = audit::Actor {
+            user: Some(&claims.sub),
+            device: None,
+            serial: claims.x5s.as_deref(),
+            client: meta.client,
+        };
+        state.revocations.revoke_jti(&claims.jti, claims.exp, now);
+        state
+            .metrics
+            .revocations
+            .with_label_values(&["session"])
+            .inc();
+        audit::revoke(&actor, "session", &claims.jti, "logout");
+        if everywhere {
+            state.revocations.revoke_user(&claims.sub, now);
+            state.metrics.revocations.with_label_values(&["user"]).inc();
+            audit::revoke(&actor, "user", &claims.sub, "log out everywhere");
         }
     }
     let rd = url::form_urlencoded::parse(&body)
@@ -37,7 +53,10 @@ pub async fn handle(
         Some(url) => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, url.as_str()))
             .finish(),
-        None => error::html(StatusCode::OK, state.pages.render(&Page::signed_out())),
+        None => error::html(
+            StatusCode::OK,
+            state.pages.render(&Page::signed_out(everywhere)),
+        ),
     };
     if let Ok(v) = header::HeaderValue::from_str(&clear) {
         res.headers_mut().insert(header::SET_COOKIE, v);

@@ -13,71 +13,161 @@ mod status;
 mod token;
 mod verify;
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 
 use crate::cert::TrustStore;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{self, AppError, Audience};
-use crate::jwt::Tokens;
+use crate::jwt::{Claims, TokenKind, Tokens};
+use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::revocation::Revocations;
 use extract::RequestMeta;
 use pages::Pages;
 
-/// Everything a handler needs, built once at start-up.
+/// Everything a handler needs. One value per configuration: SIGHUP builds a new one from the
+/// new file and swaps it in whole ([`Live`]), so a request sees one consistent set of settings,
+/// trust anchors and rules. What must outlive a reload (keys, revocations, metrics, pending
+/// downloads) is shared between the old and the new value.
 #[derive(Debug)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub trust: TrustStore,
-    pub tokens: Tokens,
-    pub revocations: Revocations,
+    pub policy: Arc<Policy>,
+    pub pages: Arc<Pages>,
+    pub tokens: Arc<Tokens>,
+    pub revocations: Arc<Revocations>,
+    /// What was issued to whom, for the status page.
+    pub sessions: Arc<crate::sessions::Sessions>,
     pub clock: Arc<dyn Clock>,
-    pub pages: Pages,
-    /// Swapped whole on SIGHUP; a check reads one consistent set of rules.
-    pub policy: std::sync::RwLock<Arc<Policy>>,
+    pub metrics: Metrics,
     /// PKCS#12 files from enrollment links, waiting for their one download.
-    pub downloads: enroll::Downloads,
+    pub downloads: Arc<enroll::Downloads>,
+}
+
+/// See [`AppState::standing`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    Live,
+    Revoked(&'static str),
+    /// Revocation state cannot be known: a check must not allow (503).
+    Unknown(String),
+}
+
+/// The state in force; replaced whole on reload.
+#[derive(Debug)]
+pub struct Live(RwLock<Arc<AppState>>);
+
+impl Live {
+    pub fn new(state: AppState) -> Self {
+        Self(RwLock::new(Arc::new(state)))
+    }
+
+    pub fn current(&self) -> Arc<AppState> {
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub fn replace(&self, state: AppState) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(state);
+    }
+}
+
+/// Handler argument: the state in force when the request arrived.
+pub struct State(Arc<AppState>);
+
+impl std::ops::Deref for State {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+impl FromRequest for State {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(
+            req.app_data::<web::Data<Live>>()
+                .map(|live| Self(live.current()))
+                .ok_or_else(|| actix_web::error::ErrorInternalServerError("no state")),
+        )
+    }
 }
 
 impl AppState {
-    pub fn policy(&self) -> Arc<Policy> {
-        Arc::clone(
-            &self
-                .policy
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-    }
-
-    /// The claims of the first session cookie that verifies and is not revoked (by logout, or
-    /// through the certificate it came from).
-    pub fn session(&self, req: &HttpRequest) -> Option<crate::jwt::Claims> {
+    /// The claims of the first session cookie that verifies and is still in standing.
+    pub fn session(&self, req: &HttpRequest) -> Option<Claims> {
         let now = self.clock.now();
         extract::session_cookies(req, &self.config.session.cookie_name)
             .into_iter()
-            .filter_map(|v| {
-                self.tokens
-                    .verify(&v, crate::jwt::TokenKind::Session, now)
-                    .ok()
-            })
-            .find(|c| {
-                !self.revocations.is_jti_revoked(&c.jti)
-                    && !c
-                        .x5s
-                        .as_deref()
-                        .is_some_and(|s| self.trust.is_serial_revoked(s))
-            })
+            .filter_map(|v| self.tokens.verify(&v, TokenKind::Session, now).ok())
+            .find(|c| matches!(self.standing(c), Standing::Live))
     }
 
-    pub fn replace_policy(&self, policy: Policy) {
-        *self
-            .policy
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+    /// Whether a verified token still counts: not revoked by its id, by its user's "log out
+    /// everywhere", or through the certificate it was minted from.
+    pub fn standing(&self, c: &Claims) -> Standing {
+        if self.revocations.is_jti_revoked(&c.jti) {
+            return Standing::Revoked("revoked");
+        }
+        if self.revocations.is_user_revoked(&c.sub, c.iat) {
+            return Standing::Revoked("signed out everywhere");
+        }
+        match c.x5s.as_deref().map(|s| self.trust.serial_revoked(s)) {
+            Some(Ok(true)) => Standing::Revoked("its certificate was revoked"),
+            Some(Err(e)) => Standing::Unknown(e.to_string()),
+            Some(Ok(false)) | None => Standing::Live,
+        }
+    }
+
+    /// Remembers a token for the status page and writes its audit line (a sign-in or a
+    /// bearer token) and metric.
+    pub fn issued(
+        &self,
+        claims: &Claims,
+        kind: TokenKind,
+        device: Option<&str>,
+        meta: &RequestMeta,
+    ) {
+        let actor = crate::audit::Actor {
+            user: Some(&claims.sub),
+            device,
+            serial: claims.x5s.as_deref(),
+            client: meta.client,
+        };
+        let label = match kind {
+            TokenKind::Session => {
+                crate::audit::login(&actor, &claims.jti);
+                self.metrics.logins.with_label_values(&["ok"]).inc();
+                "browser session"
+            }
+            TokenKind::Bearer => {
+                let ttl = u64::try_from(claims.exp.saturating_sub(claims.iat)).unwrap_or(0);
+                crate::audit::token(
+                    &actor,
+                    &claims.jti,
+                    claims.scope.as_deref().unwrap_or(""),
+                    ttl,
+                );
+                self.metrics.tokens.inc();
+                "bearer token"
+            }
+        };
+        let issued = crate::sessions::Issued {
+            jti: claims.jti.clone(),
+            kind: label,
+            device: device.map(String::from),
+            serial: claims.x5s.clone(),
+            client: meta.client,
+            issued_at: claims.iat,
+            expires_at: claims.exp,
+        };
+        self.sessions.record(&claims.sub, issued, self.clock.now());
     }
 
     /// `{public_url}{path}`: links and form actions on certgate's pages (public_url may have a path).
@@ -110,6 +200,7 @@ impl AppState {
             &Audience {
                 wants_html: meta.wants_html,
                 pages: &self.pages,
+                contact: self.config.admin_contact.as_deref(),
             },
         )
     }
@@ -133,14 +224,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+async fn jwks(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(state.tokens.jwks())
 }
 
 /// The built-in CA's CRL, signed fresh (valid 7 days), for proxies that fetch it.
-async fn crl(state: web::Data<AppState>) -> HttpResponse {
+async fn crl(state: State) -> HttpResponse {
     let store = crate::ca::store::CaStore::new(&state.config.data_dir);
     if !store.key_path().exists() {
         return HttpResponse::NotFound().body("no built-in CA here\n");
@@ -158,7 +249,7 @@ async fn crl(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Only for `proxy.trusted` peers on the plain listener: it names every user and device.
-async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+async fn metrics(req: HttpRequest, state: State) -> HttpResponse {
     let meta = RequestMeta::from_request(&req, &state);
     if !meta.trusted_peer {
         return state.reply(
@@ -169,9 +260,10 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(crate::metrics::render(
+        .body(state.metrics.render(
             &state.config.data_dir,
             state.clock.now(),
+            state.trust.revoked_serial_count(),
         ))
 }
 
@@ -181,7 +273,7 @@ async fn healthz() -> HttpResponse {
         .body("ok\n")
 }
 
-async fn not_found(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+async fn not_found(req: HttpRequest, state: State) -> HttpResponse {
     let meta = RequestMeta::from_request(&req, &state);
     let mut res = state.reply(
         &meta,

@@ -4,17 +4,27 @@ use minijinja::Environment;
 use serde::Serialize;
 
 /// What one page says.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Page {
     pub title: String,
     pub message: String,
     pub hints: Vec<String>,
+    /// Headed lists below the message (devices, sessions, per-platform help).
+    pub sections: Vec<Section>,
     pub link: Option<Link>,
     /// Shown once, large (a one-time password).
     pub secret: Option<String>,
     pub form: Option<Form>,
     /// An SVG image certgate generated itself (a QR code); inserted as is.
     pub svg: Option<String>,
+    /// A status code or error code shown small under the title, for reporting problems.
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Section {
+    pub heading: String,
+    pub items: Vec<String>,
 }
 
 /// A POST form of buttons (no JavaScript needed).
@@ -33,32 +43,93 @@ pub struct Link {
     pub text: String,
 }
 
+/// Why `/auth` saw no certificate, as far as certgate can tell (see
+/// [`super::extract::why_no_cert`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoCert {
+    /// The browser was asked and sent none: not installed, or the prompt was cancelled.
+    NotSent,
+    /// The proxy passed nothing on: it did not ask for a certificate, or does not forward it.
+    NotForwarded,
+    /// The proxy checked the certificate itself and refused it.
+    ProxyRejected,
+    /// certgate was reached directly, or through a proxy that is not in `proxy.trusted`.
+    UntrustedPeer,
+}
+
+impl NoCert {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotSent => "no_certificate",
+            Self::NotForwarded => "certificate_not_forwarded",
+            Self::ProxyRejected => "certificate_rejected_by_proxy",
+            Self::UntrustedPeer => "untrusted_proxy",
+        }
+    }
+
+    /// The most likely cause, in words for the person in front of the browser.
+    fn cause(self) -> &'static str {
+        match self {
+            Self::NotSent => "Your browser was asked for a certificate and did not send one. Most likely no certificate for this site is installed on this device, or the certificate prompt was cancelled.",
+            Self::NotForwarded => "The sign-in server never received a certificate: the proxy in front of it did not ask your browser for one, or did not pass it on. This is a setup problem the administrator has to fix.",
+            Self::ProxyRejected => "The proxy in front of this site refused your certificate: it was probably issued by another authority, has expired, or was revoked.",
+            Self::UntrustedPeer => "This sign-in was reached by an address that is not allowed to pass certificates on. This is a setup problem the administrator has to fix.",
+        }
+    }
+
+    fn admin_hint(self) -> Option<&'static str> {
+        match self {
+            Self::NotForwarded => Some("Administrator: the proxy must ask for the certificate (nginx `ssl_verify_client optional_no_ca`, Traefik `clientAuth`, Caddy `client_auth`) and forward it to /auth; `certgate proxy-config` prints a working configuration."),
+            Self::UntrustedPeer => Some("Administrator: add the proxy's address to `proxy.trusted`, or send people to certgate's own mTLS address."),
+            Self::NotSent | Self::ProxyRejected => None,
+        }
+    }
+}
+
 impl Page {
     pub fn message(title: &str, message: &str, hint: &str) -> Self {
         Self {
             title: title.into(),
             message: message.into(),
             hints: vec![hint.into()],
-            link: None,
-            secret: None,
-            form: None,
-            svg: None,
+            ..Self::default()
         }
     }
 
-    pub fn no_certificate() -> Self {
+    /// The help page of `/auth` without a certificate: the likely cause first, then what to do
+    /// on each kind of device.
+    pub fn no_certificate(why: NoCert) -> Self {
+        let mut hints = vec![why.cause().to_string()];
+        hints.extend(why.admin_hint().map(String::from));
+        hints.push("Other causes: a certificate from another authority, an expired one, or one that was revoked after a device was lost. Ask your administrator for a new certificate in those cases.".into());
+        let section = |heading: &str, items: &[&str]| Section {
+            heading: heading.into(),
+            items: items.iter().map(|s| (*s).to_string()).collect(),
+        };
         Self {
             title: "No client certificate".into(),
-            message: "This sign-in needs a client certificate, and your browser did not send one.".into(),
-            hints: vec![
-                "If your browser asked you to choose a certificate, choose the one your administrator gave you.".into(),
-                "If it did not ask, the certificate is probably not installed on this device: import the .p12 file (iOS: open it and install the profile; Android: Settings > Security > Install certificate > VPN & app user certificate; desktop: the browser's certificate settings), then close and reopen the browser.".into(),
-                "If you cancelled the prompt, close all windows of the browser and try again.".into(),
+            message: "This site signs you in with a certificate installed on your device, and none arrived.".into(),
+            hints,
+            sections: vec![
+                section("iPhone and iPad", &[
+                    "Open the .p12 file (or the enrollment link) in Safari, then Settings > General > VPN & Device Management > the downloaded profile > Install, and enter the certificate's password.",
+                    "Safari then offers the certificate by itself; close Safari completely (swipe it away) and open the site again.",
+                ]),
+                section("Android", &[
+                    "Settings > Security > More security settings > Encryption & credentials > Install a certificate > VPN & app user certificate, then choose the .p12 file and enter its password.",
+                    "Chrome asks which certificate to use on the next visit: choose it and tap Allow.",
+                ]),
+                section("Wear OS and other watches", &[
+                    "Watches cannot present a certificate. Their apps reach the site through the phone's app, or with a bearer token: ask your administrator for one (POST /token).",
+                ]),
+                section("Desktop browsers", &[
+                    "Chrome, Edge, Safari (macOS): double-click the .p12 file to add it to the system's certificate store (Keychain on macOS), then restart the browser.",
+                    "Firefox: Settings > Privacy & Security > Certificates > View Certificates > Your Certificates > Import.",
+                    "When the browser asks which certificate to use, pick the one for this site. If you cancelled that prompt, close every window of the browser and try again.",
+                ]),
             ],
-            link: None,
-            secret: None,
-            form: None,
-            svg: None,
+            code: Some(why.code().into()),
+            ..Self::default()
         }
     }
 
@@ -66,14 +137,11 @@ impl Page {
         Self {
             title: "Sign-in required".into(),
             message: "Continue to sign in with your certificate.".into(),
-            hints: Vec::new(),
             link: Some(Link {
                 href: location.into(),
                 text: "Sign in".into(),
             }),
-            secret: None,
-            form: None,
-            svg: None,
+            ..Self::default()
         }
     }
 
@@ -87,17 +155,18 @@ impl Page {
             title: "Signed in".into(),
             message: format!("You are signed in as {user} ({groups})."),
             hints: vec!["You can close this page and go back to the app.".into()],
-            link: None,
-            secret: None,
-            form: None,
-            svg: None,
+            ..Self::default()
         }
     }
 
-    pub fn signed_out() -> Self {
+    pub fn signed_out(everywhere: bool) -> Self {
         Self::message(
             "Signed out",
-            "Your session has ended.",
+            if everywhere {
+                "Your sessions and bearer tokens on every device have ended."
+            } else {
+                "Your session has ended."
+            },
             "Sign in again with your certificate whenever you like.",
         )
     }
@@ -157,7 +226,13 @@ mod tests {
     #[test]
     fn pages_escape_what_they_show() {
         let pages = Pages::new().unwrap();
-        let html = pages.render(&Page::message("T", "<script>x</script>", "h"));
+        let mut page = Page::message("T", "<script>x</script>", "h");
+        page.sections.push(Section {
+            heading: "<b>".into(),
+            items: vec!["<i>".into()],
+        });
+        let html = pages.render(&page);
+        assert!(html.contains("&lt;b&gt;") && html.contains("&lt;i&gt;"));
         assert!(html.contains("&lt;script&gt;"));
         assert!(!html.contains("<script>x"));
     }
@@ -172,5 +247,28 @@ mod tests {
             html.contains("href=\"https://auth.example.test/auth?rd=x\""),
             "{html}"
         );
+    }
+}
+
+#[cfg(test)]
+mod no_cert_tests {
+    use super::*;
+
+    #[test]
+    fn no_certificate_page_names_the_cause_first_and_every_platform() {
+        let pages = Pages::new().unwrap();
+        for why in [
+            NoCert::NotSent,
+            NoCert::NotForwarded,
+            NoCert::ProxyRejected,
+            NoCert::UntrustedPeer,
+        ] {
+            let page = Page::no_certificate(why);
+            assert_eq!(page.hints[0], why.cause());
+            let html = pages.render(&page);
+            for platform in ["iPhone", "Android", "Wear OS", "Desktop", why.code()] {
+                assert!(html.contains(platform), "{why:?}: {platform} missing");
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::extract::{self, RequestMeta};
-use super::AppState;
+use super::{AppState, State};
 use crate::error::AppError;
 use crate::identity;
 use crate::jwt::{Subject, TokenKind};
@@ -18,11 +18,7 @@ struct TokenResponse {
     expires_in: u64,
 }
 
-pub async fn handle(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
     let mut meta = RequestMeta::from_request(&req, &state);
     meta.wants_html = false;
     match mint(&req, &body, &state, &meta) {
@@ -108,8 +104,10 @@ fn mint(
 
     // A token minted from a session never outlives that session.
     let mut not_after = None;
+    let mut device = None;
     let subject = match extract::verified_cert(req, state, meta) {
         Ok(Some(cert)) => {
+            device.clone_from(&cert.cert().device);
             let who = identity::from_cert(&cert, &cfg.identity)?;
             Subject {
                 user: who.user,
@@ -149,7 +147,7 @@ fn mint(
         .tokens
         .mint(TokenKind::Bearer, &subject, secs, now)
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    tracing::info!(event = "token", user = %claims.sub, jti = %claims.jti, expires_in = secs, peer = ?meta.peer, "bearer token issued");
+    state.issued(&claims, TokenKind::Bearer, device.as_deref(), meta);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

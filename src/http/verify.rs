@@ -5,57 +5,104 @@
 //! (proxies drop it), never cached.
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 
 use super::extract::{self, RequestMeta};
-use super::AppState;
+use super::{AppState, Standing, State};
+use crate::audit;
+use crate::cert::CertError;
 use crate::error::{AppError, Challenge};
 use crate::identity::{self, Identity};
-use crate::jwt::TokenKind;
+use crate::jwt::{Claims, TokenKind};
 use crate::policy::{canonical, scope, Decision, Request};
 
-pub async fn handle(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn handle(req: HttpRequest, state: State) -> HttpResponse {
+    let started = std::time::Instant::now();
     let meta = RequestMeta::from_request(&req, &state);
-    match check(&req, &state, &meta) {
-        Ok(who) => allow(&state, who.as_ref()),
+    let outcome = check(&req, &state, &meta);
+    let (result, reason) = match &outcome {
+        Ok(allowed) => ("allow", allowed.via),
+        Err(e) => e.labels(),
+    };
+    let res = match outcome {
+        Ok(allowed) => allow(&state, allowed.who.as_ref()),
         Err(e) => state.reply(&meta, &e),
-    }
+    };
+    state
+        .metrics
+        .decisions
+        .with_label_values(&[result, reason])
+        .inc();
+    state
+        .metrics
+        .check_seconds
+        .observe(started.elapsed().as_secs_f64());
+    res
 }
 
-/// `Some(identity)` when allowed for a user, `None` for a public (bypass) path.
-fn check(
-    req: &HttpRequest,
-    state: &AppState,
-    meta: &RequestMeta,
-) -> Result<Option<Identity>, AppError> {
-    let request = policy_request(req, meta)?;
-    let policy = state.policy();
+/// An allowed request: who (none on a public path), and by which credential.
+struct Allowed {
+    who: Option<Identity>,
+    /// bypass, bearer, session or certificate.
+    via: &'static str,
+}
+
+/// The credential's holder, what it limits them to, and its kind.
+struct Authenticated {
+    who: Identity,
+    grants: Option<Vec<scope::Grant>>,
+    via: &'static str,
+    serial: Option<String>,
+    device: Option<String>,
+}
+
+fn check(req: &HttpRequest, state: &AppState, meta: &RequestMeta) -> Result<Allowed, AppError> {
+    let request = policy_request(meta)?;
+    let policy = &state.policy;
     match policy.evaluate(&request, None) {
-        Decision::Bypass { .. } => return Ok(None),
+        Decision::Bypass { .. } => {
+            return Ok(Allowed {
+                who: None,
+                via: "bypass",
+            })
+        }
         d @ Decision::Deny { .. } => return Err(AppError::Forbidden(policy.explain(&d))),
         Decision::Allow { .. } | Decision::NeedsIdentity { .. } => {}
     }
-    let (who, grants) = authenticate(req, state, meta)?;
-    match policy.evaluate(&request, Some(&who)) {
+    let auth = authenticate(req, state, meta)?;
+    let deny = |why: String| {
+        let actor = audit::Actor {
+            user: Some(&auth.who.user),
+            device: auth.device.as_deref(),
+            serial: auth.serial.as_deref(),
+            client: request.client,
+        };
+        audit::deny(&actor, meta.original_url.as_deref().unwrap_or(""), &why);
+    };
+    match policy.evaluate(&request, Some(&auth.who)) {
         Decision::Allow { .. } | Decision::Bypass { .. } => {}
         d => {
-            tracing::info!(event = "deny", user = %who.user, why = %policy.explain(&d), "access denied");
-            return Err(AppError::Forbidden(policy.explain(&d)));
+            let why = policy.explain(&d);
+            deny(why.clone());
+            return Err(AppError::Forbidden(why));
         }
     }
-    if let Some(grants) = grants {
-        if !scope::covers(&grants, &request) {
-            return Err(AppError::InsufficientScope(
-                "the token's scope does not cover this request".into(),
-            ));
+    if let Some(grants) = &auth.grants {
+        if !scope::covers(grants, &request) {
+            let why = "the token's scope does not cover this request".to_string();
+            deny(why.clone());
+            return Err(AppError::InsufficientScope(why));
         }
     }
-    Ok(Some(who))
+    Ok(Allowed {
+        who: Some(auth.who),
+        via: auth.via,
+    })
 }
 
 /// The request as the rules see it: canonical host and path of the original URL (unknown when
 /// the proxy did not say), the original method, and the client address.
-fn policy_request(req: &HttpRequest, meta: &RequestMeta) -> Result<Request, AppError> {
+fn policy_request(meta: &RequestMeta) -> Result<Request, AppError> {
     let bad = |e: canonical::CanonicalError| AppError::BadRequest(format!("original URL: {e}"));
     let (host, path) = match meta.original_url.as_deref().and_then(split_url) {
         Some((authority, target)) => (
@@ -68,7 +115,7 @@ fn policy_request(req: &HttpRequest, meta: &RequestMeta) -> Result<Request, AppE
         host,
         path,
         method: meta.method.as_str().to_ascii_uppercase(),
-        client: extract::client_addr(meta.peer, meta.trusted_peer, req.headers()),
+        client: meta.client,
     })
 }
 
@@ -82,42 +129,45 @@ fn split_url(url: &str) -> Option<(&str, &str)> {
     Some((authority, if target.is_empty() { "/" } else { target }))
 }
 
-/// The credential's holder, and the scope it is limited to (bearer tokens only).
+/// Reads the credentials in order: bearer token, session cookie, certificate.
 fn authenticate(
     req: &HttpRequest,
     state: &AppState,
     meta: &RequestMeta,
-) -> Result<(Identity, Option<Vec<scope::Grant>>), AppError> {
+) -> Result<Authenticated, AppError> {
     let cfg = &state.config;
     let now = state.clock.now();
-    let challenge = |bearer_error: Option<&'static str>, reason: String| {
+    let challenge = |bearer_error: Option<&'static str>, code: &'static str, reason: String| {
         AppError::Unauthenticated(Challenge {
             location: Some(state.auth_url(meta.original_url.as_deref())),
             redirect: wants_redirect(req),
             bearer_error,
             reason,
+            code,
+        })
+    };
+    let from_claims = |claims: Claims, via| -> Result<Authenticated, AppError> {
+        Ok(Authenticated {
+            who: identity::from_claims(&claims, &cfg.identity)?,
+            grants: None,
+            via,
+            serial: claims.x5s,
+            device: None,
         })
     };
 
     if let Some(token) = extract::bearer(req) {
         // A foreign bearer token (the app's own API token) is not ours to judge.
         if state.tokens.claims_to_be_ours(token) {
+            let invalid = |code, why| challenge(Some("invalid_token"), code, why);
             let claims = state
                 .tokens
                 .verify(token, TokenKind::Bearer, now)
-                .map_err(|e| challenge(Some("invalid_token"), e.to_string()))?;
-            if state.revocations.is_jti_revoked(&claims.jti) {
-                return Err(challenge(Some("invalid_token"), "token revoked".into()));
-            }
-            if claims
-                .x5s
-                .as_deref()
-                .is_some_and(|s| state.trust.is_serial_revoked(s))
-            {
-                return Err(challenge(
-                    Some("invalid_token"),
-                    "the certificate behind this token was revoked".into(),
-                ));
+                .map_err(|e| invalid("invalid_token", e.to_string()))?;
+            match state.standing(&claims) {
+                Standing::Live => {}
+                Standing::Revoked(why) => return Err(invalid("revoked", format!("token {why}"))),
+                Standing::Unknown(why) => return Err(AppError::Unavailable(why)),
             }
             // A token with app audiences is good only on those hosts (RFC 8707).
             let hosts = claims.aud.app_hosts(state.tokens.issuer());
@@ -126,8 +176,8 @@ fn authenticate(
                     Some(host) if hosts.contains(&host) => {}
                     other => {
                         let what = other.unwrap_or_else(|| "a request of unknown host".into());
-                        return Err(challenge(
-                            Some("invalid_token"),
+                        return Err(invalid(
+                            "invalid_token",
                             format!("the token is not meant for {what}"),
                         ));
                     }
@@ -138,44 +188,52 @@ fn authenticate(
                 .as_deref()
                 .map(scope::parse)
                 .transpose()
-                .map_err(|e| challenge(Some("invalid_token"), e))?;
-            return Ok((identity::from_claims(&claims, &cfg.identity)?, grants));
+                .map_err(|e| invalid("invalid_token", e))?;
+            let mut auth = from_claims(claims, "bearer")?;
+            auth.grants = grants;
+            return Ok(auth);
         }
     }
 
     let mut cookie_problem = None;
     for value in extract::session_cookies(req, &cfg.session.cookie_name) {
         match state.tokens.verify(&value, TokenKind::Session, now) {
-            Ok(claims) if state.revocations.is_jti_revoked(&claims.jti) => {
-                cookie_problem = Some("session revoked".to_string());
-            }
-            Ok(claims)
-                if claims
-                    .x5s
-                    .as_deref()
-                    .is_some_and(|s| state.trust.is_serial_revoked(s)) =>
-            {
-                cookie_problem =
-                    Some("the certificate behind this session was revoked".to_string());
-            }
-            Ok(claims) => return Ok((identity::from_claims(&claims, &cfg.identity)?, None)),
-            Err(e) => cookie_problem = Some(format!("session cookie: {e}")),
+            Ok(claims) => match state.standing(&claims) {
+                Standing::Live => return from_claims(claims, "session"),
+                Standing::Revoked(why) => {
+                    cookie_problem = Some(("revoked", format!("session {why}")))
+                }
+                Standing::Unknown(why) => return Err(AppError::Unavailable(why)),
+            },
+            Err(e) => cookie_problem = Some(("invalid_token", format!("session cookie: {e}"))),
         }
     }
 
     match extract::verified_cert(req, state, meta) {
-        Ok(Some(cert)) => return Ok((identity::from_cert(&cert, &cfg.identity)?, None)),
+        Ok(Some(cert)) => {
+            let c = cert.cert();
+            return Ok(Authenticated {
+                who: identity::from_cert(&cert, &cfg.identity)?,
+                grants: None,
+                via: "certificate",
+                serial: Some(c.serial.clone()),
+                device: c.device.clone(),
+            });
+        }
         Ok(None) => {}
+        Err(AppError::CertRejected(CertError::RevocationUnknown(why))) => {
+            return Err(AppError::Unavailable(why))
+        }
         // A bad certificate cannot authenticate; send the person to /auth, which says why.
         // A malformed header is a 401 here too: nginx turns any other auth answer into a 500.
-        Err(AppError::CertRejected(e)) => return Err(challenge(None, e.to_string())),
-        Err(AppError::BadRequest(why)) => return Err(challenge(None, why)),
+        Err(AppError::CertRejected(e)) => {
+            return Err(challenge(None, "bad_certificate", e.to_string()))
+        }
+        Err(AppError::BadRequest(why)) => return Err(challenge(None, "bad_certificate", why)),
         Err(other) => return Err(other),
     }
-    Err(challenge(
-        None,
-        cookie_problem.unwrap_or_else(|| "no credentials".into()),
-    ))
+    let (code, reason) = cookie_problem.unwrap_or(("no_credentials", "no credentials".into()));
+    Err(challenge(None, code, reason))
 }
 
 /// The canonical host of the original request, if the proxy said.

@@ -1,5 +1,6 @@
-//! Revoked sessions. For now an in-memory deny-list of token ids, filled by `/logout` and kept
-//! until each token would have expired anyway.
+//! Revoked sessions: a deny-list of token ids (filled by `/logout`, kept until each token would
+//! have expired anyway) and per-user "not before" times ("log out everywhere"). For now in
+//! memory on each replica; revoked certificates are the trust store's business.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,6 +9,8 @@ use std::sync::Mutex;
 pub struct Revocations {
     /// jti → exp of the revoked token.
     jtis: Mutex<HashMap<String, i64>>,
+    /// user → tokens issued before this time are dead.
+    users: Mutex<HashMap<String, i64>>,
 }
 
 impl Revocations {
@@ -18,6 +21,24 @@ impl Revocations {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         jtis.retain(|_, e| e.saturating_add(crate::jwt::LEEWAY) > now);
         jtis.insert(jti.to_string(), exp);
+    }
+
+    /// Ends every token of `user` issued before `now` (a token issued within the same second
+    /// survives; the caller revokes the current session by its id as well).
+    pub fn revoke_user(&self, user: &str, now: i64) {
+        let mut users = self
+            .users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        users.insert(user.to_string(), now);
+    }
+
+    pub fn is_user_revoked(&self, user: &str, issued_at: i64) -> bool {
+        let users = self
+            .users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        users.get(user).is_some_and(|nb| issued_at < *nb)
     }
 
     pub fn is_jti_revoked(&self, jti: &str) -> bool {
@@ -42,5 +63,15 @@ mod tests {
         r.revoke_jti("b", 1000, 100 + crate::jwt::LEEWAY);
         assert!(!r.is_jti_revoked("a"), "expired entries are dropped");
         assert!(r.is_jti_revoked("b"));
+    }
+
+    #[test]
+    fn user_not_before_ends_older_tokens_only() {
+        let r = Revocations::default();
+        assert!(!r.is_user_revoked("alice", 10));
+        r.revoke_user("alice", 100);
+        assert!(r.is_user_revoked("alice", 99));
+        assert!(!r.is_user_revoked("alice", 100));
+        assert!(!r.is_user_revoked("bob", 99));
     }
 }

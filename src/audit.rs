@@ -1,0 +1,65 @@
+//! The audit log: one event per sign-in, token, denial and revocation, on the tracing target
+//! `audit` (one JSON line each with `--log-format json`; filter with `RUST_LOG=audit=info`).
+//! Each says who, with which device and certificate serial, why, and from which client
+//! address. Token ids (`jti`) are logged so a session can be revoked; tokens, keys and
+//! passwords never are.
+
+use std::net::IpAddr;
+
+/// Who acted, as far as certgate knows.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Actor<'a> {
+    pub user: Option<&'a str>,
+    pub device: Option<&'a str>,
+    pub serial: Option<&'a str>,
+    pub client: Option<IpAddr>,
+}
+
+fn client(a: &Actor<'_>) -> String {
+    a.client.map(|c| c.to_string()).unwrap_or_default()
+}
+
+/// A session cookie was issued at `/auth`.
+pub fn login(a: &Actor<'_>, jti: &str) {
+    tracing::info!(
+        target: "audit", event = "login", user = a.user.unwrap_or(""),
+        device = a.device.unwrap_or(""), serial = a.serial.unwrap_or(""),
+        client = %client(a), jti, "session issued"
+    );
+}
+
+/// `/auth` refused to sign someone in.
+pub fn login_refused(a: &Actor<'_>, reason: &str) {
+    tracing::info!(
+        target: "audit", event = "login_refused", user = a.user.unwrap_or(""),
+        device = a.device.unwrap_or(""), serial = a.serial.unwrap_or(""),
+        client = %client(a), reason, "sign-in refused"
+    );
+}
+
+/// A bearer token was minted at `/token`.
+pub fn token(a: &Actor<'_>, jti: &str, scope: &str, ttl_secs: u64) {
+    tracing::info!(
+        target: "audit", event = "token", user = a.user.unwrap_or(""),
+        device = a.device.unwrap_or(""), serial = a.serial.unwrap_or(""),
+        client = %client(a), jti, scope, ttl_secs, "bearer token issued"
+    );
+}
+
+/// A known user was refused by the rules or a token's scope (`/verify` 403).
+pub fn deny(a: &Actor<'_>, url: &str, reason: &str) {
+    tracing::info!(
+        target: "audit", event = "deny", user = a.user.unwrap_or(""),
+        device = a.device.unwrap_or(""), serial = a.serial.unwrap_or(""),
+        client = %client(a), url, reason, "access denied"
+    );
+}
+
+/// Something was revoked: `kind` is session, user or serial; `what` names it.
+pub fn revoke(a: &Actor<'_>, kind: &str, what: &str, reason: &str) {
+    tracing::info!(
+        target: "audit", event = "revoke", user = a.user.unwrap_or(""),
+        device = a.device.unwrap_or(""), serial = a.serial.unwrap_or(""),
+        client = %client(a), kind, what, reason, "revoked"
+    );
+}
