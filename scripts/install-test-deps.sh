@@ -12,6 +12,8 @@ command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 command -v update-ca-certificates >/dev/null 2>&1 || apt_packages+=(ca-certificates)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium fonts-dejavu-core)   # fonts: readable screenshots
+command -v pk12util >/dev/null 2>&1 || apt_packages+=(libnss3-tools)
 
 if [ ${#apt_packages[@]} -gt 0 ]; then
   sudo=""
@@ -27,6 +29,17 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
   trap '[ -n "$added_policy" ] && $sudo rm -f /usr/sbin/policy-rc.d' EXIT
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"
+fi
+
+# The browser tests give headless Chromium a client certificate; this managed policy lets it
+# pick that certificate without a prompt, for the test-only names under example.com and
+# nothing else (https://chromeenterprise.google/policies/#AutoSelectCertificateForUrls).
+policy=/etc/chromium/policies/managed/certgate-tests.json
+if [ ! -f "$policy" ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo mkdir -p "$(dirname "$policy")"
+  printf '%s\n' '{"AutoSelectCertificateForUrls": ["{\"pattern\":\"https://[*.]example.com:*\",\"filter\":{}}"]}' | $sudo tee "$policy" >/dev/null
 fi
 
 # Traefik and Caddy, pinned to the versions the proxy tests were written against.
@@ -47,4 +60,4 @@ for component in rustfmt clippy; do
   fi
 done
 
-echo "install-test-deps: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2), traefik $("$tools/bin/traefik" version | sed -n 's/^Version: *//p'), caddy $("$tools/bin/caddy" version | cut -d' ' -f1)"
+echo "install-test-deps: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(chromium --version 2>/dev/null | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2), traefik $("$tools/bin/traefik" version | sed -n 's/^Version: *//p'), caddy $("$tools/bin/caddy" version | cut -d' ' -f1)"

@@ -20,7 +20,7 @@ pub enum AppError {
     NoCertificate(NoCert),
     /// `/auth` with a certificate that does not verify.
     #[error("certificate rejected: {0}")]
-    CertRejected(#[from] CertError),
+    CertRejected(CertError),
     /// A known, valid credential that is not allowed.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -78,6 +78,16 @@ pub struct Challenge {
     pub reason: String,
     /// Why, as a metric label: no_credentials, invalid_token, revoked, bad_certificate.
     pub code: &'static str,
+}
+
+impl From<CertError> for AppError {
+    /// Unknown revocation state is certgate's problem, not the certificate's: 503, not 495.
+    fn from(e: CertError) -> Self {
+        match e {
+            CertError::RevocationUnknown(why) => Self::Unavailable(why),
+            other => Self::CertRejected(other),
+        }
+    }
 }
 
 impl From<ForwardedError> for AppError {

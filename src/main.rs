@@ -16,8 +16,15 @@ use certgate::config::{self, Problems, Source};
     about = "Client-certificate single sign-on gateway"
 )]
 struct Cli {
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "pretty")]
+    /// Log format on stderr; json writes one JSON object per line (audit events have
+    /// `"target":"audit"`).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "pretty",
+        env = "CERTGATE_LOG_FORMAT"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -36,7 +43,7 @@ enum Command {
         #[arg(long, env = "CERTGATE_CONFIG")]
         config: Option<PathBuf>,
         /// Overrides `data_dir`.
-        #[arg(long)]
+        #[arg(long, env = "CERTGATE_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
     /// Check a config file: exit 0 when valid, else print every problem and exit 2.

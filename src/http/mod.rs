@@ -275,10 +275,20 @@ async fn healthz() -> HttpResponse {
 
 async fn not_found(req: HttpRequest, state: State) -> HttpResponse {
     let meta = RequestMeta::from_request(&req, &state);
-    let mut res = state.reply(
-        &meta,
-        &AppError::BadRequest(format!("no such route: {}", req.path())),
-    );
-    *res.status_mut() = actix_web::http::StatusCode::NOT_FOUND;
-    res
+    let status = actix_web::http::StatusCode::NOT_FOUND;
+    if meta.wants_html {
+        let page = pages::Page {
+            code: Some("404".into()),
+            ..pages::Page::message(
+                "Not found",
+                "certgate has no page at this address.",
+                "The pages people use are /auth (sign in) and / (your status).",
+            )
+        };
+        return error::html(status, state.pages.render(&page));
+    }
+    error::json(
+        status,
+        &serde_json::json!({"error": "not_found", "error_description": format!("no such route: {}", req.path())}),
+    )
 }

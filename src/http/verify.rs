@@ -10,7 +10,6 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::extract::{self, RequestMeta};
 use super::{AppState, Standing, State};
 use crate::audit;
-use crate::cert::CertError;
 use crate::error::{AppError, Challenge};
 use crate::identity::{self, Identity};
 use crate::jwt::{Claims, TokenKind};
@@ -221,9 +220,6 @@ fn authenticate(
             });
         }
         Ok(None) => {}
-        Err(AppError::CertRejected(CertError::RevocationUnknown(why))) => {
-            return Err(AppError::Unavailable(why))
-        }
         // A bad certificate cannot authenticate; send the person to /auth, which says why.
         // A malformed header is a 401 here too: nginx turns any other auth answer into a 500.
         Err(AppError::CertRejected(e)) => {

@@ -20,6 +20,11 @@ pub struct Setup {
 
 /// certgate with its own mTLS listener, alice (admins) and dave (disabled) listed.
 pub fn setup(trusted: &str, extra: &str) -> Setup {
+    setup_env(trusted, extra, &[])
+}
+
+/// [`setup`] with extra environment variables for the certgate process.
+pub fn setup_env(trusted: &str, extra: &str, env: &[(&str, &str)]) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path(), "Test Client CA");
     let server = pki.server(&["localhost", "127.0.0.1"]);
@@ -53,7 +58,7 @@ allow_unmatched = true
         key = server.key.display(),
         ca = pki.ca_pem.display(),
     );
-    let cg = Certgate::start(dir.path(), &body, true);
+    let cg = Certgate::start_env(dir.path(), &body, true, env);
     Setup {
         dir,
         pki,
@@ -97,7 +102,7 @@ pub fn cookie_value(r: &Response, name: &str) -> String {
         .to_string()
 }
 
-const LOOPBACK: &str = r#"["127.0.0.1/32", "::1/128"]"#;
+pub const LOOPBACK: &str = r#"["127.0.0.1/32", "::1/128"]"#;
 const HTML: &str = "Accept: text/html,application/xhtml+xml";
 
 #[test]
@@ -689,7 +694,7 @@ fn sighup_reloads_rules_and_keeps_them_when_the_file_is_broken() {
     // A broken file: the old rules stay, and the log says why.
     cg.reload_with(&config("[[rules]]\npath = \"new/**\"\naction = \"allow\""));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !cg.logs().contains("keeping the rules in force") {
+    while !cg.logs().contains("the previous one stays in force") {
         assert!(
             std::time::Instant::now() < deadline,
             "no reload failure logged:\n{}",

@@ -3,10 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod browser;
 mod ca;
 mod config_errors;
 mod direct;
 mod explain;
 mod harness;
+mod operations;
 mod proxies;
 mod quickstart;

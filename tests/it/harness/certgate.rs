@@ -21,6 +21,11 @@ impl Certgate {
     /// Starts `certgate serve --config` with a config whose `listen` section the harness fills in.
     /// `body` is the rest of the TOML file.
     pub fn start(dir: &Path, body: &str, with_mtls: bool) -> Self {
+        Self::start_env(dir, body, with_mtls, &[])
+    }
+
+    /// [`Self::start`] with extra environment variables (e.g. `CERTGATE_LOG_FORMAT=json`).
+    pub fn start_env(dir: &Path, body: &str, with_mtls: bool, env: &[(&str, &str)]) -> Self {
         let http_port = free_port();
         let mtls_port = with_mtls.then(free_port);
         let mut listen = format!("[listen]\nhttp = \"127.0.0.1:{http_port}\"\n");
@@ -30,10 +35,14 @@ impl Certgate {
         let body = body.replace("{MTLS_PORT}", &mtls_port.unwrap_or(0).to_string());
         let config = dir.join("certgate.toml");
         std::fs::write(&config, format!("{body}\n{listen}")).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
         Self::spawn(
             dir,
             &["serve", "--config", &config.display().to_string()],
-            &[],
+            &env,
             http_port,
             mtls_port,
         )
@@ -103,6 +112,55 @@ impl Certgate {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Sends a signal (`"TERM"`, `"HUP"`) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits up to `limit` for the process to end; its exit status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Scrapes `/metrics` and returns the value of one series (`name{labels}` as exposed).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10", &self.http("/metrics")])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    /// The audit events logged so far (needs `CERTGATE_LOG_FORMAT=json`), as JSON objects.
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        self.logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["target"] == "audit")
+            .collect()
     }
 
     pub fn http(&self, path: &str) -> String {

@@ -4,6 +4,7 @@
 
 pub mod caddy;
 pub mod certgate;
+pub mod chromium;
 pub mod curl;
 pub mod nginx;
 pub mod pki;

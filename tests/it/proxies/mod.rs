@@ -61,10 +61,15 @@ pub struct Stack {
     /// The protected apps (both share one sign-in).
     pub apps: Vec<&'static str>,
     pub cookie: &'static str,
+    /// certgate's own plain-HTTP port (what the proxy talks to).
+    pub certgate_http: u16,
     _processes: Vec<Box<dyn std::any::Any>>,
 }
 
 const RULES: &str = r#"
+[admin]
+contact = "carol (carol@example.com)"
+
 [[users]]
 name = "carol"
 groups = ["admins"]
@@ -162,7 +167,8 @@ groups = ["family"]
             ),
             false,
         );
-        let cg = format!("127.0.0.1:{}", certgate.http_port);
+        let certgate_http = certgate.http_port;
+        let cg = format!("127.0.0.1:{certgate_http}");
         let app = format!("127.0.0.1:{}", upstream.port);
         let (cert, key, ca) = (
             tls.cert.display().to_string(),
@@ -308,6 +314,7 @@ groups = ["family"]
             port,
             apps,
             cookie,
+            certgate_http,
             _processes: vec![process, Box::new(certgate), Box::new(upstream)],
         };
         stack.wait_until_routed();

@@ -1,0 +1,255 @@
+//! Running certgate for years: the numbers on `/metrics`, the audit lines, SIGHUP reloads and
+//! SIGTERM drains, against a real certgate process and curl.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::direct::{cookie_value, setup_env, LOOPBACK};
+use crate::harness::certgate::Certgate;
+use crate::harness::curl::Curl;
+use crate::harness::pki::Pki;
+use crate::harness::require;
+
+const JSON_LOGS: &[(&str, &str)] = &[("CERTGATE_LOG_FORMAT", "json")];
+
+fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// login, a refused login, token, two allows, a deny, no credentials, logout, a revoked
+/// cookie: each leaves exactly its counter and its audit line, and no token reaches the log.
+#[test]
+fn metrics_and_audit_lines_follow_a_known_sequence() {
+    if !require("curl") {
+        return;
+    }
+    let rules = "[[rules]]\npath = \"/private/**\"\nusers = [\"bob\"]\naction = \"allow\"\n\
+                 [[rules]]\npath = \"/private/**\"\naction = \"deny\"\n";
+    let s = setup_env(LOOPBACK, rules, JSON_LOGS);
+    let check = |credential: Option<&str>, path: &str| {
+        let mut c = s
+            .curl()
+            .header(&format!("X-Original-URL: https://app.example.test{path}"));
+        if let Some(h) = credential {
+            c = c.header(h);
+        }
+        c.get(&s.cg.http("/verify")).status
+    };
+
+    let login = s.as_alice().get(&s.cg.mtls("/auth"));
+    assert_eq!(login.status, 200, "{login:?}");
+    let cookie = cookie_value(&login, "__Host-certgate");
+    let cookie_header = format!("Cookie: __Host-certgate={cookie}");
+    assert_eq!(s.curl().get(&s.cg.mtls("/auth")).status, 401);
+    let bearer = s.bearer();
+    let bearer_header = format!("Authorization: Bearer {bearer}");
+    assert_eq!(check(Some(&cookie_header), "/home"), 200);
+    assert_eq!(check(Some(&bearer_header), "/home"), 200);
+    assert_eq!(check(Some(&bearer_header), "/private/x"), 403);
+    assert_eq!(check(None, "/home"), 401);
+    let out = s
+        .curl()
+        .header(&cookie_header)
+        .header("Sec-Fetch-Site: same-origin")
+        .post(&s.cg.mtls("/logout"), "");
+    assert_eq!(out.status, 200, "{out:?}");
+    assert_eq!(check(Some(&cookie_header), "/home"), 401);
+
+    for (series, want) in [
+        ("certgate_logins_total{result=\"ok\"}", 1.0),
+        ("certgate_logins_total{result=\"no_certificate\"}", 1.0),
+        ("certgate_tokens_minted_total", 1.0),
+        (
+            "certgate_decisions_total{reason=\"session\",result=\"allow\"}",
+            1.0,
+        ),
+        (
+            "certgate_decisions_total{reason=\"bearer\",result=\"allow\"}",
+            1.0,
+        ),
+        (
+            "certgate_decisions_total{reason=\"forbidden\",result=\"deny\"}",
+            1.0,
+        ),
+        (
+            "certgate_decisions_total{reason=\"no_credentials\",result=\"unauthenticated\"}",
+            1.0,
+        ),
+        (
+            "certgate_decisions_total{reason=\"revoked\",result=\"unauthenticated\"}",
+            1.0,
+        ),
+        ("certgate_revocations_total{kind=\"session\"}", 1.0),
+        ("certgate_check_duration_seconds_count", 5.0),
+        ("certgate_store_staleness_seconds", 0.0),
+    ] {
+        assert_eq!(s.cg.metric(series), Some(want), "{series}");
+    }
+
+    let events = s.cg.audit_events();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["fields"]["event"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["login", "login_refused", "token", "deny", "revoke"],
+        "{events:#?}"
+    );
+    let field = |i: usize, name: &str| events[i]["fields"][name].as_str().unwrap_or("").to_string();
+    let serial = certgate::cert::ClientCert::parse(&s.alice.issued.cert_der)
+        .unwrap()
+        .serial;
+    for i in [0, 2, 3] {
+        assert_eq!(field(i, "user"), "alice", "{:#?}", events[i]);
+        assert_eq!(field(i, "serial"), serial, "{:#?}", events[i]);
+        assert_eq!(field(i, "client"), "127.0.0.1", "{:#?}", events[i]);
+    }
+    assert!(field(1, "reason").contains("no client certificate"));
+    assert_eq!(field(3, "url"), "https://app.example.test/private/x");
+    assert!(field(3, "reason").contains("rule"), "{:#?}", events[3]);
+    assert_eq!(field(4, "kind"), "session");
+    assert_eq!(
+        field(4, "what"),
+        field(0, "jti"),
+        "the logout names the session"
+    );
+    let logs = s.cg.logs();
+    for secret in [&cookie, &bearer] {
+        let signature = secret.rsplit('.').next().unwrap();
+        assert!(!logs.contains(signature), "a token reached the log");
+    }
+}
+
+/// SIGHUP applies a new client CA bundle, users and rules; a broken file keeps everything in
+/// force, logs why and raises the failure metric.
+#[test]
+fn sighup_reloads_users_and_client_ca_and_a_broken_file_keeps_the_old_state() {
+    if !require("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let one = Pki::new(dir.path(), "CA One");
+    let two = Pki::new(dir.path(), "CA Two");
+    let alice = one.user("alice");
+    let bob = two.user("bob");
+    let both = dir.path().join("both.pem");
+    std::fs::write(&both, format!("{}{}", one.ca.cert_pem, two.ca.cert_pem)).unwrap();
+    let config = |bundle: &std::path::Path, users: &[&str]| {
+        let mut text = format!(
+            "public_url = \"https://auth.example.test\"\ndata_dir = \"data\"\n[client_ca]\nbundle = \"{}\"\n[access]\nallow_unmatched = true\n",
+            bundle.display()
+        );
+        for u in users {
+            text.push_str(&format!("[[users]]\nname = \"{u}\"\n"));
+        }
+        text
+    };
+    let cg = Certgate::start(dir.path(), &config(&one.ca_pem, &["alice"]), false);
+    let status = |pem: &str| {
+        Curl::new(dir.path())
+            .header(&format!(
+                "X-SSL-Client-Cert: {}",
+                percent_encoding::utf8_percent_encode(pem, percent_encoding::NON_ALPHANUMERIC)
+            ))
+            .header("X-Original-URL: https://app.example.test/")
+            .get(&cg.http("/verify"))
+            .status
+    };
+    let (a, b) = (&alice.issued.cert_pem, &bob.issued.cert_pem);
+    assert_eq!((status(a), status(b)), (200, 401));
+    assert_eq!(
+        cg.metric("certgate_config_last_reload_successful"),
+        Some(1.0)
+    );
+
+    cg.reload_with(&config(&dir.path().join("missing.pem"), &["alice", "bob"]));
+    wait_until("the failed reload", Duration::from_secs(10), || {
+        cg.metric("certgate_config_reloads_total{result=\"failed\"}") == Some(1.0)
+    });
+    assert_eq!(
+        cg.metric("certgate_config_last_reload_successful"),
+        Some(0.0)
+    );
+    assert!(cg.logs().contains("client_ca.bundle"), "{}", cg.logs());
+    assert_eq!((status(a), status(b)), (200, 401), "the old state serves");
+
+    cg.reload_with(&config(&both, &["alice", "bob"]));
+    wait_until("the good reload", Duration::from_secs(10), || {
+        cg.metric("certgate_config_reloads_total{result=\"ok\"}") == Some(1.0)
+    });
+    assert_eq!(
+        cg.metric("certgate_config_last_reload_successful"),
+        Some(1.0)
+    );
+    assert_eq!(
+        (status(a), status(b)),
+        (200, 200),
+        "new CA and user in force"
+    );
+
+    cg.reload_with(&config(&both, &["bob"]));
+    wait_until("alice removed", Duration::from_secs(10), || {
+        status(a) == 403
+    });
+    assert_eq!(status(b), 200);
+}
+
+/// SIGTERM while requests are half sent: every one of them still gets its whole answer, and
+/// the process then exits cleanly.
+#[test]
+fn sigterm_lets_requests_in_flight_finish() {
+    if !require("curl") {
+        return;
+    }
+    let mut s = setup_env(LOOPBACK, "", &[]);
+    let body = "rd=https%3A%2F%2Flocalhost%2Fbye";
+    let (first, rest) = body.split_at(5);
+    let mut conns: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut c = TcpStream::connect(("127.0.0.1", s.cg.http_port)).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            write!(
+                c,
+                "POST /logout HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{first}",
+                body.len()
+            )
+            .unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    s.cg.signal("TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        s.cg.wait_exit(Duration::from_millis(1)).is_none(),
+        "certgate exited with requests in flight:\n{}",
+        s.cg.logs()
+    );
+    for c in &mut conns {
+        c.write_all(rest.as_bytes()).unwrap();
+    }
+    for c in &mut conns {
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 303"),
+            "a request in flight was cut: {answer:?}"
+        );
+        assert!(
+            answer.contains("location: https://localhost/bye"),
+            "{answer}"
+        );
+    }
+    let status = s.cg.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "certgate did not exit cleanly after SIGTERM: {status:?}\n{}",
+        s.cg.logs()
+    );
+}
