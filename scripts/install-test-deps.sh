@@ -13,6 +13,7 @@ command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 command -v update-ca-certificates >/dev/null 2>&1 || apt_packages+=(ca-certificates)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium fonts-dejavu-core)   # fonts: readable screenshots
+command -v systemd-analyze >/dev/null 2>&1 || apt_packages+=(systemd)   # checks the shipped unit
 command -v pk12util >/dev/null 2>&1 || apt_packages+=(libnss3-tools)
 
 if [ ${#apt_packages[@]} -gt 0 ]; then

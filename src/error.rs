@@ -177,11 +177,14 @@ pub fn render(err: &AppError, to: &Audience<'_>) -> HttpResponse {
         }
         AppError::Unavailable(why) => {
             tracing::warn!(reason = %why, "answering 503: state unknown");
-            let page = Page::message(
-                "Temporarily unavailable",
-                "certgate cannot check your access right now, so it lets no one in.",
-                "Try again in a minute. If it lasts, tell the administrator: the log says why.",
-            );
+            let page = Page {
+                code: Some("503 · temporarily_unavailable".into()),
+                ..Page::message(
+                    "Temporarily unavailable",
+                    "certgate cannot check your access right now, so it lets no one in.",
+                    "Try again in a minute. If it lasts, tell the administrator: the log says why.",
+                )
+            };
             let mut res = if to.wants_html {
                 html(StatusCode::SERVICE_UNAVAILABLE, to.pages.render(&page))
             } else {

@@ -65,7 +65,12 @@ fn check(req: &HttpRequest, state: &AppState, meta: &RequestMeta) -> Result<Allo
                 via: "bypass",
             })
         }
-        d @ Decision::Deny { .. } => return Err(AppError::Forbidden(policy.explain(&d))),
+        d @ Decision::Deny { .. } => {
+            return Err(AppError::Forbidden(format!(
+                "Nobody may open this: {}.",
+                policy.explain_briefly(&d)
+            )))
+        }
         Decision::Allow { .. } | Decision::NeedsIdentity { .. } => {}
     }
     let auth = authenticate(req, state, meta)?;
@@ -81,9 +86,12 @@ fn check(req: &HttpRequest, state: &AppState, meta: &RequestMeta) -> Result<Allo
     match policy.evaluate(&request, Some(&auth.who)) {
         Decision::Allow { .. } | Decision::Bypass { .. } => {}
         d => {
-            let why = policy.explain(&d);
+            let why = policy.explain_briefly(&d);
             deny(why.clone());
-            return Err(AppError::Forbidden(why));
+            return Err(AppError::Forbidden(format!(
+                "{} may not open this: {why}.",
+                auth.who.user
+            )));
         }
     }
     if let Some(grants) = &auth.grants {

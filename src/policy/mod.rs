@@ -172,9 +172,24 @@ impl Policy {
 
     /// Why, in a sentence, for pages and `certgate explain`.
     pub fn explain(&self, decision: &Decision) -> String {
+        self.explain_with(decision, true)
+    }
+
+    /// [`Self::explain`] without the config file's path, for pages people read.
+    pub fn explain_briefly(&self, decision: &Decision) -> String {
+        self.explain_with(decision, false)
+    }
+
+    fn explain_with(&self, decision: &Decision, with_source: bool) -> String {
         let rule = |i: &Option<usize>| {
             self.rule(*i)
-                .map(|r| format!("{} in {}", r.describe(), self.source))
+                .map(|r| {
+                    if with_source {
+                        format!("{} in {}", r.describe(), self.source)
+                    } else {
+                        r.describe()
+                    }
+                })
                 .unwrap_or_default()
         };
         match decision {

@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::direct::{cookie_value, setup_env, LOOPBACK};
@@ -252,4 +253,85 @@ fn sigterm_lets_requests_in_flight_finish() {
         "certgate did not exit cleanly after SIGTERM: {status:?}\n{}",
         s.cg.logs()
     );
+}
+
+/// The shipped systemd unit passes `systemd-analyze verify`, and its ExecStartPre and
+/// ExecStart lines, with only the paths changed, start a certgate that serves and reloads.
+#[test]
+fn the_shipped_systemd_unit_verifies_and_its_commands_run() {
+    if !require("systemd-analyze") || !require("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "Unit CA");
+    let port = crate::harness::free_port();
+    let config = dir.path().join("certgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "public_url = \"https://auth.example.test\"\n[listen]\nhttp = \"127.0.0.1:{port}\"\n[client_ca]\nbundle = \"{}\"\n",
+            pki.ca_pem.display()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let unit = include_str!("../../config/systemd/certgate.service")
+        .replace(
+            "/usr/local/bin/certgate",
+            crate::harness::certgate::binary(),
+        )
+        .replace("/etc/certgate/certgate.toml", &config.display().to_string())
+        .replace("/var/lib/certgate", &state.display().to_string());
+    let path = dir.path().join("certgate.service");
+    std::fs::write(&path, &unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |key: &str| -> Vec<String> {
+        let l = unit
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in the unit"));
+        l.split_whitespace().map(String::from).collect()
+    };
+    let pre = line("ExecStartPre=");
+    assert!(Command::new(&pre[0])
+        .args(&pre[1..])
+        .status()
+        .unwrap()
+        .success());
+    let start = line("ExecStart=");
+    let log = dir.path().join("unit.log");
+    let mut child = Command::new(&start[0])
+        .args(&start[1..])
+        .env("CERTGATE_LOG_FORMAT", "json")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    crate::harness::wait_for_port(port, "certgate (systemd unit)", &log);
+    let health = Curl::new(dir.path()).get(&format!("http://127.0.0.1:{port}/healthz"));
+    assert_eq!(health.status, 200);
+    assert!(
+        state.join("keys").is_dir(),
+        "--data-dir from the unit is used"
+    );
+    // ExecReload is `kill -HUP $MAINPID`.
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    wait_until("the reload", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("configuration reloaded")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
 }
