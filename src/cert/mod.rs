@@ -114,19 +114,9 @@ impl ClientCert {
     pub fn parse(der: &[u8]) -> Result<Self, CertError> {
         let (_, x509) =
             X509Certificate::from_der(der).map_err(|e| CertError::Malformed(e.to_string()))?;
-        let common_name = x509
-            .subject()
-            .iter_common_name()
-            .next()
-            .and_then(|cn| cn.as_str().ok())
-            .map(String::from);
+        let common_name = first_str(x509.subject().iter_common_name());
         // The built-in CA names the device in the subject's OU (for the audit log and pages).
-        let device = x509
-            .subject()
-            .iter_organizational_unit()
-            .next()
-            .and_then(|ou| ou.as_str().ok())
-            .map(String::from);
+        let device = first_str(x509.subject().iter_organizational_unit());
         let (mut emails, mut uris, mut dns_names) = (Vec::new(), Vec::new(), Vec::new());
         if let Ok(Some(san)) = x509.subject_alternative_name() {
             for name in &san.value.general_names {
@@ -149,6 +139,13 @@ impl ClientCert {
             not_after: x509.validity().not_after.timestamp(),
         })
     }
+}
+
+/// The first attribute value that is a string.
+fn first_str<'a>(
+    mut values: impl Iterator<Item = &'a x509_parser::x509::AttributeTypeAndValue<'a>>,
+) -> Option<String> {
+    values.find_map(|v| v.as_str().ok().map(String::from))
 }
 
 /// A certificate whose chain, validity and usage were checked against the trust anchors.

@@ -31,6 +31,17 @@ fn p12(dir: &Path, pki: &Pki, cert: &CertFiles, name: &str) -> PathBuf {
     out
 }
 
+/// A browser that trusts the stack's CA and holds this `.p12`.
+fn holding(stack: &Stack, p12: &Path) -> Chromium {
+    Chromium::start(
+        &stack.pki.ca_pem,
+        Some(Identity {
+            p12,
+            password: "pw",
+        }),
+    )
+}
+
 fn tools_present() -> bool {
     if !(require("chromium") && require("pk12util") && require("openssl")) {
         return false;
@@ -56,13 +67,7 @@ fn chromium_signs_in_through_nginx_and_every_page_is_readable() {
     };
     let dir = stack.dir.path();
     let alice_p12 = p12(dir, &stack.pki, &stack.alice, "alice");
-    let mut b = Chromium::start(
-        &stack.pki.ca_pem,
-        Some(Identity {
-            p12: &alice_p12,
-            password: "pw",
-        }),
-    );
+    let mut b = holding(&stack, &alice_p12);
 
     // The whole login: app → 302 to the sign-in host → certificate → cookie → back to the app.
     b.goto(&stack.app(0, "/hello?x=1"));
@@ -167,13 +172,7 @@ fn chromium_signs_in_through_nginx_and_every_page_is_readable() {
     let other = Pki::new(dir, "Other CA");
     let stranger = other.user("alice");
     let stranger_p12 = p12(dir, &other, &stranger, "stranger");
-    let mut wrong = Chromium::start(
-        &stack.pki.ca_pem,
-        Some(Identity {
-            p12: &stranger_p12,
-            password: "pw",
-        }),
-    );
+    let mut wrong = holding(&stack, &stranger_p12);
     wrong.goto(&stack.auth("/auth"));
     assert!(
         wrong.text().contains("No client certificate"),
@@ -193,13 +192,7 @@ fn chromium_signs_in_through_nginx_and_every_page_is_readable() {
     )
     .unwrap();
     let lost_p12 = p12(dir, &stack.pki, &lost, "lost");
-    let mut phone = Chromium::start(
-        &stack.pki.ca_pem,
-        Some(Identity {
-            p12: &lost_p12,
-            password: "pw",
-        }),
-    );
+    let mut phone = holding(&stack, &lost_p12);
     phone.goto(&stack.auth("/auth"));
     let text = phone.text();
     assert!(
