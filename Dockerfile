@@ -3,11 +3,11 @@
 #
 #   docker build -t certgate .
 #   # Zero-config quickstart (demo CA, alice's certificate in the volume):
-#   docker run --rm -p 127.0.0.1:9443:9443 -e CERTGATE__LISTEN__MTLS=0.0.0.0:9443 \
+#   docker run --rm --stop-timeout 15 -p 127.0.0.1:9443:9443 -e CERTGATE__LISTEN__MTLS=0.0.0.0:9443 \
 #     -v certgate-data:/data certgate
 #   # With your configuration (its listen.* addresses must not be 127.0.0.1 inside a
 #   # container, and proxy.trusted must name the proxy's address on the Docker network):
-#   docker run -d -p 9180:9180 -v certgate-data:/data \
+#   docker run -d --stop-timeout 15 -p 9180:9180 -v certgate-data:/data \
 #     -v /etc/certgate:/etc/certgate:ro certgate serve --config /etc/certgate/certgate.toml
 #   docker kill -s HUP <container>     # reload users, client CA, CRLs and rules
 
@@ -34,7 +34,8 @@ ENV CERTGATE_DATA_DIR=/data \
     CERTGATE__LISTEN__HTTP=0.0.0.0:9180 \
     CERTGATE_LOG_FORMAT=json
 EXPOSE 9180 9443
-# SIGTERM (docker stop) lets requests in flight finish before the process exits.
+# SIGTERM (docker stop) lets requests in flight finish (10 s at most) before the process
+# exits: give docker stop longer (--stop-timeout 15).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/certgate"]
 CMD ["serve"]

@@ -54,7 +54,7 @@ enum Command {
     /// The built-in CA: create it, issue client certificates (with .p12 for devices), list them.
     Ca {
         /// The data directory holding the CA (default: the config's data_dir, else ./certgate-data).
-        #[arg(long, global = true)]
+        #[arg(long, global = true, env = "CERTGATE_DATA_DIR")]
         data_dir: Option<PathBuf>,
         #[arg(long, env = "CERTGATE_CONFIG", global = true)]
         config: Option<PathBuf>,
@@ -189,7 +189,7 @@ enum EnrollCommand {
         #[arg(long, env = "CERTGATE_CONFIG")]
         config: Option<PathBuf>,
         /// Without --config: the data directory holding the CA.
-        #[arg(long)]
+        #[arg(long, env = "CERTGATE_DATA_DIR")]
         data_dir: Option<PathBuf>,
         /// Without --config: where people reach certgate, e.g. https://auth.example.com.
         #[arg(long)]

@@ -24,7 +24,8 @@ pub struct Metrics {
     pub tokens: IntCounter,
     /// Revocations by `kind` (session, user, serial).
     pub revocations: IntCounterVec,
-    /// Age of the local revocation view (0 while it is current).
+    /// Age of the local revocation view (0 while it is current; always 0 until a shared
+    /// revocation store exists: each process's view is its own).
     pub store_staleness: Gauge,
     /// SIGHUP reloads by `result` (ok, failed).
     pub reloads: IntCounterVec,
@@ -107,16 +108,27 @@ impl Metrics {
     }
 
     /// The exposition text: the registry, the revoked serials, the certificates' days to expiry.
-    pub fn render(&self, data_dir: &std::path::Path, now: i64, revoked_serials: usize) -> String {
+    /// `revoked_serials` is `None` while a revocation source cannot be read.
+    pub fn render(
+        &self,
+        data_dir: &std::path::Path,
+        now: i64,
+        revoked_serials: Option<usize>,
+    ) -> String {
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         let mut out = String::from_utf8_lossy(&buf).into_owned();
         out.push_str(&format!(
-            "# HELP certgate_revoked_serials Certificate serials the built-in CA has revoked.\n\
+            "# HELP certgate_revocation_sources_ok 1 while every CRL and the built-in CA's revocation list can be read; 0 means certgate lets nobody in.\n\
+             # TYPE certgate_revocation_sources_ok gauge\n\
+             certgate_revocation_sources_ok {}\n\
+             # HELP certgate_revoked_serials Certificate serials the built-in CA has revoked.\n\
              # TYPE certgate_revoked_serials gauge\n\
-             certgate_revoked_serials {revoked_serials}\n"
+             certgate_revoked_serials {}\n",
+            u8::from(revoked_serials.is_some()),
+            revoked_serials.unwrap_or(0)
         ));
         out.push_str(&cert_expiry(data_dir, now));
         out
@@ -166,7 +178,7 @@ mod tests {
         m.reloads.with_label_values(&["failed"]).inc();
         m.check_seconds.observe(0.0003);
         let dir = tempfile::tempdir().unwrap();
-        let text = m.render(dir.path(), 0, 3);
+        let text = m.render(dir.path(), 0, Some(3));
         for line in [
             "certgate_decisions_total{reason=\"session\",result=\"allow\"} 1",
             "certgate_logins_total{result=\"ok\"} 1",
@@ -176,6 +188,7 @@ mod tests {
             "certgate_config_reloads_total{result=\"failed\"} 1",
             "certgate_config_last_reload_successful 1",
             "certgate_revoked_serials 3",
+            "certgate_revocation_sources_ok 1",
             "certgate_check_duration_seconds_bucket{le=\"0.0005\"} 1",
             "certgate_check_duration_seconds_count 1",
             "# TYPE certgate_client_cert_days_to_expiry gauge",

@@ -213,12 +213,11 @@ impl TrustStore {
             .map_err(CertError::RevocationUnknown)
     }
 
-    /// How many serials the built-in CA has revoked (for `/metrics`; CRL entries not counted).
-    pub fn revoked_serial_count(&self) -> usize {
+    /// How many serials the built-in CA has revoked (for `/metrics`; CRL entries not counted),
+    /// or `None` while a revocation source cannot be read.
+    pub fn revoked_serial_count(&self) -> Option<usize> {
         self.revocation.refresh();
-        self.revocation
-            .with(|_, serials| serials.len())
-            .unwrap_or(0)
+        self.revocation.with(|_, serials| serials.len()).ok()
     }
 
     /// Adds revocation sources, checked on every verification.

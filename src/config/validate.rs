@@ -61,6 +61,11 @@ impl Config {
         if der(&self.tls) != der(&old.tls) {
             changed.push("tls");
         }
+        // Checked per request after a reload, but the CA names the mTLS listener offers
+        // browsers (so they know which certificate to pick) are fixed at start.
+        if self.listen.mtls.is_some() && self.client_ca != old.client_ca {
+            changed.push("client_ca.bundle (the CA names the mTLS listener sends browsers)");
+        }
         self.public_url = old.public_url.clone();
         self.data_dir = old.data_dir.clone();
         self.listen = old.listen;

@@ -56,7 +56,7 @@ fn login(
             TokenKind::Session,
             &subject,
             i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
-            now,
+            state.revocations.mint_time(&who.user, now),
         )
         .map_err(|e: JwtError| AppError::Internal(e.to_string()))?;
     state.issued(

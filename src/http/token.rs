@@ -145,7 +145,12 @@ fn mint(
     }
     let (access_token, claims) = state
         .tokens
-        .mint(TokenKind::Bearer, &subject, secs, now)
+        .mint(
+            TokenKind::Bearer,
+            &subject,
+            secs,
+            state.revocations.mint_time(&subject.user, now),
+        )
         .map_err(|e| AppError::Internal(e.to_string()))?;
     state.issued(&claims, TokenKind::Bearer, device.as_deref(), meta);
     Ok(HttpResponse::Ok()

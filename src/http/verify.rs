@@ -81,7 +81,13 @@ fn check(req: &HttpRequest, state: &AppState, meta: &RequestMeta) -> Result<Allo
             serial: auth.serial.as_deref(),
             client: request.client,
         };
-        audit::deny(&actor, meta.original_url.as_deref().unwrap_or(""), &why);
+        // Host and path only: a query string may carry secrets (reset links, codes).
+        let url = format!(
+            "{}{}",
+            request.host.as_deref().unwrap_or(""),
+            request.path.as_deref().unwrap_or("")
+        );
+        audit::deny(&actor, &url, &why);
     };
     match policy.evaluate(&request, Some(&auth.who)) {
         Decision::Allow { .. } | Decision::Bypass { .. } => {}

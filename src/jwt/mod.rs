@@ -3,6 +3,7 @@
 //! Verification pins the algorithm per key, requires typ/iss/aud, and checks time against
 //! our [`Clock`](crate::clock::Clock) with at most [`LEEWAY`] seconds of slack.
 
+pub mod cache;
 pub mod keys;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -148,6 +149,7 @@ pub struct Tokens {
     keys: KeySet,
     issuer: String,
     audience: String,
+    verified: cache::VerifiedCache,
 }
 
 impl Tokens {
@@ -156,6 +158,7 @@ impl Tokens {
             keys,
             issuer: issuer.to_string(),
             audience: issuer.to_string(),
+            verified: cache::VerifiedCache::default(),
         }
     }
 
@@ -208,6 +211,30 @@ impl Tokens {
     /// # Errors
     /// A [`JwtError`] saying why the token is not acceptable.
     pub fn verify(&self, token: &str, kind: TokenKind, now: i64) -> Result<Claims, JwtError> {
+        let (claims, fresh) = match self.verified.get(token, kind) {
+            Some(claims) => (claims, false),
+            None => (self.verify_signature(token, kind)?, true),
+        };
+        // Time is checked on every use, cached or not; only a token good now is cached.
+        if claims.exp.saturating_add(LEEWAY) <= now {
+            return Err(JwtError::Expired);
+        }
+        if claims.nbf.saturating_sub(LEEWAY) > now {
+            return Err(JwtError::NotYetValid);
+        }
+        if fresh {
+            self.verified.insert(token, kind, &claims);
+        }
+        Ok(claims)
+    }
+
+    /// How many verified tokens are cached (for tests and metrics).
+    pub fn cached(&self) -> usize {
+        self.verified.len()
+    }
+
+    /// Header, key, signature, issuer, audience and required claims: everything but time.
+    fn verify_signature(&self, token: &str, kind: TokenKind) -> Result<Claims, JwtError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
         if header.typ.as_deref() != Some(kind.typ()) {
             return Err(JwtError::WrongType {
@@ -226,14 +253,7 @@ impl Tokens {
         validation.validate_nbf = false;
         let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
             .map_err(|e| JwtError::Invalid(e.to_string()))?;
-        let claims = data.claims;
-        if claims.exp.saturating_add(LEEWAY) <= now {
-            return Err(JwtError::Expired);
-        }
-        if claims.nbf.saturating_sub(LEEWAY) > now {
-            return Err(JwtError::NotYetValid);
-        }
-        Ok(claims)
+        Ok(data.claims)
     }
 
     /// Whether a bearer token claims to be ours (our `kid` or our `iss`), before any

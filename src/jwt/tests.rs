@@ -144,6 +144,7 @@ fn wrong_audience_or_issuer_is_rejected() {
         keys,
         issuer: ISS.into(),
         audience: "https://elsewhere.test".into(),
+        verified: cache::VerifiedCache::default(),
     };
     let (jwt, _) = other_aud
         .mint(TokenKind::Bearer, &alice(), 600, now)
@@ -229,4 +230,62 @@ fn app_audiences_are_written_as_an_array_and_still_verify() {
     )
     .unwrap();
     assert_eq!(payload["aud"], ISS);
+}
+
+// === the verified-token cache ===
+
+#[test]
+fn a_cached_token_still_expires_and_keeps_its_kind() {
+    let (t, _d) = tokens();
+    let now = SystemClock.now();
+    let (jwt, _) = t.mint(TokenKind::Session, &alice(), 10, now).unwrap();
+    assert!(t.verify(&jwt, TokenKind::Session, now).is_ok());
+    assert_eq!(t.cached(), 1);
+    assert!(t.verify(&jwt, TokenKind::Session, now + 5).is_ok(), "a hit");
+    assert_eq!(
+        t.verify(&jwt, TokenKind::Session, now + 10 + LEEWAY),
+        Err(JwtError::Expired),
+        "a hit is checked against the clock again"
+    );
+    assert!(
+        matches!(
+            t.verify(&jwt, TokenKind::Bearer, now),
+            Err(JwtError::WrongType { .. })
+        ),
+        "a session token cached as such is still no bearer token"
+    );
+}
+
+#[test]
+fn a_rejected_token_is_never_cached_and_a_changed_byte_is_a_miss() {
+    let (t, _d) = tokens();
+    let now = SystemClock.now();
+    let (jwt, _) = t.mint(TokenKind::Bearer, &alice(), 600, now).unwrap();
+    assert!(t.verify(&jwt, TokenKind::Bearer, now).is_ok());
+    let (head, sig) = jwt.rsplit_once('.').unwrap();
+    let mut sig = sig.as_bytes().to_vec();
+    sig[3] = if sig[3] == b'A' { b'B' } else { b'A' };
+    let forged = format!("{head}.{}", String::from_utf8(sig).unwrap());
+    for _ in 0..2 {
+        assert!(t.verify(&forged, TokenKind::Bearer, now).is_err());
+    }
+    assert_eq!(t.cached(), 1, "only the good token is cached");
+    // Expired at first sight: refused, and not cached either.
+    let (old, _) = t.mint(TokenKind::Bearer, &alice(), 10, now - 1000).unwrap();
+    assert_eq!(
+        t.verify(&old, TokenKind::Bearer, now),
+        Err(JwtError::Expired)
+    );
+    assert_eq!(t.cached(), 1);
+}
+
+#[test]
+fn the_cache_stays_bounded() {
+    let (t, _d) = tokens();
+    let now = SystemClock.now();
+    for _ in 0..=cache::CAPACITY {
+        let (jwt, _) = t.mint(TokenKind::Bearer, &alice(), 600, now).unwrap();
+        assert!(t.verify(&jwt, TokenKind::Bearer, now).is_ok());
+    }
+    assert!(t.cached() <= cache::CAPACITY, "{}", t.cached());
 }

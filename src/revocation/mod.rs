@@ -23,22 +23,33 @@ impl Revocations {
         jtis.insert(jti.to_string(), exp);
     }
 
-    /// Ends every token of `user` issued before `now` (a token issued within the same second
-    /// survives; the caller revokes the current session by its id as well).
+    /// Ends every token of `user` issued up to and including the second `now`. A clock that
+    /// stepped back never moves the cut-off earlier.
     pub fn revoke_user(&self, user: &str, now: i64) {
         let mut users = self
             .users
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        users.insert(user.to_string(), now);
+        let cutoff = users.entry(user.to_string()).or_insert(now);
+        *cutoff = (*cutoff).max(now);
     }
 
     pub fn is_user_revoked(&self, user: &str, issued_at: i64) -> bool {
+        self.cutoff(user).is_some_and(|cutoff| issued_at <= cutoff)
+    }
+
+    /// The time to mint a new token of `user` at: `now`, or just after a cut-off in this very
+    /// second, so that signing in again right after "log out everywhere" works.
+    pub fn mint_time(&self, user: &str, now: i64) -> i64 {
+        self.cutoff(user).map_or(now, |cutoff| now.max(cutoff + 1))
+    }
+
+    fn cutoff(&self, user: &str) -> Option<i64> {
         let users = self
             .users
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        users.get(user).is_some_and(|nb| issued_at < *nb)
+        users.get(user).copied()
     }
 
     pub fn is_jti_revoked(&self, jti: &str) -> bool {
@@ -66,12 +77,21 @@ mod tests {
     }
 
     #[test]
-    fn user_not_before_ends_older_tokens_only() {
+    fn user_cutoff_ends_tokens_up_to_its_second_and_new_ones_start_after() {
         let r = Revocations::default();
         assert!(!r.is_user_revoked("alice", 10));
+        assert_eq!(r.mint_time("alice", 100), 100);
         r.revoke_user("alice", 100);
         assert!(r.is_user_revoked("alice", 99));
-        assert!(!r.is_user_revoked("alice", 100));
+        assert!(r.is_user_revoked("alice", 100), "same second");
+        assert!(!r.is_user_revoked("alice", 101));
         assert!(!r.is_user_revoked("bob", 99));
+        assert_eq!(r.mint_time("alice", 100), 101);
+        assert!(!r.is_user_revoked("alice", r.mint_time("alice", 100)));
+        r.revoke_user("alice", 50);
+        assert!(
+            r.is_user_revoked("alice", 100),
+            "a clock step back keeps the later cut-off"
+        );
     }
 }

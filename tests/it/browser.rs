@@ -202,4 +202,57 @@ fn chromium_signs_in_through_nginx_and_every_page_is_readable() {
         "{text}"
     );
     phone.screenshot("10-certificate-not-accepted");
+    drop(phone);
+
+    // The admin's enrollment pages: carol (admins) creates a one-time link for bob's watch,
+    // the link installs once, then says it is used up.
+    let status = Command::new(crate::harness::certgate::binary())
+        .args(["ca", "init", "--data-dir"])
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let carol = stack.pki.user("carol");
+    let carol_p12 = p12(dir, &stack.pki, &carol, "carol");
+    let mut admin = holding(&stack, &carol_p12);
+    admin.goto(&stack.auth("/admin/enroll"));
+    assert!(admin.text().contains("Enroll a device"), "{}", admin.text());
+    admin.eval("document.querySelector('input[name=user]').value = 'bob'");
+    admin.eval("document.querySelector('input[name=device]').value = 'watch'");
+    admin.screenshot("11-admin-enroll");
+    admin.click("button[name=create]");
+    let text = admin.text();
+    assert!(text.contains("Enrollment link ready"), "{text}");
+    let has_qr = admin.eval("!!document.querySelector('.qr svg')");
+    assert_eq!(has_qr, json!(true), "the link page shows a QR code");
+    admin.screenshot("12-enrollment-link");
+    let link = admin.eval("document.querySelector('a.button').href");
+    let link = link.as_str().unwrap().to_string();
+    admin.goto(&link);
+    let text = admin.text();
+    assert!(text.contains("Modern") && text.contains("Legacy"), "{text}");
+    admin.screenshot("13-enroll-device");
+    admin.click("button[value=modern]");
+    let text = admin.text();
+    assert!(text.contains("Your certificate is ready"), "{text}");
+    admin.screenshot("14-certificate-ready");
+    admin.goto(&link);
+    let text = admin.text();
+    assert!(
+        text.contains("Link no longer valid") && text.contains("410"),
+        "{text}"
+    );
+    admin.screenshot("15-link-used");
+
+    // The signed-in page when /auth has nowhere to go back to, and certgate's 404.
+    admin.goto(&stack.auth("/auth"));
+    assert!(
+        admin.text().contains("You are signed in as carol"),
+        "{}",
+        admin.text()
+    );
+    admin.screenshot("16-signed-in");
+    admin.goto(&stack.auth("/no-such-page"));
+    assert!(admin.text().contains("Not found"), "{}", admin.text());
+    admin.screenshot("17-not-found");
 }

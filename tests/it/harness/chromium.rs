@@ -128,6 +128,14 @@ impl Chromium {
 
     /// One DevTools command; its result (events in between are skipped).
     pub fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params) {
+            Ok(v) => v,
+            Err(e) => panic!("{method}: {e}"),
+        }
+    }
+
+    /// [`Self::call`], with the protocol's error as a value (e.g. a page mid-navigation).
+    pub fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -140,8 +148,10 @@ impl Chromium {
             let Message::Text(text) = reply else { continue };
             let v: Value = serde_json::from_str(text.as_str()).unwrap();
             if v["id"] == json!(id) {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
+                return match v.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(v["result"].clone()),
+                };
             }
         }
     }
@@ -193,12 +203,27 @@ impl Chromium {
     /// Clicks the element matching `selector` and waits for the page it leads to.
     pub fn click(&mut self, selector: &str) {
         let before = self.url();
+        // A mark on the old document: gone once the next one has replaced it (the URL may
+        // stay the same when a form posts to itself).
         let found = self.eval(&format!(
-            "(() => {{ const e = document.querySelector({selector:?}); if (!e) return false; e.click(); return true; }})()"
+            "(() => {{ const e = document.querySelector({selector:?}); if (!e) return false; window.__certgateOld = true; e.click(); return true; }})()"
         ));
         assert_eq!(found, json!(true), "no {selector} on {before}");
-        // A form posted to the same URL leaves it unchanged: wait for the new document.
-        std::thread::sleep(Duration::from_millis(300));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let still_old = |b: &mut Self| {
+            b.try_call(
+                "Runtime.evaluate",
+                json!({"expression": "window.__certgateOld === true", "returnByValue": true}),
+            )
+            .map_or(true, |r| r["result"]["value"] == json!(true))
+        };
+        while still_old(self) {
+            assert!(
+                Instant::now() < deadline,
+                "clicking {selector} on {before} led nowhere"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         self.wait_loaded(None);
     }
 

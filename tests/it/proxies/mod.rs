@@ -68,6 +68,7 @@ pub struct Stack {
 
 const RULES: &str = r#"
 [admin]
+groups = ["admins"]
 contact = "carol (carol@example.com)"
 
 [[users]]

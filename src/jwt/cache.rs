@@ -1,0 +1,56 @@
+//! Claims of tokens whose signature was already verified, so a token seen again skips the
+//! EdDSA check (DESIGN §4b: verifying on every request halves throughput). Keyed by the whole
+//! token, so a changed byte is a miss; only successes are stored; expiry is checked again on
+//! every hit, and revocation is the caller's, on every request, hit or miss.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use super::{Claims, TokenKind};
+
+/// Entries kept at most; when full, the cache starts over (simple, bounded, and a refill
+/// costs one verification per live token).
+pub const CAPACITY: usize = 10_000;
+
+#[derive(Debug, Default)]
+pub struct VerifiedCache {
+    entries: Mutex<HashMap<String, (TokenKind, Claims)>>,
+}
+
+impl VerifiedCache {
+    /// The claims of `token` if it was verified as `kind` before.
+    pub fn get(&self, token: &str, kind: TokenKind) -> Option<Claims> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        match entries.get(token) {
+            Some((k, claims)) if *k == kind => Some(claims.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn insert(&self, token: &str, kind: TokenKind, claims: &Claims) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= CAPACITY {
+            entries.clear();
+        }
+        entries.insert(token.to_string(), (kind, claims.clone()));
+    }
+
+    /// Forgets everything (after a key is retired).
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
