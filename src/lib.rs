@@ -76,13 +76,18 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
     let pages = http::pages::Pages::new().map_err(|e| StartError::Pages(e.to_string()))?;
     let metrics = metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
     let trust = trust_for(&config)?;
+    let revocations = revocation::Revocations::open(
+        revocation::Journal::in_data_dir(&config.data_dir),
+        clock.now(),
+    )
+    .map_err(StartError::Revocation)?;
     Ok(AppState {
         policy: Arc::new(config.policy.clone()),
         config: Arc::new(config),
         trust,
         pages: Arc::new(pages),
         tokens: Arc::new(tokens),
-        revocations: Arc::default(),
+        revocations: Arc::new(revocations),
         sessions: Arc::default(),
         clock,
         metrics,
@@ -149,6 +154,7 @@ pub async fn serve(state: AppState, reload: Option<Reloader>) -> Result<(), Star
     };
     let live = web::Data::new(Live::new(state));
     reload_on_sighup(live.clone(), reload);
+    follow_revocations(live.clone());
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(live.clone())
@@ -196,6 +202,35 @@ fn reload_on_sighup(live: web::Data<Live>, reload: Option<Reloader>) {
 
 #[cfg(not(unix))]
 fn reload_on_sighup(_: web::Data<Live>, _: Option<Reloader>) {}
+
+/// Brings the revocation view up to date four times a second (revocations by other processes
+/// take effect within a second), and says when it cannot and when it can again.
+fn follow_revocations(live: web::Data<Live>) {
+    actix_web::rt::spawn(async move {
+        let mut failing = false;
+        loop {
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(250)).await;
+            let state = live.current();
+            let now = state.clock.now();
+            match state.revocations.sync(now) {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!(event = "store_recovered", "revocation store readable again");
+                }
+                Err(why) if !failing => {
+                    failing = true;
+                    tracing::error!(event = "store_failed", %why, "cannot read the revocation store; checks answer 503 once it is older than store.max_staleness");
+                }
+                _ => {}
+            }
+            #[allow(clippy::cast_precision_loss)] // seconds: far below 2^52
+            state
+                .metrics
+                .store_staleness
+                .set(state.revocations.age(now) as f64);
+        }
+    });
+}
 
 fn reload_once(live: &Live, reload: &Reloader) {
     let old = live.current();

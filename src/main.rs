@@ -66,6 +66,25 @@ enum Command {
         #[command(subcommand)]
         command: EnrollCommand,
     },
+    /// Revoke a user's tokens, a certificate serial or one token id: every certgate using the
+    /// same data directory refuses it within a second, and after restarts.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["user", "serial", "jti"])))]
+    Revoke {
+        /// Every session and bearer token of this user issued until now ("log out everywhere").
+        #[arg(long)]
+        user: Option<String>,
+        /// This certificate (hex serial, any CA) and every token minted from it.
+        #[arg(long)]
+        serial: Option<String>,
+        /// One token, by its id (the `jti` of the audit log's login and token events).
+        #[arg(long)]
+        jti: Option<String>,
+        #[arg(long, env = "CERTGATE_CONFIG")]
+        config: Option<PathBuf>,
+        /// The data directory (default: the config's data_dir, else ./certgate-data).
+        #[arg(long, env = "CERTGATE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// What the rules decide for a URL, and why: exit 0 allow, 1 deny.
     Explain {
         #[arg(long, env = "CERTGATE_CONFIG")]
@@ -237,6 +256,13 @@ fn main() -> ExitCode {
                     public_url,
                 },
         } => enroll(&user, device, minutes, days, config, data_dir, public_url),
+        Command::Revoke {
+            user,
+            serial,
+            jti,
+            config,
+            data_dir,
+        } => revoke(user, serial, jti, config, data_dir),
         Command::Explain {
             config,
             url,
@@ -587,6 +613,99 @@ fn enroll(
     }
     println!("Open it on the device (or scan the code): it explains how to install the certificate and shows its password once.");
     ExitCode::SUCCESS
+}
+
+fn revoke(
+    user: Option<String>,
+    serial: Option<String>,
+    jti: Option<String>,
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+) -> ExitCode {
+    use certgate::clock::Clock;
+    use certgate::revocation::{Entry, Journal};
+    let now = SystemClock.now();
+    let loaded = match &config {
+        Some(path) => match load(path, None) {
+            Ok(c) => Some(c),
+            Err(problems) => return config_failure(&problems),
+        },
+        None => None,
+    };
+    let max_ttl = loaded.as_ref().map_or(30 * 86_400, |c| {
+        i64::try_from(c.token.max_ttl.as_secs()).unwrap_or(i64::MAX)
+    });
+    let dir = data_dir
+        .or_else(|| loaded.map(|c| c.data_dir))
+        .unwrap_or_else(|| PathBuf::from("certgate-data"));
+    let (entry, what) = match (user, serial, jti) {
+        (Some(id), _, _) => (
+            Entry::User {
+                id: id.clone(),
+                at: now,
+            },
+            format!("every token of {id} issued until now"),
+        ),
+        (_, Some(id), _) => {
+            let id = id
+                .trim()
+                .trim_start_matches("0x")
+                .replace(':', "")
+                .to_ascii_lowercase();
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+                eprintln!("certgate revoke: --serial: `{id}` is not a hex serial (e.g. 5f2c09… as `certgate ca list` or `openssl x509 -serial` prints it)");
+                return ExitCode::from(2);
+            }
+            (
+                Entry::Serial {
+                    id: id.clone(),
+                    at: now,
+                },
+                format!("certificate {id} and every token minted from it"),
+            )
+        }
+        (_, _, Some(id)) => (
+            // The token's expiry is unknown here: keep it as long as any token can live.
+            Entry::Jti {
+                id: id.clone(),
+                until: now.saturating_add(max_ttl),
+            },
+            format!("token {id}"),
+        ),
+        (None, None, None) => {
+            eprintln!("certgate revoke: say what: --user, --serial or --jti");
+            return ExitCode::from(2);
+        }
+    };
+    if !dir.is_dir() {
+        eprintln!("certgate revoke: {}: no such data directory (give --config or --data-dir: the one certgate serves from)", dir.display());
+        return ExitCode::FAILURE;
+    }
+    let journal = Journal::in_data_dir(&dir);
+    match journal.append(&entry) {
+        Ok(()) => {
+            let (kind, id) = match &entry {
+                Entry::User { id, .. } => ("user", id),
+                Entry::Serial { id, .. } => ("serial", id),
+                Entry::Jti { id, .. } => ("session", id),
+            };
+            certgate::audit::revoke(
+                &certgate::audit::Actor::default(),
+                kind,
+                id,
+                "certgate revoke",
+            );
+            println!(
+                "revoked {what}: every certgate serving from {} refuses it within a second",
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("certgate revoke: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn explain(

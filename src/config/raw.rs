@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub users: Vec<RawUser>,
     pub session: RawSession,
     pub token: RawToken,
+    pub store: RawStore,
     pub headers: RawHeaders,
     pub access: RawAccess,
     pub rules: Vec<RawRule>,
@@ -112,6 +113,14 @@ pub struct RawSession {
 pub struct RawToken {
     pub default_ttl: Option<String>,
     pub max_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawStore {
+    pub backend: Option<String>,
+    pub redis_url: Option<String>,
+    pub max_staleness: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

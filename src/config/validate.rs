@@ -40,6 +40,52 @@ pub struct Config {
     pub admin_groups: Vec<String>,
     /// Whom to ask for access (`admin.contact`), shown on refusal pages.
     pub admin_contact: Option<String>,
+    pub store: StoreConfig,
+}
+
+/// `[store]`: where revocations live.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// A view older than this answers 503 instead of allowing.
+    pub max_staleness: Duration,
+}
+
+fn store(c: &mut Checker, raw: &super::raw::RawStore) -> StoreConfig {
+    match raw.backend.as_deref().unwrap_or("embedded") {
+        "embedded" => {}
+        "redis" => c.fail(
+            "store.backend",
+            "`redis` is not available in this version",
+            "use \"embedded\" (data_dir/revocations.jsonl, shared by every certgate on the host)",
+        ),
+        other => c.fail(
+            "store.backend",
+            format!("`{other}` is not a store"),
+            "use \"embedded\"",
+        ),
+    }
+    if raw.redis_url.as_deref().is_some_and(|u| !u.is_empty())
+        && raw.backend.as_deref() != Some("redis")
+    {
+        c.fail(
+            "store.redis_url",
+            "set, but store.backend is not \"redis\"",
+            "remove it, or set store.backend",
+        );
+    }
+    let max_staleness = c.duration(
+        "store.max_staleness",
+        raw.max_staleness.as_deref(),
+        Duration::from_secs(10),
+    );
+    if max_staleness < Duration::from_secs(1) {
+        c.fail(
+            "store.max_staleness",
+            "must be at least 1s",
+            "the view is brought up to date a few times a second; e.g. \"10s\"",
+        );
+    }
+    StoreConfig { max_staleness }
 }
 
 impl Config {
@@ -308,6 +354,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
             30 * 24 * HOUR,
         ),
     };
+    let store = store(&mut c, &raw.store);
     if token.default_ttl > token.max_ttl {
         c.fail(
             "token.default_ttl, token.max_ttl",
@@ -351,6 +398,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
             identity,
             session,
             token,
+            store,
             headers,
             policy,
             admin_groups: raw.admin.groups,

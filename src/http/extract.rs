@@ -174,7 +174,15 @@ pub fn verified_cert(
     let Some(chain) = presented_chain(req, state, meta)? else {
         return Ok(None);
     };
-    Ok(Some(state.trust.verify(&chain, state.clock.now())?))
+    let cert = state.trust.verify(&chain, state.clock.now())?;
+    // `certgate revoke --serial` works for any CA's certificates, not only the built-in one.
+    if state.revocations.is_serial_revoked(&cert.cert().serial) {
+        return Err(crate::cert::CertError::Revoked.into());
+    }
+    if let Some(why) = state.stale() {
+        return Err(AppError::Unavailable(why));
+    }
+    Ok(Some(cert))
 }
 
 /// The client's address for network rules: from a trusted proxy, the last `X-Forwarded-For`

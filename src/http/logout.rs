@@ -7,6 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::extract::{self, RequestMeta};
 use super::pages::Page;
 use super::{cookie, redirect, State};
+use crate::error::AppError;
 use crate::jwt::TokenKind;
 use crate::{audit, error};
 
@@ -29,7 +30,7 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
             serial: claims.x5s.as_deref(),
             client: meta.client,
         };
-        state.revocations.revoke_jti(&claims.jti, claims.exp, now);
+        let mut recorded = state.revocations.revoke_jti(&claims.jti, claims.exp);
         state
             .metrics
             .revocations
@@ -37,9 +38,16 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
             .inc();
         audit::revoke(&actor, "session", &claims.jti, "logout");
         if everywhere {
-            state.revocations.revoke_user(&claims.sub, now);
+            recorded = recorded.and(state.revocations.revoke_user(&claims.sub, now));
             state.metrics.revocations.with_label_values(&["user"]).inc();
             audit::revoke(&actor, "user", &claims.sub, "log out everywhere");
+        }
+        // In force here already, but not kept: say so rather than pretend.
+        if let Err(why) = recorded {
+            return state.reply(
+                &meta,
+                &AppError::Internal(format!("the log-out could not be recorded: {why}")),
+            );
         }
     }
     let rd = url::form_urlencoded::parse(&body)

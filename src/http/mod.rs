@@ -112,17 +112,32 @@ impl AppState {
     /// Whether a verified token still counts: not revoked by its id, by its user's "log out
     /// everywhere", or through the certificate it was minted from.
     pub fn standing(&self, c: &Claims) -> Standing {
+        if let Some(why) = self.stale() {
+            return Standing::Unknown(why);
+        }
         if self.revocations.is_jti_revoked(&c.jti) {
             return Standing::Revoked("revoked");
         }
         if self.revocations.is_user_revoked(&c.sub, c.iat) {
             return Standing::Revoked("signed out everywhere");
         }
+        if c.x5s
+            .as_deref()
+            .is_some_and(|s| self.revocations.is_serial_revoked(s))
+        {
+            return Standing::Revoked("its certificate was revoked");
+        }
         match c.x5s.as_deref().map(|s| self.trust.serial_revoked(s)) {
             Some(Ok(true)) => Standing::Revoked("its certificate was revoked"),
             Some(Err(e)) => Standing::Unknown(e.to_string()),
             Some(Ok(false)) | None => Standing::Live,
         }
+    }
+
+    /// Why nothing may be allowed now: the revocation view is older than `store.max_staleness`.
+    pub fn stale(&self) -> Option<String> {
+        let max = i64::try_from(self.config.store.max_staleness.as_secs()).unwrap_or(i64::MAX);
+        self.revocations.stale(self.clock.now(), max)
     }
 
     /// Remembers a token for the status page and writes its audit line (a sign-in or a
@@ -215,6 +230,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/", web::get().to(status::show))
         .route("/metrics", web::get().to(metrics))
         .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
         .route("/ca/crl.pem", web::get().to(crl))
         .route("/admin/enroll", web::get().to(admin::show))
         .route("/admin/enroll", web::post().to(admin::create))
@@ -271,6 +287,28 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body("ok\n")
+}
+
+/// Ready when the revocation view is current and every revocation source can be read: a
+/// load balancer should send checks elsewhere otherwise (they would answer 503 here).
+async fn readyz(state: State) -> HttpResponse {
+    let problem = state.stale().or_else(|| {
+        state
+            .trust
+            .revoked_serial_count()
+            .is_none()
+            .then(|| "a CRL or the built-in CA's revocation list cannot be read".to_string())
+    });
+    match problem {
+        None => error::json(
+            actix_web::http::StatusCode::OK,
+            &serde_json::json!({"ready": true}),
+        ),
+        Some(why) => error::json(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"ready": false, "reason": why}),
+        ),
+    }
 }
 
 async fn not_found(req: HttpRequest, state: State) -> HttpResponse {

@@ -1,41 +1,183 @@
-//! Revoked sessions: a deny-list of token ids (filled by `/logout`, kept until each token would
-//! have expired anyway) and per-user "not before" times ("log out everywhere"). For now in
-//! memory on each replica; revoked certificates are the trust store's business.
+//! Revocation state: revoked token ids (kept until each token would have expired anyway),
+//! per-user cut-offs ("log out everywhere") and revoked certificate serials.
+//!
+//! Every check reads an in-memory view, so a check never waits on a disk or a network. The
+//! view follows a [`journal`]: an append-only file in `data_dir` that certgate, the
+//! `certgate revoke` command and other processes on the host all append to, and that each
+//! server re-reads a few times a second. It survives restarts. A view that could not be
+//! brought up to date for longer than `store.max_staleness` is *stale*: checks that would
+//! allow answer 503 instead, never an allow on unknown state.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+pub mod journal;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+pub use journal::Journal;
+
+/// One revocation, as stored and as sent between processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Entry {
+    /// One token, dead until it would have expired (`until`, its `exp`).
+    Jti { id: String, until: i64 },
+    /// Every token of the user issued up to and including `at`.
+    User { id: String, at: i64 },
+    /// Every token minted from this certificate serial (hex), and the certificate itself.
+    Serial { id: String, at: i64 },
+}
 
 #[derive(Debug, Default)]
-pub struct Revocations {
+struct View {
     /// jti → exp of the revoked token.
-    jtis: Mutex<HashMap<String, i64>>,
-    /// user → tokens issued before this time are dead.
-    users: Mutex<HashMap<String, i64>>,
+    jtis: HashMap<String, i64>,
+    /// user → tokens issued up to this time are dead.
+    users: HashMap<String, i64>,
+    serials: HashSet<String>,
+}
+
+impl View {
+    fn apply(&mut self, e: &Entry) {
+        match e {
+            Entry::Jti { id, until } => {
+                let kept = self.jtis.entry(id.clone()).or_insert(*until);
+                *kept = (*kept).max(*until);
+            }
+            Entry::User { id, at } => {
+                let cutoff = self.users.entry(id.clone()).or_insert(*at);
+                *cutoff = (*cutoff).max(*at);
+            }
+            Entry::Serial { id, .. } => {
+                self.serials.insert(id.to_ascii_lowercase());
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Revocations {
+    view: Mutex<View>,
+    journal: Option<Journal>,
+    /// When the view was last known to be current (Unix seconds).
+    synced_at: AtomicI64,
+    /// Why the view cannot be brought up to date, while it cannot.
+    trouble: Mutex<Option<String>>,
+}
+
+impl Default for Revocations {
+    /// In memory only (tests and tools).
+    fn default() -> Self {
+        Self::new(None, i64::MAX)
+    }
 }
 
 impl Revocations {
-    pub fn revoke_jti(&self, jti: &str, exp: i64, now: i64) {
-        let mut jtis = self
-            .jtis
+    fn new(journal: Option<Journal>, now: i64) -> Self {
+        Self {
+            view: Mutex::default(),
+            journal,
+            synced_at: AtomicI64::new(now),
+            trouble: Mutex::new(None),
+        }
+    }
+
+    /// The view of `journal`, loaded whole.
+    ///
+    /// # Errors
+    /// When the journal cannot be read or holds a malformed line: certgate does not start on
+    /// unknown revocations.
+    pub fn open(journal: Journal, now: i64) -> Result<Self, String> {
+        let me = Self::new(Some(journal), now);
+        me.sync(now)?;
+        Ok(me)
+    }
+
+    /// Reads what was appended since the last sync (by anyone).
+    ///
+    /// # Errors
+    /// Why the journal cannot be read; the view keeps what it had and grows stale.
+    pub fn sync(&self, now: i64) -> Result<(), String> {
+        let Some(journal) = &self.journal else {
+            self.synced_at.store(now, Ordering::Relaxed);
+            return Ok(());
+        };
+        let result = journal.read_new().map(|entries| {
+            let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+            view.jtis
+                .retain(|_, exp| exp.saturating_add(crate::jwt::LEEWAY) > now);
+            for e in &entries {
+                match e {
+                    // Long dead anyway: not worth remembering.
+                    Entry::Jti { until, .. } if until.saturating_add(crate::jwt::LEEWAY) <= now => {
+                    }
+                    _ => view.apply(e),
+                }
+            }
+        });
+        let mut trouble = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
+        match &result {
+            Ok(()) => {
+                self.synced_at.store(now, Ordering::Relaxed);
+                *trouble = None;
+            }
+            Err(why) => *trouble = Some(why.clone()),
+        }
+        result
+    }
+
+    /// Records a revocation: into the journal first (so it survives and other processes see
+    /// it), then into this view.
+    ///
+    /// # Errors
+    /// When the journal cannot be written; the revocation is still applied here.
+    pub fn revoke(&self, entry: Entry) -> Result<(), String> {
+        self.view
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        jtis.retain(|_, e| e.saturating_add(crate::jwt::LEEWAY) > now);
-        jtis.insert(jti.to_string(), exp);
+            .unwrap_or_else(PoisonError::into_inner)
+            .apply(&entry);
+        match &self.journal {
+            Some(j) => j.append(&entry),
+            None => Ok(()),
+        }
+    }
+
+    pub fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), String> {
+        self.revoke(Entry::Jti {
+            id: jti.into(),
+            until: exp,
+        })
     }
 
     /// Ends every token of `user` issued up to and including the second `now`. A clock that
     /// stepped back never moves the cut-off earlier.
-    pub fn revoke_user(&self, user: &str, now: i64) {
-        let mut users = self
-            .users
+    pub fn revoke_user(&self, user: &str, now: i64) -> Result<(), String> {
+        self.revoke(Entry::User {
+            id: user.into(),
+            at: now,
+        })
+    }
+
+    pub fn is_jti_revoked(&self, jti: &str) -> bool {
+        self.view
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cutoff = users.entry(user.to_string()).or_insert(now);
-        *cutoff = (*cutoff).max(now);
+            .unwrap_or_else(PoisonError::into_inner)
+            .jtis
+            .contains_key(jti)
     }
 
     pub fn is_user_revoked(&self, user: &str, issued_at: i64) -> bool {
         self.cutoff(user).is_some_and(|cutoff| issued_at <= cutoff)
+    }
+
+    pub fn is_serial_revoked(&self, serial: &str) -> bool {
+        self.view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .serials
+            .contains(&serial.to_ascii_lowercase())
     }
 
     /// The time to mint a new token of `user` at: `now`, or just after a cut-off in this very
@@ -45,53 +187,46 @@ impl Revocations {
     }
 
     fn cutoff(&self, user: &str) -> Option<i64> {
-        let users = self
-            .users
+        self.view
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        users.get(user).copied()
+            .unwrap_or_else(PoisonError::into_inner)
+            .users
+            .get(user)
+            .copied()
     }
 
-    pub fn is_jti_revoked(&self, jti: &str) -> bool {
-        let jtis = self
-            .jtis
+    /// Seconds since the view was last known to be current.
+    pub fn age(&self, now: i64) -> i64 {
+        now.saturating_sub(self.synced_at.load(Ordering::Relaxed))
+            .max(0)
+    }
+
+    /// Why checks must not allow: the view is older than `max_staleness` seconds.
+    pub fn stale(&self, now: i64, max_staleness: i64) -> Option<String> {
+        let age = self.age(now);
+        if age <= max_staleness {
+            return None;
+        }
+        let why = self
+            .trouble
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        jtis.contains_key(jti)
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| "no sync".into());
+        Some(format!(
+            "the revocation view is {age} s old (store.max_staleness is {max_staleness} s): {why}"
+        ))
+    }
+
+    /// Revoked token ids currently remembered (for `/metrics` and memory checks).
+    pub fn jti_count(&self) -> usize {
+        self.view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .jtis
+            .len()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn revoked_jti_is_remembered_until_it_would_expire() {
-        let r = Revocations::default();
-        r.revoke_jti("a", 100, 50);
-        assert!(r.is_jti_revoked("a"));
-        assert!(!r.is_jti_revoked("b"));
-        r.revoke_jti("b", 1000, 100 + crate::jwt::LEEWAY);
-        assert!(!r.is_jti_revoked("a"), "expired entries are dropped");
-        assert!(r.is_jti_revoked("b"));
-    }
-
-    #[test]
-    fn user_cutoff_ends_tokens_up_to_its_second_and_new_ones_start_after() {
-        let r = Revocations::default();
-        assert!(!r.is_user_revoked("alice", 10));
-        assert_eq!(r.mint_time("alice", 100), 100);
-        r.revoke_user("alice", 100);
-        assert!(r.is_user_revoked("alice", 99));
-        assert!(r.is_user_revoked("alice", 100), "same second");
-        assert!(!r.is_user_revoked("alice", 101));
-        assert!(!r.is_user_revoked("bob", 99));
-        assert_eq!(r.mint_time("alice", 100), 101);
-        assert!(!r.is_user_revoked("alice", r.mint_time("alice", 100)));
-        r.revoke_user("alice", 50);
-        assert!(
-            r.is_user_revoked("alice", 100),
-            "a clock step back keeps the later cut-off"
-        );
-    }
-}
+mod tests;

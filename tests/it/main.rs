@@ -12,3 +12,4 @@ mod harness;
 mod operations;
 mod proxies;
 mod quickstart;
+mod revocation;

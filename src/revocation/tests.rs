@@ -1,0 +1,98 @@
+use super::*;
+
+fn journal() -> (tempfile::TempDir, Journal) {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::in_data_dir(dir.path());
+    (dir, j)
+}
+
+#[test]
+fn revoked_jti_is_remembered_until_it_would_expire() {
+    let (dir, j) = journal();
+    let r = Revocations::open(j, 50).unwrap();
+    r.revoke_jti("a", 100).unwrap();
+    assert!(r.is_jti_revoked("a"));
+    assert!(!r.is_jti_revoked("b"));
+    r.sync(100 + crate::jwt::LEEWAY).unwrap();
+    assert!(!r.is_jti_revoked("a"), "expired entries are dropped");
+    drop(dir);
+}
+
+#[test]
+fn user_cutoff_ends_tokens_up_to_its_second_and_new_ones_start_after() {
+    let r = Revocations::default();
+    assert!(!r.is_user_revoked("alice", 10));
+    assert_eq!(r.mint_time("alice", 100), 100);
+    r.revoke_user("alice", 100).unwrap();
+    assert!(r.is_user_revoked("alice", 99));
+    assert!(r.is_user_revoked("alice", 100), "same second");
+    assert!(!r.is_user_revoked("alice", 101));
+    assert!(!r.is_user_revoked("bob", 99));
+    assert_eq!(r.mint_time("alice", 100), 101);
+    r.revoke_user("alice", 50).unwrap();
+    assert!(
+        r.is_user_revoked("alice", 100),
+        "a clock step back keeps the later cut-off"
+    );
+}
+
+#[test]
+fn another_process_appending_is_seen_on_the_next_sync_and_a_restart_keeps_everything() {
+    let (dir, j) = journal();
+    let server = Revocations::open(j, 0).unwrap();
+    let cli = Journal::in_data_dir(dir.path());
+    cli.append(&Entry::Serial {
+        id: "0A1B".into(),
+        at: 1,
+    })
+    .unwrap();
+    cli.append(&Entry::User {
+        id: "bob".into(),
+        at: 5,
+    })
+    .unwrap();
+    assert!(!server.is_serial_revoked("0a1b"));
+    server.sync(1).unwrap();
+    assert!(server.is_serial_revoked("0a1b") && server.is_user_revoked("bob", 5));
+    server.revoke_jti("t1", 1000).unwrap();
+    let restarted = Revocations::open(Journal::in_data_dir(dir.path()), 2).unwrap();
+    assert!(restarted.is_jti_revoked("t1"));
+    assert!(restarted.is_serial_revoked("0A1B"));
+    assert!(restarted.is_user_revoked("bob", 4));
+}
+
+#[test]
+fn a_half_written_line_waits_and_a_malformed_one_fails_closed() {
+    let (dir, j) = journal();
+    let path = j.path().to_path_buf();
+    let r = Revocations::open(j, 0).unwrap();
+    std::fs::write(
+        &path,
+        "{\"kind\":\"jti\",\"id\":\"x\",\"until\":99}\n{\"kind\":\"jti\"",
+    )
+    .unwrap();
+    r.sync(1).unwrap();
+    assert!(r.is_jti_revoked("x"));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b",\"id\":\"y\",\"until\":99}\nnonsense\n").unwrap();
+    assert!(r.sync(2).is_err());
+    assert!(r.is_jti_revoked("x"), "what was known stays known");
+    assert_eq!(r.stale(2, 10), None, "stale only after max_staleness");
+    assert!(r.stale(20, 10).unwrap().contains("not a revocation"));
+    assert!(Revocations::open(Journal::in_data_dir(dir.path()), 0).is_err());
+}
+
+#[test]
+fn a_deleted_journal_is_trouble_not_a_clean_slate() {
+    let (_dir, j) = journal();
+    let path = j.path().to_path_buf();
+    let r = Revocations::open(j, 0).unwrap();
+    r.revoke_jti("x", 99).unwrap();
+    r.sync(1).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(r.sync(2).is_err());
+    assert!(r.is_jti_revoked("x"));
+}

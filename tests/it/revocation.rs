@@ -1,0 +1,183 @@
+//! Revocation that reaches live sessions: `certgate revoke` from another process, a second
+//! certgate on the same data directory, restarts, and a store that cannot be read.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+use crate::direct::{setup_env, Setup, LOOPBACK};
+use crate::harness::certgate::{binary, Certgate};
+use crate::harness::curl::Curl;
+use crate::harness::require;
+
+fn verify(s: &Setup, cg: &Certgate, credential: &str) -> u16 {
+    Curl::new(s.dir.path())
+        .header(credential)
+        .header("X-Original-URL: https://app.example.test/")
+        .get(&cg.http("/verify"))
+        .status
+}
+
+fn jti(token: &str) -> String {
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claims["jti"].as_str().unwrap().to_string()
+}
+
+fn revoke(s: &Setup, args: &[&str]) {
+    let out = Command::new(binary())
+        .arg("revoke")
+        .args(args)
+        .arg("--config")
+        .arg(s.dir.path().join("certgate.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls for at most one second: the promise is "refused everywhere within a second".
+fn within_a_second(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} took longer than a second"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[test]
+fn certgate_revoke_reaches_live_tokens_within_a_second_and_survives_a_restart() {
+    if !require("curl") {
+        return;
+    }
+    let mut s = setup_env(LOOPBACK, "", &[]);
+    let cookie = format!("Cookie: __Host-certgate={}", s.session_cookie());
+    let bearer = s.bearer();
+    let bearer_header = format!("Authorization: Bearer {bearer}");
+    assert_eq!(
+        (
+            verify(&s, &s.cg, &cookie),
+            verify(&s, &s.cg, &bearer_header)
+        ),
+        (200, 200)
+    );
+
+    revoke(&s, &["--jti", &jti(&bearer)]);
+    within_a_second("--jti", || verify(&s, &s.cg, &bearer_header) == 401);
+    assert_eq!(verify(&s, &s.cg, &cookie), 200, "only that token");
+
+    revoke(&s, &["--user", "alice"]);
+    within_a_second("--user", || verify(&s, &s.cg, &cookie) == 401);
+    let fresh = format!("Cookie: __Host-certgate={}", s.session_cookie());
+    assert_eq!(verify(&s, &s.cg, &fresh), 200, "signing in again works");
+
+    let serial = certgate::cert::ClientCert::parse(&s.alice.issued.cert_der)
+        .unwrap()
+        .serial;
+    revoke(&s, &["--serial", &serial.to_ascii_uppercase()]);
+    within_a_second("--serial", || verify(&s, &s.cg, &fresh) == 401);
+    let login = s.as_alice().get(&s.cg.mtls("/auth"));
+    assert_eq!(login.status, 495, "{login:?}");
+    assert!(login.body.contains("revoked"), "{}", login.body);
+
+    // A restart forgets nothing.
+    let config = std::fs::read_to_string(s.dir.path().join("certgate.toml")).unwrap();
+    let body = config.split("[listen]").next().unwrap().to_string();
+    let mtls_port = s.cg.mtls_port.unwrap();
+    let body = body.replace(&format!("localhost:{mtls_port}"), "localhost:{MTLS_PORT}");
+    drop(std::mem::replace(
+        &mut s.cg,
+        Certgate::start(s.dir.path(), &body, true),
+    ));
+    for h in [&cookie, &bearer_header, &fresh] {
+        assert_eq!(verify(&s, &s.cg, h), 401, "revoked before the restart: {h}");
+    }
+    assert_eq!(s.as_alice().get(&s.cg.mtls("/auth")).status, 495);
+}
+
+#[test]
+fn a_logout_on_one_certgate_is_refused_by_another_on_the_same_data_dir() {
+    if !require("curl") {
+        return;
+    }
+    let s = setup_env(LOOPBACK, "", &[]);
+    let config = std::fs::read_to_string(s.dir.path().join("certgate.toml")).unwrap();
+    let body = config.split("[listen]").next().unwrap().to_string();
+    let other = Certgate::start(s.dir.path(), &body, false);
+    let cookie = format!("Cookie: __Host-certgate={}", s.session_cookie());
+    assert_eq!(
+        (verify(&s, &s.cg, &cookie), verify(&s, &other, &cookie)),
+        (200, 200)
+    );
+    let out = s
+        .curl()
+        .header(&cookie)
+        .header("Sec-Fetch-Site: same-origin")
+        .post(&s.cg.mtls("/logout"), "");
+    assert_eq!(out.status, 200);
+    within_a_second("the other replica", || verify(&s, &other, &cookie) == 401);
+}
+
+#[test]
+fn an_unreadable_store_answers_503_after_max_staleness_and_recovers_by_itself() {
+    if !require("curl") {
+        return;
+    }
+    let s = setup_env(LOOPBACK, "[store]\nmax_staleness = \"1s\"", &[]);
+    let cookie = format!("Cookie: __Host-certgate={}", s.session_cookie());
+    let bearer = format!("Authorization: Bearer {}", s.bearer());
+    let ready = |s: &Setup| Curl::new(s.dir.path()).get(&s.cg.http("/readyz")).status;
+    assert_eq!((verify(&s, &s.cg, &cookie), ready(&s)), (200, 200));
+
+    // The journal becomes unreadable (a directory where the file was).
+    let journal = s.dir.path().join("data/revocations.jsonl");
+    let saved = std::fs::read(&journal).unwrap_or_default();
+    let _ = std::fs::remove_file(&journal);
+    std::fs::create_dir(&journal).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while verify(&s, &s.cg, &cookie) != 503 {
+        assert!(Instant::now() < deadline, "never 503:\n{}", s.cg.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = s
+        .curl()
+        .header(&bearer)
+        .header("X-Original-URL: https://app.example.test/")
+        .get(&s.cg.http("/verify"));
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert!(r.header("set-cookie").is_none(), "never a cleared cookie");
+    let browser = s
+        .curl()
+        .header(&cookie)
+        .header("Accept: text/html")
+        .header("X-Original-URL: https://app.example.test/")
+        .get(&s.cg.http("/verify?redirect=1"));
+    assert_eq!(browser.status, 503, "never a redirect loop: {browser:?}");
+    assert_eq!(ready(&s), 503);
+    assert!(s.cg.metric("certgate_store_staleness_seconds").unwrap() >= 1.0);
+    assert!(s.cg.logs().contains("cannot read the revocation store"));
+
+    // Mended: service is back within two seconds, without a restart.
+    std::fs::remove_dir(&journal).unwrap();
+    std::fs::write(&journal, saved).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while verify(&s, &s.cg, &cookie) != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "not back within 2 s:\n{}",
+            s.cg.logs()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(ready(&s), 200);
+}
