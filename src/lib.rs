@@ -72,7 +72,8 @@ pub enum StartError {
 /// When keys cannot be loaded or created, or the trust anchors are unusable.
 pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let keys = jwt::KeySet::load_or_create(&config.data_dir.join("keys"), clock.now())?;
-    let tokens = jwt::Tokens::new(keys, config.public_url.as_str().trim_end_matches('/'));
+    let tokens = jwt::Tokens::new(keys, config.public_url.as_str().trim_end_matches('/'))
+        .with_max_lifetime(max_lifetime(&config));
     let pages = http::pages::Pages::new().map_err(|e| StartError::Pages(e.to_string()))?;
     let metrics = metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
     let trust = trust_for(&config)?;
@@ -93,6 +94,15 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
         metrics,
         downloads: Arc::default(),
     })
+}
+
+/// The longest any token may live (sessions, bearer tokens), plus leeway: how long a replaced
+/// signing key keeps verifying.
+pub fn max_lifetime(config: &Config) -> i64 {
+    let longest = config.session.ttl.max(config.token.max_ttl).as_secs();
+    i64::try_from(longest)
+        .unwrap_or(i64::MAX)
+        .saturating_add(jwt::LEEWAY)
 }
 
 /// The state for a reloaded configuration: new settings, trust anchors, CRLs and rules; the
@@ -204,14 +214,33 @@ fn reload_on_sighup(live: web::Data<Live>, reload: Option<Reloader>) {
 fn reload_on_sighup(_: web::Data<Live>, _: Option<Reloader>) {}
 
 /// Brings the revocation view up to date four times a second (revocations by other processes
-/// take effect within a second), and says when it cannot and when it can again.
+/// take effect within a second), and says when it cannot and when it can again; picks up
+/// rotated signing keys.
 fn follow_revocations(live: web::Data<Live>) {
     actix_web::rt::spawn(async move {
         let mut failing = false;
+        let mut tick = 0u32;
         loop {
             actix_web::rt::time::sleep(std::time::Duration::from_millis(250)).await;
             let state = live.current();
             let now = state.clock.now();
+            tick = tick.wrapping_add(1);
+            // Keys every 2 s: a rotation publishes the next key well ahead of its use.
+            if tick % 8 == 0 {
+                match state
+                    .tokens
+                    .reload_keys(&state.config.data_dir.join("keys"))
+                {
+                    Ok(true) => tracing::info!(
+                        event = "keys_reloaded",
+                        "signing keys changed on disk; now in force"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot re-read the signing keys; the ones in force stay")
+                    }
+                }
+            }
             match state.revocations.sync(now) {
                 Ok(()) if failing => {
                     failing = false;

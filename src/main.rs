@@ -66,6 +66,16 @@ enum Command {
         #[command(subcommand)]
         command: EnrollCommand,
     },
+    /// Signing keys: list them, or rotate (publish the next key now, sign with it later).
+    Keys {
+        #[arg(long, global = true, env = "CERTGATE_CONFIG")]
+        config: Option<PathBuf>,
+        /// The data directory (default: the config's data_dir, else ./certgate-data).
+        #[arg(long, global = true, env = "CERTGATE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Revoke a user's tokens, a certificate serial or one token id: every certgate using the
     /// same data directory refuses it within a second, and after restarts.
     #[command(group(clap::ArgGroup::new("what").required(true).args(["user", "serial", "jti"])))]
@@ -127,6 +137,19 @@ enum Command {
         /// Traefik: print the static configuration (traefik.yml) instead of the routes.
         #[arg(long)]
         r#static: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Each key's id, when it signs from, and its state (next, current, previous, retired).
+    List,
+    /// Add the next key: published in JWKS at once, signing after --publish-ahead, so every
+    /// replica knows it first. Deletes retired keys.
+    Rotate {
+        /// How long verifiers see the new key before it signs (replicas re-read keys every 2 s).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        publish_ahead: std::time::Duration,
     },
 }
 
@@ -256,6 +279,11 @@ fn main() -> ExitCode {
                     public_url,
                 },
         } => enroll(&user, device, minutes, days, config, data_dir, public_url),
+        Command::Keys {
+            config,
+            data_dir,
+            command,
+        } => keys(config, data_dir, command),
         Command::Revoke {
             user,
             serial,
@@ -613,6 +641,75 @@ fn enroll(
     }
     println!("Open it on the device (or scan the code): it explains how to install the certificate and shows its password once.");
     ExitCode::SUCCESS
+}
+
+fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, command: KeysCommand) -> ExitCode {
+    use certgate::clock::Clock;
+    use certgate::jwt::keys::key_path;
+    use certgate::jwt::{KeySet, KeyState};
+    let loaded = match &config {
+        Some(path) => match load(path, None) {
+            Ok(c) => Some(c),
+            Err(problems) => return config_failure(&problems),
+        },
+        None => None,
+    };
+    let max_lifetime = loaded
+        .as_ref()
+        .map_or(30 * 86_400 + 60, certgate::max_lifetime);
+    let dir = data_dir
+        .or_else(|| loaded.map(|c| c.data_dir))
+        .unwrap_or_else(|| PathBuf::from("certgate-data"))
+        .join("keys");
+    let now = SystemClock.now();
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("certgate keys: {e}");
+        ExitCode::FAILURE
+    };
+    let set = match KeySet::load(&dir) {
+        Ok(set) => set,
+        Err(e) => return fail(&e),
+    };
+    let when = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| t.to_string())
+    };
+    match command {
+        KeysCommand::List => {
+            for k in set.all() {
+                let state = format!("{:?}", set.state(k, now, max_lifetime)).to_lowercase();
+                println!("{}  signs from {}  {state}", k.kid, when(k.created));
+            }
+            ExitCode::SUCCESS
+        }
+        KeysCommand::Rotate { publish_ahead } => {
+            let from = now.saturating_add(i64::try_from(publish_ahead.as_secs()).unwrap_or(0));
+            if set.all().iter().any(|k| k.created >= from) {
+                return fail(&"a key that signs later than this one is already waiting (see `certgate keys list`)");
+            }
+            for k in set.all() {
+                if set.state(k, now, max_lifetime) == KeyState::Retired {
+                    let path = key_path(&dir, k);
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => println!("deleted retired key {} ({})", k.kid, path.display()),
+                        Err(e) => return fail(&format!("{}: {e}", path.display())),
+                    }
+                }
+            }
+            match KeySet::add(&dir, from) {
+                Ok(path) => {
+                    println!("next key {} published now, signs from {}; every certgate on this data directory picks it up within 2 s", path.display(), when(from));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+    }
 }
 
 fn revoke(

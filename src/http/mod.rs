@@ -243,7 +243,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn jwks(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .json(state.tokens.jwks())
+        .json(state.tokens.jwks(state.clock.now()))
 }
 
 /// The built-in CA's CRL, signed fresh (valid 7 days), for proxies that fetch it.

@@ -1,5 +1,9 @@
-//! Ed25519 signing keys in `data_dir/keys/`, one PKCS#8 PEM file each (`ed25519-<created>.pem`,
-//! mode 0600). The newest key signs; all of them verify and are published in JWKS.
+//! Ed25519 signing keys in `data_dir/keys/`, one PKCS#8 PEM file each (`ed25519-<from>.pem`,
+//! mode 0600), where `<from>` is when the key starts signing. Rotation is data (as kanidm
+//! does it): a key whose time has not come is *next* (published in JWKS and accepted, so every
+//! verifier knows it before the first token it signs); the newest key whose time has come is
+//! *current* and signs; older ones are *previous* and still verify, until their successor has
+//! signed for longer than the longest token lifetime: then they are *retired*.
 
 use std::fs;
 use std::io::Write;
@@ -122,18 +126,83 @@ impl KeySet {
         Ok(Self { keys })
     }
 
-    /// The key that signs new tokens.
-    pub fn current(&self) -> Option<&SigningKey> {
-        self.keys.first()
+    /// The key that signs new tokens at `now`: the newest whose time has come (or, should
+    /// every key be in the future, the oldest).
+    pub fn current(&self, now: i64) -> Option<&SigningKey> {
+        self.keys
+            .iter()
+            .find(|k| k.created <= now)
+            .or_else(|| self.keys.last())
     }
 
-    pub fn find(&self, kid: &str) -> Option<&SigningKey> {
-        self.keys.iter().find(|k| k.kid == kid)
+    /// A key that may verify at `now` (not retired).
+    pub fn find(&self, kid: &str, now: i64, max_lifetime: i64) -> Option<&SigningKey> {
+        self.keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .filter(|k| self.state(k, now, max_lifetime) != KeyState::Retired)
+    }
+
+    /// Where `key` is in its life at `now`.
+    pub fn state(&self, key: &SigningKey, now: i64, max_lifetime: i64) -> KeyState {
+        if key.created > now {
+            return KeyState::Next;
+        }
+        // The successor: the oldest key after this one whose time has come.
+        let successor = self
+            .keys
+            .iter()
+            .filter(|k| k.created > key.created && k.created <= now)
+            .map(|k| k.created)
+            .min();
+        match successor {
+            None => KeyState::Current,
+            Some(from) if now.saturating_sub(from) > max_lifetime => KeyState::Retired,
+            Some(_) => KeyState::Previous,
+        }
+    }
+
+    /// Writes a new key that starts signing at `from` (publish it ahead of that).
+    ///
+    /// # Errors
+    /// When the key cannot be generated or written.
+    pub fn add(dir: &Path, from: i64) -> Result<PathBuf, KeyError> {
+        let err = |path: &Path, problem: String| KeyError {
+            path: path.to_path_buf(),
+            problem,
+        };
+        create_private_dir(dir).map_err(|e| err(dir, format!("cannot create: {e}")))?;
+        let pair = KeyPair::generate_for(&rcgen::PKCS_ED25519)
+            .map_err(|e| err(dir, format!("cannot generate a key: {e}")))?;
+        let pem = Zeroizing::new(pair.serialize_pem());
+        let path = dir.join(format!("ed25519-{from}.pem"));
+        write_private(&path, pem.as_bytes())
+            .map_err(|e| err(&path, format!("cannot write: {e}")))?;
+        Ok(path)
+    }
+
+    /// The kids, for noticing a change on disk.
+    pub fn kids(&self) -> Vec<&str> {
+        self.keys.iter().map(|k| k.kid.as_str()).collect()
     }
 
     pub fn all(&self) -> &[SigningKey] {
         &self.keys
     }
+}
+
+/// See the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Next,
+    Current,
+    Previous,
+    Retired,
+}
+
+/// The file a key was read from (for `certgate keys` to delete retired ones).
+pub fn key_path(dir: &Path, key: &SigningKey) -> PathBuf {
+    dir.join(format!("ed25519-{}.pem", key.created))
 }
 
 fn created_from_name(path: &Path) -> Option<i64> {

@@ -11,7 +11,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-pub use keys::{KeyError, KeySet};
+pub use keys::{KeyError, KeySet, KeyState};
 
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY: i64 = 60;
@@ -146,7 +146,10 @@ pub enum JwtError {
 /// Mints and verifies certgate's tokens with the key set.
 #[derive(Debug)]
 pub struct Tokens {
-    keys: KeySet,
+    /// Swapped whole when the key directory changes (a rotation by `certgate keys rotate`).
+    keys: std::sync::RwLock<std::sync::Arc<KeySet>>,
+    /// The longest a token may live: how long a replaced key keeps verifying.
+    max_lifetime: i64,
     issuer: String,
     audience: String,
     verified: cache::VerifiedCache,
@@ -155,11 +158,52 @@ pub struct Tokens {
 impl Tokens {
     pub fn new(keys: KeySet, issuer: &str) -> Self {
         Self {
-            keys,
+            keys: std::sync::RwLock::new(std::sync::Arc::new(keys)),
+            max_lifetime: i64::MAX,
             issuer: issuer.to_string(),
             audience: issuer.to_string(),
             verified: cache::VerifiedCache::default(),
         }
+    }
+
+    /// Retire a replaced key once its successor has signed for `secs` (the longest session or
+    /// token lifetime, plus leeway).
+    #[must_use]
+    pub fn with_max_lifetime(mut self, secs: i64) -> Self {
+        self.max_lifetime = secs;
+        self
+    }
+
+    pub fn max_lifetime(&self) -> i64 {
+        self.max_lifetime
+    }
+
+    /// The key set in force.
+    pub fn keys(&self) -> std::sync::Arc<KeySet> {
+        std::sync::Arc::clone(
+            &self
+                .keys
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Re-reads the key directory; swaps the set in if its keys changed.
+    ///
+    /// # Errors
+    /// When the directory or a key in it cannot be read; the keys in force stay.
+    pub fn reload_keys(&self, dir: &std::path::Path) -> Result<bool, KeyError> {
+        let fresh = KeySet::load(dir)?;
+        if fresh.kids() == self.keys().kids() {
+            return Ok(false);
+        }
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(fresh);
+        // A dropped key must not keep verifying through the cache.
+        self.verified.clear();
+        Ok(true)
     }
 
     pub fn issuer(&self) -> &str {
@@ -175,7 +219,8 @@ impl Tokens {
         ttl_secs: i64,
         now: i64,
     ) -> Result<(String, Claims), JwtError> {
-        let key = self.keys.current().ok_or(JwtError::NoKey)?;
+        let keys = self.keys();
+        let key = keys.current(now).ok_or(JwtError::NoKey)?;
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: subject.user.clone(),
@@ -213,7 +258,7 @@ impl Tokens {
     pub fn verify(&self, token: &str, kind: TokenKind, now: i64) -> Result<Claims, JwtError> {
         let (claims, fresh) = match self.verified.get(token, kind) {
             Some(claims) => (claims, false),
-            None => (self.verify_signature(token, kind)?, true),
+            None => (self.verify_signature(token, kind, now)?, true),
         };
         // Time is checked on every use, cached or not; only a token good now is cached.
         if claims.exp.saturating_add(LEEWAY) <= now {
@@ -234,7 +279,7 @@ impl Tokens {
     }
 
     /// Header, key, signature, issuer, audience and required claims: everything but time.
-    fn verify_signature(&self, token: &str, kind: TokenKind) -> Result<Claims, JwtError> {
+    fn verify_signature(&self, token: &str, kind: TokenKind, now: i64) -> Result<Claims, JwtError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
         if header.typ.as_deref() != Some(kind.typ()) {
             return Err(JwtError::WrongType {
@@ -243,7 +288,10 @@ impl Tokens {
             });
         }
         let kid = header.kid.as_deref().ok_or(JwtError::UnknownKey)?;
-        let key = self.keys.find(kid).ok_or(JwtError::UnknownKey)?;
+        let keys = self.keys();
+        let key = keys
+            .find(kid, now, self.max_lifetime)
+            .ok_or(JwtError::UnknownKey)?;
         // Every key of ours is Ed25519: the algorithm is pinned, whatever the header claims.
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&self.issuer]);
@@ -263,7 +311,7 @@ impl Tokens {
             if header
                 .kid
                 .as_deref()
-                .is_some_and(|k| self.keys.find(k).is_some())
+                .is_some_and(|k| self.keys().kids().contains(&k))
             {
                 return true;
             }
@@ -283,11 +331,13 @@ impl Tokens {
     }
 
     /// The JWK set, newest key first.
-    pub fn jwks(&self) -> serde_json::Value {
-        let keys: Vec<serde_json::Value> = self
-            .keys
+    /// The public keys that verify at `now`, newest (next, then current) first.
+    pub fn jwks(&self, now: i64) -> serde_json::Value {
+        let set = self.keys();
+        let keys: Vec<serde_json::Value> = set
             .all()
             .iter()
+            .filter(|k| set.state(k, now, self.max_lifetime) != KeyState::Retired)
             .map(|k| {
                 serde_json::json!({
                     "kty": "OKP", "crv": "Ed25519", "x": k.x, "kid": k.kid, "alg": "EdDSA", "use": "sig"

@@ -55,7 +55,7 @@ fn a_minted_session_token_verifies_with_its_claims() {
 fn alg_none_is_rejected() {
     let (t, _d) = tokens();
     let now = SystemClock.now();
-    let kid = t.keys.current().unwrap().kid.clone();
+    let kid = t.keys().current(now).unwrap().kid.clone();
     let header = serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": kid});
     let jwt = format!("{}.{}.", b64(&header), b64(&claims_json(&t, now)));
     assert!(
@@ -69,7 +69,8 @@ fn alg_none_is_rejected() {
 fn hs256_signed_with_the_public_key_is_rejected() {
     let (t, _d) = tokens();
     let now = SystemClock.now();
-    let key = t.keys.current().unwrap();
+    let keys = t.keys();
+    let key = keys.current(now).unwrap();
     let public = URL_SAFE_NO_PAD.decode(&key.x).unwrap();
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(key.kid.clone());
@@ -141,7 +142,8 @@ fn wrong_audience_or_issuer_is_rejected() {
     let now = SystemClock.now();
     let keys = KeySet::load_or_create(&d.path().join("keys"), now).unwrap();
     let other_aud = Tokens {
-        keys,
+        keys: std::sync::RwLock::new(std::sync::Arc::new(keys)),
+        max_lifetime: i64::MAX,
         issuer: ISS.into(),
         audience: "https://elsewhere.test".into(),
         verified: cache::VerifiedCache::default(),
@@ -189,7 +191,7 @@ fn keys_are_reused_and_written_0600() {
     let dir = tempfile::tempdir().unwrap();
     let a = KeySet::load_or_create(&dir.path().join("keys"), 100).unwrap();
     let b = KeySet::load_or_create(&dir.path().join("keys"), 200).unwrap();
-    assert_eq!(a.current().unwrap().kid, b.current().unwrap().kid);
+    assert_eq!(a.current(200).unwrap().kid, b.current(200).unwrap().kid);
     assert_eq!(b.all().len(), 1);
     #[cfg(unix)]
     {
@@ -288,4 +290,60 @@ fn the_cache_stays_bounded() {
         assert!(t.verify(&jwt, TokenKind::Bearer, now).is_ok());
     }
     assert!(t.cached() <= cache::CAPACITY, "{}", t.cached());
+}
+
+// === key rotation ===
+
+#[test]
+fn a_rotated_key_is_published_first_signs_later_and_retires_after_the_longest_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = dir.path().join("keys");
+    let old = KeySet::load_or_create(&keys_dir, 1_000).unwrap();
+    let t = Tokens::new(old, ISS).with_max_lifetime(3_600);
+    let (before, _) = t.mint(TokenKind::Bearer, &alice(), 600, 1_000).unwrap();
+    let old_kid = t.keys().current(1_000).unwrap().kid.clone();
+
+    KeySet::add(&keys_dir, 1_060).unwrap();
+    assert!(t.reload_keys(&keys_dir).unwrap(), "the new key is noticed");
+    assert!(!t.reload_keys(&keys_dir).unwrap(), "and only once");
+    let published: Vec<String> = t.jwks(1_010)["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(published.len(), 2, "published before it signs");
+    let new_kid = published[0].clone();
+    assert_ne!(new_kid, old_kid);
+    let kid_of = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap();
+    let (early, _) = t.mint(TokenKind::Bearer, &alice(), 600, 1_030).unwrap();
+    assert_eq!(kid_of(&early), old_kid, "the next key does not sign yet");
+    let (late, _) = t.mint(TokenKind::Bearer, &alice(), 600, 1_060).unwrap();
+    assert_eq!(kid_of(&late), new_kid);
+    assert!(
+        t.verify(&before, TokenKind::Bearer, 1_100).is_ok(),
+        "old tokens still verify"
+    );
+    assert!(t.verify(&late, TokenKind::Bearer, 1_100).is_ok());
+
+    let retired_at = 1_060 + 3_600 + 1;
+    assert_eq!(t.jwks(retired_at)["keys"].as_array().unwrap().len(), 1);
+    let (old_signed, _) = {
+        // A token of the retired key that claims a long life: refused all the same.
+        let set = KeySet::load(&keys_dir).unwrap();
+        let key = set.all().iter().find(|k| k.kid == old_kid).unwrap();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(old_kid.clone());
+        header.typ = Some("at+jwt".into());
+        let claims = serde_json::json!({"iss": ISS, "sub": "alice", "aud": ISS, "exp": retired_at + 600,
+            "nbf": retired_at, "iat": retired_at, "jti": "r"});
+        (
+            jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap(),
+            (),
+        )
+    };
+    assert_eq!(
+        t.verify(&old_signed, TokenKind::Bearer, retired_at),
+        Err(JwtError::UnknownKey)
+    );
 }

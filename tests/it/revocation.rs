@@ -181,3 +181,56 @@ fn an_unreadable_store_answers_503_after_max_staleness_and_recovers_by_itself() 
     }
     assert_eq!(ready(&s), 200);
 }
+
+/// `certgate keys rotate` while two certgates on one data directory answer a steady stream
+/// of checks and mint tokens: no check fails, the next key is published before it signs, and
+/// both replicas verify what either signs.
+#[test]
+fn key_rotation_under_load_fails_no_check() {
+    if !require("curl") {
+        return;
+    }
+    let s = setup_env(LOOPBACK, "", &[]);
+    let config = std::fs::read_to_string(s.dir.path().join("certgate.toml")).unwrap();
+    let body = config.split("[listen]").next().unwrap().to_string();
+    let other = Certgate::start(s.dir.path(), &body, false);
+    let kid_of = |token: &str| {
+        let head = token.split('.').next().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(head).unwrap()).unwrap();
+        v["kid"].as_str().unwrap().to_string()
+    };
+    let first = s.bearer();
+    let old_kid = kid_of(&first);
+
+    let out = Command::new(binary())
+        .args(["keys", "rotate", "--publish-ahead", "3s", "--config"])
+        .arg(s.dir.path().join("certgate.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotated_at = Instant::now();
+
+    let mut checks = 0;
+    let mut seen_new = false;
+    while rotated_at.elapsed() < Duration::from_secs(7) {
+        let token = s.bearer();
+        seen_new |= kid_of(&token) != old_kid;
+        for cg in [&s.cg, &other] {
+            for t in [&first, &token] {
+                let status = verify(&s, cg, &format!("Authorization: Bearer {t}"));
+                assert_eq!(status, 200, "check {checks} failed during the rotation");
+                checks += 1;
+            }
+        }
+    }
+    assert!(seen_new, "the new key never signed");
+    assert!(checks > 40, "only {checks} checks");
+    let jwks = Curl::new(s.dir.path()).get(&other.http("/.well-known/jwks.json"));
+    let keys: serde_json::Value = serde_json::from_str(&jwks.body).unwrap();
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 2, "{}", jwks.body);
+}
