@@ -142,9 +142,25 @@ impl Chromium {
         if !self.session.is_empty() {
             msg["sessionId"] = json!(self.session);
         }
-        self.ws.send(Message::text(msg.to_string())).unwrap();
+        let mut sent = self.ws.send(Message::text(msg.to_string()));
+        // As for reads below: an interrupted write is finished by flushing what was queued.
+        while matches!(&sent, Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted)
+        {
+            sent = self.ws.flush();
+        }
+        if let Err(e) = sent {
+            panic!("{method}: sending to DevTools: {e}");
+        }
         loop {
-            let reply = self.ws.read().unwrap();
+            let reply = match self.ws.read() {
+                Ok(reply) => reply,
+                // A signal landing on this thread interrupts a socket read that has a
+                // timeout (the kernel never restarts those); the frame so far stays buffered.
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    continue
+                }
+                Err(e) => panic!("{method}: reading DevTools reply: {e}"),
+            };
             let Message::Text(text) = reply else { continue };
             let v: Value = serde_json::from_str(text.as_str()).unwrap();
             if v["id"] == json!(id) {
