@@ -77,18 +77,27 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
     let pages = http::pages::Pages::new().map_err(|e| StartError::Pages(e.to_string()))?;
     let metrics = metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
     let trust = trust_for(&config)?;
-    let revocations = revocation::Revocations::open(
-        revocation::Journal::in_data_dir(&config.data_dir),
-        clock.now(),
-    )
-    .map_err(StartError::Revocation)?;
+    let revocations = match &config.store.backend {
+        config::StoreBackend::Embedded => Arc::new(
+            revocation::Revocations::open(
+                revocation::Journal::in_data_dir(&config.data_dir),
+                clock.now(),
+            )
+            .map_err(StartError::Revocation)?,
+        ),
+        // Not ready (503, /readyz false) until the first read from Redis completes.
+        config::StoreBackend::Redis(url) => revocation::Revocations::follow_redis(
+            Arc::new(revocation::RedisStore::new(url).map_err(StartError::Revocation)?),
+            Arc::clone(&clock),
+        ),
+    };
     Ok(AppState {
         policy: Arc::new(config.policy.clone()),
         config: Arc::new(config),
         trust,
         pages: Arc::new(pages),
         tokens: Arc::new(tokens),
-        revocations: Arc::new(revocations),
+        revocations,
         sessions: Arc::default(),
         clock,
         metrics,

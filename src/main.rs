@@ -732,6 +732,10 @@ fn revoke(
     let max_ttl = loaded.as_ref().map_or(30 * 86_400, |c| {
         i64::try_from(c.token.max_ttl.as_secs()).unwrap_or(i64::MAX)
     });
+    let redis = loaded.as_ref().and_then(|c| match &c.store.backend {
+        certgate::config::StoreBackend::Redis(url) => Some(url.clone()),
+        certgate::config::StoreBackend::Embedded => None,
+    });
     let dir = data_dir
         .or_else(|| loaded.map(|c| c.data_dir))
         .unwrap_or_else(|| PathBuf::from("certgate-data"));
@@ -774,12 +778,23 @@ fn revoke(
             return ExitCode::from(2);
         }
     };
-    if !dir.is_dir() {
-        eprintln!("certgate revoke: {}: no such data directory (give --config or --data-dir: the one certgate serves from)", dir.display());
-        return ExitCode::FAILURE;
-    }
-    let journal = Journal::in_data_dir(&dir);
-    match journal.append(&entry) {
+    let (stored, reach) = match &redis {
+        Some(url) => (
+            certgate::revocation::RedisStore::new(url).and_then(|r| r.append(&entry)),
+            "every certgate sharing this Redis (store.redis_url)".to_string(),
+        ),
+        None => {
+            if !dir.is_dir() {
+                eprintln!("certgate revoke: {}: no such data directory (give --config or --data-dir: the one certgate serves from)", dir.display());
+                return ExitCode::FAILURE;
+            }
+            (
+                Journal::in_data_dir(&dir).append(&entry),
+                format!("every certgate serving from {}", dir.display()),
+            )
+        }
+    };
+    match stored {
         Ok(()) => {
             let (kind, id) = match &entry {
                 Entry::User { id, .. } => ("user", id),
@@ -792,10 +807,7 @@ fn revoke(
                 id,
                 "certgate revoke",
             );
-            println!(
-                "revoked {what}: every certgate serving from {} refuses it within a second",
-                dir.display()
-            );
+            println!("revoked {what}: {reach} refuses it within a second");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub use validate::{
     CertHeaderFormat, Config, HeaderNames, IdentityConfig, Listen, ProxyConfig, ServerTls,
-    SessionConfig, TokenConfig, User, UsernameFrom,
+    SessionConfig, StoreBackend, StoreConfig, TokenConfig, User, UsernameFrom,
 };
 
 /// One problem with the configuration, naming the key it concerns.

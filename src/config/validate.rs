@@ -46,33 +46,62 @@ pub struct Config {
 /// `[store]`: where revocations live.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
+    pub backend: StoreBackend,
     /// A view older than this answers 503 instead of allowing.
     pub max_staleness: Duration,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// `data_dir/revocations.jsonl`, shared by every certgate on the host.
+    Embedded,
+    /// A Redis stream, shared by replicas anywhere; the URL as given.
+    Redis(String),
+}
+
 fn store(c: &mut Checker, raw: &super::raw::RawStore) -> StoreConfig {
-    match raw.backend.as_deref().unwrap_or("embedded") {
-        "embedded" => {}
-        "redis" => c.fail(
-            "store.backend",
-            "`redis` is not available in this version",
-            "use \"embedded\" (data_dir/revocations.jsonl, shared by every certgate on the host)",
-        ),
-        other => c.fail(
-            "store.backend",
-            format!("`{other}` is not a store"),
-            "use \"embedded\"",
-        ),
-    }
-    if raw.redis_url.as_deref().is_some_and(|u| !u.is_empty())
-        && raw.backend.as_deref() != Some("redis")
-    {
-        c.fail(
-            "store.redis_url",
-            "set, but store.backend is not \"redis\"",
-            "remove it, or set store.backend",
-        );
-    }
+    let url = raw
+        .redis_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    let backend = match (raw.backend.as_deref().unwrap_or("embedded"), url) {
+        ("embedded", None) => StoreBackend::Embedded,
+        ("embedded", Some(_)) => {
+            c.fail(
+                "store.redis_url",
+                "set, but store.backend is \"embedded\"",
+                "set store.backend = \"redis\", or remove store.redis_url",
+            );
+            StoreBackend::Embedded
+        }
+        ("redis", Some(u)) => {
+            if let Err(e) = redis::Client::open(u) {
+                c.fail(
+                    "store.redis_url",
+                    format!("`{u}`: {e}"),
+                    "e.g. \"redis://127.0.0.1:6379/0\" or \"rediss://:password@redis.example.com/\"",
+                );
+            }
+            StoreBackend::Redis(u.to_string())
+        }
+        ("redis", None) => {
+            c.fail(
+                "store.redis_url",
+                "missing: store.backend is \"redis\"",
+                "e.g. \"redis://127.0.0.1:6379/0\"",
+            );
+            StoreBackend::Embedded
+        }
+        (other, _) => {
+            c.fail(
+                "store.backend",
+                format!("`{other}` is not a store"),
+                "use \"embedded\" (one host) or \"redis\" (replicas)",
+            );
+            StoreBackend::Embedded
+        }
+    };
     let max_staleness = c.duration(
         "store.max_staleness",
         raw.max_staleness.as_deref(),
@@ -82,10 +111,13 @@ fn store(c: &mut Checker, raw: &super::raw::RawStore) -> StoreConfig {
         c.fail(
             "store.max_staleness",
             "must be at least 1s",
-            "the view is brought up to date a few times a second; e.g. \"10s\"",
+            "the view is brought up to date several times a second; e.g. \"10s\"",
         );
     }
-    StoreConfig { max_staleness }
+    StoreConfig {
+        backend,
+        max_staleness,
+    }
 }
 
 impl Config {
@@ -112,8 +144,12 @@ impl Config {
         if self.listen.mtls.is_some() && self.client_ca != old.client_ca {
             changed.push("client_ca.bundle (the CA names the mTLS listener sends browsers)");
         }
+        if self.store.backend != old.store.backend {
+            changed.push("store.backend / store.redis_url");
+        }
         self.public_url = old.public_url.clone();
         self.data_dir = old.data_dir.clone();
+        self.store.backend = old.store.backend.clone();
         self.listen = old.listen;
         changed
     }

@@ -9,6 +9,7 @@
 //! allow answer 503 instead, never an allow on unknown state.
 
 pub mod journal;
+pub mod redis;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -17,6 +18,18 @@ use std::sync::{Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 
 pub use journal::Journal;
+pub use redis::RedisStore;
+
+/// Where revocations are kept and shared.
+#[derive(Debug)]
+pub enum Backend {
+    /// This process only (tests and tools).
+    Memory,
+    /// `data_dir/revocations.jsonl`, read by polling.
+    Journal(Journal),
+    /// A Redis stream, followed by a thread that pushes what it reads.
+    Redis(std::sync::Arc<RedisStore>),
+}
 
 /// One revocation, as stored and as sent between processes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +73,7 @@ impl View {
 #[derive(Debug)]
 pub struct Revocations {
     view: Mutex<View>,
-    journal: Option<Journal>,
+    backend: Backend,
     /// When the view was last known to be current (Unix seconds).
     synced_at: AtomicI64,
     /// Why the view cannot be brought up to date, while it cannot.
@@ -70,18 +83,59 @@ pub struct Revocations {
 impl Default for Revocations {
     /// In memory only (tests and tools).
     fn default() -> Self {
-        Self::new(None, i64::MAX)
+        Self::new(Backend::Memory, i64::MAX)
     }
 }
 
 impl Revocations {
-    fn new(journal: Option<Journal>, now: i64) -> Self {
+    fn new(backend: Backend, synced_at: i64) -> Self {
         Self {
             view: Mutex::default(),
-            journal,
-            synced_at: AtomicI64::new(now),
+            backend,
+            synced_at: AtomicI64::new(synced_at),
             trouble: Mutex::new(None),
         }
+    }
+
+    /// A view that follows Redis; stale (checks answer 503, `/readyz` is false) until the
+    /// first complete read.
+    pub fn follow_redis(
+        store: std::sync::Arc<RedisStore>,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> std::sync::Arc<Self> {
+        let me = std::sync::Arc::new(Self::new(Backend::Redis(std::sync::Arc::clone(&store)), 0));
+        *me.trouble.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some("not loaded from Redis yet".into());
+        store.follow(std::sync::Arc::clone(&me), clock);
+        me
+    }
+
+    /// Entries read from the shared store; the view is current as of `now`.
+    pub fn apply_synced(&self, entries: &[Entry], now: i64) {
+        {
+            let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+            if !entries.is_empty() {
+                view.jtis
+                    .retain(|_, exp| exp.saturating_add(crate::jwt::LEEWAY) > now);
+            }
+            for e in entries {
+                view.apply(e);
+            }
+        }
+        self.synced_at.store(now, Ordering::Relaxed);
+        let mut trouble = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(was) = trouble.take() {
+            tracing::info!(event = "store_recovered", %was, "revocation store current again");
+        }
+    }
+
+    /// The shared store cannot be read; logged once until it can again.
+    pub fn trouble(&self, why: String) {
+        let mut trouble = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
+        if trouble.is_none() {
+            tracing::error!(event = "store_failed", %why, "cannot read the revocation store; checks answer 503 once it is older than store.max_staleness");
+        }
+        *trouble = Some(why);
     }
 
     /// The view of `journal`, loaded whole.
@@ -90,7 +144,7 @@ impl Revocations {
     /// When the journal cannot be read or holds a malformed line: certgate does not start on
     /// unknown revocations.
     pub fn open(journal: Journal, now: i64) -> Result<Self, String> {
-        let me = Self::new(Some(journal), now);
+        let me = Self::new(Backend::Journal(journal), now);
         me.sync(now)?;
         Ok(me)
     }
@@ -100,9 +154,14 @@ impl Revocations {
     /// # Errors
     /// Why the journal cannot be read; the view keeps what it had and grows stale.
     pub fn sync(&self, now: i64) -> Result<(), String> {
-        let Some(journal) = &self.journal else {
-            self.synced_at.store(now, Ordering::Relaxed);
-            return Ok(());
+        let journal = match &self.backend {
+            Backend::Journal(j) => j,
+            Backend::Memory => {
+                self.synced_at.store(now, Ordering::Relaxed);
+                return Ok(());
+            }
+            // Its own thread keeps it current.
+            Backend::Redis(_) => return Ok(()),
         };
         let result = journal.read_new().map(|entries| {
             let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
@@ -138,9 +197,10 @@ impl Revocations {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .apply(&entry);
-        match &self.journal {
-            Some(j) => j.append(&entry),
-            None => Ok(()),
+        match &self.backend {
+            Backend::Journal(j) => j.append(&entry),
+            Backend::Redis(r) => r.append(&entry),
+            Backend::Memory => Ok(()),
         }
     }
 
