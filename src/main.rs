@@ -77,7 +77,8 @@ enum Command {
         command: KeysCommand,
     },
     /// Revoke a user's tokens, a certificate serial or one token id: every certgate using the
-    /// same data directory refuses it within a second, and after restarts.
+    /// same data directory (or, with store.backend = "redis", the same Redis) refuses it within
+    /// a second, and after restarts.
     #[command(group(clap::ArgGroup::new("what").required(true).args(["user", "serial", "jti"])))]
     Revoke {
         /// Every session and bearer token of this user issued until now ("log out everywhere").
@@ -739,44 +740,23 @@ fn revoke(
     let dir = data_dir
         .or_else(|| loaded.map(|c| c.data_dir))
         .unwrap_or_else(|| PathBuf::from("certgate-data"));
-    let (entry, what) = match (user, serial, jti) {
-        (Some(id), _, _) => (
-            Entry::User {
-                id: id.clone(),
-                at: now,
-            },
-            format!("every token of {id} issued until now"),
-        ),
-        (_, Some(id), _) => {
-            let id = id
-                .trim()
-                .trim_start_matches("0x")
-                .replace(':', "")
-                .to_ascii_lowercase();
-            if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
-                eprintln!("certgate revoke: --serial: `{id}` is not a hex serial (e.g. 5f2c09… as `certgate ca list` or `openssl x509 -serial` prints it)");
-                return ExitCode::from(2);
-            }
-            (
-                Entry::Serial {
-                    id: id.clone(),
-                    at: now,
-                },
-                format!("certificate {id} and every token minted from it"),
-            )
-        }
-        (_, _, Some(id)) => (
-            // The token's expiry is unknown here: keep it as long as any token can live.
-            Entry::Jti {
-                id: id.clone(),
-                until: now.saturating_add(max_ttl),
-            },
-            format!("token {id}"),
-        ),
-        (None, None, None) => {
-            eprintln!("certgate revoke: say what: --user, --serial or --jti");
+    let entry = match Entry::requested(
+        user.as_deref(),
+        serial.as_deref(),
+        jti.as_deref(),
+        now,
+        max_ttl,
+    ) {
+        Ok(entry) => entry,
+        Err(e) => {
+            eprintln!("certgate revoke: {}", e.replace("serial:", "--serial:"));
             return ExitCode::from(2);
         }
+    };
+    let what = match &entry {
+        Entry::User { id, .. } => format!("every token of {id} issued until now"),
+        Entry::Serial { id, .. } => format!("certificate {id} and every token minted from it"),
+        Entry::Jti { id, .. } => format!("token {id}"),
     };
     let (stored, reach) = match &redis {
         Some(url) => (
@@ -796,11 +776,7 @@ fn revoke(
     };
     match stored {
         Ok(()) => {
-            let (kind, id) = match &entry {
-                Entry::User { id, .. } => ("user", id),
-                Entry::Serial { id, .. } => ("serial", id),
-                Entry::Jti { id, .. } => ("session", id),
-            };
+            let (kind, id) = entry.describe();
             certgate::audit::revoke(
                 &certgate::audit::Actor::default(),
                 kind,

@@ -1,5 +1,7 @@
 //! Admin pages, for members of `admin.groups` signed in with their session: create an
-//! enrollment link (with its QR code) for a user's new device. Cross-site posts are refused.
+//! enrollment link (with its QR code) for a user's new device; revoke a user, a certificate or
+//! a session (also as an API for an admin's certificate, e.g. curl). Cross-site posts are
+//! refused.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -202,4 +204,143 @@ fn link_page(body: &[u8], state: &AppState, who: &Identity) -> Result<Page, AppE
         form: None,
         ..Page::default()
     })
+}
+
+/// `/admin/revoke` from a browser (session bound to the admin's certificate, exact `Origin`) or
+/// from an API client holding an admin's certificate and no cookie. A browser always sends
+/// `Origin` on a POST, and presents a certificate to cross-site forms too, so any `Origin` must
+/// be certgate's own.
+fn revoke_admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
+    let h = req.headers();
+    let browser = h.contains_key(actix_web::http::header::ORIGIN)
+        || h.contains_key("sec-fetch-site")
+        || state.session(req).is_some();
+    if browser {
+        same_origin(req, state)?;
+        return admin(req, state);
+    }
+    let meta = RequestMeta::from_request(req, state);
+    let Some(cert) = extract::verified_cert(req, state, &meta)? else {
+        return Err(AppError::Unauthenticated(Challenge {
+            location: None,
+            redirect: false,
+            bearer_error: None,
+            reason: "admin API without a client certificate".into(),
+            code: "no_credentials",
+        }));
+    };
+    let who = identity::from_cert(&cert, &state.config.identity)?;
+    if who
+        .groups
+        .iter()
+        .any(|g| state.config.admin_groups.contains(g))
+    {
+        Ok(who)
+    } else {
+        Err(AppError::Forbidden(format!(
+            "{} is not in an admin group (admin.groups)",
+            who.user
+        )))
+    }
+}
+
+fn revoke_form(state: &AppState, message: &str) -> Page {
+    Page {
+        title: "Revoke".into(),
+        message: message.into(),
+        hints: vec![
+            "Fill in one field. A user: every session and token issued until now ends (they can sign in again with their certificate). A certificate serial: the certificate and every token minted from it stop working, for good. A session: one token id (jti) from the audit log.".into(),
+        ],
+        form: Some(Form {
+            action: state.public("/admin/revoke"),
+            fields: vec![
+                ("user".into(), "User".into(), String::new()),
+                ("serial".into(), "Certificate serial (hex)".into(), String::new()),
+                ("jti".into(), "Session or token id (jti)".into(), String::new()),
+            ],
+            buttons: vec![("revoke".into(), "1".into(), "Revoke".into())],
+        }),
+        ..Page::default()
+    }
+}
+
+pub async fn show_revoke(req: HttpRequest, state: State) -> HttpResponse {
+    let meta = person(&req, &state);
+    match admin(&req, &state) {
+        Ok(_) => error::html(
+            StatusCode::OK,
+            state.pages.render(&revoke_form(
+                &state,
+                "End access everywhere within a second: every certgate sharing this store refuses it.",
+            )),
+        ),
+        Err(e) => state.reply(&meta, &e),
+    }
+}
+
+/// `POST /admin/revoke` with one of `user`, `serial`, `jti` (form-encoded): a page for a
+/// browser, `{"revoked": kind, "id": id}` for an API client.
+pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
+    let mut meta = RequestMeta::from_request(&req, &state);
+    // A form post from a browser gets a page back (RequestMeta only says so for GET).
+    meta.wants_html = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let result = revoke_admin(&req, &state).and_then(|who| {
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(&body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let field = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let max_ttl = crate::max_lifetime(&state.config);
+        let entry = crate::revocation::Entry::requested(
+            field("user"),
+            field("serial"),
+            field("jti"),
+            state.clock.now(),
+            max_ttl,
+        )
+        .map_err(AppError::BadRequest)?;
+        state.revocations.revoke(entry.clone()).map_err(|why| {
+            AppError::Unavailable(format!("the revocation could not be stored: {why}"))
+        })?;
+        let (kind, id) = entry.describe();
+        state.metrics.revocations.with_label_values(&[kind]).inc();
+        crate::audit::revoke(
+            &crate::audit::Actor {
+                user: Some(&who.user),
+                device: None,
+                serial: None,
+                client: meta.client,
+            },
+            kind,
+            id,
+            "admin",
+        );
+        Ok(entry)
+    });
+    match result {
+        Ok(entry) => {
+            let (kind, id) = entry.describe();
+            if meta.wants_html {
+                error::html(
+                    StatusCode::OK,
+                    state.pages.render(&revoke_form(
+                        &state,
+                        &format!("Revoked {kind} {id}: refused everywhere within a second."),
+                    )),
+                )
+            } else {
+                HttpResponse::Ok()
+                    .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+                    .json(serde_json::json!({"revoked": kind, "id": id}))
+            }
+        }
+        Err(e) => state.reply(&meta, &e),
+    }
 }

@@ -234,6 +234,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ca/crl.pem", web::get().to(crl))
         .route("/admin/enroll", web::get().to(admin::show))
         .route("/admin/enroll", web::post().to(admin::create))
+        .route("/admin/revoke", web::get().to(admin::show_revoke))
+        .route("/admin/revoke", web::post().to(admin::revoke))
         .route("/enroll/download/{id}", web::get().to(enroll::download))
         .route("/enroll/{secret}", web::get().to(enroll::show))
         .route("/enroll/{secret}", web::post().to(enroll::redeem))

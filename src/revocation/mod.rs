@@ -43,6 +43,57 @@ pub enum Entry {
     Serial { id: String, at: i64 },
 }
 
+impl Entry {
+    /// The entry an operator asked for (CLI or admin API): exactly one of `user`, `serial`
+    /// (hex, colons and `0x` allowed) or `jti`. A jti's expiry is unknown here, so it is kept
+    /// as long as any token can live (`max_ttl`).
+    ///
+    /// # Errors
+    /// Which field is wrong and how to give it.
+    pub fn requested(
+        user: Option<&str>,
+        serial: Option<&str>,
+        jti: Option<&str>,
+        now: i64,
+        max_ttl: i64,
+    ) -> Result<Self, String> {
+        fn given(v: Option<&str>) -> Option<&str> {
+            v.map(str::trim).filter(|v| !v.is_empty())
+        }
+        match (given(user), given(serial), given(jti)) {
+            (Some(id), None, None) => Ok(Self::User {
+                id: id.into(),
+                at: now,
+            }),
+            (None, Some(raw), None) => {
+                let id = raw
+                    .trim_start_matches("0x")
+                    .replace(':', "")
+                    .to_ascii_lowercase();
+                if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(format!("serial: `{raw}` is not a hex serial (e.g. 5f2c09… as `certgate ca list` or `openssl x509 -serial` prints it)"));
+                }
+                Ok(Self::Serial { id, at: now })
+            }
+            (None, None, Some(id)) => Ok(Self::Jti {
+                id: id.into(),
+                until: now.saturating_add(max_ttl),
+            }),
+            (None, None, None) => Err("say what to revoke: user, serial or jti".into()),
+            _ => Err("give one of user, serial or jti, not several".into()),
+        }
+    }
+
+    /// (kind, id) for logs, metrics and replies.
+    pub fn describe(&self) -> (&'static str, &str) {
+        match self {
+            Self::User { id, .. } => ("user", id),
+            Self::Serial { id, .. } => ("serial", id),
+            Self::Jti { id, .. } => ("session", id),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct View {
     /// jti → exp of the revoked token.

@@ -234,3 +234,98 @@ fn key_rotation_under_load_fails_no_check() {
     let keys: serde_json::Value = serde_json::from_str(&jwks.body).unwrap();
     assert_eq!(keys["keys"].as_array().unwrap().len(), 2, "{}", jwks.body);
 }
+
+/// `POST /admin/revoke`: an admin's certificate (curl, no cookie) or an admin's browser
+/// session from certgate's own origin revokes; anyone else, and any other origin, is refused.
+#[test]
+fn the_admin_api_revokes_for_admins_only_and_refuses_cross_origin_forms() {
+    if !require("curl") {
+        return;
+    }
+    let s = setup_env(
+        LOOPBACK,
+        "[admin]\ngroups = [\"admins\"]\n[[users]]\nname = \"bob\"\ngroups = [\"family\"]",
+        &[("CERTGATE_LOG_FORMAT", "json")],
+    );
+    let bob = s.pki.user("bob");
+    let as_bob = || s.curl().cert(&bob.cert, &bob.key);
+    let r = as_bob().get(&s.cg.mtls("/auth"));
+    assert_eq!(r.status, 200, "{r:?}");
+    let bob_cookie = format!(
+        "Cookie: __Host-certgate={}",
+        crate::direct::cookie_value(&r, "__Host-certgate")
+    );
+    assert_eq!(verify(&s, &s.cg, &bob_cookie), 200);
+
+    // Not an admin; no certificate at all; an admin's certificate on a cross-site form.
+    let r = as_bob().post(&s.cg.mtls("/admin/revoke"), "user=alice");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.body.contains("admin.groups"), "{}", r.body);
+    let r = s.curl().post(&s.cg.mtls("/admin/revoke"), "user=bob");
+    assert_eq!(r.status, 401, "{r:?}");
+    let r = s
+        .as_alice()
+        .header("Origin: https://evil.example.test")
+        .post(&s.cg.mtls("/admin/revoke"), "user=bob");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(verify(&s, &s.cg, &bob_cookie), 200, "nothing revoked yet");
+
+    // Bad input names the field.
+    let r = s.as_alice().post(&s.cg.mtls("/admin/revoke"), "serial=xyz");
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("serial"), "{}", r.body);
+    let r = s
+        .as_alice()
+        .post(&s.cg.mtls("/admin/revoke"), "user=bob&jti=x");
+    assert_eq!(r.status, 400, "{r:?}");
+
+    // An admin's certificate, as an API client.
+    let r = s.as_alice().post(&s.cg.mtls("/admin/revoke"), "user=bob");
+    assert_eq!(r.status, 200, "{r:?}");
+    let json: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(json, serde_json::json!({"revoked": "user", "id": "bob"}));
+    assert_eq!(verify(&s, &s.cg, &bob_cookie), 401);
+
+    // An admin's browser: session cookie, her certificate, certgate's own origin.
+    let alice_cookie = format!("Cookie: __Host-certgate={}", s.session_cookie());
+    let bearer = s.bearer();
+    let bearer_header = format!("Authorization: Bearer {bearer}");
+    assert_eq!(verify(&s, &s.cg, &bearer_header), 200);
+    let origin = format!("Origin: https://localhost:{}", s.cg.mtls_port.unwrap());
+    let form = s
+        .as_alice()
+        .header(&alice_cookie)
+        .header("Accept: text/html")
+        .get(&s.cg.mtls("/admin/revoke"));
+    assert_eq!(form.status, 200, "{form:?}");
+    assert!(form.body.contains("name=\"jti\""), "{}", form.body);
+    let r = s
+        .as_alice()
+        .header(&alice_cookie)
+        .header(&origin)
+        .header("Accept: text/html")
+        .post(
+            &s.cg.mtls("/admin/revoke"),
+            &format!("jti={}", jti(&bearer)),
+        );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("Revoked session"), "{}", r.body);
+    assert_eq!(verify(&s, &s.cg, &bearer_header), 401);
+    assert_eq!(verify(&s, &s.cg, &alice_cookie), 200, "only that token");
+
+    let revokes: Vec<_> =
+        s.cg.audit_events()
+            .into_iter()
+            .map(|e| e["fields"].clone())
+            .filter(|e| e["event"] == "revoke")
+            .collect();
+    assert_eq!(revokes.len(), 2, "{revokes:?}");
+    assert_eq!(revokes[0]["user"], "alice");
+    assert_eq!(revokes[0]["what"], "bob");
+    assert_eq!(revokes[0]["reason"], "admin");
+    assert_eq!(revokes[1]["kind"], "session");
+    assert_eq!(
+        s.cg.metric("certgate_revocations_total{kind=\"user\"}"),
+        Some(1.0)
+    );
+}
