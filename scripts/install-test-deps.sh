@@ -15,6 +15,7 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-ve
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium fonts-dejavu-core)   # fonts: readable screenshots
 command -v systemd-analyze >/dev/null 2>&1 || apt_packages+=(systemd)   # checks the shipped unit
 command -v pk12util >/dev/null 2>&1 || apt_packages+=(libnss3-tools)
+command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)   # replicas sharing revocations
 
 if [ ${#apt_packages[@]} -gt 0 ]; then
   sudo=""
@@ -61,4 +62,4 @@ for component in rustfmt clippy; do
   fi
 done
 
-echo "install-test-deps: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(chromium --version 2>/dev/null | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2), traefik $("$tools/bin/traefik" version | sed -n 's/^Version: *//p'), caddy $("$tools/bin/caddy" version | cut -d' ' -f1)"
+echo "install-test-deps: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(chromium --version 2>/dev/null | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2), $(redis-server --version | cut -d' ' -f1-3), traefik $("$tools/bin/traefik" version | sed -n 's/^Version: *//p'), caddy $("$tools/bin/caddy" version | cut -d' ' -f1)"

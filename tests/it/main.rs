@@ -12,4 +12,5 @@ mod harness;
 mod operations;
 mod proxies;
 mod quickstart;
+mod replicas;
 mod revocation;

@@ -8,6 +8,7 @@ pub mod chromium;
 pub mod curl;
 pub mod nginx;
 pub mod pki;
+pub mod redis;
 pub mod traefik;
 pub mod upstream;
 

@@ -1,0 +1,472 @@
+//! Replicas sharing revocations through a real redis-server: each keeps its own view, Redis
+//! carries every change to the others within a second, a view too old to trust answers 503,
+//! and a replica killed behind nginx never lets anyone in.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::direct::cookie_value;
+use crate::harness::certgate::{binary, Certgate};
+use crate::harness::curl::Curl;
+use crate::harness::nginx::Nginx;
+use crate::harness::pki::{CertFiles, Pki};
+use crate::harness::redis::Redis;
+use crate::harness::upstream::Upstream;
+use crate::harness::{free_port, require};
+
+struct Replicas {
+    dir: tempfile::TempDir,
+    pki: Pki,
+    alice: CertFiles,
+    redis: Redis,
+    body: String,
+    /// Replica A, with an mTLS listener to sign in on.
+    a: Certgate,
+    b: Certgate,
+}
+
+fn config(ca: &Path, server: &CertFiles, redis: &str, max_staleness: &str) -> String {
+    format!(
+        r#"
+public_url = "https://auth.example.com"
+data_dir = "data"
+[tls]
+cert = "{cert}"
+key = "{key}"
+[client_ca]
+bundle = "{ca}"
+[proxy]
+trusted = ["127.0.0.1/32"]
+[session]
+allowed_redirect_hosts = ["*.example.com"]
+[[users]]
+name = "alice"
+groups = ["admins"]
+[admin]
+groups = ["admins"]
+[access]
+allow_unmatched = true
+[store]
+backend = "redis"
+redis_url = "{redis}"
+max_staleness = "{max_staleness}"
+"#,
+        cert = server.cert.display(),
+        key = server.key.display(),
+        ca = ca.display(),
+    )
+}
+
+impl Replicas {
+    fn start(max_staleness: &str) -> Option<Self> {
+        if !require("redis-server") || !require("curl") {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path(), "Family CA");
+        let alice = pki.user("alice");
+        let server = pki.server(&["localhost", "127.0.0.1", "auth.example.com"]);
+        let redis = Redis::start(dir.path());
+        let body = config(&pki.ca_pem, &server, &redis.url(), max_staleness);
+        let a = Certgate::start(&replica_dir(dir.path(), "a"), &body, true);
+        let mut me = Self {
+            b: Certgate::start(&replica_dir(dir.path(), "b"), &body, false),
+            dir,
+            pki,
+            alice,
+            redis,
+            body,
+            a,
+        };
+        // B was started before A's keys could be copied: restart it with them.
+        me.b = me.replica("b");
+        for cg in [&me.a, &me.b] {
+            ready_within(cg, Duration::from_secs(5));
+        }
+        Some(me)
+    }
+
+    /// A replica with A's signing keys (as an operator copies `data_dir/keys`) and no other
+    /// state: whatever it knows of revocations, it learnt from Redis.
+    fn replica(&self, name: &str) -> Certgate {
+        let dir = replica_dir(self.dir.path(), name);
+        copy_dir(&self.a.dir.join("data/keys"), &dir.join("data/keys"));
+        Certgate::start(&dir, &self.body, false)
+    }
+
+    fn curl(&self) -> Curl {
+        Curl::new(self.dir.path()).cacert(&self.pki.ca_pem)
+    }
+
+    fn sign_in(&self) -> String {
+        let r = self
+            .curl()
+            .cert(&self.alice.cert, &self.alice.key)
+            .get(&self.a.mtls("/auth"));
+        assert_eq!(r.status, 200, "{r:?}");
+        format!(
+            "Cookie: __Host-certgate={}",
+            cookie_value(&r, "__Host-certgate")
+        )
+    }
+
+    fn bearer(&self) -> String {
+        let r = self
+            .curl()
+            .cert(&self.alice.cert, &self.alice.key)
+            .post(&self.a.mtls("/token"), "");
+        assert_eq!(r.status, 200, "{r:?}");
+        let json: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        format!(
+            "Authorization: Bearer {}",
+            json["access_token"].as_str().unwrap()
+        )
+    }
+
+    fn verify(&self, cg: &Certgate, credential: &str) -> u16 {
+        self.curl()
+            .header(credential)
+            .header("X-Original-URL: https://app.example.com/")
+            .get(&cg.http("/verify"))
+            .status
+    }
+}
+
+fn replica_dir(root: &Path, name: &str) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+fn ready(cg: &Certgate) -> u16 {
+    Curl::new(&cg.dir)
+        .try_get(&cg.http("/readyz"))
+        .map_or(0, |r| r.status)
+}
+
+fn ready_within(cg: &Certgate, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while ready(cg) != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "not ready within {limit:?}:\n{}",
+            cg.logs()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn within(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} took longer than {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[test]
+fn replicas_share_revocations_through_redis_and_keep_them_across_a_redis_restart() {
+    let Some(mut r) = Replicas::start("10s") else {
+        return;
+    };
+    let cookie = r.sign_in();
+    let bearer = r.bearer();
+    assert_eq!(
+        (r.verify(&r.b, &cookie), r.verify(&r.b, &bearer)),
+        (200, 200),
+        "B verifies what A signed"
+    );
+
+    // A session ended on A (POST /logout) is refused by B within a second.
+    let out = r
+        .curl()
+        .cert(&r.alice.cert, &r.alice.key)
+        .header(&cookie)
+        .header("Sec-Fetch-Site: same-origin")
+        .post(&r.a.mtls("/logout"), "");
+    assert_eq!(out.status, 200, "{out:?}");
+    within(SECOND, "B refusing A's log-out", || {
+        r.verify(&r.b, &cookie) == 401
+    });
+    assert_eq!(r.verify(&r.b, &bearer), 200, "only that session");
+
+    // A revoked certificate serial ends its live cookie and its bearer tokens, on both.
+    let cookie2 = r.sign_in();
+    assert_eq!(r.verify(&r.b, &cookie2), 200);
+    let serial = certgate::cert::ClientCert::parse(&r.alice.issued.cert_der)
+        .unwrap()
+        .serial;
+    let out = Command::new(binary())
+        .args(["revoke", "--serial", &serial])
+        .arg("--config")
+        .arg(r.a.dir.join("certgate.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Redis"),
+        "the CLI says where it went: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    within(SECOND, "the serial on both replicas", || {
+        [&r.a, &r.b]
+            .iter()
+            .all(|cg| r.verify(cg, &cookie2) == 401 && r.verify(cg, &bearer) == 401)
+    });
+
+    // Redis restarts: the replicas reconnect by themselves, and a new replica learns every
+    // revocation from what Redis kept.
+    r.redis.restart();
+    let c = r.replica("c");
+    for cg in [&r.a, &r.b, &c] {
+        ready_within(cg, Duration::from_secs(3));
+    }
+    for credential in [&cookie, &cookie2, &bearer] {
+        for cg in [&r.a, &r.b, &c] {
+            assert_eq!(r.verify(cg, credential), 401, "{credential}");
+        }
+    }
+    // And changes flow again after the restart.
+    let r2 = r.curl().get(&c.http("/healthz"));
+    assert_eq!(r2.status, 200);
+    let out = Command::new(binary())
+        .args(["revoke", "--user", "bob"])
+        .arg("--config")
+        .arg(r.a.dir.join("certgate.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn redis_down_answers_503_once_max_staleness_passes_and_service_returns_within_2_s() {
+    let Some(mut r) = Replicas::start("1s") else {
+        return;
+    };
+    let good = r.sign_in();
+    let revoked = r.bearer();
+    let jti = {
+        use base64::Engine;
+        let token = revoked.rsplit(' ').next().unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["jti"].as_str().unwrap().to_string()
+    };
+    let out = r
+        .curl()
+        .cert(&r.alice.cert, &r.alice.key)
+        .post(&r.a.mtls("/admin/revoke"), &format!("jti={jti}"));
+    assert_eq!(out.status, 200, "{out:?}");
+    within(SECOND, "the jti on B", || r.verify(&r.b, &revoked) == 401);
+    assert_eq!(r.verify(&r.b, &good), 200);
+
+    r.redis.stop();
+    let stopped = Instant::now();
+    // From now on the revoked token is never let in; the good one turns 503 once the view is
+    // older than max_staleness (1 s), with no cookie cleared and no redirect.
+    loop {
+        assert_ne!(r.verify(&r.b, &revoked), 200, "a revoked token let in");
+        if r.verify(&r.b, &good) == 503 {
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(3),
+            "never 503:\n{}",
+            r.b.logs()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let browser = r
+        .curl()
+        .header(&good)
+        .header("Accept: text/html")
+        .header("X-Original-URL: https://app.example.com/")
+        .get(&r.b.http("/verify?redirect=1"));
+    assert_eq!(browser.status, 503, "never a redirect loop: {browser:?}");
+    assert!(
+        browser.header("set-cookie").is_none(),
+        "never a cleared cookie"
+    );
+    assert_eq!(r.verify(&r.b, &revoked), 503);
+    assert_eq!(ready(&r.b), 503);
+    assert!(r.b.metric("certgate_store_staleness_seconds").unwrap() >= 1.0);
+    assert!(r.b.logs().contains("cannot read the revocation store"));
+    // A revocation asked for while Redis is away is refused loudly, not pretended.
+    let out = r
+        .curl()
+        .cert(&r.alice.cert, &r.alice.key)
+        .post(&r.a.mtls("/admin/revoke"), "user=bob");
+    assert_eq!(out.status, 503, "{out:?}");
+
+    // Redis back: normal service within two seconds, without a restart.
+    r.redis.restart();
+    let back = Instant::now();
+    within(Duration::from_secs(2), "service back", || {
+        r.verify(&r.b, &good) == 200 && r.verify(&r.a, &good) == 200
+    });
+    eprintln!("service back {:?} after Redis", back.elapsed());
+    assert_eq!(r.verify(&r.b, &revoked), 401);
+    assert_eq!(ready(&r.b), 200);
+}
+
+/// nginx with both replicas as `/verify` upstreams, under a steady stream of requests with a
+/// good cookie, a revoked one and none; replica B is killed mid-way.
+#[test]
+fn a_replica_killed_under_load_through_nginx_never_lets_anyone_in_wrongly() {
+    if !require("nginx") {
+        return;
+    }
+    let Some(r) = Replicas::start("10s") else {
+        return;
+    };
+    let port = free_port();
+    let upstream = Upstream::start();
+    let tls = r.pki.server(&["auth.example.com", "app.example.com"]);
+    let (cert, key) = (
+        tls.cert.display().to_string(),
+        tls.key.display().to_string(),
+    );
+    let shipped = include_str!("../../config/proxies/nginx.conf");
+    let mut conf = shipped.to_string();
+    for (from, to) in [
+        (
+            "server 127.0.0.1:9180;".to_string(),
+            format!(
+                "server 127.0.0.1:{};\n    server 127.0.0.1:{};",
+                r.a.http_port, r.b.http_port
+            ),
+        ),
+        (
+            "listen 443 ssl".into(),
+            format!("listen 127.0.0.1:{port} ssl"),
+        ),
+        (
+            "127.0.0.1:8123".into(),
+            format!("127.0.0.1:{}", upstream.port),
+        ),
+        ("/etc/nginx/tls/auth.example.com.pem".into(), cert.clone()),
+        ("/etc/nginx/tls/auth.example.com.key".into(), key.clone()),
+        ("/etc/nginx/tls/app.example.com.pem".into(), cert),
+        ("/etc/nginx/tls/app.example.com.key".into(), key),
+        (
+            "/etc/certgate/client-ca.pem".into(),
+            r.pki.ca_pem.display().to_string(),
+        ),
+    ] {
+        assert!(
+            conf.contains(&from),
+            "the shipped nginx.conf lacks `{from}`"
+        );
+        conf = conf.replace(&from, &to);
+    }
+    let _nginx = Nginx::start(r.dir.path(), port, &conf);
+
+    let good = r.sign_in();
+    let revoked = r.sign_in();
+    let out = r
+        .curl()
+        .cert(&r.alice.cert, &r.alice.key)
+        .header(&revoked)
+        .header("Sec-Fetch-Site: same-origin")
+        .post(&r.a.mtls("/logout"), "");
+    assert_eq!(out.status, 200);
+    within(SECOND, "the log-out on B", || {
+        r.verify(&r.b, &revoked) == 401
+    });
+
+    let app = format!("https://app.example.com:{port}/");
+    let ca = r.pki.ca_pem.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Each worker: one curl keeping its connection for a batch of requests.
+    let workers: Vec<_> = [Some(good.clone()), Some(revoked.clone()), None, Some(good)]
+        .into_iter()
+        .map(|credential| {
+            let (app, ca, stop) = (app.clone(), ca.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut codes = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let mut cmd = Command::new("curl");
+                    cmd.args(["-s", "-w", "%{http_code}\\n", "--max-time", "5"])
+                        .arg("--cacert")
+                        .arg(&ca)
+                        .arg("--resolve")
+                        .arg(format!("app.example.com:{port}:127.0.0.1"));
+                    if let Some(c) = &credential {
+                        cmd.args(["-H", c]);
+                    }
+                    for _ in 0..20 {
+                        cmd.args(["-o", "/dev/null", &app]);
+                    }
+                    let out = cmd.output().unwrap();
+                    codes.extend(
+                        String::from_utf8_lossy(&out.stdout)
+                            .lines()
+                            .map(|l| l.trim().parse::<u16>().unwrap_or(0)),
+                    );
+                }
+                (credential, codes)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(r.b); // SIGKILL, mid-load
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+
+    let mut good_ok = 0;
+    let mut good_failed = 0;
+    for w in workers {
+        let (credential, codes) = w.join().unwrap();
+        assert!(codes.len() > 20, "the load ran: {codes:?}");
+        match credential {
+            Some(c) if c == revoked => {
+                assert!(
+                    codes.iter().all(|&c| c != 200),
+                    "a revoked cookie let in: {codes:?}"
+                )
+            }
+            None => assert!(
+                codes.iter().all(|&c| c != 200),
+                "no cookie let in: {codes:?}"
+            ),
+            Some(_) => {
+                good_ok += codes.iter().filter(|&&c| c == 200).count();
+                good_failed += codes.iter().filter(|&&c| c != 200).count();
+            }
+        }
+    }
+    eprintln!("good cookie through nginx: {good_ok} allowed, {good_failed} failed");
+    assert!(good_ok > 40, "{good_ok}");
+    // At most the requests in flight when B died: one per worker.
+    assert!(good_failed <= 4, "{good_failed} failures");
+}
