@@ -79,7 +79,7 @@ enum Command {
     /// Revoke a user's tokens, a certificate serial or one token id: every certgate using the
     /// same data directory (or, with store.backend = "redis", the same Redis) refuses it within
     /// a second, and after restarts.
-    #[command(group(clap::ArgGroup::new("what").required(true).args(["user", "serial", "jti"])))]
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["user", "serial", "device", "jti"])))]
     Revoke {
         /// Every session and bearer token of this user issued until now ("log out everywhere").
         #[arg(long)]
@@ -87,6 +87,10 @@ enum Command {
         /// This certificate (hex serial, any CA) and every token minted from it.
         #[arg(long)]
         serial: Option<String>,
+        /// Sign out one device: every token minted from this certificate (hex serial) until
+        /// now; the certificate itself stays valid and may sign in again.
+        #[arg(long)]
+        device: Option<String>,
         /// One token, by its id (the `jti` of the audit log's login and token events).
         #[arg(long)]
         jti: Option<String>,
@@ -288,10 +292,11 @@ fn main() -> ExitCode {
         Command::Revoke {
             user,
             serial,
+            device,
             jti,
             config,
             data_dir,
-        } => revoke(user, serial, jti, config, data_dir),
+        } => revoke([user, serial, device, jti], config, data_dir),
         Command::Explain {
             config,
             url,
@@ -713,10 +718,9 @@ fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, command: KeysCommand
     }
 }
 
+/// `what`: --user, --serial, --device, --jti (clap lets exactly one through).
 fn revoke(
-    user: Option<String>,
-    serial: Option<String>,
-    jti: Option<String>,
+    what: [Option<String>; 4],
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
 ) -> ExitCode {
@@ -740,22 +744,30 @@ fn revoke(
     let dir = data_dir
         .or_else(|| loaded.map(|c| c.data_dir))
         .unwrap_or_else(|| PathBuf::from("certgate-data"));
+    let [user, serial, device, jti] = what;
     let entry = match Entry::requested(
         user.as_deref(),
         serial.as_deref(),
+        device.as_deref(),
         jti.as_deref(),
         now,
         max_ttl,
     ) {
         Ok(entry) => entry,
         Err(e) => {
-            eprintln!("certgate revoke: {}", e.replace("serial:", "--serial:"));
+            let e = e
+                .replace("serial:", "--serial:")
+                .replace("device:", "--device:");
+            eprintln!("certgate revoke: {e}");
             return ExitCode::from(2);
         }
     };
     let what = match &entry {
         Entry::User { id, .. } => format!("every token of {id} issued until now"),
         Entry::Serial { id, .. } => format!("certificate {id} and every token minted from it"),
+        Entry::Device { id, .. } => {
+            format!("every token minted from certificate {id} until now (it may sign in again)")
+        }
         Entry::Jti { id, .. } => format!("token {id}"),
     };
     let (stored, reach) = match &redis {

@@ -249,13 +249,18 @@ fn revoke_form(state: &AppState, message: &str) -> Page {
         title: "Revoke".into(),
         message: message.into(),
         hints: vec![
-            "Fill in one field. A user: every session and token issued until now ends (they can sign in again with their certificate). A certificate serial: the certificate and every token minted from it stop working, for good. A session: one token id (jti) from the audit log.".into(),
+            "Fill in one field. A user: every session and token issued until now ends (they can sign in again with their certificate). A certificate serial: the certificate and every token minted from it stop working, for good. A device: the tokens minted from its certificate until now end, and it may sign in again. A session: one token id (jti) from the audit log.".into(),
         ],
         form: Some(Form {
             action: state.public("/admin/revoke"),
             fields: vec![
                 ("user".into(), "User".into(), String::new()),
                 ("serial".into(), "Certificate serial (hex)".into(), String::new()),
+                (
+                    "device".into(),
+                    "Sign out a device: its certificate serial (hex)".into(),
+                    String::new(),
+                ),
                 ("jti".into(), "Session or token id (jti)".into(), String::new()),
             ],
             buttons: vec![("revoke".into(), "1".into(), "Revoke".into())],
@@ -278,7 +283,7 @@ pub async fn show_revoke(req: HttpRequest, state: State) -> HttpResponse {
     }
 }
 
-/// `POST /admin/revoke` with one of `user`, `serial`, `jti` (form-encoded): a page for a
+/// `POST /admin/revoke` with one of `user`, `serial`, `device`, `jti` (form-encoded): a page for a
 /// browser, `{"revoked": kind, "id": id}` for an API client.
 pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
     let mut meta = RequestMeta::from_request(&req, &state);
@@ -301,6 +306,7 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
         let entry = crate::revocation::Entry::requested(
             field("user"),
             field("serial"),
+            field("device"),
             field("jti"),
             state.clock.now(),
             max_ttl,

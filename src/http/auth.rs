@@ -56,7 +56,9 @@ fn login(
             TokenKind::Session,
             &subject,
             i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
-            state.revocations.mint_time(&who.user, now),
+            state
+                .revocations
+                .mint_time(&who.user, subject.cert_serial.as_deref(), now),
         )
         .map_err(|e: JwtError| AppError::Internal(e.to_string()))?;
     state.issued(

@@ -121,11 +121,13 @@ impl AppState {
         if self.revocations.is_user_revoked(&c.sub, c.iat) {
             return Standing::Revoked("signed out everywhere");
         }
-        if c.x5s
-            .as_deref()
-            .is_some_and(|s| self.revocations.is_serial_revoked(s))
-        {
-            return Standing::Revoked("its certificate was revoked");
+        if let Some(serial) = c.x5s.as_deref() {
+            if self.revocations.is_serial_revoked(serial) {
+                return Standing::Revoked("its certificate was revoked");
+            }
+            if self.revocations.is_device_revoked(serial, c.iat) {
+                return Standing::Revoked("its device was signed out");
+            }
         }
         match c.x5s.as_deref().map(|s| self.trust.serial_revoked(s)) {
             Some(Ok(true)) => Standing::Revoked("its certificate was revoked"),

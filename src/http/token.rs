@@ -149,7 +149,9 @@ fn mint(
             TokenKind::Bearer,
             &subject,
             secs,
-            state.revocations.mint_time(&subject.user, now),
+            state
+                .revocations
+                .mint_time(&subject.user, subject.cert_serial.as_deref(), now),
         )
         .map_err(|e| AppError::Internal(e.to_string()))?;
     state.issued(&claims, TokenKind::Bearer, device.as_deref(), meta);

@@ -41,6 +41,9 @@ pub enum Entry {
     User { id: String, at: i64 },
     /// Every token minted from this certificate serial (hex), and the certificate itself.
     Serial { id: String, at: i64 },
+    /// Every token minted from this certificate (hex serial) up to and including `at`: the
+    /// device is signed out, and may sign in again with its certificate.
+    Device { id: String, at: i64 },
 }
 
 impl Entry {
@@ -53,6 +56,7 @@ impl Entry {
     pub fn requested(
         user: Option<&str>,
         serial: Option<&str>,
+        device: Option<&str>,
         jti: Option<&str>,
         now: i64,
         max_ttl: i64,
@@ -60,27 +64,37 @@ impl Entry {
         fn given(v: Option<&str>) -> Option<&str> {
             v.map(str::trim).filter(|v| !v.is_empty())
         }
-        match (given(user), given(serial), given(jti)) {
-            (Some(id), None, None) => Ok(Self::User {
+        fn hex(field: &str, raw: &str) -> Result<String, String> {
+            let id = raw
+                .trim_start_matches("0x")
+                .replace(':', "")
+                .to_ascii_lowercase();
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(format!("{field}: `{raw}` is not a hex serial (e.g. 5f2c09… as `certgate ca list` or `openssl x509 -serial` prints it)"));
+            }
+            Ok(id)
+        }
+        match (given(user), given(serial), given(device), given(jti)) {
+            (Some(id), None, None, None) => Ok(Self::User {
                 id: id.into(),
                 at: now,
             }),
-            (None, Some(raw), None) => {
-                let id = raw
-                    .trim_start_matches("0x")
-                    .replace(':', "")
-                    .to_ascii_lowercase();
-                if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(format!("serial: `{raw}` is not a hex serial (e.g. 5f2c09… as `certgate ca list` or `openssl x509 -serial` prints it)"));
-                }
-                Ok(Self::Serial { id, at: now })
-            }
-            (None, None, Some(id)) => Ok(Self::Jti {
+            (None, Some(raw), None, None) => Ok(Self::Serial {
+                id: hex("serial", raw)?,
+                at: now,
+            }),
+            (None, None, Some(raw), None) => Ok(Self::Device {
+                id: hex("device", raw)?,
+                at: now,
+            }),
+            (None, None, None, Some(id)) => Ok(Self::Jti {
                 id: id.into(),
                 until: now.saturating_add(max_ttl),
             }),
-            (None, None, None) => Err("say what to revoke: user, serial or jti".into()),
-            _ => Err("give one of user, serial or jti, not several".into()),
+            (None, None, None, None) => {
+                Err("say what to revoke: user, serial, device or jti".into())
+            }
+            _ => Err("give one of user, serial, device or jti, not several".into()),
         }
     }
 
@@ -89,6 +103,7 @@ impl Entry {
         match self {
             Self::User { id, .. } => ("user", id),
             Self::Serial { id, .. } => ("serial", id),
+            Self::Device { id, .. } => ("device", id),
             Self::Jti { id, .. } => ("session", id),
         }
     }
@@ -101,6 +116,8 @@ struct View {
     /// user → tokens issued up to this time are dead.
     users: HashMap<String, i64>,
     serials: HashSet<String>,
+    /// certificate serial → tokens minted from it up to this time are dead.
+    devices: HashMap<String, i64>,
 }
 
 impl View {
@@ -116,6 +133,10 @@ impl View {
             }
             Entry::Serial { id, .. } => {
                 self.serials.insert(id.to_ascii_lowercase());
+            }
+            Entry::Device { id, at } => {
+                let cutoff = self.devices.entry(id.to_ascii_lowercase()).or_insert(*at);
+                *cutoff = (*cutoff).max(*at);
             }
         }
     }
@@ -291,10 +312,27 @@ impl Revocations {
             .contains(&serial.to_ascii_lowercase())
     }
 
-    /// The time to mint a new token of `user` at: `now`, or just after a cut-off in this very
-    /// second, so that signing in again right after "log out everywhere" works.
-    pub fn mint_time(&self, user: &str, now: i64) -> i64 {
-        self.cutoff(user).map_or(now, |cutoff| now.max(cutoff + 1))
+    /// Whether a token minted from certificate `serial` at `issued_at` was signed out with its
+    /// device.
+    pub fn is_device_revoked(&self, serial: &str, issued_at: i64) -> bool {
+        self.view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .devices
+            .get(&serial.to_ascii_lowercase())
+            .is_some_and(|&cutoff| issued_at <= cutoff)
+    }
+
+    /// The time to mint a new token of `user` (from certificate `serial`) at: `now`, or just
+    /// after a cut-off in this very second, so that signing in again right after "log out
+    /// everywhere" or signing a device out works.
+    pub fn mint_time(&self, user: &str, serial: Option<&str>, now: i64) -> i64 {
+        let view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+        let device = serial.and_then(|s| view.devices.get(&s.to_ascii_lowercase()));
+        [view.users.get(user), device]
+            .into_iter()
+            .flatten()
+            .fold(now, |t, &cutoff| t.max(cutoff.saturating_add(1)))
     }
 
     fn cutoff(&self, user: &str) -> Option<i64> {

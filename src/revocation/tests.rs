@@ -22,13 +22,13 @@ fn revoked_jti_is_remembered_until_it_would_expire() {
 fn user_cutoff_ends_tokens_up_to_its_second_and_new_ones_start_after() {
     let r = Revocations::default();
     assert!(!r.is_user_revoked("alice", 10));
-    assert_eq!(r.mint_time("alice", 100), 100);
+    assert_eq!(r.mint_time("alice", None, 100), 100);
     r.revoke_user("alice", 100).unwrap();
     assert!(r.is_user_revoked("alice", 99));
     assert!(r.is_user_revoked("alice", 100), "same second");
     assert!(!r.is_user_revoked("alice", 101));
     assert!(!r.is_user_revoked("bob", 99));
-    assert_eq!(r.mint_time("alice", 100), 101);
+    assert_eq!(r.mint_time("alice", None, 100), 101);
     r.revoke_user("alice", 50).unwrap();
     assert!(
         r.is_user_revoked("alice", 100),
@@ -95,4 +95,37 @@ fn a_deleted_journal_is_trouble_not_a_clean_slate() {
     std::fs::remove_file(&path).unwrap();
     assert!(r.sync(2).is_err());
     assert!(r.is_jti_revoked("x"));
+}
+
+#[test]
+fn a_device_cutoff_ends_that_certificates_tokens_only_and_new_ones_start_after() {
+    let r = Revocations::default();
+    let entry = Entry::requested(None, None, Some("0A:1B"), None, 100, 3600).unwrap();
+    assert_eq!(
+        entry,
+        Entry::Device {
+            id: "0a1b".into(),
+            at: 100
+        }
+    );
+    r.revoke(entry).unwrap();
+    assert!(r.is_device_revoked("0A1B", 100));
+    assert!(!r.is_device_revoked("0a1b", 101));
+    assert!(!r.is_device_revoked("0c", 50), "other devices keep theirs");
+    assert!(
+        !r.is_serial_revoked("0a1b"),
+        "the certificate itself stays valid"
+    );
+    assert!(!r.is_user_revoked("alice", 50));
+    assert_eq!(r.mint_time("alice", Some("0a1b"), 100), 101);
+    assert_eq!(r.mint_time("alice", Some("0c"), 100), 100);
+}
+
+#[test]
+fn a_requested_revocation_names_the_field_that_is_wrong() {
+    let e = |u, s, d, j| Entry::requested(u, s, d, j, 0, 60).unwrap_err();
+    assert!(e(None, Some("xyz"), None, None).starts_with("serial:"));
+    assert!(e(None, None, Some("0x"), None).starts_with("device:"));
+    assert!(e(Some("a"), None, None, Some("j")).contains("not several"));
+    assert!(e(None, None, None, Some("  ")).contains("say what"));
 }

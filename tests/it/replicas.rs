@@ -328,12 +328,19 @@ fn redis_down_answers_503_once_max_staleness_passes_and_service_returns_within_2
         .post(&r.a.mtls("/admin/revoke"), "user=bob");
     assert_eq!(out.status, 503, "{out:?}");
 
+    // A replica started while Redis is away knows nothing yet: not ready, and 503, never 200.
+    let c = r.replica("c");
+    assert_eq!(ready(&c), 503);
+    assert_eq!(r.verify(&c, &good), 503);
+    assert_eq!(r.verify(&c, &revoked), 503);
+
     // Redis back: normal service within two seconds, without a restart.
     r.redis.restart();
     let back = Instant::now();
     within(Duration::from_secs(2), "service back", || {
-        r.verify(&r.b, &good) == 200 && r.verify(&r.a, &good) == 200
+        [&r.a, &r.b, &c].iter().all(|cg| r.verify(cg, &good) == 200)
     });
+    assert_eq!(r.verify(&c, &revoked), 401);
     eprintln!("service back {:?} after Redis", back.elapsed());
     assert_eq!(r.verify(&r.b, &revoked), 401);
     assert_eq!(ready(&r.b), 200);

@@ -83,6 +83,12 @@ fn certgate_revoke_reaches_live_tokens_within_a_second_and_survives_a_restart() 
     let serial = certgate::cert::ClientCert::parse(&s.alice.issued.cert_der)
         .unwrap()
         .serial;
+    // Signing a device out ends what it holds; its certificate signs in again.
+    revoke(&s, &["--device", &serial]);
+    within_a_second("--device", || verify(&s, &s.cg, &fresh) == 401);
+    let fresh = format!("Cookie: __Host-certgate={}", s.session_cookie());
+    assert_eq!(verify(&s, &s.cg, &fresh), 200, "the device signs in again");
+
     revoke(&s, &["--serial", &serial.to_ascii_uppercase()]);
     within_a_second("--serial", || verify(&s, &s.cg, &fresh) == 401);
     let login = s.as_alice().get(&s.cg.mtls("/auth"));
