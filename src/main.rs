@@ -770,9 +770,12 @@ fn revoke(
         }
         Entry::Jti { id, .. } => format!("token {id}"),
     };
-    let (stored, reach) = match &redis {
+    // Through a loaded view, so a new cut-off covers every token minted after the last one.
+    let (view, reach) = match &redis {
         Some(url) => (
-            certgate::revocation::RedisStore::new(url).and_then(|r| r.append(&entry)),
+            certgate::revocation::RedisStore::new(url).and_then(|store| {
+                certgate::revocation::Revocations::loaded_from_redis(Arc::new(store), now)
+            }),
             "every certgate sharing this Redis (store.redis_url)".to_string(),
         ),
         None => {
@@ -781,11 +784,12 @@ fn revoke(
                 return ExitCode::FAILURE;
             }
             (
-                Journal::in_data_dir(&dir).append(&entry),
+                certgate::revocation::Revocations::open(Journal::in_data_dir(&dir), now),
                 format!("every certgate serving from {}", dir.display()),
             )
         }
     };
+    let stored = view.and_then(|view| view.revoke(entry.clone()));
     match stored {
         Ok(()) => {
             let (kind, id) = entry.describe();

@@ -210,6 +210,17 @@ impl Revocations {
         *trouble = Some(why);
     }
 
+    /// The state in Redis, read once and not followed (for `certgate revoke`).
+    ///
+    /// # Errors
+    /// When Redis cannot be read.
+    pub fn loaded_from_redis(store: std::sync::Arc<RedisStore>, now: i64) -> Result<Self, String> {
+        let entries = redis::load(&store)?;
+        let me = Self::new(Backend::Redis(store), now);
+        me.apply_synced(&entries, now);
+        Ok(me)
+    }
+
     /// The view of `journal`, loaded whole.
     ///
     /// # Errors
@@ -264,11 +275,19 @@ impl Revocations {
     ///
     /// # Errors
     /// When the journal cannot be written; the revocation is still applied here.
-    pub fn revoke(&self, entry: Entry) -> Result<(), String> {
-        self.view
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .apply(&entry);
+    pub fn revoke(&self, mut entry: Entry) -> Result<(), String> {
+        {
+            let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+            // A sign-in right after a cut-off is minted just past it (see `mint_time`), up to
+            // a second ahead of the clock: a new cut-off must cover such tokens too.
+            if let Entry::User { at, .. } | Entry::Device { at, .. } = &mut entry {
+                let latest = view.users.values().chain(view.devices.values()).max();
+                if let Some(&latest) = latest {
+                    *at = (*at).max(latest.saturating_add(1));
+                }
+            }
+            view.apply(&entry);
+        }
         match &self.backend {
             Backend::Journal(j) => j.append(&entry),
             Backend::Redis(r) => r.append(&entry),

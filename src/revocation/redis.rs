@@ -112,18 +112,7 @@ impl RedisStore {
     fn follow_once(&self, view: &Revocations, clock: &dyn Clock) -> Result<(), String> {
         let mut con = self.connect()?;
         loop {
-            let mut last = "0".to_string();
-            let mut entries = Vec::new();
-            loop {
-                let batch = read(&mut con, &last, None)?;
-                if batch.is_empty() {
-                    break;
-                }
-                for (id, e) in batch {
-                    last = id;
-                    entries.extend(e);
-                }
-            }
+            let (mut last, entries) = read_all(&mut con)?;
             view.apply_synced(&entries, clock.now());
             let loaded = Instant::now();
             while loaded.elapsed() < RESYNC {
@@ -135,6 +124,30 @@ impl RedisStore {
                 }
                 view.apply_synced(&entries, clock.now());
             }
+        }
+    }
+}
+
+/// Every entry in the stream (for a tool that does not follow it).
+///
+/// # Errors
+/// When Redis cannot be read.
+pub fn load(store: &RedisStore) -> Result<Vec<Entry>, String> {
+    read_all(&mut store.connect()?).map(|(_, entries)| entries)
+}
+
+/// The whole stream: the id of its last entry and the entries.
+fn read_all(con: &mut redis::Connection) -> Result<(String, Vec<Entry>), String> {
+    let mut last = "0".to_string();
+    let mut entries = Vec::new();
+    loop {
+        let batch = read(con, &last, None)?;
+        if batch.is_empty() {
+            return Ok((last, entries));
+        }
+        for (id, e) in batch {
+            last = id;
+            entries.extend(e);
         }
     }
 }

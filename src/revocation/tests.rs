@@ -129,3 +129,27 @@ fn a_requested_revocation_names_the_field_that_is_wrong() {
     assert!(e(Some("a"), None, None, Some("j")).contains("not several"));
     assert!(e(None, None, None, Some("  ")).contains("say what"));
 }
+
+#[test]
+fn a_second_cutoff_in_the_same_second_covers_the_sign_in_after_the_first() {
+    let r = Revocations::default();
+    r.revoke_user("alice", 100).unwrap();
+    let signed_in_again = r.mint_time("alice", Some("0a"), 100);
+    assert_eq!(signed_in_again, 101);
+    r.revoke_user("alice", 100).unwrap();
+    assert!(r.is_user_revoked("alice", signed_in_again));
+    r.revoke(Entry::Device {
+        id: "0a".into(),
+        at: 100,
+    })
+    .unwrap();
+    let device_again = r.mint_time("bob", Some("0a"), 100);
+    assert!(device_again > 100);
+    assert!(!r.is_device_revoked("0a", device_again));
+    r.revoke(Entry::Device {
+        id: "0a".into(),
+        at: 100,
+    })
+    .unwrap();
+    assert!(r.is_device_revoked("0a", device_again));
+}

@@ -28,11 +28,16 @@ fn jti(token: &str) -> String {
 }
 
 fn revoke(s: &Setup, args: &[&str]) {
+    revoke_cli(&s.dir.path().join("certgate.toml"), args);
+}
+
+/// `certgate revoke ARGS --config CONFIG`, which must succeed; what it printed.
+pub fn revoke_cli(config: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(binary())
         .arg("revoke")
         .args(args)
         .arg("--config")
-        .arg(s.dir.path().join("certgate.toml"))
+        .arg(config)
         .output()
         .unwrap();
     assert!(
@@ -40,6 +45,28 @@ fn revoke(s: &Setup, args: &[&str]) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What a certgate that cannot trust its revocation view answers (`curl` for `cg`'s plain
+/// listener, `cookie` a valid session): 503 with `Retry-After` to a browser too (never a
+/// redirect loop, never a cleared cookie), `/readyz` 503, the staleness metric, the reason
+/// in the log.
+pub fn assert_fails_closed(cg: &Certgate, curl: Curl, cookie: &str) {
+    let browser = curl
+        .header(cookie)
+        .header("Accept: text/html")
+        .header("X-Original-URL: https://app.example.com/")
+        .get(&cg.http("/verify?redirect=1"));
+    assert_eq!(browser.status, 503, "never a redirect loop: {browser:?}");
+    assert_eq!(browser.header("retry-after"), Some("5"));
+    assert!(
+        browser.header("set-cookie").is_none(),
+        "never a cleared cookie"
+    );
+    assert_eq!(Curl::new(&cg.dir).get(&cg.http("/readyz")).status, 503);
+    assert!(cg.metric("certgate_store_staleness_seconds").unwrap() >= 1.0);
+    assert!(cg.logs().contains("cannot read the revocation store"));
 }
 
 /// The promise is "refused everywhere within a second": a check that starts a second after
@@ -154,18 +181,8 @@ fn an_unreadable_store_answers_503_after_max_staleness_and_recovers_by_itself() 
         .header("X-Original-URL: https://app.example.test/")
         .get(&s.cg.http("/verify"));
     assert_eq!(r.status, 503, "{r:?}");
-    assert_eq!(r.header("retry-after"), Some("5"));
     assert!(r.header("set-cookie").is_none(), "never a cleared cookie");
-    let browser = s
-        .curl()
-        .header(&cookie)
-        .header("Accept: text/html")
-        .header("X-Original-URL: https://app.example.test/")
-        .get(&s.cg.http("/verify?redirect=1"));
-    assert_eq!(browser.status, 503, "never a redirect loop: {browser:?}");
-    assert_eq!(ready(&s), 503);
-    assert!(s.cg.metric("certgate_store_staleness_seconds").unwrap() >= 1.0);
-    assert!(s.cg.logs().contains("cannot read the revocation store"));
+    assert_fails_closed(&s.cg, s.curl(), &cookie);
 
     // Mended: service is back within two seconds, without a restart.
     std::fs::remove_dir(&journal).unwrap();
