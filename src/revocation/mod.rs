@@ -109,10 +109,67 @@ impl Entry {
     }
 }
 
+/// Revoked token ids, each kept until its token would have expired. certgate's own ids (16
+/// random bytes, 22 base64url characters) are kept as their bytes, without an allocation
+/// each: 100,000 revoked sessions cost a few megabytes.
+#[derive(Debug, Default)]
+struct JtiSet {
+    ours: HashMap<[u8; 16], i64>,
+    /// Ids in another shape (an operator's typo, another issuer's token), as given.
+    other: HashMap<Box<str>, i64>,
+    pruned_at: i64,
+}
+
+impl JtiSet {
+    fn key(jti: &str) -> Option<[u8; 16]> {
+        use base64::Engine;
+        let mut key = [0u8; 16];
+        if jti.len() != 22 {
+            return None;
+        }
+        // Only the canonical spelling: another spelling of the same bytes is another id.
+        match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(jti, &mut key) {
+            Ok(16) if base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key) == jti => {
+                Some(key)
+            }
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, jti: &str, until: i64) {
+        let kept = match Self::key(jti) {
+            Some(key) => self.ours.entry(key).or_insert(until),
+            None => self.other.entry(jti.into()).or_insert(until),
+        };
+        *kept = (*kept).max(until);
+    }
+
+    fn contains(&self, jti: &str) -> bool {
+        match Self::key(jti) {
+            Some(key) => self.ours.contains_key(&key),
+            None => self.other.contains_key(jti),
+        }
+    }
+
+    /// Forgets ids whose tokens have expired; at most once a minute, as it reads them all.
+    fn prune(&mut self, now: i64) {
+        if now.saturating_sub(self.pruned_at) < 60 {
+            return;
+        }
+        self.pruned_at = now;
+        let live = |exp: &i64| exp.saturating_add(crate::jwt::LEEWAY) > now;
+        self.ours.retain(|_, exp| live(exp));
+        self.other.retain(|_, exp| live(exp));
+    }
+
+    fn len(&self) -> usize {
+        self.ours.len() + self.other.len()
+    }
+}
+
 #[derive(Debug, Default)]
 struct View {
-    /// jti → exp of the revoked token.
-    jtis: HashMap<String, i64>,
+    jtis: JtiSet,
     /// user → tokens issued up to this time are dead.
     users: HashMap<String, i64>,
     serials: HashSet<String>,
@@ -124,8 +181,7 @@ impl View {
     fn apply(&mut self, e: &Entry) {
         match e {
             Entry::Jti { id, until } => {
-                let kept = self.jtis.entry(id.clone()).or_insert(*until);
-                *kept = (*kept).max(*until);
+                self.jtis.insert(id, *until);
             }
             Entry::User { id, at } => {
                 let cutoff = self.users.entry(id.clone()).or_insert(*at);
@@ -186,10 +242,7 @@ impl Revocations {
     pub fn apply_synced(&self, entries: &[Entry], now: i64) {
         {
             let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
-            if !entries.is_empty() {
-                view.jtis
-                    .retain(|_, exp| exp.saturating_add(crate::jwt::LEEWAY) > now);
-            }
+            view.jtis.prune(now);
             for e in entries {
                 view.apply(e);
             }
@@ -248,8 +301,7 @@ impl Revocations {
         };
         let result = journal.read_new().map(|entries| {
             let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
-            view.jtis
-                .retain(|_, exp| exp.saturating_add(crate::jwt::LEEWAY) > now);
+            view.jtis.prune(now);
             for e in &entries {
                 match e {
                     // Long dead anyway: not worth remembering.
@@ -316,7 +368,7 @@ impl Revocations {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .jtis
-            .contains_key(jti)
+            .contains(jti)
     }
 
     pub fn is_user_revoked(&self, user: &str, issued_at: i64) -> bool {

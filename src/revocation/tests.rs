@@ -153,3 +153,18 @@ fn a_second_cutoff_in_the_same_second_covers_the_sign_in_after_the_first() {
     .unwrap();
     assert!(r.is_device_revoked("0a", device_again));
 }
+
+#[test]
+fn token_ids_in_any_shape_are_kept_and_only_exactly_matched() {
+    let r = Revocations::default();
+    let ours = crate::jwt::random_id().unwrap();
+    r.revoke_jti(&ours, 100).unwrap();
+    r.revoke_jti("not-one-of-ours", 100).unwrap();
+    assert!(r.is_jti_revoked(&ours));
+    assert!(r.is_jti_revoked("not-one-of-ours"));
+    assert_eq!(r.jti_count(), 2);
+    let mut other = ours.clone();
+    other.replace_range(0..1, if ours.starts_with('A') { "B" } else { "A" });
+    assert!(!r.is_jti_revoked(&other));
+    assert!(!r.is_jti_revoked(&ours[..21]));
+}

@@ -1,0 +1,508 @@
+#!/usr/bin/env bash
+# certgate speed check (DESIGN.md §4b). Not part of the test suite.
+#
+# Builds release, starts on loopback (free ports, one temp dir, all stopped on exit):
+#   - certgate (its own CA, an mTLS listener, one user alice and one allow rule),
+#   - nginx "main" (worker_processes 1) with three server blocks:
+#       (a) auth_request -> certgate /verify  (upstream keepalive 32)
+#       (b) auth_request -> stub              (the same location and upstream settings)
+#       (c) no auth at all
+#     protected content from root/try_files, never `return`; plus an mTLS server
+#     (ssl_verify_client on) with certgate's server certificate and CA,
+#   - nginx "stub" (its own master, worker_processes 1): `return 200` with the same
+#     Remote-* headers certgate sends, so its CPU can be read from /proc like certgate's.
+# Then asserts (a) refuses a request without the cookie and allows with it, and measures:
+#   - wrk -t1 -c$CONNS -d$DURATION --latency, $ROUNDS interleaved rounds of a,b,c,d
+#     ((d) = certgate /verify direct): requests/s, p50, p99, median ratio a/b;
+#   - CPU µs per check (utime+stime deltas from /proc/PID/stat over the same load /
+#     requests): certgate in (a) vs the stub nginx (master + worker) in (b);
+#   - mTLS handshakes/s: openssl s_time -new with the same client cert, certgate vs nginx;
+#   - certgate VmRSS idle, and with 100,000 revoked jtis in data_dir/revocations.jsonl.
+# Missed targets print MISSED but do not fail; broken setup or a missing refusal exits non-zero.
+#
+# Environment: DURATION (5s), CONNS (16), ROUNDS (3), HS_TIME (3, seconds per s_time run),
+# NGINX_WORKERS (1, main nginx), BENCH_CRITERION=1 to also run `cargo bench --bench verify`.
+set -euo pipefail
+
+DURATION=${DURATION:-5s}
+CONNS=${CONNS:-16}
+ROUNDS=${ROUNDS:-3}
+HS_TIME=${HS_TIME:-3}
+NGINX_WORKERS=${NGINX_WORKERS:-1}
+REVOKED=100000
+HOST=app.example.com
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+die() {
+	echo "bench.sh: $*" >&2
+	exit 1
+}
+for tool in cargo nginx wrk openssl curl awk ss; do
+	command -v "$tool" >/dev/null || die "$tool not found (wrk: apt-get install wrk)"
+done
+[[ $ROUNDS -ge 3 ]] || die "ROUNDS must be at least 3"
+
+echo "== cargo build --release"
+cargo build --release
+CG="$ROOT/target/release/certgate"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/certgate-bench.XXXXXX")
+PIDS=()
+cleanup() {
+	local status=$?
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	if [[ $status -ne 0 ]]; then
+		for log in "$T"/certgate.log "$T"/nginx-*/error.log; do
+			[[ -s $log ]] && {
+				echo "--- $log (last lines)" >&2
+				tail -n 20 "$log" >&2
+			}
+		done
+	fi
+	rm -rf "$T"
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- free loopback ports ---------------------------------------------------------------
+TAKEN=" "
+free_port() { # VAR: a loopback port nobody listens on, and not handed out before
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		[[ $TAKEN == *" $p "* ]] && continue
+		[[ -z $(ss -Htln "sport = :$p") ]] || continue
+		TAKEN+="$p "
+		printf -v "$1" '%s' "$p"
+		return
+	done
+}
+wait_port() { # port name
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ -n $(ss -Htln "sport = :$1") ]] && return 0
+		sleep 0.1
+	done
+	die "$2 is not listening on 127.0.0.1:$1"
+}
+for v in CG_HTTP CG_MTLS PORT_A PORT_B PORT_C PORT_STUB PORT_NGX_MTLS; do free_port "$v"; done
+
+# --- PKI: certgate's own CA, alice's client certificate, one P-256 server certificate ---
+DATA="$T/certgate-data"
+PKI="$T/pki"
+mkdir -p "$PKI"
+"$CG" ca --data-dir "$DATA" init >/dev/null
+issued=$("$CG" ca --data-dir "$DATA" issue --user alice --device bench --out "$PKI")
+CLIENT_CERT=$(sed -n 's/^ *certificate: *//p' <<<"$issued")
+CLIENT_KEY=$(sed -n 's/^ *key: *\([^ ]*\).*/\1/p' <<<"$issued")
+[[ -s $CLIENT_CERT && -s $CLIENT_KEY ]] || die "certgate ca issue: no certificate/key in: $issued"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$PKI/server.key" -out "$PKI/server.csr" -subj "/CN=localhost" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n' >"$PKI/server.ext"
+openssl x509 -req -in "$PKI/server.csr" -CA "$DATA/ca.pem" -CAkey "$DATA/ca.key" \
+	-CAcreateserial -days 2 -extfile "$PKI/server.ext" -out "$PKI/server.pem" 2>/dev/null
+
+# --- certgate ---------------------------------------------------------------------------
+cat >"$T/certgate.toml" <<EOF
+public_url = "https://localhost:$CG_MTLS"
+data_dir = "$DATA"
+
+[listen]
+http = "127.0.0.1:$CG_HTTP"
+mtls = "127.0.0.1:$CG_MTLS"
+
+[tls]
+cert = "$PKI/server.pem"
+key = "$PKI/server.key"
+
+[client_ca]
+bundle = "$DATA/ca.pem"
+
+[proxy]
+trusted = ["127.0.0.1/32"]
+cert_header = "nginx"
+
+[[users]]
+name = "alice"
+groups = ["family"]
+
+[session]
+allowed_redirect_hosts = ["$HOST"]
+
+[[rules]]
+host = "$HOST"
+groups = ["family"]
+action = "allow"
+EOF
+"$CG" check-config --config "$T/certgate.toml" >/dev/null || die "certgate check-config rejected the generated config"
+"$CG" serve --config "$T/certgate.toml" >"$T/certgate.out" 2>"$T/certgate.log" &
+CG_PID=$!
+PIDS+=("$CG_PID")
+wait_port "$CG_HTTP" certgate
+wait_port "$CG_MTLS" "certgate mTLS"
+
+# --- nginx instances ----------------------------------------------------------------------
+mkdir -p "$T/www"
+echo "protected content" >"$T/www/index.html"
+chmod 711 "$T" # nginx workers started by root run as nobody: they must reach www/
+chmod 755 "$T/www"
+
+start_nginx() { # name workers http-block-text; sets NGX_PID
+	local workers=$2 body=$3 p="$T/nginx-$1"
+	mkdir -p "$p/tmp"
+	cat >"$p/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes $workers;
+pid $p/nginx.pid;
+error_log $p/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $p/tmp/body;
+    proxy_temp_path $p/tmp/proxy;
+    fastcgi_temp_path $p/tmp/fastcgi;
+    uwsgi_temp_path $p/tmp/uwsgi;
+    scgi_temp_path $p/tmp/scgi;
+$body
+}
+EOF
+	nginx -t -q -p "$p" -c "$p/nginx.conf" || die "nginx -t rejected $p/nginx.conf"
+	nginx -p "$p" -c "$p/nginx.conf" 2>"$p/stderr.log" &
+	NGX_PID=$!
+	PIDS+=("$NGX_PID")
+}
+
+# The auth-request location, the same for certgate and the stub but for the upstream name
+# (as config/proxies/nginx.conf wires it).
+auth_server() { # port upstream
+	cat <<EOF
+    server {
+        listen 127.0.0.1:$1;
+        server_name $HOST;
+        root $T/www;
+        location = /.certgate/verify {
+            internal;
+            proxy_pass http://$2/verify;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-SSL-Client-Cert "";
+            proxy_set_header X-Original-URL \$scheme://\$host:\$server_port\$request_uri;
+            proxy_set_header X-Original-Method \$request_method;
+            proxy_set_header X-Forwarded-Method \$request_method;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Forwarded-Proto "";
+            proxy_set_header X-Forwarded-Host "";
+            proxy_set_header X-Forwarded-Uri "";
+            proxy_set_header X-Original-URI "";
+        }
+        location / {
+            auth_request /.certgate/verify;
+            auth_request_set \$cg_user \$upstream_http_remote_user;
+            auth_request_set \$cg_groups \$upstream_http_remote_groups;
+            auth_request_set \$cg_email \$upstream_http_remote_email;
+            auth_request_set \$cg_name \$upstream_http_remote_name;
+            add_header X-Remote-User \$cg_user;
+            try_files \$uri =404;
+        }
+    }
+EOF
+}
+
+start_nginx main "$NGINX_WORKERS" "
+    upstream certgate { server 127.0.0.1:$CG_HTTP; keepalive 32; }
+    upstream stub { server 127.0.0.1:$PORT_STUB; keepalive 32; }
+$(auth_server "$PORT_A" certgate)
+$(auth_server "$PORT_B" stub)
+    server {
+        listen 127.0.0.1:$PORT_C;
+        server_name $HOST;
+        root $T/www;
+        location / { try_files \$uri =404; }
+    }
+    server {
+        listen 127.0.0.1:$PORT_NGX_MTLS ssl;
+        ssl_certificate $PKI/server.pem;
+        ssl_certificate_key $PKI/server.key;
+        ssl_client_certificate $DATA/ca.pem;
+        ssl_verify_client on;
+        root $T/www;
+        location / { try_files \$uri =404; }
+    }"
+MAIN_PID=$NGX_PID
+start_nginx stub 1 "
+    server {
+        listen 127.0.0.1:$PORT_STUB;
+        location = /verify {
+            add_header Remote-User alice;
+            add_header Remote-Groups family;
+            add_header Remote-Email \"\";
+            add_header Remote-Name alice;
+            add_header Cache-Control no-store;
+            return 200;
+        }
+    }"
+STUB_PID=$NGX_PID
+for port in "$PORT_A" "$PORT_B" "$PORT_C" "$PORT_NGX_MTLS"; do wait_port "$port" "nginx main"; done
+wait_port "$PORT_STUB" "nginx stub"
+kill -0 "$MAIN_PID" "$STUB_PID" "$CG_PID" 2>/dev/null || die "a server exited at start"
+
+# --- a session cookie from certgate's mTLS /auth ------------------------------------------
+login() { # prints the cookie pair name=value
+	curl -sS -o /dev/null -D - --cacert "$DATA/ca.pem" --cert "$CLIENT_CERT" --key "$CLIENT_KEY" \
+		"https://127.0.0.1:$CG_MTLS/auth" |
+		tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: *\([^;]*\).*/\1/p' | head -n 1
+}
+COOKIE=$(login)
+[[ $COOKIE == *=?* ]] || die "no Set-Cookie from https://127.0.0.1:$CG_MTLS/auth"
+
+status() { # url [curl args...]
+	local url=$1
+	shift
+	curl -sS -o /dev/null -w '%{http_code}' -H "Host: $HOST" "$@" "$url"
+}
+URL_A="http://127.0.0.1:$PORT_A/index.html"
+URL_B="http://127.0.0.1:$PORT_B/index.html"
+URL_C="http://127.0.0.1:$PORT_C/index.html"
+URL_D="http://127.0.0.1:$CG_HTTP/verify"
+ORIGINAL="X-Original-URL: http://$HOST:$PORT_A/index.html"
+
+echo "== checks"
+s=$(status "$URL_A")
+[[ $s == 401 || $s == 403 ]] || die "(a) without the cookie answered $s, expected a refusal (401/403)"
+echo "(a) without cookie: $s (refused)"
+s=$(status "$URL_A" -H "Cookie: $COOKIE")
+[[ $s == 200 ]] || die "(a) with the cookie answered $s, expected 200"
+body=$(curl -sS -H "Host: $HOST" -H "Cookie: $COOKIE" "$URL_A")
+[[ $body == "protected content" ]] || die "(a) with the cookie did not serve the protected file"
+echo "(a) with cookie:    200 (protected file served)"
+s=$(status "$URL_B")
+[[ $s == 200 ]] || die "(b) answered $s, expected 200"
+s=$(status "$URL_C")
+[[ $s == 200 ]] || die "(c) answered $s, expected 200"
+s=$(status "$URL_D" -H "$ORIGINAL")
+[[ $s == 401 ]] || die "(d) without the cookie answered $s, expected 401"
+s=$(status "$URL_D" -H "$ORIGINAL" -H "Cookie: $COOKIE")
+[[ $s == 200 ]] || die "(d) with the cookie answered $s, expected 200"
+echo "(b) stub 200, (c) no auth 200, (d) direct: 401 without / 200 with cookie"
+
+# --- measurement helpers ----------------------------------------------------------------
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { # pid...: utime+stime of each process (all its threads), summed
+	local total=0 pid stat
+	for pid in "$@"; do
+		stat=$(<"/proc/$pid/stat")
+		stat=${stat##*) } # fields from 3 (state) on; comm may hold spaces
+		read -r -a f <<<"$stat"
+		total=$((total + f[11] + f[12]))
+	done
+	echo "$total"
+}
+nginx_pids() { # master pid: master and workers
+	echo "$1 $(<"/proc/$1/task/$1/children")"
+}
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# wrk once; prints "rps p50_ms p99_ms requests"
+run_wrk() { # url [header...]
+	local url=$1 out
+	shift
+	local args=(-t1 -c"$CONNS" -d"$DURATION" --latency -H "Host: $HOST")
+	local h
+	for h in "$@"; do args+=(-H "$h"); done
+	out=$(wrk "${args[@]}" "$url") || die "wrk failed on $url"
+	if grep -q -E 'Non-2xx|Socket errors' <<<"$out"; then
+		echo "$out" >&2
+		die "wrk on $url saw errors or non-2xx answers"
+	fi
+	awk '
+		function ms(v) {
+			if (v ~ /us$/) return v / 1000
+			if (v ~ /ms$/) return v + 0
+			if (v ~ /m$/) return v * 60000
+			if (v ~ /s$/) return v * 1000
+			return v + 0
+		}
+		$1 == "50%" { p50 = ms($2) }
+		$1 == "99%" { p99 = ms($2) }
+		$2 == "requests" && $3 == "in" { n = $1 }
+		$1 == "Requests/sec:" { rps = $2 }
+		END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, n }' <<<"$out"
+}
+
+NAMES=(a b c d)
+declare -A LABEL=(
+	[a]="nginx auth_request -> certgate /verify"
+	[b]="nginx auth_request -> nginx stub (floor)"
+	[c]="nginx, no auth"
+	[d]="certgate /verify direct"
+)
+run_target() { # name
+	case $1 in
+	a) run_wrk "$URL_A" "Cookie: $COOKIE" ;;
+	b) run_wrk "$URL_B" ;;
+	c) run_wrk "$URL_C" ;;
+	d) run_wrk "$URL_D" "$ORIGINAL" "Cookie: $COOKIE" ;;
+	esac
+}
+
+RSS_IDLE=$(rss_kib "$CG_PID")
+
+echo "== load: wrk -t1 -c$CONNS -d$DURATION --latency, $ROUNDS interleaved rounds (after a 1 s warm-up each)"
+for n in "${NAMES[@]}"; do DURATION=1s run_target "$n" >/dev/null; done
+declare -A RPS P50 P99
+CG_TICKS_A=0 CG_REQ_A=0 STUB_TICKS_B=0 STUB_REQ_B=0 CG_TICKS_D=0 CG_REQ_D=0
+RATIOS=()
+printf '%-5s %-42s %12s %9s %9s\n' round target "requests/s" "p50 ms" "p99 ms"
+for ((r = 1; r <= ROUNDS; r++)); do
+	for n in "${NAMES[@]}"; do
+		stub_pids=$(nginx_pids "$STUB_PID")
+		# shellcheck disable=SC2086
+		cg0=$(cpu_ticks "$CG_PID") st0=$(cpu_ticks $stub_pids)
+		res=$(run_target "$n")
+		read -r rps p50 p99 reqs <<<"$res"
+		# shellcheck disable=SC2086
+		cg1=$(cpu_ticks "$CG_PID") st1=$(cpu_ticks $stub_pids)
+		case $n in
+		a) CG_TICKS_A=$((CG_TICKS_A + cg1 - cg0)) CG_REQ_A=$((CG_REQ_A + reqs)) ;;
+		b) STUB_TICKS_B=$((STUB_TICKS_B + st1 - st0)) STUB_REQ_B=$((STUB_REQ_B + reqs)) ;;
+		d) CG_TICKS_D=$((CG_TICKS_D + cg1 - cg0)) CG_REQ_D=$((CG_REQ_D + reqs)) ;;
+		esac
+		RPS[$n]+="$rps " P50[$n]+="$p50 " P99[$n]+="$p99 "
+		printf '%-5s %-42s %12s %9s %9s\n' "$r" "(${n}) ${LABEL[$n]}" "$rps" "$p50" "$p99"
+	done
+	read -r -a ra <<<"${RPS[a]}"
+	read -r -a rb <<<"${RPS[b]}"
+	RATIOS+=("$(awk -v a="${ra[r - 1]}" -v b="${rb[r - 1]}" 'BEGIN { printf "%.3f", a / b }')")
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo "== medians over $ROUNDS rounds"
+printf '%-46s %12s %9s %9s\n' target "requests/s" "p50 ms" "p99 ms"
+declare -A MED_P99
+for n in "${NAMES[@]}"; do
+	# shellcheck disable=SC2086
+	MED_P99[$n]=$(median ${P99[$n]})
+	# shellcheck disable=SC2086
+	printf '%-46s %12s %9s %9s\n' "(${n}) ${LABEL[$n]}" "$(median ${RPS[$n]})" "$(median ${P50[$n]})" "${MED_P99[$n]}"
+done
+RATIO_AB=$(median "${RATIOS[@]}")
+echo "a/b per round: ${RATIOS[*]}  median $RATIO_AB"
+us_per() { awk -v t="$1" -v n="$2" -v k="$TCK" 'BEGIN { printf "%.2f", (n > 0) ? t * 1e6 / k / n : 0 }'; }
+CG_US=$(us_per "$CG_TICKS_A" "$CG_REQ_A")
+STUB_US=$(us_per "$STUB_TICKS_B" "$STUB_REQ_B")
+CG_US_D=$(us_per "$CG_TICKS_D" "$CG_REQ_D")
+CPU_RATIO=$(awk -v a="$CG_US" -v b="$STUB_US" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 999 }')
+echo "CPU per check: certgate $CG_US µs in (a) ($CG_TICKS_A ticks / $CG_REQ_A checks; $CG_US_D µs direct in (d)), stub nginx $STUB_US µs in (b) ($STUB_TICKS_B ticks / $STUB_REQ_B checks): ${CPU_RATIO}x"
+
+# --- mTLS handshakes ------------------------------------------------------------------------
+handshakes() { # port: handshakes per wall-clock second of one s_time run
+	local t0 t1 out n
+	t0=$(date +%s.%N)
+	out=$(openssl s_time -new -connect "127.0.0.1:$1" -cert "$CLIENT_CERT" -key "$CLIENT_KEY" \
+		-time "$HS_TIME" 2>&1 </dev/null) || die "openssl s_time failed on port $1: $out"
+	t1=$(date +%s.%N)
+	n=$(awk '/connections in .* real seconds/ { print $1 }' <<<"$out" | tail -n 1)
+	[[ -n $n && $n -gt 0 ]] || die "openssl s_time made no connection to port $1: $out"
+	awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }'
+}
+echo "== mTLS handshakes/s: openssl s_time -new -time $HS_TIME, same server cert (P-256), CA and client cert; $ROUNDS interleaved rounds"
+s=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$DATA/ca.pem" "https://127.0.0.1:$PORT_NGX_MTLS/" 2>/dev/null || true)
+[[ $s == 400 || $s == 000 ]] || die "nginx mTLS answered $s without a client certificate (expected a refusal)"
+s=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$DATA/ca.pem" --cert "$CLIENT_CERT" --key "$CLIENT_KEY" "https://127.0.0.1:$PORT_NGX_MTLS/index.html")
+[[ $s == 200 ]] || die "nginx mTLS answered $s with the client certificate"
+HS_CG=() HS_NGX=()
+for ((r = 1; r <= ROUNDS; r++)); do
+	hs=$(handshakes "$CG_MTLS")
+	HS_CG+=("$hs")
+	hs=$(handshakes "$PORT_NGX_MTLS")
+	HS_NGX+=("$hs")
+done
+HS_CG_MED=$(median "${HS_CG[@]}")
+HS_NGX_MED=$(median "${HS_NGX[@]}")
+HS_RATIO=$(awk -v a="$HS_CG_MED" -v b="$HS_NGX_MED" 'BEGIN { printf "%.2f", a / b }')
+echo "certgate: ${HS_CG[*]}  median $HS_CG_MED"
+echo "nginx:    ${HS_NGX[*]}  median $HS_NGX_MED"
+echo "certgate/nginx: $HS_RATIO"
+
+# --- memory -----------------------------------------------------------------------------------
+echo "== certgate RSS"
+RSS_LOADED=$(rss_kib "$CG_PID")
+# A second session, revoked by the journal's LAST line: once it is refused, certgate has
+# read all $REVOKED lines before it.
+COOKIE2=$(login)
+[[ $COOKIE2 == *=?* && $COOKIE2 != "$COOKIE" ]] || die "no second session cookie"
+payload=${COOKIE2#*=}
+payload=${payload#*.}
+payload=${payload%%.*}
+payload=$(tr '_-' '/+' <<<"$payload")
+while ((${#payload} % 4)); do payload+="="; done
+claims=$(base64 -d <<<"$payload")
+JTI2=$(sed -n 's/.*"jti":"\([^"]*\)".*/\1/p' <<<"$claims")
+EXP2=$(sed -n 's/.*"exp":\([0-9]*\).*/\1/p' <<<"$claims")
+[[ -n $JTI2 && -n $EXP2 ]] || die "cannot read jti/exp from the session cookie: $claims"
+[[ $(status "$URL_D" -H "$ORIGINAL" -H "Cookie: $COOKIE2") == 200 ]] || die "second session not allowed"
+# The journal line format of src/revocation (Entry, serde tag "kind"): 22-character ids like jwt::random_id's.
+UNTIL=$(($(date +%s) + 3600))
+awk -v n="$REVOKED" -v until_all="$UNTIL" -v jti="$JTI2" -v until_jti="$EXP2" 'BEGIN {
+	for (i = 1; i < n; i++) printf "{\"kind\":\"jti\",\"id\":\"bench%017d\",\"until\":%d}\n", i, until_all
+	printf "{\"kind\":\"jti\",\"id\":\"%s\",\"until\":%d}\n", jti, until_jti
+}' >"$T/revocations.part"
+cat "$T/revocations.part" >>"$DATA/revocations.jsonl"
+for ((i = 0; i < 100; i++)); do
+	[[ $(status "$URL_D" -H "$ORIGINAL" -H "Cookie: $COOKIE2") != 200 ]] && break
+	sleep 0.1
+done
+((i < 100)) || die "certgate did not pick up $DATA/revocations.jsonl within 10 s"
+sleep 3 # let the reader settle; then one more check
+[[ $(status "$URL_D" -H "$ORIGINAL" -H "Cookie: $COOKIE") == 200 ]] || die "the first session stopped working after the revocations"
+RSS_REVOKED=$(rss_kib "$CG_PID")
+PER_JTI=$(awk -v a="$RSS_REVOKED" -v b="$RSS_LOADED" -v n="$REVOKED" 'BEGIN { printf "%.1f", (a - b) * 1024 / n }')
+echo "idle (after start, before load): $RSS_IDLE KiB; after load: $RSS_LOADED KiB; with $REVOKED revoked jtis: $RSS_REVOKED KiB"
+echo "bytes per revoked jti: $PER_JTI (RSS growth over the load-warmed process / $REVOKED)"
+
+# --- summary ------------------------------------------------------------------------------------
+verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "MET" : "MISSED" }'; }
+RSS_IDLE_MIB=$(awk -v k="$RSS_IDLE" 'BEGIN { printf "%.1f", k / 1024 }')
+echo "== targets"
+printf '%-7s %-52s %s\n' \
+	"$(verdict "$RATIO_AB" '>=' 0.9)" "throughput a/b >= 0.9" "median $RATIO_AB" \
+	"$(verdict "$CPU_RATIO" '<=' 1.3)" "CPU per check <= 1.3x the stub's" "${CPU_RATIO}x ($CG_US µs vs $STUB_US µs)" \
+	"$(verdict "${MED_P99[a]}" '<=' 2)" "p99 of (a) <= 2 ms" "median p99 ${MED_P99[a]} ms" \
+	"$(verdict "$HS_RATIO" '>=' 1)" "certgate mTLS handshakes/s >= nginx's" "$HS_CG_MED vs $HS_NGX_MED (${HS_RATIO}x)" \
+	"$(verdict "$RSS_IDLE_MIB" '<=' 30)" "RSS idle <= 30 MiB" "$RSS_IDLE_MIB MiB" \
+	"$(verdict "$PER_JTI" '<=' 100)" "<= 100 bytes per revoked jti" "$PER_JTI bytes"
+
+# --- optional: criterion micro-benchmark of token verification ------------------------------
+if [[ ${BENCH_CRITERION:-0} == 1 ]]; then
+	echo "== cargo bench --bench verify"
+	cargo bench --bench verify 2>&1 | tee "$T/criterion.txt" | grep -E '^(verify|[[:space:]]+time:)' || true
+	# criterion prints "name  time: [low mid high]"; take each benchmark's middle estimate in ns.
+	awk '
+		function ns(v, u) { return v * ((u == "ps") ? 0.001 : (u == "ns") ? 1 : (u ~ /^(µs|us)$/) ? 1000 : (u == "ms") ? 1e6 : 1e9) }
+		/^verify\// { name = $1 }
+		/time:/ {
+			for (i = 1; i <= NF; i++) if ($i == "time:") { v = $(i + 3); u = $(i + 4) }
+			t[name] = ns(v, u); name = ""
+		}
+		END {
+			h = t["verify/hs256_jsonwebtoken"]; c = t["verify/certgate_eddsa_cached"]; u = t["verify/certgate_eddsa_uncached"]
+			if (h > 0 && c > 0) printf "HS256 time / cached EdDSA time: %.2f (>= 0.9: cached EdDSA within 0.9 of HS256)\n", h / c
+			else print "could not read the criterion numbers; see `cargo bench --bench verify`"
+			if (h > 0 && u > 0) printf "HS256 time / uncached EdDSA time: %.2f\n", h / u
+		}' "$T/criterion.txt"
+else
+	echo "(criterion micro-benchmark not run; BENCH_CRITERION=1 scripts/bench.sh, or: cargo bench --bench verify)"
+fi
