@@ -181,7 +181,7 @@ pub async fn serve(state: AppState, reload: Option<Reloader>) -> Result<(), Star
             .configure(http::routes)
     })
     .on_connect(tls::capture_connection)
-    .workers(2)
+    .workers(cfg.listen.workers)
     .shutdown_timeout(10)
     .listen(http_listener)?;
     tracing::info!(addr = %cfg.listen.http, "forward-auth listener (plain HTTP) ready");

@@ -55,6 +55,7 @@ pub struct RawRule {
 pub struct RawListen {
     pub http: Option<String>,
     pub mtls: Option<String>,
+    pub workers: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

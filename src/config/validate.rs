@@ -132,7 +132,10 @@ impl Config {
         if self.data_dir != old.data_dir {
             changed.push("data_dir");
         }
-        if self.listen.http != old.listen.http || self.listen.mtls != old.listen.mtls {
+        if self.listen.http != old.listen.http
+            || self.listen.mtls != old.listen.mtls
+            || self.listen.workers != old.listen.workers
+        {
             changed.push("listen");
         }
         let der = |t: &Option<ServerTls>| t.as_ref().map(|t| t.chain.clone());
@@ -159,6 +162,8 @@ impl Config {
 pub struct Listen {
     pub http: SocketAddr,
     pub mtls: Option<SocketAddr>,
+    /// Threads serving requests.
+    pub workers: usize,
 }
 
 #[derive(Debug)]
@@ -303,6 +308,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
         )
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9180))),
         mtls: socket(&mut c, "listen.mtls", raw.listen.mtls.as_deref()),
+        workers: workers(&mut c, raw.listen.workers),
     };
     let tls = match (
         &raw.listen.mtls,
@@ -571,6 +577,24 @@ fn public_url(c: &mut Checker, raw: Option<&str>) -> Option<Url> {
         Err(e) => {
             c.fail("public_url", format!("`{raw}`: {e}"), hint);
             None
+        }
+    }
+}
+
+/// `listen.workers`, by default half the CPUs (at least one): certgate shares the machine
+/// with the proxy in front of it, and on a small one a second thread costs more CPU per
+/// check than it adds (`scripts/bench.sh`).
+fn workers(c: &mut Checker, raw: Option<i64>) -> usize {
+    match raw {
+        None => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+        Some(n @ 1..=256) => usize::try_from(n).unwrap_or(1),
+        Some(n) => {
+            c.fail(
+                "listen.workers",
+                format!("{n} is not a number of threads from 1 to 256"),
+                "leave it out (half the CPUs), or e.g. 2",
+            );
+            1
         }
     }
 }

@@ -293,7 +293,7 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
         .get(actix_web::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
-    let result = revoke_admin(&req, &state).and_then(|who| {
+    let asked = revoke_admin(&req, &state).and_then(|who| {
         let form: Vec<(String, String)> = url::form_urlencoded::parse(&body)
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
@@ -302,34 +302,49 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
         };
-        let max_ttl = crate::max_lifetime(&state.config);
         let entry = crate::revocation::Entry::requested(
             field("user"),
             field("serial"),
             field("device"),
             field("jti"),
             state.clock.now(),
-            max_ttl,
+            crate::max_lifetime(&state.config),
         )
         .map_err(AppError::BadRequest)?;
-        state.revocations.revoke(entry.clone()).map_err(|why| {
-            AppError::Unavailable(format!("the revocation could not be stored: {why}"))
-        })?;
-        let (kind, id) = entry.describe();
-        state.metrics.revocations.with_label_values(&[kind]).inc();
-        crate::audit::revoke(
-            &crate::audit::Actor {
-                user: Some(&who.user),
-                device: None,
-                serial: None,
-                client: meta.client,
-            },
-            kind,
-            id,
-            "admin",
-        );
-        Ok(entry)
+        Ok((who, entry))
     });
+    let result = match asked {
+        Ok((who, entry)) => {
+            // Off the request threads: storing may wait on the network (Redis).
+            let revocations = std::sync::Arc::clone(&state.revocations);
+            let stored = entry.clone();
+            match web::block(move || revocations.revoke(stored))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()))
+            {
+                Ok(()) => {
+                    let (kind, id) = entry.describe();
+                    state.metrics.revocations.with_label_values(&[kind]).inc();
+                    crate::audit::revoke(
+                        &crate::audit::Actor {
+                            user: Some(&who.user),
+                            device: None,
+                            serial: None,
+                            client: meta.client,
+                        },
+                        kind,
+                        id,
+                        "admin",
+                    );
+                    Ok(entry)
+                }
+                Err(why) => Err(AppError::Unavailable(format!(
+                    "the revocation could not be stored: {why}"
+                ))),
+            }
+        }
+        Err(e) => Err(e),
+    };
     match result {
         Ok(entry) => {
             let (kind, id) = entry.describe();

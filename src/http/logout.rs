@@ -30,7 +30,21 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
             serial: claims.x5s.as_deref(),
             client: meta.client,
         };
-        let mut recorded = state.revocations.revoke_jti(&claims.jti, claims.exp);
+        // Off the request threads: storing may wait on the network (Redis).
+        let revocations = std::sync::Arc::clone(&state.revocations);
+        let (jti, exp, user) = (claims.jti.clone(), claims.exp, claims.sub.clone());
+        let recorded = actix_web::web::block(move || {
+            // Both, even if the first cannot be stored: each is in force here at once.
+            let session = revocations.revoke_jti(&jti, exp);
+            let all = if everywhere {
+                revocations.revoke_user(&user, now)
+            } else {
+                Ok(())
+            };
+            session.and(all)
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
         state
             .metrics
             .revocations
@@ -38,7 +52,6 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
             .inc();
         audit::revoke(&actor, "session", &claims.jti, "logout");
         if everywhere {
-            recorded = recorded.and(state.revocations.revoke_user(&claims.sub, now));
             state.metrics.revocations.with_label_values(&["user"]).inc();
             audit::revoke(&actor, "user", &claims.sub, "log out everywhere");
         }

@@ -32,6 +32,7 @@ lisen = "oops"
 [listen]
 http = "localhost"
 htp = "127.0.0.1:1"
+workers = 0
 [session]
 ttl = "forever"
 [token]
@@ -54,6 +55,7 @@ groups = ["a,b"]
         "listen.htp: unknown key",
         "public_url: `auth.example.com`",
         "listen.http: `localhost` is not an IP address and port",
+        "listen.workers: 0 is not a number of threads from 1 to 256",
         "client_ca.bundle: missing",
         "session.ttl: `forever` is not a duration",
         "token.default_ttl, token.max_ttl: default_ttl is longer than max_ttl",
