@@ -40,7 +40,14 @@ pub struct Revocation {
     /// `client_ca.danger_accept_expired_crl`: an expired CRL still counts instead of refusing.
     pub accept_expired: bool,
     state: RwLock<State>,
+    /// When the files were last looked at for a token check (ms since `born`; 0: never).
+    looked_at: std::sync::atomic::AtomicU64,
+    born: std::time::Instant,
 }
+
+/// How often a token's certificate makes certgate look at the files (a `stat` each), rather
+/// than on every check: a revocation reaches live tokens within this.
+const LOOK_EVERY_MS: u64 = 200;
 
 impl std::fmt::Debug for Revocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -79,6 +86,8 @@ impl Revocation {
             builtin: None,
             accept_expired: false,
             state: RwLock::new(State::default()),
+            looked_at: std::sync::atomic::AtomicU64::new(0),
+            born: std::time::Instant::now(),
         }
     }
 
@@ -96,6 +105,8 @@ impl Revocation {
             builtin,
             accept_expired,
             state: RwLock::new(State::default()),
+            looked_at: std::sync::atomic::AtomicU64::new(0),
+            born: std::time::Instant::now(),
         };
         me.refresh();
         match me.broken() {
@@ -117,7 +128,23 @@ impl Revocation {
             .clone()
     }
 
-    /// Re-reads the sources if any changed since last time.
+    /// [`Self::refresh`] at most every 200 ms: for the certificate behind a token, checked on
+    /// every request, where a `stat` per source would cost more than the rest of the check.
+    pub fn refresh_often(&self) {
+        use std::sync::atomic::Ordering;
+        let now = u64::try_from(self.born.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let last = self.looked_at.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < LOOK_EVERY_MS {
+            return;
+        }
+        self.looked_at.store(now, Ordering::Relaxed);
+        self.refresh();
+    }
+
+    /// Re-reads the sources if any changed since last time (for a certificate presented now,
+    /// so its revocation counts at once).
     pub fn refresh(&self) {
         if self.crl_files.is_empty() && self.builtin.is_none() {
             return;

@@ -201,7 +201,7 @@ impl TrustStore {
     /// # Errors
     /// [`CertError::RevocationUnknown`] while a revocation source cannot be read.
     pub fn serial_revoked(&self, serial: &str) -> Result<bool, CertError> {
-        self.revocation.refresh();
+        self.revocation.refresh_often();
         let bytes = hex::decode(serial).unwrap_or_default();
         self.revocation
             .with(|crls, serials| {
