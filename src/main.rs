@@ -92,7 +92,8 @@ enum Command {
         #[arg(long)]
         device: Option<String>,
         /// One token, by its id (the `jti` of the audit log's login and token events).
-        #[arg(long)]
+        /// Ids may start with `-`.
+        #[arg(long, allow_hyphen_values = true)]
         jti: Option<String>,
         #[arg(long, env = "CERTGATE_CONFIG")]
         config: Option<PathBuf>,

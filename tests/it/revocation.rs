@@ -69,6 +69,13 @@ pub fn assert_fails_closed(cg: &Certgate, curl: Curl, cookie: &str) {
     assert!(cg.logs().contains("cannot read the revocation store"));
 }
 
+/// Another certgate on the same config and data directory (no mTLS listener).
+fn second_certgate(s: &Setup) -> Certgate {
+    let config = std::fs::read_to_string(s.dir.path().join("certgate.toml")).unwrap();
+    let body = config.split("[listen]").next().unwrap().to_string();
+    Certgate::start(s.dir.path(), &body, false)
+}
+
 /// The promise is "refused everywhere within a second": a check that starts a second after
 /// the revocation must see it. (A check's own time, slow on a loaded machine, does not count.)
 fn within_a_second(what: &str, done: impl FnMut() -> bool) {
@@ -92,6 +99,8 @@ fn certgate_revoke_reaches_live_tokens_within_a_second_and_survives_a_restart() 
         (200, 200)
     );
 
+    // Token ids are base64url: one may start with `-` and is still an id, not a flag.
+    revoke(&s, &["--jti", "-jti-that-looks-like-a-flag"]);
     revoke(&s, &["--jti", &jti(&bearer)]);
     within_a_second("--jti", || verify(&s, &s.cg, &bearer_header) == 401);
     assert_eq!(verify(&s, &s.cg, &cookie), 200, "only that token");
@@ -137,9 +146,7 @@ fn a_logout_on_one_certgate_is_refused_by_another_on_the_same_data_dir() {
         return;
     }
     let s = setup_env(LOOPBACK, "", &[]);
-    let config = std::fs::read_to_string(s.dir.path().join("certgate.toml")).unwrap();
-    let body = config.split("[listen]").next().unwrap().to_string();
-    let other = Certgate::start(s.dir.path(), &body, false);
+    let other = second_certgate(&s);
     let cookie = format!("Cookie: __Host-certgate={}", s.session_cookie());
     assert_eq!(
         (verify(&s, &s.cg, &cookie), verify(&s, &other, &cookie)),
@@ -202,9 +209,7 @@ fn key_rotation_under_load_fails_no_check() {
         return;
     }
     let s = setup_env(LOOPBACK, "", &[]);
-    let config = std::fs::read_to_string(s.dir.path().join("certgate.toml")).unwrap();
-    let body = config.split("[listen]").next().unwrap().to_string();
-    let other = Certgate::start(s.dir.path(), &body, false);
+    let other = second_certgate(&s);
     let kid_of = |token: &str| {
         let head = token.split('.').next().unwrap();
         let v: serde_json::Value =
