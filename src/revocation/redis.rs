@@ -120,7 +120,7 @@ impl RedisStore {
                 let mut entries = Vec::new();
                 for (id, e) in batch {
                     last = id;
-                    entries.extend(e);
+                    entries.push(e);
                 }
                 view.apply_synced(&entries, clock.now());
             }
@@ -147,17 +147,19 @@ fn read_all(con: &mut redis::Connection) -> Result<(String, Vec<Entry>), String>
         }
         for (id, e) in batch {
             last = id;
-            entries.extend(e);
+            entries.push(e);
         }
     }
 }
 
-/// One `XREAD` after `after`: (id, entry) pairs; an entry that is not ours is skipped, loudly.
+/// One `XREAD` after `after`: (id, entry) pairs. An entry this certgate cannot read fails the
+/// read, as a malformed journal line does: skipping it could skip a revocation (one written by
+/// a newer certgate, say), so the view goes stale and checks answer 503 until it is dealt with.
 fn read(
     con: &mut redis::Connection,
     after: &str,
     block_ms: Option<usize>,
-) -> Result<Vec<(String, Option<Entry>)>, String> {
+) -> Result<Vec<(String, Entry)>, String> {
     let mut options = StreamReadOptions::default().count(10_000);
     if let Some(ms) = block_ms {
         options = options.block(ms);
@@ -172,10 +174,14 @@ fn read(
                 .map
                 .get(FIELD)
                 .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
-                .and_then(|json| serde_json::from_str::<Entry>(&json).ok());
-            if entry.is_none() {
-                tracing::warn!(id = %id.id, "skipped a stream entry that is not a revocation");
-            }
+                .ok_or_else(|| format!("no field `{FIELD}`"))
+                .and_then(|json| serde_json::from_str::<Entry>(&json).map_err(|e| e.to_string()))
+                .map_err(|e| {
+                    format!(
+                        "{KEY} entry {} is not a revocation this certgate can read ({e}): if a newer certgate wrote it, upgrade every replica",
+                        id.id
+                    )
+                })?;
             out.push((id.id, entry));
         }
     }

@@ -63,7 +63,7 @@ max_staleness = "{max_staleness}"
 
 impl Replicas {
     fn start(max_staleness: &str) -> Option<Self> {
-        if !require("redis-server") || !require("curl") {
+        if !require("redis-server") || !require("redis-cli") || !require("curl") {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -327,6 +327,31 @@ fn redis_down_answers_503_once_max_staleness_passes_and_service_returns_within_2
         [&r.a, &r.b, &c].iter().all(|cg| r.verify(cg, &good) == 200)
     });
     assert_eq!(r.verify(&c, &revoked), 401);
+
+    // An entry no replica can read (a newer certgate's, say) is not skipped: checks answer 503
+    // until it is dealt with, then service returns by itself.
+    let id = r.redis.cli(&[
+        "XADD",
+        "certgate:revocations",
+        "*",
+        "e",
+        r#"{"kind":"from_the_future","id":"x"}"#,
+    ]);
+    within(Duration::from_secs(3), "503 on an unreadable entry", || {
+        r.verify(&r.b, &good) == 503
+    });
+    assert_ne!(r.verify(&r.b, &revoked), 200);
+    assert!(r
+        .b
+        .logs()
+        .contains("not a revocation this certgate can read"));
+    r.redis.cli(&["XDEL", "certgate:revocations", &id]);
+    within(
+        Duration::from_secs(2),
+        "service back after the entry went",
+        || r.verify(&r.b, &good) == 200,
+    );
+    assert_eq!(r.verify(&r.b, &revoked), 401);
     eprintln!("service back {:?} after Redis", back.elapsed());
     assert_eq!(r.verify(&r.b, &revoked), 401);
     assert_eq!(ready(&r.b), 200);

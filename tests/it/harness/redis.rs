@@ -54,6 +54,17 @@ impl Redis {
         wait_for_port(self.port, "redis-server", &self.log);
     }
 
+    /// `redis-cli` against this server; its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// Stops the server (SIGTERM: it finishes writing its append-only file) and waits.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
