@@ -15,7 +15,7 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-ve
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium fonts-dejavu-core)   # fonts: readable screenshots
 command -v systemd-analyze >/dev/null 2>&1 || apt_packages+=(systemd)   # checks the shipped unit
 command -v pk12util >/dev/null 2>&1 || apt_packages+=(libnss3-tools)
-command -v redis-server >/dev/null 2>command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)   # replicas sharing revocations1 || apt_packages+=(redis-server)   # replicas sharing revocations
+command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)   # replicas sharing revocations
 command -v redis-cli >/dev/null 2>&1 || apt_packages+=(redis-tools)
 
 if [ ${#apt_packages[@]} -gt 0 ]; then
