@@ -77,19 +77,31 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
     let pages = http::pages::Pages::new().map_err(|e| StartError::Pages(e.to_string()))?;
     let metrics = metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
     let trust = trust_for(&config)?;
+    let marker = revocation::Journal::redis_marker(&config.data_dir);
     let revocations = match &config.store.backend {
-        config::StoreBackend::Embedded => Arc::new(
-            revocation::Revocations::open(
-                revocation::Journal::in_data_dir(&config.data_dir),
-                clock.now(),
+        config::StoreBackend::Embedded => {
+            let _ = std::fs::remove_file(&marker);
+            Arc::new(
+                revocation::Revocations::open(
+                    revocation::Journal::in_data_dir(&config.data_dir),
+                    clock.now(),
+                )
+                .map_err(StartError::Revocation)?,
             )
-            .map_err(StartError::Revocation)?,
-        ),
+        }
         // Not ready (503, /readyz false) until the first read from Redis completes.
-        config::StoreBackend::Redis(url) => revocation::Revocations::follow_redis(
-            Arc::new(revocation::RedisStore::new(url).map_err(StartError::Revocation)?),
-            Arc::clone(&clock),
-        ),
+        config::StoreBackend::Redis(url) => {
+            let note = "This certgate keeps revocations in Redis (store.redis_url): run `certgate revoke --config` with its config.\n";
+            if let Err(e) = std::fs::create_dir_all(&config.data_dir)
+                .and_then(|()| std::fs::write(&marker, note))
+            {
+                tracing::warn!(error = %e, path = %marker.display(), "cannot leave the note that revocations are in Redis");
+            }
+            revocation::Revocations::follow_redis(
+                Arc::new(revocation::RedisStore::new(url).map_err(StartError::Revocation)?),
+                Arc::clone(&clock),
+            )
+        }
     };
     Ok(AppState {
         policy: Arc::new(config.policy.clone()),

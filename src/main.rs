@@ -751,7 +751,7 @@ fn revoke(
         serial.as_deref(),
         device.as_deref(),
         jti.as_deref(),
-        now,
+        SystemClock.now_ms(),
         max_ttl,
     ) {
         Ok(entry) => entry,
@@ -782,6 +782,10 @@ fn revoke(
         None => {
             if !dir.is_dir() {
                 eprintln!("certgate revoke: {}: no such data directory (give --config or --data-dir: the one certgate serves from)", dir.display());
+                return ExitCode::FAILURE;
+            }
+            if Journal::redis_marker(&dir).exists() {
+                eprintln!("certgate revoke: the certgate serving from {} keeps revocations in Redis (store.backend = \"redis\"), not in this directory: give --config with its config file", dir.display());
                 return ExitCode::FAILURE;
             }
             (

@@ -19,6 +19,8 @@ pub struct Issued {
     pub serial: Option<String>,
     pub client: Option<IpAddr>,
     pub issued_at: i64,
+    /// The same in ms, to compare with revocation cut-offs.
+    pub issued_ms: i64,
     pub expires_at: i64,
 }
 
@@ -61,6 +63,7 @@ mod tests {
             serial: None,
             client: None,
             issued_at: 0,
+            issued_ms: 0,
             expires_at: exp,
         }
     }

@@ -307,7 +307,7 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
             field("serial"),
             field("device"),
             field("jti"),
-            state.clock.now(),
+            state.clock.now_ms(),
             crate::max_lifetime(&state.config),
         )
         .map_err(AppError::BadRequest)?;

@@ -38,7 +38,6 @@ fn login(
     let cert = extract::verified_cert(req, state, meta)?
         .ok_or_else(|| AppError::NoCertificate(extract::why_no_cert(req, state, meta)))?;
     let who = identity::from_cert(&cert, &cfg.identity)?;
-    let now = state.clock.now();
     let ttl = cfg.session.ttl;
     let subject = Subject {
         user: who.user.clone(),
@@ -52,13 +51,15 @@ fn login(
     };
     let (jwt, claims) = state
         .tokens
-        .mint(
+        .mint_at_ms(
             TokenKind::Session,
             &subject,
             i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
-            state
-                .revocations
-                .mint_time(&who.user, subject.cert_serial.as_deref(), now),
+            state.revocations.mint_time(
+                &who.user,
+                subject.cert_serial.as_deref(),
+                state.clock.now_ms(),
+            ),
         )
         .map_err(|e: JwtError| AppError::Internal(e.to_string()))?;
     state.issued(

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::extract::{self, RequestMeta};
 use super::pages::Page;
-use super::{cookie, redirect, State};
+use super::{cookie, redirect, Standing, State};
 use crate::error::AppError;
 use crate::jwt::TokenKind;
 use crate::{audit, error};
@@ -18,12 +18,18 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
     }
     let cfg = &state.config;
     let now = state.clock.now();
+    let now_ms = state.clock.now_ms();
     let everywhere = url::form_urlencoded::parse(&body)
         .any(|(k, v)| k == "everywhere" && matches!(v.as_ref(), "1" | "true" | "yes"));
     for value in extract::session_cookies(&req, &cfg.session.cookie_name) {
         let Ok(claims) = state.tokens.verify(&value, TokenKind::Session, now) else {
             continue;
         };
+        // Already ended (by id, user, device or certificate): nothing more to record, and
+        // replaying an ended cookie must not keep writing cut-offs.
+        if matches!(state.standing(&claims), Standing::Revoked(_)) {
+            continue;
+        }
         let actor = audit::Actor {
             user: Some(&claims.sub),
             device: None,
@@ -37,7 +43,7 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
             // Both, even if the first cannot be stored: each is in force here at once.
             let session = revocations.revoke_jti(&jti, exp);
             let all = if everywhere {
-                revocations.revoke_user(&user, now)
+                revocations.revoke_user(&user, now_ms)
             } else {
                 Ok(())
             };
@@ -45,6 +51,13 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
+        // In force here already, but not kept: say so rather than pretend.
+        if let Err(why) = recorded {
+            return state.reply(
+                &meta,
+                &AppError::Internal(format!("the log-out could not be recorded: {why}")),
+            );
+        }
         state
             .metrics
             .revocations
@@ -54,13 +67,6 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
         if everywhere {
             state.metrics.revocations.with_label_values(&["user"]).inc();
             audit::revoke(&actor, "user", &claims.sub, "log out everywhere");
-        }
-        // In force here already, but not kept: say so rather than pretend.
-        if let Err(why) = recorded {
-            return state.reply(
-                &meta,
-                &AppError::Internal(format!("the log-out could not be recorded: {why}")),
-            );
         }
     }
     let rd = url::form_urlencoded::parse(&body)

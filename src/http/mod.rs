@@ -118,14 +118,14 @@ impl AppState {
         if self.revocations.is_jti_revoked(&c.jti) {
             return Standing::Revoked("revoked");
         }
-        if self.revocations.is_user_revoked(&c.sub, c.iat) {
+        if self.revocations.is_user_revoked(&c.sub, c.issued_ms()) {
             return Standing::Revoked("signed out everywhere");
         }
         if let Some(serial) = c.x5s.as_deref() {
             if self.revocations.is_serial_revoked(serial) {
                 return Standing::Revoked("its certificate was revoked");
             }
-            if self.revocations.is_device_revoked(serial, c.iat) {
+            if self.revocations.is_device_revoked(serial, c.issued_ms()) {
                 return Standing::Revoked("its device was signed out");
             }
         }
@@ -182,6 +182,7 @@ impl AppState {
             serial: claims.x5s.clone(),
             client: meta.client,
             issued_at: claims.iat,
+            issued_ms: claims.issued_ms(),
             expires_at: claims.exp,
         };
         self.sessions.record(&claims.sub, issued, self.clock.now());

@@ -116,7 +116,7 @@ fn sessions(state: &AppState, user: &str, this_jti: &str, now: i64) -> Vec<Strin
         .of(user, now)
         .into_iter()
         .filter(|i| !state.revocations.is_jti_revoked(&i.jti))
-        .filter(|i| !state.revocations.is_user_revoked(user, i.issued_at))
+        .filter(|i| !state.revocations.is_user_revoked(user, i.issued_ms))
         .map(|i| {
             let this = if i.jti == this_jti { " (this one)" } else { "" };
             let device = i.device.as_deref().unwrap_or("a device");

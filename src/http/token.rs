@@ -145,13 +145,15 @@ fn mint(
     }
     let (access_token, claims) = state
         .tokens
-        .mint(
+        .mint_at_ms(
             TokenKind::Bearer,
             &subject,
             secs,
-            state
-                .revocations
-                .mint_time(&subject.user, subject.cert_serial.as_deref(), now),
+            state.revocations.mint_time(
+                &subject.user,
+                subject.cert_serial.as_deref(),
+                state.clock.now_ms(),
+            ),
         )
         .map_err(|e| AppError::Internal(e.to_string()))?;
     state.issued(&claims, TokenKind::Bearer, device.as_deref(), meta);

@@ -104,6 +104,19 @@ pub struct Claims {
     /// Serial (hex) of the certificate the token was minted from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x5s: Option<String>,
+    /// `iat` to the millisecond, so a revocation and a sign-in in the same second are ordered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_ms: Option<i64>,
+}
+
+impl Claims {
+    /// When the token was issued, in ms: `iat_ms` when it agrees with `iat`, else the start of
+    /// the `iat` second (a cut-off anywhere in that second then covers it: fail closed).
+    pub fn issued_ms(&self) -> i64 {
+        self.iat_ms
+            .filter(|ms| ms.div_euclid(1000) == self.iat)
+            .unwrap_or_else(|| self.iat.saturating_mul(1000))
+    }
 }
 
 /// What a token says about its holder; `iss`, `aud`, times and `jti` are filled in by [`Tokens::mint`].
@@ -219,6 +232,21 @@ impl Tokens {
         ttl_secs: i64,
         now: i64,
     ) -> Result<(String, Claims), JwtError> {
+        self.mint_at_ms(kind, subject, ttl_secs, now.saturating_mul(1000))
+    }
+
+    /// [`Self::mint`] with the issue time in milliseconds (kept as `iat_ms`).
+    ///
+    /// # Errors
+    /// As [`Self::mint`].
+    pub fn mint_at_ms(
+        &self,
+        kind: TokenKind,
+        subject: &Subject,
+        ttl_secs: i64,
+        issued_ms: i64,
+    ) -> Result<(String, Claims), JwtError> {
+        let now = issued_ms.div_euclid(1000);
         let keys = self.keys();
         let key = keys.current(now).ok_or(JwtError::NoKey)?;
         let claims = Claims {
@@ -242,6 +270,7 @@ impl Tokens {
                 .clone()
                 .map(|x5t_s256| Confirmation { x5t_s256 }),
             x5s: subject.cert_serial.clone(),
+            iat_ms: Some(issued_ms),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid.clone());

@@ -30,6 +30,12 @@ impl Journal {
         Self::new(data_dir.join("revocations.jsonl"))
     }
 
+    /// Left in `data_dir` by a certgate that keeps revocations in Redis, so that a tool
+    /// writing to this directory's journal (which that certgate never reads) refuses.
+    pub fn redis_marker(data_dir: &Path) -> std::path::PathBuf {
+        data_dir.join("revocations-are-in-redis")
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

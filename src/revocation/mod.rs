@@ -37,13 +37,24 @@ pub enum Backend {
 pub enum Entry {
     /// One token, dead until it would have expired (`until`, its `exp`).
     Jti { id: String, until: i64 },
-    /// Every token of the user issued up to and including `at`.
-    User { id: String, at: i64 },
+    /// Every token of the user issued up to and including `at` (seconds; `at_ms` to the
+    /// millisecond when given: entries without it cover the whole second).
+    User {
+        id: String,
+        at: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ms: Option<i64>,
+    },
     /// Every token minted from this certificate serial (hex), and the certificate itself.
     Serial { id: String, at: i64 },
     /// Every token minted from this certificate (hex serial) up to and including `at`: the
     /// device is signed out, and may sign in again with its certificate.
-    Device { id: String, at: i64 },
+    Device {
+        id: String,
+        at: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ms: Option<i64>,
+    },
 }
 
 impl Entry {
@@ -58,9 +69,10 @@ impl Entry {
         serial: Option<&str>,
         device: Option<&str>,
         jti: Option<&str>,
-        now: i64,
+        now_ms: i64,
         max_ttl: i64,
     ) -> Result<Self, String> {
+        let now = now_ms.div_euclid(1000);
         fn given(v: Option<&str>) -> Option<&str> {
             v.map(str::trim).filter(|v| !v.is_empty())
         }
@@ -75,18 +87,12 @@ impl Entry {
             Ok(id)
         }
         match (given(user), given(serial), given(device), given(jti)) {
-            (Some(id), None, None, None) => Ok(Self::User {
-                id: id.into(),
-                at: now,
-            }),
+            (Some(id), None, None, None) => Ok(Self::user(id, now_ms)),
             (None, Some(raw), None, None) => Ok(Self::Serial {
                 id: hex("serial", raw)?,
                 at: now,
             }),
-            (None, None, Some(raw), None) => Ok(Self::Device {
-                id: hex("device", raw)?,
-                at: now,
-            }),
+            (None, None, Some(raw), None) => Ok(Self::device(&hex("device", raw)?, now_ms)),
             (None, None, None, Some(id)) => Ok(Self::Jti {
                 id: id.into(),
                 until: now.saturating_add(max_ttl),
@@ -96,6 +102,32 @@ impl Entry {
             }
             _ => Err("give one of user, serial, device or jti, not several".into()),
         }
+    }
+
+    /// "Log out everywhere" for `user`, as of `now_ms`.
+    pub fn user(user: &str, now_ms: i64) -> Self {
+        Self::User {
+            id: user.into(),
+            at: now_ms.div_euclid(1000),
+            at_ms: Some(now_ms),
+        }
+    }
+
+    /// Signs out the device with certificate `serial` (lower-case hex), as of `now_ms`.
+    pub fn device(serial: &str, now_ms: i64) -> Self {
+        Self::Device {
+            id: serial.into(),
+            at: now_ms.div_euclid(1000),
+            at_ms: Some(now_ms),
+        }
+    }
+
+    /// A user or device cut-off in ms: `at_ms` when it agrees with `at`, else the end of the
+    /// `at` second (covering every token issued in it: fail closed).
+    fn cutoff_ms(at: i64, at_ms: Option<i64>) -> i64 {
+        at_ms
+            .filter(|ms| ms.div_euclid(1000) == at)
+            .unwrap_or_else(|| at.saturating_mul(1000).saturating_add(999))
     }
 
     /// (kind, id) for logs, metrics and replies.
@@ -170,10 +202,10 @@ impl JtiSet {
 #[derive(Debug, Default)]
 struct View {
     jtis: JtiSet,
-    /// user → tokens issued up to this time are dead.
+    /// user → tokens issued up to this time (ms) are dead.
     users: HashMap<String, i64>,
     serials: HashSet<String>,
-    /// certificate serial → tokens minted from it up to this time are dead.
+    /// certificate serial → tokens minted from it up to this time (ms) are dead.
     devices: HashMap<String, i64>,
 }
 
@@ -183,16 +215,18 @@ impl View {
             Entry::Jti { id, until } => {
                 self.jtis.insert(id, *until);
             }
-            Entry::User { id, at } => {
-                let cutoff = self.users.entry(id.clone()).or_insert(*at);
-                *cutoff = (*cutoff).max(*at);
+            Entry::User { id, at, at_ms } => {
+                let at = Entry::cutoff_ms(*at, *at_ms);
+                let cutoff = self.users.entry(id.clone()).or_insert(at);
+                *cutoff = (*cutoff).max(at);
             }
             Entry::Serial { id, .. } => {
                 self.serials.insert(id.to_ascii_lowercase());
             }
-            Entry::Device { id, at } => {
-                let cutoff = self.devices.entry(id.to_ascii_lowercase()).or_insert(*at);
-                *cutoff = (*cutoff).max(*at);
+            Entry::Device { id, at, at_ms } => {
+                let at = Entry::cutoff_ms(*at, *at_ms);
+                let cutoff = self.devices.entry(id.to_ascii_lowercase()).or_insert(at);
+                *cutoff = (*cutoff).max(at);
             }
         }
     }
@@ -244,7 +278,12 @@ impl Revocations {
             let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
             view.jtis.prune(now);
             for e in entries {
-                view.apply(e);
+                match e {
+                    // Long dead anyway (a full re-read brings every old log-out back).
+                    Entry::Jti { until, .. } if until.saturating_add(crate::jwt::LEEWAY) <= now => {
+                    }
+                    _ => view.apply(e),
+                }
             }
         }
         self.synced_at.store(now, Ordering::Relaxed);
@@ -330,12 +369,17 @@ impl Revocations {
     pub fn revoke(&self, mut entry: Entry) -> Result<(), String> {
         {
             let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
-            // A sign-in right after a cut-off is minted just past it (see `mint_time`), up to
-            // a second ahead of the clock: a new cut-off must cover such tokens too.
-            if let Entry::User { at, .. } | Entry::Device { at, .. } = &mut entry {
-                let latest = view.users.values().chain(view.devices.values()).max();
-                if let Some(&latest) = latest {
-                    *at = (*at).max(latest.saturating_add(1));
+            // A sign-in in the very millisecond of the last cut-off was minted just past it
+            // (see `mint_time`): a new cut-off for the same key covers it too.
+            let (old, at, at_ms) = match &mut entry {
+                Entry::User { id, at, at_ms } => (view.users.get(id.as_str()), at, at_ms),
+                Entry::Device { id, at, at_ms } => (view.devices.get(id.as_str()), at, at_ms),
+                Entry::Jti { .. } | Entry::Serial { .. } => (None, &mut 0, &mut None),
+            };
+            if let (Some(&old), Some(ms)) = (old, at_ms.as_mut()) {
+                if *ms <= old {
+                    *ms = old.saturating_add(1);
+                    *at = ms.div_euclid(1000);
                 }
             }
             view.apply(&entry);
@@ -354,13 +398,10 @@ impl Revocations {
         })
     }
 
-    /// Ends every token of `user` issued up to and including the second `now`. A clock that
-    /// stepped back never moves the cut-off earlier.
-    pub fn revoke_user(&self, user: &str, now: i64) -> Result<(), String> {
-        self.revoke(Entry::User {
-            id: user.into(),
-            at: now,
-        })
+    /// Ends every token of `user` issued up to and including `now_ms`. A clock that stepped
+    /// back never moves the cut-off earlier.
+    pub fn revoke_user(&self, user: &str, now_ms: i64) -> Result<(), String> {
+        self.revoke(Entry::user(user, now_ms))
     }
 
     pub fn is_jti_revoked(&self, jti: &str) -> bool {
@@ -371,8 +412,9 @@ impl Revocations {
             .contains(jti)
     }
 
-    pub fn is_user_revoked(&self, user: &str, issued_at: i64) -> bool {
-        self.cutoff(user).is_some_and(|cutoff| issued_at <= cutoff)
+    /// Whether a token of `user` issued at `issued_ms` was ended by "log out everywhere".
+    pub fn is_user_revoked(&self, user: &str, issued_ms: i64) -> bool {
+        self.cutoff(user).is_some_and(|cutoff| issued_ms <= cutoff)
     }
 
     pub fn is_serial_revoked(&self, serial: &str) -> bool {
@@ -383,27 +425,28 @@ impl Revocations {
             .contains(&serial.to_ascii_lowercase())
     }
 
-    /// Whether a token minted from certificate `serial` at `issued_at` was signed out with its
+    /// Whether a token minted from certificate `serial` at `issued_ms` was signed out with its
     /// device.
-    pub fn is_device_revoked(&self, serial: &str, issued_at: i64) -> bool {
+    pub fn is_device_revoked(&self, serial: &str, issued_ms: i64) -> bool {
         self.view
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .devices
             .get(&serial.to_ascii_lowercase())
-            .is_some_and(|&cutoff| issued_at <= cutoff)
+            .is_some_and(|&cutoff| issued_ms <= cutoff)
     }
 
-    /// The time to mint a new token of `user` (from certificate `serial`) at: `now`, or just
-    /// after a cut-off in this very second, so that signing in again right after "log out
+    /// The time (ms) to mint a new token of `user` (from certificate `serial`) at: `now_ms`,
+    /// or just after a cut-off in this very millisecond (or in the whole second, for an entry
+    /// from a certgate that kept seconds only), so that signing in again right after "log out
     /// everywhere" or signing a device out works.
-    pub fn mint_time(&self, user: &str, serial: Option<&str>, now: i64) -> i64 {
+    pub fn mint_time(&self, user: &str, serial: Option<&str>, now_ms: i64) -> i64 {
         let view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
         let device = serial.and_then(|s| view.devices.get(&s.to_ascii_lowercase()));
         [view.users.get(user), device]
             .into_iter()
             .flatten()
-            .fold(now, |t, &cutoff| t.max(cutoff.saturating_add(1)))
+            .fold(now_ms, |t, &cutoff| t.max(cutoff.saturating_add(1)))
     }
 
     fn cutoff(&self, user: &str) -> Option<i64> {

@@ -19,21 +19,66 @@ fn revoked_jti_is_remembered_until_it_would_expire() {
 }
 
 #[test]
-fn user_cutoff_ends_tokens_up_to_its_second_and_new_ones_start_after() {
+fn user_cutoff_ends_tokens_up_to_its_millisecond_and_new_ones_start_after() {
     let r = Revocations::default();
-    assert!(!r.is_user_revoked("alice", 10));
-    assert_eq!(r.mint_time("alice", None, 100), 100);
-    r.revoke_user("alice", 100).unwrap();
-    assert!(r.is_user_revoked("alice", 99));
-    assert!(r.is_user_revoked("alice", 100), "same second");
-    assert!(!r.is_user_revoked("alice", 101));
-    assert!(!r.is_user_revoked("bob", 99));
-    assert_eq!(r.mint_time("alice", None, 100), 101);
-    r.revoke_user("alice", 50).unwrap();
+    assert!(!r.is_user_revoked("alice", 10_000));
+    assert_eq!(r.mint_time("alice", None, 100_500), 100_500);
+    r.revoke_user("alice", 100_500).unwrap();
+    assert!(r.is_user_revoked("alice", 99_000));
+    assert!(r.is_user_revoked("alice", 100_500), "same millisecond");
+    assert!(!r.is_user_revoked("alice", 100_501));
+    assert!(!r.is_user_revoked("bob", 99_000));
+    assert_eq!(r.mint_time("alice", None, 100_500), 100_501);
+    assert_eq!(
+        r.mint_time("alice", None, 100_900),
+        100_900,
+        "never ahead of the clock"
+    );
+    r.revoke_user("alice", 50_000).unwrap();
     assert!(
-        r.is_user_revoked("alice", 100),
+        r.is_user_revoked("alice", 100_500),
         "a clock step back keeps the later cut-off"
     );
+}
+
+#[test]
+fn a_cutoff_in_seconds_only_covers_its_whole_second_and_a_token_without_ms_its_start() {
+    let r = Revocations::default();
+    // Written by a certgate that kept seconds only.
+    r.revoke(Entry::User {
+        id: "alice".into(),
+        at: 100,
+        at_ms: None,
+    })
+    .unwrap();
+    assert!(r.is_user_revoked("alice", 100_999));
+    assert!(!r.is_user_revoked("alice", 101_000));
+    // An `at_ms` that disagrees with `at` is not trusted either.
+    r.revoke(Entry::User {
+        id: "bob".into(),
+        at: 100,
+        at_ms: Some(5),
+    })
+    .unwrap();
+    assert!(r.is_user_revoked("bob", 100_999));
+}
+
+#[test]
+fn repeated_cutoffs_move_only_their_own_key() {
+    let r = Revocations::default();
+    for _ in 0..1000 {
+        r.revoke_user("mallory", 100_000).unwrap();
+        r.revoke(Entry::device("0a", 100_000)).unwrap();
+    }
+    assert_eq!(
+        r.mint_time("alice", None, 100_000),
+        100_000,
+        "other users untouched"
+    );
+    // Only the key revoked moves, by a millisecond per cut-off in the same millisecond.
+    assert_eq!(r.mint_time("mallory", None, 100_000), 101_000);
+    assert_eq!(r.mint_time("bob", Some("0a"), 100_000), 101_000);
+    assert_eq!(r.mint_time("bob", Some("0b"), 100_000), 100_000);
 }
 
 #[test]
@@ -46,14 +91,10 @@ fn another_process_appending_is_seen_on_the_next_sync_and_a_restart_keeps_everyt
         at: 1,
     })
     .unwrap();
-    cli.append(&Entry::User {
-        id: "bob".into(),
-        at: 5,
-    })
-    .unwrap();
+    cli.append(&Entry::user("bob", 5_000)).unwrap();
     assert!(!server.is_serial_revoked("0a1b"));
     server.sync(1).unwrap();
-    assert!(server.is_serial_revoked("0a1b") && server.is_user_revoked("bob", 5));
+    assert!(server.is_serial_revoked("0a1b") && server.is_user_revoked("bob", 5_000));
     server.revoke_jti("t1", 1000).unwrap();
     let restarted = Revocations::open(Journal::in_data_dir(dir.path()), 2).unwrap();
     assert!(restarted.is_jti_revoked("t1"));
@@ -100,25 +141,29 @@ fn a_deleted_journal_is_trouble_not_a_clean_slate() {
 #[test]
 fn a_device_cutoff_ends_that_certificates_tokens_only_and_new_ones_start_after() {
     let r = Revocations::default();
-    let entry = Entry::requested(None, None, Some("0A:1B"), None, 100, 3600).unwrap();
+    let entry = Entry::requested(None, None, Some("0A:1B"), None, 100_000, 3600).unwrap();
     assert_eq!(
         entry,
         Entry::Device {
             id: "0a1b".into(),
-            at: 100
+            at: 100,
+            at_ms: Some(100_000)
         }
     );
     r.revoke(entry).unwrap();
-    assert!(r.is_device_revoked("0A1B", 100));
-    assert!(!r.is_device_revoked("0a1b", 101));
-    assert!(!r.is_device_revoked("0c", 50), "other devices keep theirs");
+    assert!(r.is_device_revoked("0A1B", 100_000));
+    assert!(!r.is_device_revoked("0a1b", 100_001));
+    assert!(
+        !r.is_device_revoked("0c", 50_000),
+        "other devices keep theirs"
+    );
     assert!(
         !r.is_serial_revoked("0a1b"),
         "the certificate itself stays valid"
     );
-    assert!(!r.is_user_revoked("alice", 50));
-    assert_eq!(r.mint_time("alice", Some("0a1b"), 100), 101);
-    assert_eq!(r.mint_time("alice", Some("0c"), 100), 100);
+    assert!(!r.is_user_revoked("alice", 50_000));
+    assert_eq!(r.mint_time("alice", Some("0a1b"), 100_000), 100_001);
+    assert_eq!(r.mint_time("alice", Some("0c"), 100_000), 100_000);
 }
 
 #[test]
@@ -131,26 +176,17 @@ fn a_requested_revocation_names_the_field_that_is_wrong() {
 }
 
 #[test]
-fn a_second_cutoff_in_the_same_second_covers_the_sign_in_after_the_first() {
+fn a_second_cutoff_covers_the_sign_in_after_the_first() {
     let r = Revocations::default();
-    r.revoke_user("alice", 100).unwrap();
-    let signed_in_again = r.mint_time("alice", Some("0a"), 100);
-    assert_eq!(signed_in_again, 101);
-    r.revoke_user("alice", 100).unwrap();
+    r.revoke_user("alice", 100_000).unwrap();
+    let signed_in_again = r.mint_time("alice", Some("0a"), 100_000);
+    assert!(!r.is_user_revoked("alice", signed_in_again));
+    r.revoke_user("alice", 100_001).unwrap();
     assert!(r.is_user_revoked("alice", signed_in_again));
-    r.revoke(Entry::Device {
-        id: "0a".into(),
-        at: 100,
-    })
-    .unwrap();
-    let device_again = r.mint_time("bob", Some("0a"), 100);
-    assert!(device_again > 100);
+    r.revoke(Entry::device("0a", 100_002)).unwrap();
+    let device_again = r.mint_time("bob", Some("0a"), 100_002);
     assert!(!r.is_device_revoked("0a", device_again));
-    r.revoke(Entry::Device {
-        id: "0a".into(),
-        at: 100,
-    })
-    .unwrap();
+    r.revoke(Entry::device("0a", 100_003)).unwrap();
     assert!(r.is_device_revoked("0a", device_again));
 }
 
@@ -167,4 +203,18 @@ fn token_ids_in_any_shape_are_kept_and_only_exactly_matched() {
     other.replace_range(0..1, if ours.starts_with('A') { "B" } else { "A" });
     assert!(!r.is_jti_revoked(&other));
     assert!(!r.is_jti_revoked(&ours[..21]));
+}
+
+#[test]
+fn a_cutoff_in_the_millisecond_of_the_last_one_covers_the_sign_in_between() {
+    let r = Revocations::default();
+    r.revoke_user("alice", 100_000).unwrap();
+    let again = r.mint_time("alice", None, 100_000);
+    assert_eq!(again, 100_001);
+    r.revoke_user("alice", 100_000).unwrap();
+    assert!(r.is_user_revoked("alice", again));
+    r.revoke(Entry::device("0a", 100_000)).unwrap();
+    let device_again = r.mint_time("bob", Some("0a"), 100_000);
+    r.revoke(Entry::device("0a", 100_000)).unwrap();
+    assert!(r.is_device_revoked("0a", device_again));
 }
