@@ -212,9 +212,11 @@ fn link_page(body: &[u8], state: &AppState, who: &Identity) -> Result<Page, AppE
 /// be certgate's own.
 fn revoke_admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
     let h = req.headers();
+    // Anything a browser adds (even one that strips Origin) takes the browser path.
     let browser = h.contains_key(actix_web::http::header::ORIGIN)
         || h.contains_key("sec-fetch-site")
-        || state.session(req).is_some();
+        || h.contains_key(actix_web::http::header::COOKIE)
+        || h.contains_key(actix_web::http::header::REFERER);
     if browser {
         same_origin(req, state)?;
         return admin(req, state);

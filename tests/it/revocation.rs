@@ -284,6 +284,14 @@ fn the_admin_api_revokes_for_admins_only_and_refuses_cross_origin_forms() {
         .header("Origin: https://evil.example.test")
         .post(&s.cg.mtls("/admin/revoke"), "user=bob");
     assert_eq!(r.status, 403, "{r:?}");
+    // A browser that strips Origin still sends its cookie or a Referer: not the API path.
+    for header in ["Cookie: theme=dark", "Referer: https://evil.example.test/"] {
+        let r = s
+            .as_alice()
+            .header(header)
+            .post(&s.cg.mtls("/admin/revoke"), "user=bob");
+        assert_eq!(r.status, 403, "{header}: {r:?}");
+    }
     assert_eq!(verify(&s, &s.cg, &bob_cookie), 200, "nothing revoked yet");
 
     // Bad input names the field.
