@@ -139,15 +139,8 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
 }
 
 fn link_page(body: &[u8], state: &AppState, who: &Identity) -> Result<Page, AppError> {
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(body)
-        .map(|(k, v)| (k.into_owned(), v.trim().to_string()))
-        .collect();
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    };
+    let form = extract::Form::parse(body);
+    let field = |name: &str| form.get(name).map(str::trim).filter(|v| !v.is_empty());
     let number = |name: &str, default: i64, max: i64| -> Result<i64, AppError> {
         match field(name) {
             None => Ok(default),
@@ -296,14 +289,8 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
     let asked = revoke_admin(&req, &state).and_then(|who| {
-        let form: Vec<(String, String)> = url::form_urlencoded::parse(&body)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        let field = |name: &str| {
-            form.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let form = extract::Form::parse(&body);
+        let field = |name: &str| form.get(name);
         let entry = crate::revocation::Entry::requested(
             field("user"),
             field("serial"),

@@ -260,3 +260,24 @@ pub fn same_site_post(req: &HttpRequest, state: &AppState) -> Result<(), AppErro
     }
     Ok(())
 }
+
+/// A form-encoded body (`application/x-www-form-urlencoded`), read once.
+pub struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub fn parse(body: &[u8]) -> Self {
+        Self(
+            url::form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// The first value of field `name`, as sent.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}

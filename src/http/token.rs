@@ -43,14 +43,8 @@ fn mint(
 ) -> Result<HttpResponse, AppError> {
     let cfg = &state.config;
     let now = state.clock.now();
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let form = extract::Form::parse(body);
+    let field = |name: &str| form.get(name);
 
     let max = cfg.token.max_ttl;
     let ttl = match field("ttl").filter(|v| !v.is_empty()) {
