@@ -159,11 +159,10 @@ impl JtiSet {
         if jti.len() != 22 {
             return None;
         }
-        // Only the canonical spelling: another spelling of the same bytes is another id.
+        // The engine accepts only the canonical spelling (no trailing bits): another spelling
+        // of the same bytes stays another id. Called on every check: no allocation.
         match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(jti, &mut key) {
-            Ok(16) if base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key) == jti => {
-                Some(key)
-            }
+            Ok(16) => Some(key),
             _ => None,
         }
     }
@@ -210,6 +209,18 @@ struct View {
 }
 
 impl View {
+    /// Entries read from a store as of `now`; long-expired token ids are not kept (a full
+    /// re-read brings every old log-out back).
+    fn apply_read(&mut self, entries: &[Entry], now: i64) {
+        self.jtis.prune(now);
+        for e in entries {
+            match e {
+                Entry::Jti { until, .. } if until.saturating_add(crate::jwt::LEEWAY) <= now => {}
+                _ => self.apply(e),
+            }
+        }
+    }
+
     fn apply(&mut self, e: &Entry) {
         match e {
             Entry::Jti { id, until } => {
@@ -274,18 +285,10 @@ impl Revocations {
 
     /// Entries read from the shared store; the view is current as of `now`.
     pub fn apply_synced(&self, entries: &[Entry], now: i64) {
-        {
-            let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
-            view.jtis.prune(now);
-            for e in entries {
-                match e {
-                    // Long dead anyway (a full re-read brings every old log-out back).
-                    Entry::Jti { until, .. } if until.saturating_add(crate::jwt::LEEWAY) <= now => {
-                    }
-                    _ => view.apply(e),
-                }
-            }
-        }
+        self.view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .apply_read(entries, now);
         self.synced_at.store(now, Ordering::Relaxed);
         let mut trouble = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(was) = trouble.take() {
@@ -339,16 +342,10 @@ impl Revocations {
             Backend::Redis(_) => return Ok(()),
         };
         let result = journal.read_new().map(|entries| {
-            let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
-            view.jtis.prune(now);
-            for e in &entries {
-                match e {
-                    // Long dead anyway: not worth remembering.
-                    Entry::Jti { until, .. } if until.saturating_add(crate::jwt::LEEWAY) <= now => {
-                    }
-                    _ => view.apply(e),
-                }
-            }
+            self.view
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .apply_read(&entries, now);
         });
         let mut trouble = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
         match &result {
@@ -361,11 +358,11 @@ impl Revocations {
         result
     }
 
-    /// Records a revocation: into the journal first (so it survives and other processes see
-    /// it), then into this view.
+    /// Records a revocation: in this view at once, then in the store (so it survives and the
+    /// other processes see it).
     ///
     /// # Errors
-    /// When the journal cannot be written; the revocation is still applied here.
+    /// When the store cannot be written; the revocation is still in force here.
     pub fn revoke(&self, mut entry: Entry) -> Result<(), String> {
         {
             let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);

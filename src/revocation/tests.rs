@@ -203,6 +203,15 @@ fn token_ids_in_any_shape_are_kept_and_only_exactly_matched() {
     other.replace_range(0..1, if ours.starts_with('A') { "B" } else { "A" });
     assert!(!r.is_jti_revoked(&other));
     assert!(!r.is_jti_revoked(&ours[..21]));
+    // The same 16 bytes spelled with trailing bits set is another id.
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let last = ALPHABET
+        .iter()
+        .position(|&c| c == ours.as_bytes()[21])
+        .unwrap();
+    let mut sloppy = ours[..21].to_string();
+    sloppy.push(ALPHABET[last | 1] as char);
+    assert!(!r.is_jti_revoked(&sloppy));
 }
 
 #[test]

@@ -16,7 +16,7 @@ use crate::harness::pki::{CertFiles, Pki};
 use crate::harness::redis::Redis;
 use crate::harness::upstream::Upstream;
 use crate::harness::{free_port, require};
-use crate::revocation::{assert_fails_closed, revoke_cli};
+use crate::revocation::{assert_fails_closed, jti, revoke_cli};
 
 struct Replicas {
     dir: tempfile::TempDir,
@@ -281,18 +281,7 @@ fn redis_down_answers_503_once_max_staleness_passes_and_service_returns_within_2
     };
     let good = r.sign_in();
     let revoked = r.bearer();
-    let jti = {
-        use base64::Engine;
-        let token = revoked.rsplit(' ').next().unwrap();
-        let payload = token.split('.').nth(1).unwrap();
-        let claims: serde_json::Value = serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .unwrap(),
-        )
-        .unwrap();
-        claims["jti"].as_str().unwrap().to_string()
-    };
+    let jti = jti(revoked.rsplit(' ').next().unwrap());
     let out = r
         .curl()
         .cert(&r.alice.cert, &r.alice.key)

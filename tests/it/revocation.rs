@@ -20,7 +20,8 @@ fn verify(s: &Setup, cg: &Certgate, credential: &str) -> u16 {
         .status
 }
 
-fn jti(token: &str) -> String {
+/// The `jti` claim of a token (read, not verified).
+pub fn jti(token: &str) -> String {
     let payload = token.split('.').nth(1).unwrap();
     let claims: serde_json::Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
