@@ -33,19 +33,21 @@ pub enum IdentityError {
 pub fn from_cert(cert: &VerifiedCert, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
     let c = cert.cert();
     let (username, source) = match cfg.username_from {
-        UsernameFrom::Cn => (c.common_name.clone(), "common name (CN)"),
-        UsernameFrom::SanEmail => (c.emails.first().cloned(), "e-mail subject alternative name"),
-        UsernameFrom::SanUri => (c.uris.first().cloned(), "URI subject alternative name"),
-        UsernameFrom::SanDns => (c.dns_names.first().cloned(), "DNS subject alternative name"),
+        UsernameFrom::Cn => (c.common_name.as_deref(), "common name (CN)"),
+        UsernameFrom::SanEmail => (first(&c.emails), "e-mail subject alternative name"),
+        UsernameFrom::SanUri => (first(&c.uris), "URI subject alternative name"),
+        UsernameFrom::SanDns => (first(&c.dns_names), "DNS subject alternative name"),
     };
-    let username = username.ok_or(IdentityError::NoUsername(source))?;
-    let fallback = Identity {
-        email: c.emails.first().cloned(),
-        name: c.common_name.clone(),
-        groups: Vec::new(),
-        user: username,
-    };
-    resolve(fallback, cfg)
+    let user = username.ok_or(IdentityError::NoUsername(source))?;
+    resolve(
+        Claimed {
+            user,
+            groups: &[],
+            email: first(&c.emails),
+            name: c.common_name.as_deref(),
+        },
+        cfg,
+    )
 }
 
 /// Re-checks a token's holder against the current user table, so disabling a user takes
@@ -55,13 +57,15 @@ pub fn from_cert(cert: &VerifiedCert, cfg: &IdentityConfig) -> Result<Identity, 
 /// # Errors
 /// When the user is now disabled or no longer allowed.
 pub fn from_claims(claims: &Claims, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
-    let fallback = Identity {
-        user: claims.sub.clone(),
-        groups: claims.groups.clone(),
-        email: claims.email.clone(),
-        name: claims.name.clone(),
-    };
-    resolve(fallback, cfg)
+    resolve(
+        Claimed {
+            user: &claims.sub,
+            groups: &claims.groups,
+            email: claims.email.as_deref(),
+            name: claims.name.as_deref(),
+        },
+        cfg,
+    )
 }
 
 /// A user by name, as the user table (or `allow_unlisted`) says (for `certgate explain`).
@@ -69,32 +73,53 @@ pub fn from_claims(claims: &Claims, cfg: &IdentityConfig) -> Result<Identity, Id
 /// # Errors
 /// When the user is disabled or not allowed.
 pub fn from_user(user: &str, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
-    let bare = Identity {
-        user: user.to_string(),
-        groups: Vec::new(),
-        email: None,
-        name: None,
-    };
-    resolve(bare, cfg)
+    resolve(
+        Claimed {
+            user,
+            groups: &[],
+            email: None,
+            name: None,
+        },
+        cfg,
+    )
 }
 
-fn resolve(found: Identity, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
+/// What a credential says about its holder, before the user table has its say (borrowed:
+/// this runs on every check, and a listed user's table entry wins anyway).
+struct Claimed<'a> {
+    user: &'a str,
+    groups: &'a [String],
+    email: Option<&'a str>,
+    name: Option<&'a str>,
+}
+
+fn first(v: &[String]) -> Option<&str> {
+    v.first().map(String::as_str)
+}
+
+fn resolve(found: Claimed<'_>, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
     if found.user.is_empty()
         || found.user.len() > 256
         || found.user.chars().any(|ch| ch.is_control() || ch == ',')
     {
-        return Err(IdentityError::BadUsername(found.user));
+        return Err(IdentityError::BadUsername(found.user.to_owned()));
     }
-    match cfg.users.get(&found.user) {
-        Some(User { disabled: true, .. }) => Err(IdentityError::Disabled(found.user)),
+    let owned = |v: Option<&str>| v.map(str::to_owned);
+    match cfg.users.get(found.user) {
+        Some(User { disabled: true, .. }) => Err(IdentityError::Disabled(found.user.to_owned())),
         Some(user) => Ok(Identity {
             user: user.name.clone(),
             groups: user.groups.clone(),
-            email: user.email.clone().or(found.email),
-            name: user.display_name.clone().or(found.name),
+            email: user.email.clone().or_else(|| owned(found.email)),
+            name: user.display_name.clone().or_else(|| owned(found.name)),
         }),
-        None if cfg.allow_unlisted => Ok(found),
-        None => Err(IdentityError::Unlisted(found.user)),
+        None if cfg.allow_unlisted => Ok(Identity {
+            user: found.user.to_owned(),
+            groups: found.groups.to_vec(),
+            email: owned(found.email),
+            name: owned(found.name),
+        }),
+        None => Err(IdentityError::Unlisted(found.user.to_owned())),
     }
 }
 

@@ -202,13 +202,14 @@ impl TrustStore {
     /// [`CertError::RevocationUnknown`] while a revocation source cannot be read.
     pub fn serial_revoked(&self, serial: &str) -> Result<bool, CertError> {
         self.revocation.refresh_often();
-        let bytes = hex::decode(serial).unwrap_or_default();
         self.revocation
             .with(|crls, serials| {
                 serials.contains(serial)
-                    || crls
-                        .iter()
-                        .any(|crl| crl.find_serial(&bytes).ok().flatten().is_some())
+                    || (!crls.is_empty() && {
+                        let bytes = hex::decode(serial).unwrap_or_default();
+                        crls.iter()
+                            .any(|crl| crl.find_serial(&bytes).ok().flatten().is_some())
+                    })
             })
             .map_err(CertError::RevocationUnknown)
     }

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use actix_web::http::header::HeaderName;
 use ipnet::IpNet;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -244,10 +245,10 @@ pub struct TokenConfig {
 
 #[derive(Debug, Clone)]
 pub struct HeaderNames {
-    pub user: String,
-    pub groups: String,
-    pub email: String,
-    pub name: String,
+    pub user: HeaderName,
+    pub groups: HeaderName,
+    pub email: HeaderName,
+    pub name: HeaderName,
 }
 
 /// Collects problems so that all of them are reported together.
@@ -405,15 +406,15 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
         );
     }
     let headers = HeaderNames {
-        user: header_name(&mut c, "headers.user", raw.headers.user, "Remote-User"),
+        user: header_name(&mut c, "headers.user", raw.headers.user, "remote-user"),
         groups: header_name(
             &mut c,
             "headers.groups",
             raw.headers.groups,
-            "Remote-Groups",
+            "remote-groups",
         ),
-        email: header_name(&mut c, "headers.email", raw.headers.email, "Remote-Email"),
-        name: header_name(&mut c, "headers.name", raw.headers.name, "Remote-Name"),
+        email: header_name(&mut c, "headers.email", raw.headers.email, "remote-email"),
+        name: header_name(&mut c, "headers.name", raw.headers.name, "remote-name"),
     };
 
     let policy = Policy {
@@ -802,14 +803,22 @@ fn redirect_host(c: &mut Checker, raw: &str) -> Option<String> {
     }
 }
 
-fn header_name(c: &mut Checker, key: &str, raw: Option<String>, default: &str) -> String {
-    let name = raw.unwrap_or_else(|| default.to_string());
-    if actix_web::http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+/// Parsed once here, so a check never parses a header name again.
+fn header_name(
+    c: &mut Checker,
+    key: &str,
+    raw: Option<String>,
+    default: &'static str,
+) -> HeaderName {
+    let Some(name) = raw else {
+        return HeaderName::from_static(default);
+    };
+    HeaderName::from_bytes(name.as_bytes()).unwrap_or_else(|_| {
         c.fail(
             key,
             format!("`{name}` is not a valid header name"),
             "e.g. \"Remote-User\"",
         );
-    }
-    name
+        HeaderName::from_static(default)
+    })
 }

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::http::Method;
 use actix_web::HttpRequest;
 use rustls_pki_types::CertificateDer;
@@ -49,7 +49,7 @@ impl RequestMeta {
         };
         let method = trusted_peer
             .then(|| {
-                first(headers, &["x-forwarded-method", "x-original-method"])
+                first(headers, &[X_FORWARDED_METHOD, X_ORIGINAL_METHOD])
                     .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
             })
             .flatten()
@@ -70,10 +70,25 @@ impl RequestMeta {
     }
 }
 
-fn first<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+/// Header names parsed at compile time: a lookup by `&str` parses the name on every request.
+mod names {
+    use actix_web::http::header::HeaderName;
+    pub const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+    pub const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+    pub const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+    pub const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+    pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+    pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    pub const X_SSL_CLIENT_VERIFY: HeaderName = HeaderName::from_static("x-ssl-client-verify");
+}
+use names::*;
+
+fn first<'a>(headers: &'a HeaderMap, names: &[HeaderName]) -> Option<&'a str> {
     names
         .iter()
-        .find_map(|n| headers.get(*n).and_then(|v| v.to_str().ok()))
+        .find_map(|n| headers.get(n).and_then(|v| v.to_str().ok()))
         .map(str::trim)
         .filter(|v| !v.is_empty())
 }
@@ -84,21 +99,18 @@ fn first<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
 fn original_url(h: &HeaderMap, proxy: CertHeaderFormat) -> Option<String> {
     let nginx_style = !matches!(proxy, CertHeaderFormat::Traefik | CertHeaderFormat::Caddy);
     if nginx_style {
-        if let Some(url) = first(h, &["x-original-url"]) {
+        if let Some(url) = first(h, &[X_ORIGINAL_URL]) {
             return Some(url.to_string());
         }
     }
-    let proto = first(h, &["x-forwarded-proto"]);
-    if let (Some(host), Some(uri)) = (
-        first(h, &["x-forwarded-host"]),
-        first(h, &["x-forwarded-uri"]),
-    ) {
+    let proto = first(h, &[X_FORWARDED_PROTO]);
+    if let (Some(host), Some(uri)) = (first(h, &[X_FORWARDED_HOST]), first(h, &[X_FORWARDED_URI])) {
         return Some(format!("{}://{host}{uri}", proto.unwrap_or("https")));
     }
     if let (true, Some(uri), Some(host)) = (
         nginx_style,
-        first(h, &["x-original-uri"]),
-        first(h, &["host"]),
+        first(h, &[X_ORIGINAL_URI]),
+        first(h, &[header::HOST]),
     ) {
         return Some(format!("{}://{host}{uri}", proto.unwrap_or("https")));
     }
@@ -146,7 +158,7 @@ pub fn why_no_cert(req: &HttpRequest, state: &AppState, meta: &RequestMeta) -> N
     let format = state.config.proxy.cert_header;
     match format {
         // nginx says what its own check found: NONE (asked, nothing sent) or FAILED:reason.
-        CertHeaderFormat::Nginx => match first(headers, &["x-ssl-client-verify"]) {
+        CertHeaderFormat::Nginx => match first(headers, &[X_SSL_CLIENT_VERIFY]) {
             Some(v) if v.starts_with("FAILED") => NoCert::ProxyRejected,
             Some(_) => NoCert::NotSent,
             None => NoCert::NotForwarded,
@@ -197,7 +209,7 @@ pub fn client_addr(
         return peer;
     }
     let forwarded = headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
@@ -219,16 +231,21 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Every value of our session cookie (a browser may hold one per domain).
-pub fn session_cookies(req: &HttpRequest, name: &str) -> Vec<String> {
+/// Every value of our session cookie (a browser may hold one per domain). `from_utf8`, not
+/// `to_str`: the header holds a whole token, and `to_str` checks it byte by byte, which costs
+/// more than the cached check itself.
+pub fn session_cookies<'a>(
+    req: &'a HttpRequest,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
     req.headers()
         .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"').to_string())
-        .collect()
+        .filter_map(move |pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then(|| v.trim_matches('"'))
+        })
 }
 
 /// Browsers tell us where a POST comes from; a cross-site one (logout, admin forms) must have

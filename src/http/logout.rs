@@ -22,7 +22,7 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
     let everywhere = url::form_urlencoded::parse(&body)
         .any(|(k, v)| k == "everywhere" && matches!(v.as_ref(), "1" | "true" | "yes"));
     for value in extract::session_cookies(&req, &cfg.session.cookie_name) {
-        let Ok(claims) = state.tokens.verify(&value, TokenKind::Session, now) else {
+        let Ok(claims) = state.tokens.verify(value, TokenKind::Session, now) else {
             continue;
         };
         // Already ended (by id, user, device or certificate): nothing more to record, and

@@ -101,11 +101,10 @@ impl FromRequest for State {
 
 impl AppState {
     /// The claims of the first session cookie that verifies and is still in standing.
-    pub fn session(&self, req: &HttpRequest) -> Option<Claims> {
+    pub fn session(&self, req: &HttpRequest) -> Option<Arc<Claims>> {
         let now = self.clock.now();
         extract::session_cookies(req, &self.config.session.cookie_name)
-            .into_iter()
-            .filter_map(|v| self.tokens.verify(&v, TokenKind::Session, now).ok())
+            .filter_map(|v| self.tokens.verify(v, TokenKind::Session, now).ok())
             .find(|c| matches!(self.standing(c), Standing::Live))
     }
 
@@ -115,19 +114,11 @@ impl AppState {
         if let Some(why) = self.stale() {
             return Standing::Unknown(why);
         }
-        if self.revocations.is_jti_revoked(&c.jti) {
-            return Standing::Revoked("revoked");
-        }
-        if self.revocations.is_user_revoked(&c.sub, c.issued_ms()) {
-            return Standing::Revoked("signed out everywhere");
-        }
-        if let Some(serial) = c.x5s.as_deref() {
-            if self.revocations.is_serial_revoked(serial) {
-                return Standing::Revoked("its certificate was revoked");
-            }
-            if self.revocations.is_device_revoked(serial, c.issued_ms()) {
-                return Standing::Revoked("its device was signed out");
-            }
+        if let Some(why) =
+            self.revocations
+                .why_revoked(&c.jti, &c.sub, c.x5s.as_deref(), c.issued_ms())
+        {
+            return Standing::Revoked(why);
         }
         match c.x5s.as_deref().map(|s| self.trust.serial_revoked(s)) {
             Some(Ok(true)) => Standing::Revoked("its certificate was revoked"),

@@ -177,8 +177,8 @@ fn session_subject(req: &HttpRequest, state: &AppState) -> Result<(Subject, i64)
         email: who.email,
         name: who.name,
         scope: None,
-        cert_thumbprint: claims.cnf.map(|c| c.x5t_s256),
-        cert_serial: claims.x5s,
+        cert_thumbprint: claims.cnf.as_ref().map(|c| c.x5t_s256.clone()),
+        cert_serial: claims.x5s.clone(),
         app_hosts: Vec::new(),
     };
     Ok((subject, claims.exp))

@@ -4,7 +4,7 @@
 //! 200 with every identity header, or a challenge, 403 or 400; never 101, never a cookie
 //! (proxies drop it), never cached.
 
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::extract::{self, RequestMeta};
@@ -136,7 +136,8 @@ fn policy_request(meta: &RequestMeta) -> Result<Request, AppError> {
 /// authority runs to the first `/`; whatever it holds is judged by [`canonical::host`], which
 /// refuses `@`, `?`, `#` and the like rather than guessing what the proxy served.
 fn split_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.split_once("://")?.1;
+    // The scheme holds no `:`, so the first one starts `://` (a char search, unlike `"://"`).
+    let rest = url[url.find(':')?..].strip_prefix("://")?;
     let end = rest.find('/').unwrap_or(rest.len());
     let (authority, target) = rest.split_at(end);
     Some((authority, if target.is_empty() { "/" } else { target }))
@@ -159,12 +160,12 @@ fn authenticate(
             code,
         })
     };
-    let from_claims = |claims: Claims, via| -> Result<Authenticated, AppError> {
+    let from_claims = |claims: &Claims, via| -> Result<Authenticated, AppError> {
         Ok(Authenticated {
-            who: identity::from_claims(&claims, &cfg.identity)?,
+            who: identity::from_claims(claims, &cfg.identity)?,
             grants: None,
             via,
-            serial: claims.x5s,
+            serial: claims.x5s.clone(),
             device: None,
         })
     };
@@ -202,7 +203,7 @@ fn authenticate(
                 .map(scope::parse)
                 .transpose()
                 .map_err(|e| invalid("invalid_token", e))?;
-            let mut auth = from_claims(claims, "bearer")?;
+            let mut auth = from_claims(&claims, "bearer")?;
             auth.grants = grants;
             return Ok(auth);
         }
@@ -210,9 +211,9 @@ fn authenticate(
 
     let mut cookie_problem = None;
     for value in extract::session_cookies(req, &cfg.session.cookie_name) {
-        match state.tokens.verify(&value, TokenKind::Session, now) {
+        match state.tokens.verify(value, TokenKind::Session, now) {
             Ok(claims) => match state.standing(&claims) {
-                Standing::Live => return from_claims(claims, "session"),
+                Standing::Live => return from_claims(&claims, "session"),
                 Standing::Revoked(why) => {
                     cookie_problem = Some(("revoked", format!("session {why}")))
                 }
@@ -264,20 +265,26 @@ fn wants_redirect(req: &HttpRequest) -> bool {
 /// never pass through.
 fn allow(state: &AppState, who: Option<&Identity>) -> HttpResponse {
     let h = &state.config.headers;
-    let mut res = HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish();
-    let groups = who.map(|w| w.groups.join(",")).unwrap_or_default();
-    for (name, value) in [
-        (&h.user, who.map_or("", |w| w.user.as_str())),
-        (&h.groups, groups.as_str()),
-        (&h.email, who.and_then(|w| w.email.as_deref()).unwrap_or("")),
-        (&h.name, who.and_then(|w| w.name.as_deref()).unwrap_or("")),
-    ] {
-        let value =
-            HeaderValue::from_bytes(value.as_bytes()).unwrap_or(HeaderValue::from_static(""));
-        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-            res.headers_mut().insert(name, value);
+    let mut res = HttpResponse::new(actix_web::http::StatusCode::OK);
+    let value =
+        |v: &str| HeaderValue::from_bytes(v.as_bytes()).unwrap_or(HeaderValue::from_static(""));
+    let empty = || HeaderValue::from_static("");
+    let headers = res.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    match who {
+        Some(w) => {
+            headers.insert(h.user.clone(), value(&w.user));
+            headers.insert(h.groups.clone(), value(&w.groups.join(",")));
+            headers.insert(
+                h.email.clone(),
+                w.email.as_deref().map_or_else(empty, value),
+            );
+            headers.insert(h.name.clone(), w.name.as_deref().map_or_else(empty, value));
+        }
+        None => {
+            for name in [&h.user, &h.groups, &h.email, &h.name] {
+                headers.insert(name.clone(), empty());
+            }
         }
     }
     res

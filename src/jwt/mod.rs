@@ -6,6 +6,8 @@
 pub mod cache;
 pub mod keys;
 
+use std::sync::Arc;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, Header, Validation};
@@ -284,10 +286,10 @@ impl Tokens {
     ///
     /// # Errors
     /// A [`JwtError`] saying why the token is not acceptable.
-    pub fn verify(&self, token: &str, kind: TokenKind, now: i64) -> Result<Claims, JwtError> {
+    pub fn verify(&self, token: &str, kind: TokenKind, now: i64) -> Result<Arc<Claims>, JwtError> {
         let (claims, fresh) = match self.verified.get(token, kind) {
             Some(claims) => (claims, false),
-            None => (self.verify_signature(token, kind, now)?, true),
+            None => (Arc::new(self.verify_signature(token, kind, now)?), true),
         };
         // Time is checked on every use, cached or not; only a token good now is cached.
         if claims.exp.saturating_add(LEEWAY) <= now {

@@ -37,9 +37,9 @@ fn a_minted_session_token_verifies_with_its_claims() {
     let now = SystemClock.now();
     let (jwt, minted) = t.mint(TokenKind::Session, &alice(), 3600, now).unwrap();
     let claims = t.verify(&jwt, TokenKind::Session, now).unwrap();
-    assert_eq!(claims, minted);
+    assert_eq!(*claims, minted);
     assert_eq!(claims.sub, "alice");
-    assert_eq!(claims.cnf.unwrap().x5t_s256, "thumb");
+    assert_eq!(claims.cnf.as_ref().unwrap().x5t_s256, "thumb");
     assert_eq!(claims.x5s.as_deref(), Some("0a1b"));
     let header = jsonwebtoken::decode_header(&jwt).unwrap();
     assert_eq!(header.alg, Algorithm::EdDSA);
@@ -221,7 +221,7 @@ fn app_audiences_are_written_as_an_array_and_still_verify() {
         payload["aud"],
         serde_json::json!([ISS, "https://ha.example.test"])
     );
-    assert_eq!(t.verify(&jwt, TokenKind::Bearer, now).unwrap(), claims);
+    assert_eq!(*t.verify(&jwt, TokenKind::Bearer, now).unwrap(), claims);
     assert_eq!(claims.aud.app_hosts(ISS), vec!["ha.example.test"]);
     // Without app audiences, aud stays a plain string.
     let (plain, _) = t.mint(TokenKind::Bearer, &alice(), 600, now).unwrap();

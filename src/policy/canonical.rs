@@ -76,19 +76,27 @@ pub fn path(target: &str) -> Result<String, CanonicalError> {
     if !raw.is_empty() && !raw.starts_with('/') {
         return Err(CanonicalError::NotAbsolutePath);
     }
-    let lower = raw.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") {
+    let encoded_slash = raw.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'f') | (b'5', b'c')
+            )
+    });
+    if encoded_slash {
         return Err(CanonicalError::EncodedSlash);
     }
-    let bytes: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
-    let decoded = String::from_utf8(bytes).map_err(|_| CanonicalError::InvalidUtf8)?;
+    // Borrowed when nothing is encoded: the common case costs no copy.
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| CanonicalError::InvalidUtf8)?;
     if decoded.chars().any(char::is_control) {
         return Err(CanonicalError::ControlCharacter);
     }
     if decoded.contains('\\') {
         return Err(CanonicalError::Backslash);
     }
-    let mut segments: Vec<&str> = Vec::new();
+    let mut out = String::with_capacity(decoded.len() + 1);
     for segment in decoded.split('/') {
         // Matrix parameters (`admin;x=1`) are dropped: some servers ignore them.
         let segment = segment.split(';').next().unwrap_or_default();
@@ -96,12 +104,14 @@ pub fn path(target: &str) -> Result<String, CanonicalError> {
             "" => {}
             // Apps disagree on how `..` meets `;` or empty segments: judge none of them.
             "." | ".." => return Err(CanonicalError::DotSegment),
-            s => segments.push(s),
+            s => {
+                out.push('/');
+                out.push_str(s);
+            }
         }
     }
-    let mut out = String::from("/");
-    out.push_str(&segments.join("/"));
-    if decoded.ends_with('/') && !segments.is_empty() {
+    // `/` alone, or a trailing slash kept (`/a/b/`).
+    if out.is_empty() || decoded.ends_with('/') {
         out.push('/');
     }
     Ok(out)

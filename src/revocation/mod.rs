@@ -176,6 +176,9 @@ impl JtiSet {
     }
 
     fn contains(&self, jti: &str) -> bool {
+        if self.ours.is_empty() && self.other.is_empty() {
+            return false;
+        }
         match Self::key(jti) {
             Some(key) => self.ours.contains_key(&key),
             None => self.other.contains_key(jti),
@@ -195,6 +198,15 @@ impl JtiSet {
 
     fn len(&self) -> usize {
         self.ours.len() + self.other.len()
+    }
+}
+
+/// Serials are kept in lower case; ours already are, so most lookups copy nothing.
+fn lower(serial: &str) -> std::borrow::Cow<'_, str> {
+    if serial.bytes().any(|b| b.is_ascii_uppercase()) {
+        serial.to_ascii_lowercase().into()
+    } else {
+        serial.into()
     }
 }
 
@@ -419,7 +431,37 @@ impl Revocations {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .serials
-            .contains(&serial.to_ascii_lowercase())
+            .contains(lower(serial).as_ref())
+    }
+
+    /// Why a token is dead (its id, its user's "log out everywhere", its certificate or its
+    /// device), or `None`: the check on every request, under one lock.
+    pub fn why_revoked(
+        &self,
+        jti: &str,
+        user: &str,
+        serial: Option<&str>,
+        issued_ms: i64,
+    ) -> Option<&'static str> {
+        let view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+        if view.jtis.contains(jti) {
+            return Some("revoked");
+        }
+        if view.users.get(user).is_some_and(|&cut| issued_ms <= cut) {
+            return Some("signed out everywhere");
+        }
+        let serial = lower(serial?);
+        if view.serials.contains(serial.as_ref()) {
+            return Some("its certificate was revoked");
+        }
+        if view
+            .devices
+            .get(serial.as_ref())
+            .is_some_and(|&cut| issued_ms <= cut)
+        {
+            return Some("its device was signed out");
+        }
+        None
     }
 
     /// Whether a token minted from certificate `serial` at `issued_ms` was signed out with its
@@ -429,7 +471,7 @@ impl Revocations {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .devices
-            .get(&serial.to_ascii_lowercase())
+            .get(lower(serial).as_ref())
             .is_some_and(|&cutoff| issued_ms <= cutoff)
     }
 
@@ -439,7 +481,7 @@ impl Revocations {
     /// everywhere" or signing a device out works.
     pub fn mint_time(&self, user: &str, serial: Option<&str>, now_ms: i64) -> i64 {
         let view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
-        let device = serial.and_then(|s| view.devices.get(&s.to_ascii_lowercase()));
+        let device = serial.and_then(|s| view.devices.get(lower(s).as_ref()));
         [view.users.get(user), device]
             .into_iter()
             .flatten()

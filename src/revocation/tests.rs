@@ -167,6 +167,31 @@ fn a_device_cutoff_ends_that_certificates_tokens_only_and_new_ones_start_after()
 }
 
 #[test]
+fn why_revoked_reads_every_kind_under_one_lock() {
+    let r = Revocations::default();
+    let live = |r: &Revocations, serial| r.why_revoked("t1", "alice", serial, 100_000);
+    assert_eq!(live(&r, Some("0A1B")), None, "nothing revoked yet");
+    r.revoke(Entry::device("0a1b", 100_000)).unwrap();
+    assert_eq!(live(&r, Some("0A1B")), Some("its device was signed out"));
+    assert_eq!(live(&r, None), None, "a token without x5s has no device");
+    r.revoke(Entry::Serial {
+        id: "0a1b".into(),
+        at: 100,
+    })
+    .unwrap();
+    assert_eq!(live(&r, Some("0a1b")), Some("its certificate was revoked"));
+    r.revoke_user("alice", 100_000).unwrap();
+    assert_eq!(live(&r, None), Some("signed out everywhere"));
+    assert_eq!(
+        r.why_revoked("t1", "alice", None, 100_001),
+        None,
+        "signed in after the cut-off"
+    );
+    r.revoke_jti("t1", 1_000).unwrap();
+    assert_eq!(live(&r, None), Some("revoked"));
+}
+
+#[test]
 fn a_requested_revocation_names_the_field_that_is_wrong() {
     let e = |u, s, d, j| Entry::requested(u, s, d, j, 0, 60).unwrap_err();
     assert!(e(None, Some("xyz"), None, None).starts_with("serial:"));
