@@ -289,3 +289,31 @@ fn allow(state: &AppState, who: Option<&Identity>) -> HttpResponse {
     }
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use super::split_url;
+
+    #[test]
+    fn the_original_url_splits_at_its_scheme_and_first_slash() {
+        assert_eq!(
+            split_url("https://app.example.com:8443/a/b?c=d"),
+            Some(("app.example.com:8443", "/a/b?c=d"))
+        );
+        assert_eq!(
+            split_url("http://app.example.com"),
+            Some(("app.example.com", "/"))
+        );
+        // Judged by canonical::host later, which refuses it.
+        assert_eq!(split_url("https://u@evil/x"), Some(("u@evil", "/x")));
+        // No scheme, or a `:` before `://`: not a URL a proxy sends; host and path unknown.
+        for odd in [
+            "app.example.com/x",
+            "a:b://app.example.com/x",
+            "",
+            "https:/x",
+        ] {
+            assert_eq!(split_url(odd), None, "{odd}");
+        }
+    }
+}
