@@ -33,6 +33,7 @@ pub mod tls;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
+use actix_service::IntoServiceFactory as _;
 use actix_web::{web, App, HttpServer};
 
 use crate::clock::Clock;
@@ -187,10 +188,11 @@ pub async fn serve(state: AppState, reload: Option<Reloader>) -> Result<(), Star
     reload_on_sighup(live.clone(), reload);
     follow_revocations(live.clone());
     let mut server = HttpServer::new(move || {
-        App::new()
+        let app = App::new()
             .app_data(live.clone())
             .app_data(web::PayloadConfig::new(16 * 1024))
-            .configure(http::routes)
+            .configure(http::routes);
+        http::Front::new(app.into_factory(), live.clone())
     })
     .on_connect(tls::capture_connection)
     .workers(cfg.listen.workers)

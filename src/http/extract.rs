@@ -1,8 +1,9 @@
 //! What a request tells us: peer, listener, original URL and method (from trusted proxies
 //! only), whether a person is asking, and the credentials it carries.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
+use actix_web::dev::RequestHead;
 use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::http::Method;
 use actix_web::HttpRequest;
@@ -23,6 +24,45 @@ pub enum Connection {
     },
 }
 
+/// What the checks read from a request: actix-web's `HttpRequest` on most routes, the bare
+/// `actix_http::Request` on the `/verify` fast path ([`super::front`]).
+pub trait Incoming {
+    fn head(&self) -> &RequestHead;
+    /// Set at accept time by [`crate::tls::capture_connection`].
+    fn connection(&self) -> Option<&Connection>;
+
+    fn headers(&self) -> &HeaderMap {
+        &self.head().headers
+    }
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        self.head().peer_addr
+    }
+    fn method(&self) -> &Method {
+        &self.head().method
+    }
+    fn query_string(&self) -> &str {
+        self.head().uri.query().unwrap_or_default()
+    }
+}
+
+impl Incoming for HttpRequest {
+    fn head(&self) -> &RequestHead {
+        HttpRequest::head(self)
+    }
+    fn connection(&self) -> Option<&Connection> {
+        self.conn_data()
+    }
+}
+
+impl Incoming for actix_http::Request {
+    fn head(&self) -> &RequestHead {
+        actix_http::Request::head(self)
+    }
+    fn connection(&self) -> Option<&Connection> {
+        self.conn_data()
+    }
+}
+
 /// The request as the proxy saw it.
 #[derive(Debug, Clone)]
 pub struct RequestMeta {
@@ -36,10 +76,10 @@ pub struct RequestMeta {
 }
 
 impl RequestMeta {
-    pub fn from_request(req: &HttpRequest, state: &AppState) -> Self {
+    pub fn from_request(req: &dyn Incoming, state: &AppState) -> Self {
         let peer = req.peer_addr().map(|a| a.ip());
         // On the mTLS listener the peer is the end client itself, never a proxy.
-        let on_mtls = matches!(req.conn_data::<Connection>(), Some(Connection::Mtls { .. }));
+        let on_mtls = matches!(req.connection(), Some(Connection::Mtls { .. }));
         let trusted_peer = !on_mtls && peer.is_some_and(|p| state.config.proxy.is_trusted(p));
         let headers = req.headers();
         let original_url = if trusted_peer {
@@ -123,11 +163,11 @@ fn original_url(h: &HeaderMap, proxy: CertHeaderFormat) -> Option<String> {
 /// # Errors
 /// [`AppError::BadRequest`] when a trusted proxy sent a malformed header.
 pub fn presented_chain(
-    req: &HttpRequest,
+    req: &dyn Incoming,
     state: &AppState,
     meta: &RequestMeta,
 ) -> Result<Option<PresentedChain>, AppError> {
-    match req.conn_data::<Connection>() {
+    match req.connection() {
         Some(Connection::Mtls { peer_chain }) if !peer_chain.is_empty() => {
             Ok(Some(PresentedChain(peer_chain.clone())))
         }
@@ -147,8 +187,8 @@ pub fn presented_chain(
 }
 
 /// Why a request carried no certificate, read from what the connection and proxy said.
-pub fn why_no_cert(req: &HttpRequest, state: &AppState, meta: &RequestMeta) -> NoCert {
-    if matches!(req.conn_data::<Connection>(), Some(Connection::Mtls { .. })) {
+pub fn why_no_cert(req: &dyn Incoming, state: &AppState, meta: &RequestMeta) -> NoCert {
+    if matches!(req.connection(), Some(Connection::Mtls { .. })) {
         return NoCert::NotSent;
     }
     if !meta.trusted_peer {
@@ -179,7 +219,7 @@ pub fn why_no_cert(req: &HttpRequest, state: &AppState, meta: &RequestMeta) -> N
 /// # Errors
 /// [`AppError::CertRejected`] when it does not verify; `BadRequest` when the header is malformed.
 pub fn verified_cert(
-    req: &HttpRequest,
+    req: &dyn Incoming,
     state: &AppState,
     meta: &RequestMeta,
 ) -> Result<Option<VerifiedCert>, AppError> {
@@ -222,7 +262,7 @@ pub fn client_addr(
 }
 
 /// The token from `Authorization: Bearer …`, if any.
-pub fn bearer(req: &HttpRequest) -> Option<&str> {
+pub fn bearer(req: &dyn Incoming) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
@@ -235,7 +275,7 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
 /// `to_str`: the header holds a whole token, and `to_str` checks it byte by byte, which costs
 /// more than the cached check itself.
 pub fn session_cookies<'a>(
-    req: &'a HttpRequest,
+    req: &'a dyn Incoming,
     name: &'a str,
 ) -> impl Iterator<Item = &'a str> + 'a {
     req.headers()
@@ -250,7 +290,7 @@ pub fn session_cookies<'a>(
 
 /// Browsers tell us where a POST comes from; a cross-site one (logout, admin forms) must have
 /// no effect.
-pub fn same_site_post(req: &HttpRequest, state: &AppState) -> Result<(), AppError> {
+pub fn same_site_post(req: &dyn Incoming, state: &AppState) -> Result<(), AppError> {
     let h = req.headers();
     if h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
         return Err(AppError::Forbidden("cross-site request refused".into()));

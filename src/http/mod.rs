@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod cookie;
+mod front;
 pub mod enroll;
 pub mod extract;
 mod logout;
@@ -12,6 +13,8 @@ pub mod redirect;
 mod status;
 mod token;
 mod verify;
+
+pub use front::Front;
 
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -101,7 +104,7 @@ impl FromRequest for State {
 
 impl AppState {
     /// The claims of the first session cookie that verifies and is still in standing.
-    pub fn session(&self, req: &HttpRequest) -> Option<Arc<Claims>> {
+    pub fn session(&self, req: &dyn extract::Incoming) -> Option<Arc<Claims>> {
         let now = self.clock.now();
         extract::session_cookies(req, &self.config.session.cookie_name)
             .filter_map(|v| self.tokens.verify(v, TokenKind::Session, now).ok())

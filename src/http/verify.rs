@@ -7,7 +7,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::extract::{self, RequestMeta};
+use super::extract::{self, Incoming, RequestMeta};
 use super::{AppState, Standing, State};
 use crate::audit;
 use crate::error::{AppError, Challenge};
@@ -15,16 +15,23 @@ use crate::identity::{self, Identity};
 use crate::jwt::{Claims, TokenKind};
 use crate::policy::{canonical, scope, Decision, Request};
 
+/// The route, for what [`super::Front`] leaves to the App: a `/verify` spelled with
+/// percent-escapes.
 pub async fn handle(req: HttpRequest, state: State) -> HttpResponse {
+    answer(&req, &state)
+}
+
+/// The check and its metrics.
+pub fn answer(req: &dyn Incoming, state: &AppState) -> HttpResponse {
     let started = std::time::Instant::now();
-    let meta = RequestMeta::from_request(&req, &state);
-    let outcome = check(&req, &state, &meta);
+    let meta = RequestMeta::from_request(req, state);
+    let outcome = check(req, state, &meta);
     let (result, reason) = match &outcome {
         Ok(allowed) => ("allow", allowed.via),
         Err(e) => e.labels(),
     };
     let res = match outcome {
-        Ok(allowed) => allow(&state, allowed.who.as_ref()),
+        Ok(allowed) => allow(state, allowed.who.as_ref()),
         Err(e) => state.reply(&meta, &e),
     };
     state
@@ -55,7 +62,7 @@ struct Authenticated {
     device: Option<String>,
 }
 
-fn check(req: &HttpRequest, state: &AppState, meta: &RequestMeta) -> Result<Allowed, AppError> {
+fn check(req: &dyn Incoming, state: &AppState, meta: &RequestMeta) -> Result<Allowed, AppError> {
     let request = policy_request(meta)?;
     let policy = &state.policy;
     match policy.evaluate(&request, None) {
@@ -145,7 +152,7 @@ fn split_url(url: &str) -> Option<(&str, &str)> {
 
 /// Reads the credentials in order: bearer token, session cookie, certificate.
 fn authenticate(
-    req: &HttpRequest,
+    req: &dyn Incoming,
     state: &AppState,
     meta: &RequestMeta,
 ) -> Result<Authenticated, AppError> {
@@ -256,7 +263,7 @@ fn meta_host(meta: &RequestMeta) -> Option<String> {
 }
 
 /// Traefik and Caddy pass the auth answer to the client as it is: they ask for a 302.
-fn wants_redirect(req: &HttpRequest) -> bool {
+fn wants_redirect(req: &dyn Incoming) -> bool {
     url::form_urlencoded::parse(req.query_string().as_bytes())
         .any(|(k, v)| k == "redirect" && matches!(v.as_ref(), "1" | "true" | "yes"))
 }
