@@ -16,6 +16,9 @@ pub struct Metrics {
     /// `/verify` answers by `result` (allow, unauthenticated, deny, bad_request, unavailable)
     /// and `reason`.
     pub decisions: IntCounterVec,
+    /// `decisions{result="allow"}` by reason, resolved at start-up: most checks are allows,
+    /// and a label lookup hashes and locks on each.
+    allowed: [(&'static str, IntCounter); 4],
     /// Time spent deciding one `/verify`, in seconds.
     pub check_seconds: Histogram,
     /// `/auth` outcomes by `result`.
@@ -86,6 +89,8 @@ impl Metrics {
             "1 when the last configuration reload succeeded (or none was tried), 0 after a failure.",
         )?;
         reload_ok.set(1);
+        let allowed = ["bypass", "bearer", "session", "certificate"]
+            .map(|via| (via, decisions.with_label_values(&["allow", via])));
         registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(check_seconds.clone()))?;
         registry.register(Box::new(logins.clone()))?;
@@ -97,6 +102,7 @@ impl Metrics {
         Ok(Self {
             registry,
             decisions,
+            allowed,
             check_seconds,
             logins,
             tokens,
@@ -105,6 +111,17 @@ impl Metrics {
             reloads,
             reload_ok,
         })
+    }
+
+    /// Counts one `/verify` answer.
+    pub fn decided(&self, result: &'static str, reason: &'static str) {
+        let resolved = (result == "allow")
+            .then(|| self.allowed.iter().find(|(via, _)| *via == reason))
+            .flatten();
+        match resolved {
+            Some((_, counter)) => counter.inc(),
+            None => self.decisions.with_label_values(&[result, reason]).inc(),
+        }
     }
 
     /// The exposition text: the registry, the revoked serials, the certificates' days to expiry.
@@ -195,5 +212,19 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn a_decision_counts_in_its_series_whether_resolved_at_start_up_or_not() {
+        let m = Metrics::new().unwrap();
+        m.decided("allow", "session");
+        m.decided("allow", "session");
+        m.decided("allow", "certificate");
+        m.decided("unauthenticated", "no_credentials");
+        let count = |labels: &[&str]| m.decisions.with_label_values(labels).get();
+        assert_eq!(count(&["allow", "session"]), 2);
+        assert_eq!(count(&["allow", "certificate"]), 1);
+        assert_eq!(count(&["allow", "bearer"]), 0);
+        assert_eq!(count(&["unauthenticated", "no_credentials"]), 1);
     }
 }

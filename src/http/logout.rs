@@ -27,7 +27,7 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
         };
         // Already ended (by id, user, device or certificate): nothing more to record, and
         // replaying an ended cookie must not keep writing cut-offs.
-        if matches!(state.standing(&claims), Standing::Revoked(_)) {
+        if matches!(state.standing(&claims, now), Standing::Revoked(_)) {
             continue;
         }
         let actor = audit::Actor {

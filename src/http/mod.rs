@@ -108,13 +108,13 @@ impl AppState {
         let now = self.clock.now();
         extract::session_cookies(req, &self.config.session.cookie_name)
             .filter_map(|v| self.tokens.verify(v, TokenKind::Session, now).ok())
-            .find(|c| matches!(self.standing(c), Standing::Live))
+            .find(|c| matches!(self.standing(c, now), Standing::Live))
     }
 
     /// Whether a verified token still counts: not revoked by its id, by its user's "log out
-    /// everywhere", or through the certificate it was minted from.
-    pub fn standing(&self, c: &Claims) -> Standing {
-        if let Some(why) = self.stale() {
+    /// everywhere", or through the certificate it was minted from. `now` is `clock.now()`.
+    pub fn standing(&self, c: &Claims, now: i64) -> Standing {
+        if let Some(why) = self.stale_at(now) {
             return Standing::Unknown(why);
         }
         if let Some(why) =
@@ -132,8 +132,12 @@ impl AppState {
 
     /// Why nothing may be allowed now: the revocation view is older than `store.max_staleness`.
     pub fn stale(&self) -> Option<String> {
+        self.stale_at(self.clock.now())
+    }
+
+    fn stale_at(&self, now: i64) -> Option<String> {
         let max = i64::try_from(self.config.store.max_staleness.as_secs()).unwrap_or(i64::MAX);
-        self.revocations.stale(self.clock.now(), max)
+        self.revocations.stale(now, max)
     }
 
     /// Remembers a token for the status page and writes its audit line (a sign-in or a

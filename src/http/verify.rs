@@ -31,14 +31,10 @@ pub fn answer(req: &dyn Incoming, state: &AppState) -> HttpResponse {
         Err(e) => e.labels(),
     };
     let res = match outcome {
-        Ok(allowed) => allow(state, allowed.who.as_ref()),
+        Ok(allowed) => allow(state, allowed.who),
         Err(e) => state.reply(&meta, &e),
     };
-    state
-        .metrics
-        .decisions
-        .with_label_values(&[result, reason])
-        .inc();
+    state.metrics.decided(result, reason);
     state
         .metrics
         .check_seconds
@@ -185,7 +181,7 @@ fn authenticate(
                 .tokens
                 .verify(token, TokenKind::Bearer, now)
                 .map_err(|e| invalid("invalid_token", e.to_string()))?;
-            match state.standing(&claims) {
+            match state.standing(&claims, now) {
                 Standing::Live => {}
                 Standing::Revoked(why) => return Err(invalid("revoked", format!("token {why}"))),
                 Standing::Unknown(why) => return Err(AppError::Unavailable(why)),
@@ -219,7 +215,7 @@ fn authenticate(
     let mut cookie_problem = None;
     for value in extract::session_cookies(req, &cfg.session.cookie_name) {
         match state.tokens.verify(value, TokenKind::Session, now) {
-            Ok(claims) => match state.standing(&claims) {
+            Ok(claims) => match state.standing(&claims, now) {
                 Standing::Live => return from_claims(&claims, "session"),
                 Standing::Revoked(why) => {
                     cookie_problem = Some(("revoked", format!("session {why}")))
@@ -269,28 +265,28 @@ fn wants_redirect(req: &dyn Incoming) -> bool {
 }
 
 /// 200 with all four identity headers, empty for a public path, so a client-sent value can
-/// never pass through.
-fn allow(state: &AppState, who: Option<&Identity>) -> HttpResponse {
+/// never pass through. The identity is taken whole: its strings become the header values
+/// without a copy.
+fn allow(state: &AppState, who: Option<Identity>) -> HttpResponse {
     let h = &state.config.headers;
     let mut res = HttpResponse::new(actix_web::http::StatusCode::OK);
-    let value =
-        |v: &str| HeaderValue::from_bytes(v.as_bytes()).unwrap_or(HeaderValue::from_static(""));
-    let empty = || HeaderValue::from_static("");
+    let value = |v: String| {
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(v))
+            .unwrap_or(HeaderValue::from_static(""))
+    };
+    let optional = |v: Option<String>| v.map_or(HeaderValue::from_static(""), value);
     let headers = res.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     match who {
         Some(w) => {
-            headers.insert(h.user.clone(), value(&w.user));
-            headers.insert(h.groups.clone(), value(&w.groups.join(",")));
-            headers.insert(
-                h.email.clone(),
-                w.email.as_deref().map_or_else(empty, value),
-            );
-            headers.insert(h.name.clone(), w.name.as_deref().map_or_else(empty, value));
+            headers.insert(h.user.clone(), value(w.user));
+            headers.insert(h.groups.clone(), value(w.groups.join(",")));
+            headers.insert(h.email.clone(), optional(w.email));
+            headers.insert(h.name.clone(), optional(w.name));
         }
         None => {
             for name in [&h.user, &h.groups, &h.email, &h.name] {
-                headers.insert(name.clone(), empty());
+                headers.insert(name.clone(), HeaderValue::from_static(""));
             }
         }
     }
