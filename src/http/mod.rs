@@ -4,9 +4,9 @@
 mod admin;
 mod auth;
 mod cookie;
-mod front;
 pub mod enroll;
 pub mod extract;
+mod front;
 mod logout;
 pub mod pages;
 pub mod redirect;
