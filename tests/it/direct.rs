@@ -142,8 +142,19 @@ fn auth_with_a_valid_cert_sets_the_host_cookie_and_redirects_to_rd() {
         assert_eq!(v.header("remote-email"), Some("alice@example.test"));
         assert_eq!(v.header("remote-name"), Some("Alice Liddell"));
         assert_eq!(v.header("cache-control"), Some("no-store"));
+        let head = s.curl().header(&cookie).arg("-I").get(&s.cg.http(path));
+        assert_eq!(head.status, 200, "HEAD {path}: {head:?}");
+        assert_eq!(head.header("remote-user"), Some("alice"), "HEAD {path}");
+        let post = s.curl().header(&cookie).post(&s.cg.http(path), "a=1");
+        assert_eq!(post.status, 200, "POST {path}: {post:?}");
+        assert_eq!(post.header("remote-user"), Some("alice"), "POST {path}");
         let without = s.curl().get(&s.cg.http(path));
         assert_eq!(without.status, 401, "{path}: {without:?}");
+        let traefik = s
+            .curl()
+            .header(HTML)
+            .get(&s.cg.http(&format!("{path}?redirect=1")));
+        assert_eq!(traefik.status, 302, "{path}?redirect=1: {traefik:?}");
     }
 }
 
