@@ -366,7 +366,7 @@ echo "== load: wrk -t1 -c$CONNS -d$DURATION --latency, $ROUNDS interleaved round
 for n in "${NAMES[@]}"; do DURATION=1s run_target "$n" >/dev/null; done
 declare -A RPS P50 P99
 CG_TICKS_A=0 CG_REQ_A=0 STUB_TICKS_B=0 STUB_REQ_B=0 CG_TICKS_D=0 CG_REQ_D=0
-RATIOS=()
+RATIOS=() CPU_RATIOS=()
 printf '%-5s %-42s %12s %9s %9s\n' round target "requests/s" "p50 ms" "p99 ms"
 for ((r = 1; r <= ROUNDS; r++)); do
 	for n in "${NAMES[@]}"; do
@@ -378,8 +378,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		# shellcheck disable=SC2086
 		cg1=$(cpu_ticks "$CG_PID") st1=$(cpu_ticks $stub_pids)
 		case $n in
-		a) CG_TICKS_A=$((CG_TICKS_A + cg1 - cg0)) CG_REQ_A=$((CG_REQ_A + reqs)) ;;
-		b) STUB_TICKS_B=$((STUB_TICKS_B + st1 - st0)) STUB_REQ_B=$((STUB_REQ_B + reqs)) ;;
+		a) CG_TICKS_A=$((CG_TICKS_A + cg1 - cg0)) CG_REQ_A=$((CG_REQ_A + reqs)) round_a="$((cg1 - cg0)) $reqs" ;;
+		b) STUB_TICKS_B=$((STUB_TICKS_B + st1 - st0)) STUB_REQ_B=$((STUB_REQ_B + reqs)) round_b="$((st1 - st0)) $reqs" ;;
 		d) CG_TICKS_D=$((CG_TICKS_D + cg1 - cg0)) CG_REQ_D=$((CG_REQ_D + reqs)) ;;
 		esac
 		RPS[$n]+="$rps " P50[$n]+="$p50 " P99[$n]+="$p99 "
@@ -388,6 +388,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	read -r -a ra <<<"${RPS[a]}"
 	read -r -a rb <<<"${RPS[b]}"
 	RATIOS+=("$(awk -v a="${ra[r - 1]}" -v b="${rb[r - 1]}" 'BEGIN { printf "%.3f", a / b }')")
+	CPU_RATIOS+=("$(awk -v a="$round_a" -v b="$round_b" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.2f", (y[1] > 0 && x[2] > 0) ? (x[1] / x[2]) / (y[1] / y[2]) : 999 }')")
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -407,6 +408,8 @@ CG_US=$(us_per "$CG_TICKS_A" "$CG_REQ_A")
 STUB_US=$(us_per "$STUB_TICKS_B" "$STUB_REQ_B")
 CG_US_D=$(us_per "$CG_TICKS_D" "$CG_REQ_D")
 CPU_RATIO=$(awk -v a="$CG_US" -v b="$STUB_US" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 999 }')
+# The machine's noise moves both sides between rounds: the per-round ratios show the spread.
+echo "CPU per check, certgate/stub per round: ${CPU_RATIOS[*]}"
 echo "CPU per check: certgate $CG_US µs in (a) ($CG_TICKS_A ticks / $CG_REQ_A checks; $CG_US_D µs direct in (d)), stub nginx $STUB_US µs in (b) ($STUB_TICKS_B ticks / $STUB_REQ_B checks): ${CPU_RATIO}x"
 
 # --- mTLS handshakes ------------------------------------------------------------------------
