@@ -1,8 +1,8 @@
 //! The service in front of the App on both listeners. A proxy calls `/verify` on every
 //! request it forwards, so that one path is answered here from the bare request, without
-//! actix-web's routing, request object and extractors (about a fifth of the CPU a check
-//! costs, DESIGN.md §4b). Every other request, and a `/verify` spelled with escapes, goes to
-//! the App unchanged.
+//! actix-web's routing, request object and extractors (about 1 µs, some 5% of the CPU a
+//! check costs behind nginx in `scripts/bench.sh`). Every other request, and a `/verify`
+//! spelled with escapes, goes to the App unchanged.
 
 use actix_http::body::BoxBody;
 use actix_http::Request;
