@@ -15,13 +15,13 @@ use base64::Engine;
 use serde_json::{json, Value};
 use tungstenite::{Message, WebSocket};
 
-use super::dump_log_if_panicking;
+use super::{dump_log_if_panicking, Restarting};
 
 pub const POLICY: &str = "/etc/chromium/policies/managed/certgate-tests.json";
 
 pub struct Chromium {
     child: Child,
-    ws: WebSocket<TcpStream>,
+    ws: WebSocket<Restarting<TcpStream>>,
     session: String,
     next_id: u64,
     log: PathBuf,
@@ -106,7 +106,8 @@ impl Chromium {
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
         let (ws, _) =
-            tungstenite::client::client(format!("ws://127.0.0.1:{port}{path}"), stream).unwrap();
+            tungstenite::client::client(format!("ws://127.0.0.1:{port}{path}"), Restarting(stream))
+                .unwrap();
         let mut me = Self {
             child,
             ws,
@@ -142,23 +143,12 @@ impl Chromium {
         if !self.session.is_empty() {
             msg["sessionId"] = json!(self.session);
         }
-        let mut sent = self.ws.send(Message::text(msg.to_string()));
-        // As for reads below: an interrupted write is finished by flushing what was queued.
-        while matches!(&sent, Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted)
-        {
-            sent = self.ws.flush();
-        }
-        if let Err(e) = sent {
+        if let Err(e) = self.ws.send(Message::text(msg.to_string())) {
             panic!("{method}: sending to DevTools: {e}");
         }
         loop {
             let reply = match self.ws.read() {
                 Ok(reply) => reply,
-                // A signal landing on this thread interrupts a socket read that has a
-                // timeout (the kernel never restarts those); the frame so far stays buffered.
-                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
-                    continue
-                }
                 Err(e) => panic!("{method}: reading DevTools reply: {e}"),
             };
             let Message::Text(text) = reply else { continue };

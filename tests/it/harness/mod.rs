@@ -74,3 +74,39 @@ pub fn dump_log_if_panicking(what: &str, log: &Path) {
         );
     }
 }
+
+/// A blocking socket whose reads and writes are retried when interrupted. Linux never
+/// restarts a socket call that has a timeout: it fails with EINTR when a signal arrives or
+/// when the process is stopped and resumed (signal(7)), which a busy CI machine does.
+pub struct Restarting<S>(pub S);
+
+impl<S: std::io::Read> std::io::Read for Restarting<S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                done => return done,
+            }
+        }
+    }
+}
+
+impl<S: std::io::Write> std::io::Write for Restarting<S> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                done => return done,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        loop {
+            match self.0.flush() {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                done => return done,
+            }
+        }
+    }
+}

@@ -41,7 +41,11 @@ fn peek_head(stream: &TcpStream) -> std::io::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = stream.peek(&mut buf)?;
+        let n = match stream.peek(&mut buf) {
+            // See `Restarting`: a socket with a timeout is not restarted after a signal.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            n => n?,
+        };
         let text = String::from_utf8_lossy(&buf[..n]).to_string();
         if let Some(end) = text.find("\r\n\r\n") {
             return Ok(text[..end + 4].to_string());
@@ -98,7 +102,8 @@ fn websocket(stream: TcpStream) -> std::io::Result<()> {
         *record.lock().unwrap() = user.to_string();
         Ok(resp)
     };
-    let mut ws = tungstenite::accept_hdr(stream, callback).map_err(std::io::Error::other)?;
+    let mut ws = tungstenite::accept_hdr(super::Restarting(stream), callback)
+        .map_err(std::io::Error::other)?;
     let user = seen.lock().unwrap().clone();
     loop {
         match ws.read() {
