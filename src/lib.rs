@@ -115,6 +115,7 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
         clock,
         metrics,
         downloads: Arc::default(),
+        holders: http::Holders::default(),
     })
 }
 
@@ -145,6 +146,7 @@ pub fn with_config(old: &AppState, config: Config) -> Result<AppState, StartErro
         clock: Arc::clone(&old.clock),
         metrics: old.metrics.clone(),
         downloads: Arc::clone(&old.downloads),
+        holders: http::Holders::default(),
     })
 }
 

@@ -15,6 +15,7 @@ mod token;
 mod verify;
 
 pub use front::Front;
+pub use verify::Holders;
 
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -50,6 +51,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// PKCS#12 files from enrollment links, waiting for their one download.
     pub downloads: Arc<enroll::Downloads>,
+    /// Token holders as this configuration resolves them.
+    pub holders: verify::Holders,
 }
 
 /// See [`AppState::standing`].

@@ -4,12 +4,16 @@
 //! 200 with every identity header, or a challenge, 403 or 400; never 101, never a cookie
 //! (proxies drop it), never cached.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::extract::{self, Incoming, RequestMeta};
 use super::{AppState, Standing, State};
 use crate::audit;
+use crate::config::IdentityConfig;
 use crate::error::{AppError, Challenge};
 use crate::identity::{self, Identity};
 use crate::jwt::{Claims, TokenKind};
@@ -44,18 +48,26 @@ pub fn answer(req: &dyn Incoming, state: &AppState) -> HttpResponse {
 
 /// An allowed request: who (none on a public path), and by which credential.
 struct Allowed {
-    who: Option<Identity>,
+    who: Option<Arc<Holder>>,
     /// bypass, bearer, session or certificate.
     via: &'static str,
 }
 
 /// The credential's holder, what it limits them to, and its kind.
 struct Authenticated {
-    who: Identity,
+    who: Arc<Holder>,
     grants: Option<Vec<scope::Grant>>,
     via: &'static str,
-    serial: Option<String>,
-    device: Option<String>,
+    /// For the audit line of a refusal: the token, or the certificate's serial and device.
+    from: Source,
+}
+
+enum Source {
+    Token(Arc<Claims>),
+    Certificate {
+        serial: String,
+        device: Option<String>,
+    },
 }
 
 fn check(req: &dyn Incoming, state: &AppState, meta: &RequestMeta) -> Result<Allowed, AppError> {
@@ -79,9 +91,15 @@ fn check(req: &dyn Incoming, state: &AppState, meta: &RequestMeta) -> Result<All
     let auth = authenticate(req, state, meta)?;
     let deny = |why: String| {
         let actor = audit::Actor {
-            user: Some(&auth.who.user),
-            device: auth.device.as_deref(),
-            serial: auth.serial.as_deref(),
+            user: Some(&auth.who.identity.user),
+            device: match &auth.from {
+                Source::Certificate { device, .. } => device.as_deref(),
+                Source::Token(_) => None,
+            },
+            serial: match &auth.from {
+                Source::Certificate { serial, .. } => Some(serial.as_str()),
+                Source::Token(claims) => claims.x5s.as_deref(),
+            },
             client: request.client,
         };
         // Host and path only: a query string may carry secrets (reset links, codes).
@@ -92,14 +110,14 @@ fn check(req: &dyn Incoming, state: &AppState, meta: &RequestMeta) -> Result<All
         );
         audit::deny(&actor, &url, &why);
     };
-    match policy.evaluate(&request, Some(&auth.who)) {
+    match policy.evaluate(&request, Some(&auth.who.identity)) {
         Decision::Allow { .. } | Decision::Bypass { .. } => {}
         d => {
             let why = policy.explain_briefly(&d);
             deny(why.clone());
             return Err(AppError::Forbidden(format!(
                 "{} may not open this: {why}.",
-                auth.who.user
+                auth.who.identity.user
             )));
         }
     }
@@ -163,13 +181,12 @@ fn authenticate(
             code,
         })
     };
-    let from_claims = |claims: &Claims, via| -> Result<Authenticated, AppError> {
+    let from_claims = |claims: Arc<Claims>, via| -> Result<Authenticated, AppError> {
         Ok(Authenticated {
-            who: identity::from_claims(claims, &cfg.identity)?,
+            who: state.holders.of(&claims, &cfg.identity)?,
             grants: None,
             via,
-            serial: claims.x5s.clone(),
-            device: None,
+            from: Source::Token(claims),
         })
     };
 
@@ -206,7 +223,7 @@ fn authenticate(
                 .map(scope::parse)
                 .transpose()
                 .map_err(|e| invalid("invalid_token", e))?;
-            let mut auth = from_claims(&claims, "bearer")?;
+            let mut auth = from_claims(claims, "bearer")?;
             auth.grants = grants;
             return Ok(auth);
         }
@@ -216,7 +233,7 @@ fn authenticate(
     for value in extract::session_cookies(req, &cfg.session.cookie_name) {
         match state.tokens.verify(value, TokenKind::Session, now) {
             Ok(claims) => match state.standing(&claims, now) {
-                Standing::Live => return from_claims(&claims, "session"),
+                Standing::Live => return from_claims(claims, "session"),
                 Standing::Revoked(why) => {
                     cookie_problem = Some(("revoked", format!("session {why}")))
                 }
@@ -230,11 +247,13 @@ fn authenticate(
         Ok(Some(cert)) => {
             let c = cert.cert();
             return Ok(Authenticated {
-                who: identity::from_cert(&cert, &cfg.identity)?,
+                who: Arc::new(Holder::new(identity::from_cert(&cert, &cfg.identity)?)),
                 grants: None,
                 via: "certificate",
-                serial: Some(c.serial.clone()),
-                device: c.device.clone(),
+                from: Source::Certificate {
+                    serial: c.serial.clone(),
+                    device: c.device.clone(),
+                },
             });
         }
         Ok(None) => {}
@@ -265,27 +284,21 @@ fn wants_redirect(req: &dyn Incoming) -> bool {
 }
 
 /// 200 with all four identity headers, empty for a public path, so a client-sent value can
-/// never pass through. The identity is taken whole: its strings become the header values
-/// without a copy.
-fn allow(state: &AppState, who: Option<Identity>) -> HttpResponse {
+/// never pass through.
+fn allow(state: &AppState, who: Option<Arc<Holder>>) -> HttpResponse {
     let h = &state.config.headers;
     let mut res = HttpResponse::new(actix_web::http::StatusCode::OK);
-    let value = |v: String| {
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(v))
-            .unwrap_or(HeaderValue::from_static(""))
-    };
-    let optional = |v: Option<String>| v.map_or(HeaderValue::from_static(""), value);
     let headers = res.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let names = [&h.user, &h.groups, &h.email, &h.name];
     match who {
         Some(w) => {
-            headers.insert(h.user.clone(), value(w.user));
-            headers.insert(h.groups.clone(), value(w.groups.join(",")));
-            headers.insert(h.email.clone(), optional(w.email));
-            headers.insert(h.name.clone(), optional(w.name));
+            for (name, value) in names.into_iter().zip(&w.values) {
+                headers.insert(name.clone(), value.clone());
+            }
         }
         None => {
-            for name in [&h.user, &h.groups, &h.email, &h.name] {
+            for name in names {
                 headers.insert(name.clone(), HeaderValue::from_static(""));
             }
         }
@@ -293,9 +306,147 @@ fn allow(state: &AppState, who: Option<Identity>) -> HttpResponse {
     res
 }
 
+/// Who holds a credential, with the values of the identity headers (user, groups, e-mail,
+/// name; empty when unknown) made once: cloning them for a response copies nothing.
+#[derive(Debug)]
+pub struct Holder {
+    pub identity: Identity,
+    values: [HeaderValue; 4],
+}
+
+impl Holder {
+    pub fn new(identity: Identity) -> Self {
+        let value = |v: String| {
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(v))
+                .unwrap_or(HeaderValue::from_static(""))
+        };
+        let optional = |v: &Option<String>| v.clone().map_or(HeaderValue::from_static(""), value);
+        let values = [
+            value(identity.user.clone()),
+            value(identity.groups.join(",")),
+            optional(&identity.email),
+            optional(&identity.name),
+        ];
+        Self { identity, values }
+    }
+}
+
+/// The holders of tokens seen before, so a token checked again resolves its holder without a
+/// copy. One per [`AppState`]: a reload (a user disabled, new groups) starts afresh. Only
+/// tokens whose signature verified are looked up; a refusal (disabled, unlisted) is never kept.
+/// Keyed by `jti` and checked against the very claims it was made from, so even two tokens
+/// with one `jti` could not share a holder.
+#[derive(Debug, Default)]
+pub struct Holders(Mutex<Held>);
+
+/// By `jti`: the claims a holder was made from, and the holder.
+type Held = HashMap<String, (Arc<Claims>, Arc<Holder>), foldhash::fast::RandomState>;
+
+impl Holders {
+    /// The holder of a verified token, as the user table says now.
+    ///
+    /// # Errors
+    /// When the user is disabled or no longer allowed.
+    pub fn of(
+        &self,
+        claims: &Arc<Claims>,
+        cfg: &IdentityConfig,
+    ) -> Result<Arc<Holder>, identity::IdentityError> {
+        let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((made_from, holder)) = lock().get(&claims.jti) {
+            if Arc::ptr_eq(made_from, claims) {
+                return Ok(Arc::clone(holder));
+            }
+        }
+        let holder = Arc::new(Holder::new(identity::from_claims(claims, cfg)?));
+        let mut held = lock();
+        if held.len() >= crate::jwt::cache::CAPACITY {
+            held.clear();
+        }
+        held.insert(
+            claims.jti.clone(),
+            (Arc::clone(claims), Arc::clone(&holder)),
+        );
+        Ok(holder)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::split_url;
+    use super::{split_url, Holder, Holders};
+    use crate::config::{IdentityConfig, User, UsernameFrom};
+    use crate::identity::IdentityError;
+    use crate::jwt::{Audience, Claims};
+    use std::sync::Arc;
+
+    fn claims(sub: &str, jti: &str) -> Arc<Claims> {
+        Arc::new(Claims {
+            iss: "https://certgate.test".into(),
+            sub: sub.into(),
+            aud: Audience(vec!["https://certgate.test".into()]),
+            exp: 2,
+            nbf: 0,
+            iat: 1,
+            jti: jti.into(),
+            groups: vec!["from-token".into()],
+            email: None,
+            name: Some("Alice L".into()),
+            scope: None,
+            cnf: None,
+            x5s: None,
+            iat_ms: None,
+        })
+    }
+
+    fn table(disabled: bool, groups: &[&str]) -> IdentityConfig {
+        let alice = User {
+            name: "alice".into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            email: None,
+            display_name: None,
+            disabled,
+        };
+        IdentityConfig {
+            username_from: UsernameFrom::Cn,
+            allow_unlisted: false,
+            users: [("alice".to_string(), alice)].into(),
+        }
+    }
+
+    fn values(h: &Holder) -> Vec<&str> {
+        h.values.iter().map(|v| v.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_holder_carries_the_identity_header_values() {
+        let holders = Holders::default();
+        let h = holders
+            .of(&claims("alice", "j1"), &table(false, &["a", "b"]))
+            .unwrap();
+        // Groups from the table, the name from the token, no e-mail: an empty value.
+        assert_eq!(values(&h), ["alice", "a,b", "", "Alice L"]);
+    }
+
+    #[test]
+    fn a_holder_is_made_once_per_token_and_never_for_a_refusal() {
+        let holders = Holders::default();
+        let table = table(false, &["family"]);
+        let token = claims("alice", "j1");
+        let first = holders.of(&token, &table).unwrap();
+        assert!(Arc::ptr_eq(&first, &holders.of(&token, &table).unwrap()));
+        // Other claims under the same jti never get that holder.
+        let other = holders.of(&claims("alice", "j1"), &table).unwrap();
+        assert!(!Arc::ptr_eq(&first, &other));
+        // Nobody else's token is answered from the cache, and refusals are not kept.
+        assert_eq!(
+            holders.of(&claims("mallory", "j2"), &table).unwrap_err(),
+            IdentityError::Unlisted("mallory".into())
+        );
+        assert_eq!(
+            holders.of(&claims("mallory", "j2"), &table).unwrap_err(),
+            IdentityError::Unlisted("mallory".into())
+        );
+    }
 
     #[test]
     fn the_original_url_splits_at_its_scheme_and_first_slash() {

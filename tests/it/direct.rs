@@ -638,7 +638,8 @@ fn every_open_redirect_payload_lands_on_the_default_page() {
     assert_eq!(ok.status, 302);
 }
 
-/// Disabling a user takes effect on live tokens: 403 at /verify, not a fresh login prompt.
+/// Disabling a user takes effect on live tokens: 403 at /verify, not a fresh login prompt;
+/// on reload (SIGHUP) too, though the token was checked, and its holder kept, before.
 #[test]
 fn a_disabled_users_live_token_gets_403() {
     if !require("curl") {
@@ -666,11 +667,30 @@ fn a_disabled_users_live_token_gets_403() {
         .as_str()
         .unwrap()
         .to_string();
+    let verify = |cg: &Certgate| {
+        Curl::new(dir.path())
+            .header(&format!("Authorization: Bearer {token}"))
+            .get(&cg.http("/verify"))
+    };
+    for _ in 0..2 {
+        let v = verify(&before);
+        assert_eq!(v.status, 200, "{v:?}");
+        assert_eq!(v.header("remote-user"), Some("alice"));
+    }
+    before.reload_with(&config(true));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let v = loop {
+        let v = verify(&before);
+        if v.status != 200 || std::time::Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(v.status, 403, "{v:?}\n{}", before.logs());
+    assert!(v.header("remote-user").is_none());
     drop(before);
     let after = Certgate::start(dir.path(), &config(true), true);
-    let v = Curl::new(dir.path())
-        .header(&format!("Authorization: Bearer {token}"))
-        .get(&after.http("/verify"));
+    let v = verify(&after);
     assert_eq!(v.status, 403, "{v:?}");
     assert!(v.header("remote-user").is_none());
 }
