@@ -221,6 +221,19 @@ struct View {
 }
 
 impl View {
+    /// Whether `user`'s "log out everywhere" covers a token issued at `issued_ms`.
+    fn user_ended(&self, user: &str, issued_ms: i64) -> bool {
+        self.users.get(user).is_some_and(|&cut| issued_ms <= cut)
+    }
+
+    /// Whether signing out the device with certificate `serial` (lower case) covers a token
+    /// minted from it at `issued_ms`.
+    fn device_ended(&self, serial: &str, issued_ms: i64) -> bool {
+        self.devices
+            .get(serial)
+            .is_some_and(|&cut| issued_ms <= cut)
+    }
+
     /// Entries read from a store as of `now`; long-expired token ids are not kept (a full
     /// re-read brings every old log-out back).
     fn apply_read(&mut self, entries: &[Entry], now: i64) {
@@ -423,7 +436,10 @@ impl Revocations {
 
     /// Whether a token of `user` issued at `issued_ms` was ended by "log out everywhere".
     pub fn is_user_revoked(&self, user: &str, issued_ms: i64) -> bool {
-        self.cutoff(user).is_some_and(|cutoff| issued_ms <= cutoff)
+        self.view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .user_ended(user, issued_ms)
     }
 
     pub fn is_serial_revoked(&self, serial: &str) -> bool {
@@ -447,18 +463,14 @@ impl Revocations {
         if view.jtis.contains(jti) {
             return Some("revoked");
         }
-        if view.users.get(user).is_some_and(|&cut| issued_ms <= cut) {
+        if view.user_ended(user, issued_ms) {
             return Some("signed out everywhere");
         }
         let serial = lower(serial?);
         if view.serials.contains(serial.as_ref()) {
             return Some("its certificate was revoked");
         }
-        if view
-            .devices
-            .get(serial.as_ref())
-            .is_some_and(|&cut| issued_ms <= cut)
-        {
+        if view.device_ended(&serial, issued_ms) {
             return Some("its device was signed out");
         }
         None
@@ -470,9 +482,7 @@ impl Revocations {
         self.view
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .devices
-            .get(lower(serial).as_ref())
-            .is_some_and(|&cutoff| issued_ms <= cutoff)
+            .device_ended(&lower(serial), issued_ms)
     }
 
     /// The time (ms) to mint a new token of `user` (from certificate `serial`) at: `now_ms`,
@@ -486,15 +496,6 @@ impl Revocations {
             .into_iter()
             .flatten()
             .fold(now_ms, |t, &cutoff| t.max(cutoff.saturating_add(1)))
-    }
-
-    fn cutoff(&self, user: &str) -> Option<i64> {
-        self.view
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .users
-            .get(user)
-            .copied()
     }
 
     /// Seconds since the view was last known to be current.
