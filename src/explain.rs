@@ -47,7 +47,7 @@ pub fn explain(
     let request = Request {
         host: Some(host.clone()),
         path: Some(path.clone()),
-        method: method.to_ascii_uppercase(),
+        method: method.to_ascii_uppercase().into(),
         client,
     };
     let mut lines = vec![format!(

@@ -70,7 +70,7 @@ fn same_origin(req: &HttpRequest, state: &AppState) -> Result<(), AppError> {
     }
 }
 
-fn person(req: &HttpRequest, state: &AppState) -> RequestMeta {
+fn person<'a>(req: &'a HttpRequest, state: &AppState) -> RequestMeta<'a> {
     let mut meta = RequestMeta::from_request(req, state);
     meta.wants_html = true;
     meta

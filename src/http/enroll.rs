@@ -64,7 +64,7 @@ fn gone() -> AppError {
     AppError::Gone("This enrollment link was used already or has expired. Ask your administrator for a new one.".into())
 }
 
-fn person(req: &HttpRequest, state: &AppState) -> RequestMeta {
+fn person<'a>(req: &'a HttpRequest, state: &AppState) -> RequestMeta<'a> {
     let mut meta = RequestMeta::from_request(req, state);
     meta.wants_html = true;
     meta

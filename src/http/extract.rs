@@ -1,10 +1,11 @@
 //! What a request tells us: peer, listener, original URL and method (from trusted proxies
 //! only), whether a person is asking, and the credentials it carries.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
 use actix_web::dev::RequestHead;
-use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::HttpRequest;
 use rustls_pki_types::CertificateDer;
@@ -63,20 +64,20 @@ impl Incoming for actix_http::Request {
     }
 }
 
-/// The request as the proxy saw it.
+/// The request as the proxy saw it. Borrows from the request: `/verify` reads one per check.
 #[derive(Debug, Clone)]
-pub struct RequestMeta {
+pub struct RequestMeta<'a> {
     pub peer: Option<IpAddr>,
     pub trusted_peer: bool,
-    pub original_url: Option<String>,
+    pub original_url: Option<Cow<'a, str>>,
     pub method: Method,
     pub wants_html: bool,
     /// The end client's address: the peer, or what a trusted proxy said it was.
     pub client: Option<IpAddr>,
 }
 
-impl RequestMeta {
-    pub fn from_request(req: &dyn Incoming, state: &AppState) -> Self {
+impl<'a> RequestMeta<'a> {
+    pub fn from_request(req: &'a dyn Incoming, state: &AppState) -> Self {
         let peer = req.peer_addr().map(|a| a.ip());
         // On the mTLS listener the peer is the end client itself, never a proxy.
         let on_mtls = matches!(req.connection(), Some(Connection::Mtls { .. }));
@@ -136,23 +137,23 @@ fn first<'a>(headers: &'a HeaderMap, names: &[HeaderName]) -> Option<&'a str> {
 /// DESIGN.md §3 order: `X-Original-URL`; `X-Forwarded-Proto/Host/Uri`; `X-Original-URI` + `Host`.
 /// Traefik and Caddy copy every client header into the auth request and set only the
 /// `X-Forwarded-*` ones themselves, so behind them a client's `X-Original-*` is never read.
-fn original_url(h: &HeaderMap, proxy: CertHeaderFormat) -> Option<String> {
+fn original_url(h: &HeaderMap, proxy: CertHeaderFormat) -> Option<Cow<'_, str>> {
     let nginx_style = !matches!(proxy, CertHeaderFormat::Traefik | CertHeaderFormat::Caddy);
     if nginx_style {
         if let Some(url) = first(h, &[X_ORIGINAL_URL]) {
-            return Some(url.to_string());
+            return Some(Cow::Borrowed(url));
         }
     }
     let proto = first(h, &[X_FORWARDED_PROTO]);
     if let (Some(host), Some(uri)) = (first(h, &[X_FORWARDED_HOST]), first(h, &[X_FORWARDED_URI])) {
-        return Some(format!("{}://{host}{uri}", proto.unwrap_or("https")));
+        return Some(format!("{}://{host}{uri}", proto.unwrap_or("https")).into());
     }
     if let (true, Some(uri), Some(host)) = (
         nginx_style,
         first(h, &[X_ORIGINAL_URI]),
         first(h, &[header::HOST]),
     ) {
-        return Some(format!("{}://{host}{uri}", proto.unwrap_or("https")));
+        return Some(format!("{}://{host}{uri}", proto.unwrap_or("https")).into());
     }
     None
 }
@@ -239,7 +240,8 @@ pub fn verified_cert(
 
 /// The client's address for network rules: from a trusted proxy, the last `X-Forwarded-For`
 /// entry (the address that proxy saw); from anyone else, the peer itself: a header sent by an
-/// untrusted peer never satisfies a network rule.
+/// untrusted peer never satisfies a network rule. A last entry that is not an address leaves
+/// the client unknown, which no allow rule matches.
 pub fn client_addr(
     peer: Option<IpAddr>,
     trusted_peer: bool,
@@ -248,17 +250,23 @@ pub fn client_addr(
     if !trusted_peer {
         return peer;
     }
-    let forwarded = headers
+    match headers
         .get_all(X_FORWARDED_FOR)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .last();
-    match forwarded {
-        Some(v) => v.parse().ok(),
+        .filter_map(last_entry)
+        .last()
+    {
+        Some(entry) => std::str::from_utf8(entry).ok()?.parse().ok(),
         None => peer,
     }
+}
+
+/// The last non-empty entry of one `X-Forwarded-For` header.
+fn last_entry(value: &HeaderValue) -> Option<&[u8]> {
+    value
+        .as_bytes()
+        .rsplit(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .find(|entry| !entry.is_empty())
 }
 
 /// The token from `Authorization: Bearer …`, if any.
@@ -271,21 +279,40 @@ pub fn bearer(req: &dyn Incoming) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Every value of our session cookie (a browser may hold one per domain). `from_utf8`, not
-/// `to_str`: the header holds a whole token, and `to_str` checks it byte by byte, which costs
-/// more than the cached check itself.
+/// Every value of our session cookie (a browser may hold one per domain). The header holds a
+/// whole token (~700 bytes) and is read once per check: it is split with `memchr` and only our
+/// cookie's value is checked for UTF-8 (`to_str` or a `char` split walk it byte by byte, which
+/// cost more than the cached check itself).
 pub fn session_cookies<'a>(
     req: &'a dyn Incoming,
     name: &'a str,
 ) -> impl Iterator<Item = &'a str> + 'a {
     req.headers()
         .get_all(header::COOKIE)
-        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(move |pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then(|| v.trim_matches('"'))
+        .flat_map(|v| pairs(v.as_bytes()))
+        .filter_map(move |pair| cookie_value(pair, name.as_bytes()))
+}
+
+/// The `;`-separated parts of a `Cookie` header.
+fn pairs(header: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b';', header)
+        .chain(std::iter::once(header.len()))
+        .map(move |end| {
+            let pair = header.get(start..end).unwrap_or_default();
+            start = end + 1;
+            pair
         })
+}
+
+/// The value of `name=value` (spaces around the pair and quotes around the value dropped), if
+/// the pair is our cookie.
+fn cookie_value<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a str> {
+    let pair = pair.trim_ascii();
+    let value = pair.strip_prefix(name)?.strip_prefix(b"=")?;
+    let value = value.strip_prefix(b"\"").unwrap_or(value);
+    let value = value.strip_suffix(b"\"").unwrap_or(value);
+    std::str::from_utf8(value).ok()
 }
 
 /// Browsers tell us where a POST comes from; a cross-site one (logout, admin forms) must have
@@ -336,5 +363,79 @@ impl Form {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn every_value_of_our_cookie_is_found_and_nothing_else() {
+        let req = TestRequest::default()
+            .append_header((header::COOKIE, "a=1; __Host-cg=one;theme=dark"))
+            .append_header((
+                header::COOKIE,
+                " __Host-cg=\"two\" ;__Host-cgx=no; x__Host-cg=no",
+            ))
+            .append_header((header::COOKIE, "__Host-cg=; __Host-cg"))
+            .to_http_request();
+        let found: Vec<&str> = session_cookies(&req, "__Host-cg").collect();
+        assert_eq!(found, ["one", "two", ""]);
+        let none = TestRequest::default().to_http_request();
+        assert_eq!(session_cookies(&none, "__Host-cg").count(), 0);
+    }
+
+    #[test]
+    fn a_cookie_value_that_is_not_utf8_is_skipped() {
+        let value = HeaderValue::from_bytes(b"__Host-cg=\xff\xfe; __Host-cg=ok").unwrap();
+        let req = TestRequest::default()
+            .append_header((header::COOKIE, value))
+            .to_http_request();
+        assert_eq!(
+            session_cookies(&req, "__Host-cg").collect::<Vec<_>>(),
+            ["ok"]
+        );
+    }
+
+    fn forwarded(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(X_FORWARDED_FOR, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_client_is_the_last_forwarded_entry_or_unknown() {
+        let peer: Option<IpAddr> = "127.0.0.1".parse().ok();
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        for (values, want) in [
+            (&[][..], peer),
+            (&[&b"203.0.113.9"[..]][..], ip("203.0.113.9")),
+            (
+                &[&b"198.51.100.1, 203.0.113.9 ,"[..]][..],
+                ip("203.0.113.9"),
+            ),
+            (
+                &[&b"198.51.100.1"[..], &b" ,, "[..]][..],
+                ip("198.51.100.1"),
+            ),
+            (
+                &[&b"198.51.100.1"[..], &b"2001:db8::1"[..]][..],
+                ip("2001:db8::1"),
+            ),
+            // Not an address: unknown, never the proxy's own address.
+            (&[&b"198.51.100.1, unknown"[..]][..], None),
+            (&[&b"203.0.113.9\xff"[..]][..], None),
+        ] {
+            assert_eq!(
+                client_addr(peer, true, &forwarded(values)),
+                want,
+                "{values:?}"
+            );
+            assert_eq!(client_addr(peer, false, &forwarded(values)), peer);
+        }
     }
 }

@@ -207,7 +207,7 @@ fn audience(raw: &str) -> Result<Vec<String>, String> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
             if ok {
-                Ok(host)
+                Ok(host.into_owned())
             } else {
                 Err(format!("`{item}` is not a host name or https origin"))
             }

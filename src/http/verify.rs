@@ -4,6 +4,7 @@
 //! 200 with every identity header, or a challenge, 403 or 400; never 101, never a cookie
 //! (proxies drop it), never cached.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -136,7 +137,7 @@ fn check(req: &dyn Incoming, state: &AppState, meta: &RequestMeta) -> Result<All
 
 /// The request as the rules see it: canonical host and path of the original URL (unknown when
 /// the proxy did not say), the original method, and the client address.
-fn policy_request(meta: &RequestMeta) -> Result<Request, AppError> {
+fn policy_request<'a>(meta: &'a RequestMeta<'_>) -> Result<Request<'a>, AppError> {
     let bad = |e: canonical::CanonicalError| AppError::BadRequest(format!("original URL: {e}"));
     let (host, path) = match meta.original_url.as_deref().and_then(split_url) {
         Some((authority, target)) => (
@@ -148,18 +149,28 @@ fn policy_request(meta: &RequestMeta) -> Result<Request, AppError> {
     Ok(Request {
         host,
         path,
-        method: meta.method.as_str().to_ascii_uppercase(),
+        method: upper(meta.method.as_str()),
         client: meta.client,
     })
+}
+
+/// Methods are case-sensitive (RFC 9110), but rules name them in upper case; the standard
+/// ones already are.
+fn upper(method: &str) -> Cow<'_, str> {
+    if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        Cow::Owned(method.to_ascii_uppercase())
+    } else {
+        Cow::Borrowed(method)
+    }
 }
 
 /// `scheme://authority/target` as written, without the URL parser's own normalisation. The
 /// authority runs to the first `/`; whatever it holds is judged by [`canonical::host`], which
 /// refuses `@`, `?`, `#` and the like rather than guessing what the proxy served.
 fn split_url(url: &str) -> Option<(&str, &str)> {
-    // The scheme holds no `:`, so the first one starts `://` (a char search, unlike `"://"`).
-    let rest = url[url.find(':')?..].strip_prefix("://")?;
-    let end = rest.find('/').unwrap_or(rest.len());
+    // The scheme holds no `:`, so the first one starts `://`.
+    let rest = url[memchr::memchr(b':', url.as_bytes())?..].strip_prefix("://")?;
+    let end = memchr::memchr(b'/', rest.as_bytes()).unwrap_or(rest.len());
     let (authority, target) = rest.split_at(end);
     Some((authority, if target.is_empty() { "/" } else { target }))
 }
@@ -207,7 +218,7 @@ fn authenticate(
             let hosts = claims.aud.app_hosts(state.tokens.issuer());
             if !hosts.is_empty() {
                 match meta_host(meta) {
-                    Some(host) if hosts.contains(&host) => {}
+                    Some(host) if hosts.iter().any(|h| *h == host) => {}
                     other => {
                         let what = other.unwrap_or_else(|| "a request of unknown host".into());
                         return Err(invalid(
@@ -270,7 +281,7 @@ fn authenticate(
 }
 
 /// The canonical host of the original request, if the proxy said.
-fn meta_host(meta: &RequestMeta) -> Option<String> {
+fn meta_host<'a>(meta: &'a RequestMeta<'_>) -> Option<Cow<'a, str>> {
     meta.original_url
         .as_deref()
         .and_then(split_url)
@@ -284,22 +295,23 @@ fn wants_redirect(req: &dyn Incoming) -> bool {
 }
 
 /// 200 with all four identity headers, empty for a public path, so a client-sent value can
-/// never pass through.
+/// never pass through. `append`, not `insert`: the response is new, so there is nothing to
+/// replace, and `insert` would look for it.
 fn allow(state: &AppState, who: Option<Arc<Holder>>) -> HttpResponse {
     let h = &state.config.headers;
     let mut res = HttpResponse::new(actix_web::http::StatusCode::OK);
     let headers = res.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.append(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let names = [&h.user, &h.groups, &h.email, &h.name];
     match who {
         Some(w) => {
             for (name, value) in names.into_iter().zip(&w.values) {
-                headers.insert(name.clone(), value.clone());
+                headers.append(name.clone(), value.clone());
             }
         }
         None => {
             for name in names {
-                headers.insert(name.clone(), HeaderValue::from_static(""));
+                headers.append(name.clone(), HeaderValue::from_static(""));
             }
         }
     }
@@ -373,7 +385,8 @@ impl Holders {
 
 #[cfg(test)]
 mod tests {
-    use super::{split_url, Holder, Holders};
+    use super::{split_url, upper, Holder, Holders};
+    use std::borrow::Cow;
     use crate::config::{IdentityConfig, User, UsernameFrom};
     use crate::identity::IdentityError;
     use crate::jwt::{Audience, Claims};
@@ -446,6 +459,13 @@ mod tests {
             holders.of(&claims("mallory", "j2"), &table).unwrap_err(),
             IdentityError::Unlisted("mallory".into())
         );
+    }
+
+    #[test]
+    fn methods_are_judged_in_upper_case() {
+        assert_eq!(upper("get"), "GET");
+        assert_eq!(upper("Propfind"), "PROPFIND");
+        assert!(matches!(upper("DELETE"), Cow::Borrowed("DELETE")));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! `//admin`, `/./admin`, `/x/../admin`, `%2e%2e`, `..;/` and `App.Example.COM.` are judged
 //! as what the app will see, never as something else.
 
+use std::borrow::Cow;
+
 /// Why a URL cannot be judged; answered with 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CanonicalError {
@@ -26,8 +28,8 @@ pub enum CanonicalError {
 /// Lower-case, without the trailing dot or any port (rules match host names, not ports).
 /// Only a plain name (`[a-z0-9.-]`) or a bracketed IPv6 address, with an optional `:port`, is
 /// accepted: anything else (`@`, `?`, `#`, spaces) could make certgate judge another host or
-/// path than the one the proxy serves.
-pub fn host(raw: &str) -> Result<String, CanonicalError> {
+/// path than the one the proxy serves. Borrowed when already lower-case (every check asks).
+pub fn host(raw: &str) -> Result<Cow<'_, str>, CanonicalError> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Err(CanonicalError::NoHost);
@@ -44,20 +46,28 @@ pub fn host(raw: &str) -> Result<String, CanonicalError> {
         if !after.is_empty() && !after.starts_with(':') {
             return Err(CanonicalError::BadHost);
         }
-        return check_port(after.strip_prefix(':')).map(|()| v6.to_ascii_lowercase());
+        return check_port(after.strip_prefix(':')).map(|()| lower(v6));
     } else {
-        match raw.split_once(':') {
-            Some((name, port)) => (name, Some(port)),
+        match memchr::memchr(b':', raw.as_bytes()) {
+            Some(colon) => (&raw[..colon], Some(&raw[colon + 1..])),
             None => (raw, None),
         }
     };
     check_port(port)?;
-    let host = name.trim_end_matches('.').to_ascii_lowercase();
+    let name = name.trim_end_matches('.');
     let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
-    if host.is_empty() || !host.bytes().all(plain) {
+    if name.is_empty() || !name.bytes().all(plain) {
         return Err(CanonicalError::BadHost);
     }
-    Ok(host)
+    Ok(lower(name))
+}
+
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 fn check_port(port: Option<&str>) -> Result<(), CanonicalError> {
@@ -71,12 +81,14 @@ fn check_port(port: Option<&str>) -> Result<(), CanonicalError> {
 
 /// The path of a request target: query and fragment dropped, percent-decoded once, `;params`
 /// removed from each segment, `//`, `.` and `..` resolved. Never climbs above `/`.
-pub fn path(target: &str) -> Result<String, CanonicalError> {
-    let raw = target.split(['?', '#']).next().unwrap_or_default();
+/// Borrowed when the path is already canonical (most requests).
+pub fn path(target: &str) -> Result<Cow<'_, str>, CanonicalError> {
+    let end = memchr::memchr2(b'?', b'#', target.as_bytes()).unwrap_or(target.len());
+    let raw = &target[..end];
     if is_plain(raw) {
-        return Ok(raw.to_owned());
+        return Ok(Cow::Borrowed(raw));
     }
-    resolve(raw)
+    resolve(raw).map(Cow::Owned)
 }
 
 /// A path that is already canonical, found in one pass (most requests): absolute, only

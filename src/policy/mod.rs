@@ -6,6 +6,7 @@ pub mod canonical;
 pub mod pattern;
 pub mod scope;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -35,14 +36,16 @@ pub struct Rule {
     pub action: Action,
 }
 
-/// The canonical request a decision is about.
+/// The canonical request a decision is about. Borrowed from the request where it already is
+/// canonical: `/verify` builds one per check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub struct Request<'a> {
     /// Canonical host; `None` when the proxy did not say (then host rules never match).
-    pub host: Option<String>,
+    pub host: Option<Cow<'a, str>>,
     /// Canonical path; `None` when unknown (then path rules never match).
-    pub path: Option<String>,
-    pub method: String,
+    pub path: Option<Cow<'a, str>>,
+    /// Upper-case.
+    pub method: Cow<'a, str>,
     /// The client as the trusted proxy saw it, or the peer itself.
     pub client: Option<IpAddr>,
 }
@@ -87,7 +90,7 @@ impl Rule {
             (Some(p), Some(path)) => p.matches(path),
             (Some(_), None) => unknown,
         };
-        let method_ok = self.methods.is_empty() || self.methods.contains(&r.method);
+        let method_ok = self.methods.is_empty() || self.methods.iter().any(|m| *m == r.method);
         let network_ok = self.networks.is_empty()
             || match r.client {
                 Some(ip) => self.networks.iter().any(|n| n.contains(&normalise(ip))),

@@ -75,7 +75,7 @@ pub fn covers(grants: &[Grant], r: &Request) -> bool {
     grants.iter().any(|g| {
         g.host.matches(host)
             && g.path.as_ref().is_none_or(|p| p.matches(path))
-            && (g.methods.is_empty() || g.methods.contains(&r.method))
+            && (g.methods.is_empty() || g.methods.iter().any(|m| *m == r.method))
     })
 }
 
@@ -83,7 +83,7 @@ pub fn covers(grants: &[Grant], r: &Request) -> bool {
 mod tests {
     use super::*;
 
-    fn req(host: &str, path: &str, method: &str) -> Request {
+    fn req<'a>(host: &'a str, path: &'a str, method: &'a str) -> Request<'a> {
         Request {
             host: Some(host.into()),
             path: Some(path.into()),
