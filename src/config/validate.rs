@@ -416,6 +416,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
         email: header_name(&mut c, "headers.email", raw.headers.email, "remote-email"),
         name: header_name(&mut c, "headers.name", raw.headers.name, "remote-name"),
     };
+    distinct_header_names(&mut c, &headers);
 
     let policy = Policy {
         rules: raw
@@ -804,6 +805,46 @@ fn redirect_host(c: &mut Checker, raw: &str) -> Option<String> {
 }
 
 /// Parsed once here, so a check never parses a header name again.
+/// Each identity header needs a name of its own, and none of the headers an answer already
+/// carries: one would overwrite another, or a proxy would read a user name where it expects
+/// something else.
+fn distinct_header_names(c: &mut Checker, h: &HeaderNames) {
+    const TAKEN: [&str; 10] = [
+        "cache-control",
+        "connection",
+        "content-length",
+        "content-type",
+        "date",
+        "host",
+        "location",
+        "set-cookie",
+        "transfer-encoding",
+        "www-authenticate",
+    ];
+    let named = [
+        ("headers.user", &h.user),
+        ("headers.groups", &h.groups),
+        ("headers.email", &h.email),
+        ("headers.name", &h.name),
+    ];
+    for (i, (key, name)) in named.iter().enumerate() {
+        if TAKEN.contains(&name.as_str()) {
+            c.fail(
+                key,
+                format!("`{name}` is a header certgate's answers or HTTP itself already use"),
+                "e.g. \"Remote-User\"",
+            );
+        }
+        if let Some((other, _)) = named[i + 1..].iter().find(|(_, n)| n == name) {
+            c.fail(
+                &format!("{key}, {other}"),
+                format!("both name the header `{name}`"),
+                "give each identity header its own name",
+            );
+        }
+    }
+}
+
 fn header_name(
     c: &mut Checker,
     key: &str,

@@ -45,6 +45,10 @@ groups = ["x"]
 [[users]]
 name = "bob"
 groups = ["a,b"]
+[headers]
+user = "X-User"
+name = "x-user"
+email = "Cache-Control"
 "#,
         &[],
     );
@@ -63,6 +67,8 @@ groups = ["a,b"]
         "users[0].name: missing",
         "users[1].groups: `a,b` is not a usable group name",
         "token.max_ttl: `2y` is longer than a year",
+        "headers.user, headers.name: both name the header `x-user`",
+        "headers.email: `cache-control` is a header certgate's answers or HTTP itself already use",
     ] {
         assert!(
             lines.iter().any(|l| l.starts_with(want)),
