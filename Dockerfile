@@ -18,8 +18,8 @@ COPY src src
 COPY templates templates
 COPY static static
 COPY config config
-RUN cargo build --release --locked --bin certgate \
- && install -m 0755 target/release/certgate /usr/local/bin/certgate
+RUN cargo build --profile release-lto --locked --bin certgate \
+ && install -m 0755 target/release-lto/certgate /usr/local/bin/certgate
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin certgate \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # certgate speed check (DESIGN.md §4b). Not part of the test suite.
 #
-# Builds release, starts on loopback (free ports, one temp dir, all stopped on exit):
+# Builds the shipped profile (release-lto), starts on loopback (free ports, one temp dir,
+# all stopped on exit):
 #   - certgate (its own CA, an mTLS listener, one user alice and one allow rule),
 #   - nginx "main" (worker_processes 1) with three server blocks:
 #       (a) auth_request -> certgate /verify  (upstream keepalive 32)
@@ -46,9 +47,10 @@ for tool in cargo nginx wrk openssl curl awk ss; do
 done
 [[ $ROUNDS -ge 3 ]] || die "ROUNDS must be at least 3"
 
-echo "== cargo build --release"
-cargo build --release
-CG="$ROOT/target/release/certgate"
+# The build the Dockerfile ships (Cargo.toml, [profile.release-lto]).
+echo "== cargo build --profile release-lto"
+cargo build --profile release-lto
+CG="$ROOT/target/release-lto/certgate"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/certgate-bench.XXXXXX")
 PIDS=()
