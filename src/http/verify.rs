@@ -386,10 +386,10 @@ impl Holders {
 #[cfg(test)]
 mod tests {
     use super::{split_url, upper, Holder, Holders};
-    use std::borrow::Cow;
     use crate::config::{IdentityConfig, User, UsernameFrom};
     use crate::identity::IdentityError;
     use crate::jwt::{Audience, Claims};
+    use std::borrow::Cow;
     use std::sync::Arc;
 
     fn claims(sub: &str, jti: &str) -> Arc<Claims> {
