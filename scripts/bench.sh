@@ -79,12 +79,20 @@ trap 'exit 130' INT TERM
 
 # --- free loopback ports ---------------------------------------------------------------
 TAKEN=" "
-free_port() { # VAR: a loopback port nobody listens on, and not handed out before
+# Below the kernel's ephemeral range: a port a connection took as its local port cannot be
+# bound by a server either (seen: nginx "bind() ... Address already in use").
+read -r EPHEMERAL_LOW _ </proc/sys/net/ipv4/ip_local_port_range
+if ((EPHEMERAL_LOW > 11000)); then
+	PORT_LOW=10000 PORT_SPAN=$((EPHEMERAL_LOW - 10000))
+else
+	PORT_LOW=20000 PORT_SPAN=40000
+fi
+free_port() { # VAR: a loopback port no socket uses, and not handed out before
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((PORT_LOW + RANDOM % PORT_SPAN))
 		[[ $TAKEN == *" $p "* ]] && continue
-		[[ -z $(ss -Htln "sport = :$p") ]] || continue
+		[[ -z $(ss -Htan "sport = :$p") ]] || continue
 		TAKEN+="$p "
 		printf -v "$1" '%s' "$p"
 		return
