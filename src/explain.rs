@@ -36,14 +36,13 @@ pub fn explain(
     who: &Who,
     now: i64,
 ) -> Result<Explanation, String> {
-    let (authority, target) = url
-        .split_once("://")
-        .map(|(_, rest)| rest.split_at(rest.find('/').unwrap_or(rest.len())))
+    // Split as `/verify` splits the proxy's original URL.
+    let (authority, target) = canonical::split_url(url)
         .ok_or_else(|| format!("--url: `{url}` is not an absolute URL"))?;
     let host = canonical::host(authority)
         .map_err(|e| format!("--url: {e} (the check would answer 400)"))?;
-    let path = canonical::path(if target.is_empty() { "/" } else { target })
-        .map_err(|e| format!("--url: {e} (the check would answer 400)"))?;
+    let path =
+        canonical::path(target).map_err(|e| format!("--url: {e} (the check would answer 400)"))?;
     let request = Request {
         host: Some(host.clone()),
         path: Some(path.clone()),

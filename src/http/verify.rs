@@ -139,7 +139,7 @@ fn check(req: &dyn Incoming, state: &AppState, meta: &RequestMeta) -> Result<All
 /// the proxy did not say), the original method, and the client address.
 fn policy_request<'a>(meta: &'a RequestMeta<'_>) -> Result<Request<'a>, AppError> {
     let bad = |e: canonical::CanonicalError| AppError::BadRequest(format!("original URL: {e}"));
-    let (host, path) = match meta.original_url.as_deref().and_then(split_url) {
+    let (host, path) = match meta.original_url.as_deref().and_then(canonical::split_url) {
         Some((authority, target)) => (
             Some(canonical::host(authority).map_err(bad)?),
             Some(canonical::path(target).map_err(bad)?),
@@ -162,17 +162,6 @@ fn upper(method: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(method)
     }
-}
-
-/// `scheme://authority/target` as written, without the URL parser's own normalisation. The
-/// authority runs to the first `/`; whatever it holds is judged by [`canonical::host`], which
-/// refuses `@`, `?`, `#` and the like rather than guessing what the proxy served.
-fn split_url(url: &str) -> Option<(&str, &str)> {
-    // The scheme holds no `:`, so the first one starts `://`.
-    let rest = url[memchr::memchr(b':', url.as_bytes())?..].strip_prefix("://")?;
-    let end = memchr::memchr(b'/', rest.as_bytes()).unwrap_or(rest.len());
-    let (authority, target) = rest.split_at(end);
-    Some((authority, if target.is_empty() { "/" } else { target }))
 }
 
 /// Reads the credentials in order: bearer token, session cookie, certificate.
@@ -284,7 +273,7 @@ fn authenticate(
 fn meta_host<'a>(meta: &'a RequestMeta<'_>) -> Option<Cow<'a, str>> {
     meta.original_url
         .as_deref()
-        .and_then(split_url)
+        .and_then(canonical::split_url)
         .and_then(|(authority, _)| canonical::host(authority).ok())
 }
 
@@ -385,7 +374,7 @@ impl Holders {
 
 #[cfg(test)]
 mod tests {
-    use super::{split_url, upper, Holder, Holders};
+    use super::{upper, Holder, Holders};
     use crate::config::{IdentityConfig, User, UsernameFrom};
     use crate::identity::IdentityError;
     use crate::jwt::{Audience, Claims};
@@ -466,28 +455,5 @@ mod tests {
         assert_eq!(upper("get"), "GET");
         assert_eq!(upper("Propfind"), "PROPFIND");
         assert!(matches!(upper("DELETE"), Cow::Borrowed("DELETE")));
-    }
-
-    #[test]
-    fn the_original_url_splits_at_its_scheme_and_first_slash() {
-        assert_eq!(
-            split_url("https://app.example.com:8443/a/b?c=d"),
-            Some(("app.example.com:8443", "/a/b?c=d"))
-        );
-        assert_eq!(
-            split_url("http://app.example.com"),
-            Some(("app.example.com", "/"))
-        );
-        // Judged by canonical::host later, which refuses it.
-        assert_eq!(split_url("https://u@evil/x"), Some(("u@evil", "/x")));
-        // No scheme, or a `:` before `://`: not a URL a proxy sends; host and path unknown.
-        for odd in [
-            "app.example.com/x",
-            "a:b://app.example.com/x",
-            "",
-            "https:/x",
-        ] {
-            assert_eq!(split_url(odd), None, "{odd}");
-        }
     }
 }

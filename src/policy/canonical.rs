@@ -25,6 +25,18 @@ pub enum CanonicalError {
     NotAbsolutePath,
 }
 
+/// The original URL a proxy sent, as `scheme://authority/target` as written, without the URL
+/// parser's own normalisation (`/verify` and `certgate explain` split it alike). The authority
+/// runs to the first `/`; whatever it holds is judged by [`host`], which refuses `@`, `?`, `#`
+/// and the like rather than guessing what the proxy served.
+pub fn split_url(url: &str) -> Option<(&str, &str)> {
+    // The scheme holds no `:`, so the first one starts `://`.
+    let rest = url[memchr::memchr(b':', url.as_bytes())?..].strip_prefix("://")?;
+    let end = memchr::memchr(b'/', rest.as_bytes()).unwrap_or(rest.len());
+    let (authority, target) = rest.split_at(end);
+    Some((authority, if target.is_empty() { "/" } else { target }))
+}
+
 /// Lower-case, without the trailing dot or any port (rules match host names, not ports).
 /// Only a plain name (`[a-z0-9.-]`) or a bracketed IPv6 address, with an optional `:port`, is
 /// accepted: anything else (`@`, `?`, `#`, spaces) could make certgate judge another host or
@@ -154,6 +166,29 @@ fn resolve(raw: &str) -> Result<String, CanonicalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_original_url_splits_at_its_scheme_and_first_slash() {
+        assert_eq!(
+            split_url("https://app.example.com:8443/a/b?c=d"),
+            Some(("app.example.com:8443", "/a/b?c=d"))
+        );
+        assert_eq!(
+            split_url("http://app.example.com"),
+            Some(("app.example.com", "/"))
+        );
+        // Judged by host() later, which refuses it.
+        assert_eq!(split_url("https://u@evil/x"), Some(("u@evil", "/x")));
+        // No scheme, or a `:` before `://`: not a URL a proxy sends; host and path unknown.
+        for odd in [
+            "app.example.com/x",
+            "a:b://app.example.com/x",
+            "",
+            "https:/x",
+        ] {
+            assert_eq!(split_url(odd), None, "{odd}");
+        }
+    }
 
     #[test]
     fn paths_are_normalised_once() {

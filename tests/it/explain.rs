@@ -74,6 +74,10 @@ fn explain_names_the_rule_that_decides() {
         out.contains(". or .. segment") && out.contains("400"),
         "{out}"
     );
+    // Split as /verify splits a proxy's original URL: a `:` before `://` is no URL.
+    let (code, out) = explain(dir.path(), &["--url", "a:b://grafana.example.com/d/home"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("is not an absolute URL"), "{out}");
     let (code, out) = explain(
         dir.path(),
         &[
