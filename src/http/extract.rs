@@ -426,6 +426,9 @@ mod tests {
                 &[&b"198.51.100.1"[..], &b"2001:db8::1"[..]][..],
                 ip("2001:db8::1"),
             ),
+            // A client's own junk before the entry its proxy appended does not matter (before,
+            // a non-ASCII byte made the whole header count as absent: the proxy's address).
+            (&[&b"\xff, 203.0.113.9"[..]][..], ip("203.0.113.9")),
             // Not an address: unknown, never the proxy's own address.
             (&[&b"198.51.100.1, unknown"[..]][..], None),
             (&[&b"203.0.113.9\xff"[..]][..], None),

@@ -573,6 +573,15 @@ fn x_forwarded_for_from_an_untrusted_peer_never_satisfies_a_network_rule() {
         ),
         "allow:5"
     );
+    // Nor does junk a client put before the entry its proxy (here on the inside network)
+    // appended: before, a non-ASCII byte made certgate ignore the header and judge the proxy's
+    // own address, which an inside-network rule allowed.
+    let junk = client_addr(TEN.parse().ok(), true, &headers(&format!("ÿ, {OUT}")));
+    assert_eq!(junk, OUT.parse().ok());
+    assert_eq!(
+        decide(&p, "app.example.com", "/internal/x", "GET", junk, "alice"),
+        "deny:6"
+    );
     // A client-prepended entry does not help.
     let spoofed = client_addr(
         "127.0.0.1".parse().ok(),
