@@ -79,8 +79,9 @@ trap 'exit 130' INT TERM
 
 # --- free loopback ports ---------------------------------------------------------------
 TAKEN=" "
-# Below the kernel's ephemeral range: a port a connection took as its local port cannot be
-# bound by a server either (seen: nginx "bind() ... Address already in use").
+# Below the kernel's ephemeral range where it leaves room (a port a connection took as its
+# local port cannot be bound by a server: seen as nginx "bind() ... Address already in use"),
+# and never a port any socket uses.
 read -r EPHEMERAL_LOW _ </proc/sys/net/ipv4/ip_local_port_range
 if ((EPHEMERAL_LOW > 11000)); then
 	PORT_LOW=10000 PORT_SPAN=$((EPHEMERAL_LOW - 10000))

@@ -804,15 +804,19 @@ fn redirect_host(c: &mut Checker, raw: &str) -> Option<String> {
     }
 }
 
-/// Parsed once here, so a check never parses a header name again.
 /// Each identity header needs a name of its own, and none of the headers an answer already
-/// carries: one would overwrite another, or a proxy would read a user name where it expects
-/// something else.
+/// carries or HTTP reserves for the connection: one would overwrite another, a proxy would read
+/// a user name where it expects something else, or HTTP/2 would refuse the answer.
 fn distinct_header_names(c: &mut Checker, h: &HeaderNames) {
-    const TAKEN: [&str; 10] = [
+    const TAKEN: [&str; 15] = [
         "cache-control",
         "connection",
         "content-length",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
         "content-type",
         "date",
         "host",
@@ -845,6 +849,7 @@ fn distinct_header_names(c: &mut Checker, h: &HeaderNames) {
     }
 }
 
+/// Parsed once here, so a check never parses a header name again.
 fn header_name(
     c: &mut Checker,
     key: &str,

@@ -25,7 +25,7 @@ type Entries = HashMap<Box<str>, (TokenKind, Arc<Claims>), TailHash>;
 /// Bytes of a token that are hashed: its last ones, all signature (Ed25519: 86 characters).
 const HASHED: usize = 32;
 
-/// Hashes a token's last [`HASHED`] bytes with foldhash, not the whole ~700 bytes with SipHash:
+/// Hashes a token's last [`HASHED`] bytes (with foldhash), not the whole ~700 bytes:
 /// the signature differs between any two tokens we signed, and only tokens whose signature
 /// verified are stored, so nobody can choose keys that collide with them (another key with the
 /// same tail costs one comparison and a miss). The lookup still compares the whole token.
@@ -116,6 +116,12 @@ mod tests {
     fn tokens_with_one_tail_are_told_apart_by_the_whole_token() {
         let tail = "s".repeat(HASHED * 2);
         let (a, b) = (format!("header.a.{tail}"), format!("header.b.{tail}"));
+        let hasher = TailHash::default();
+        assert_eq!(hasher.hash_one(a.as_str()), hasher.hash_one(b.as_str()));
+        assert_ne!(
+            hasher.hash_one(a.as_str()),
+            hasher.hash_one("header.a.other")
+        );
         let cache = VerifiedCache::default();
         cache.insert(&a, TokenKind::Session, &claims("a"));
         // Same hash, different token: a miss, never a's claims.
