@@ -46,7 +46,7 @@ pub fn explain(
     let request = Request {
         host: Some(host.clone()),
         path: Some(path.clone()),
-        method: method.to_ascii_uppercase().into(),
+        method: canonical::upper(method),
         client,
     };
     let mut lines = vec![format!(

@@ -4,7 +4,6 @@
 //! 200 with every identity header, or a challenge, 403 or 400; never 101, never a cookie
 //! (proxies drop it), never cached.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -89,7 +88,7 @@ fn check(req: &dyn Incoming, state: &AppState, meta: &RequestMeta) -> Result<All
         }
         Decision::Allow { .. } | Decision::NeedsIdentity { .. } => {}
     }
-    let auth = authenticate(req, state, meta)?;
+    let auth = authenticate(req, state, meta, request.host.as_deref())?;
     let deny = |why: String| {
         let actor = audit::Actor {
             user: Some(&auth.who.identity.user),
@@ -149,26 +148,18 @@ fn policy_request<'a>(meta: &'a RequestMeta<'_>) -> Result<Request<'a>, AppError
     Ok(Request {
         host,
         path,
-        method: upper(meta.method.as_str()),
+        method: canonical::upper(meta.method.as_str()),
         client: meta.client,
     })
 }
 
-/// Methods are case-sensitive (RFC 9110), but rules name them in upper case; the standard
-/// ones already are.
-fn upper(method: &str) -> Cow<'_, str> {
-    if method.bytes().any(|b| b.is_ascii_lowercase()) {
-        Cow::Owned(method.to_ascii_uppercase())
-    } else {
-        Cow::Borrowed(method)
-    }
-}
-
-/// Reads the credentials in order: bearer token, session cookie, certificate.
+/// Reads the credentials in order: bearer token, session cookie, certificate. `host` is the
+/// request's canonical host, if the proxy said.
 fn authenticate(
     req: &dyn Incoming,
     state: &AppState,
     meta: &RequestMeta,
+    host: Option<&str>,
 ) -> Result<Authenticated, AppError> {
     let cfg = &state.config;
     let now = state.clock.now();
@@ -206,10 +197,10 @@ fn authenticate(
             // A token with app audiences is good only on those hosts (RFC 8707).
             let hosts = claims.aud.app_hosts(state.tokens.issuer());
             if !hosts.is_empty() {
-                match meta_host(meta) {
-                    Some(host) if hosts.iter().any(|h| *h == host) => {}
+                match host {
+                    Some(host) if hosts.iter().any(|h| h == host) => {}
                     other => {
-                        let what = other.unwrap_or_else(|| "a request of unknown host".into());
+                        let what = other.unwrap_or("a request of unknown host");
                         return Err(invalid(
                             "invalid_token",
                             format!("the token is not meant for {what}"),
@@ -267,14 +258,6 @@ fn authenticate(
     }
     let (code, reason) = cookie_problem.unwrap_or(("no_credentials", "no credentials".into()));
     Err(challenge(None, code, reason))
-}
-
-/// The canonical host of the original request, if the proxy said.
-fn meta_host<'a>(meta: &'a RequestMeta<'_>) -> Option<Cow<'a, str>> {
-    meta.original_url
-        .as_deref()
-        .and_then(canonical::split_url)
-        .and_then(|(authority, _)| canonical::host(authority).ok())
 }
 
 /// Traefik and Caddy pass the auth answer to the client as it is: they ask for a 302.
@@ -374,11 +357,10 @@ impl Holders {
 
 #[cfg(test)]
 mod tests {
-    use super::{upper, Holder, Holders};
+    use super::{Holder, Holders};
     use crate::config::{IdentityConfig, User, UsernameFrom};
     use crate::identity::IdentityError;
     use crate::jwt::{Audience, Claims};
-    use std::borrow::Cow;
     use std::sync::Arc;
 
     fn claims(sub: &str, jti: &str) -> Arc<Claims> {
@@ -448,12 +430,5 @@ mod tests {
             holders.of(&claims("mallory", "j2"), &table).unwrap_err(),
             IdentityError::Unlisted("mallory".into())
         );
-    }
-
-    #[test]
-    fn methods_are_judged_in_upper_case() {
-        assert_eq!(upper("get"), "GET");
-        assert_eq!(upper("Propfind"), "PROPFIND");
-        assert!(matches!(upper("DELETE"), Cow::Borrowed("DELETE")));
     }
 }

@@ -74,11 +74,23 @@ pub fn host(raw: &str) -> Result<Cow<'_, str>, CanonicalError> {
     Ok(lower(name))
 }
 
-fn lower(s: &str) -> Cow<'_, str> {
+/// ASCII lower case (host names, certificate serials), borrowed when already lower case: most
+/// are, and each check asks.
+pub fn lower(s: &str) -> Cow<'_, str> {
     if s.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(s.to_ascii_lowercase())
     } else {
         Cow::Borrowed(s)
+    }
+}
+
+/// A method as the rules name it, in upper case (methods are case-sensitive, RFC 9110, but the
+/// standard ones already are upper case, so they are borrowed).
+pub fn upper(method: &str) -> Cow<'_, str> {
+    if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        Cow::Owned(method.to_ascii_uppercase())
+    } else {
+        Cow::Borrowed(method)
     }
 }
 
@@ -166,6 +178,13 @@ fn resolve(raw: &str) -> Result<String, CanonicalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_are_judged_in_upper_case() {
+        assert_eq!(upper("get"), "GET");
+        assert_eq!(upper("Propfind"), "PROPFIND");
+        assert!(matches!(upper("DELETE"), Cow::Borrowed("DELETE")));
+    }
 
     #[test]
     fn the_original_url_splits_at_its_scheme_and_first_slash() {

@@ -17,6 +17,9 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
+// Serials are kept in lower case; ours already are, so most lookups copy nothing.
+use crate::policy::canonical::lower;
+
 pub use journal::Journal;
 pub use redis::RedisStore;
 
@@ -198,15 +201,6 @@ impl JtiSet {
 
     fn len(&self) -> usize {
         self.ours.len() + self.other.len()
-    }
-}
-
-/// Serials are kept in lower case; ours already are, so most lookups copy nothing.
-fn lower(serial: &str) -> std::borrow::Cow<'_, str> {
-    if serial.bytes().any(|b| b.is_ascii_uppercase()) {
-        serial.to_ascii_lowercase().into()
-    } else {
-        serial.into()
     }
 }
 
