@@ -360,25 +360,14 @@ mod tests {
     use super::{Holder, Holders};
     use crate::config::{IdentityConfig, User, UsernameFrom};
     use crate::identity::IdentityError;
-    use crate::jwt::{Audience, Claims};
+    use crate::jwt::Claims;
     use std::sync::Arc;
 
     fn claims(sub: &str, jti: &str) -> Arc<Claims> {
         Arc::new(Claims {
-            iss: "https://certgate.test".into(),
-            sub: sub.into(),
-            aud: Audience(vec!["https://certgate.test".into()]),
-            exp: 2,
-            nbf: 0,
-            iat: 1,
-            jti: jti.into(),
             groups: vec!["from-token".into()],
-            email: None,
             name: Some("Alice L".into()),
-            scope: None,
-            cnf: None,
-            x5s: None,
-            iat_ms: None,
+            ..Claims::for_test(sub, jti)
         })
     }
 

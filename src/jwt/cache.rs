@@ -91,25 +91,9 @@ impl VerifiedCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jwt::Audience;
 
     fn claims(jti: &str) -> Arc<Claims> {
-        Arc::new(Claims {
-            iss: "https://certgate.test".into(),
-            sub: "alice".into(),
-            aud: Audience(vec!["https://certgate.test".into()]),
-            exp: 2,
-            nbf: 0,
-            iat: 1,
-            jti: jti.into(),
-            groups: vec![],
-            email: None,
-            name: None,
-            scope: None,
-            cnf: None,
-            x5s: None,
-            iat_ms: None,
-        })
+        Arc::new(Claims::for_test("alice", jti))
     }
 
     #[test]

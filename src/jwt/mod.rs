@@ -386,5 +386,28 @@ pub fn random_id() -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// Claims for unit tests that need a token's contents without signing one.
+#[cfg(test)]
+impl Claims {
+    pub fn for_test(sub: &str, jti: &str) -> Self {
+        Self {
+            iss: "https://certgate.test".into(),
+            sub: sub.into(),
+            aud: Audience(vec!["https://certgate.test".into()]),
+            exp: 2,
+            nbf: 0,
+            iat: 1,
+            jti: jti.into(),
+            groups: vec![],
+            email: None,
+            name: None,
+            scope: None,
+            cnf: None,
+            x5s: None,
+            iat_ms: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
