@@ -104,6 +104,7 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
             )
         }
     };
+    let config_data_dir = config.data_dir.clone();
     Ok(AppState {
         policy: Arc::new(config.policy.clone()),
         config: Arc::new(config),
@@ -116,6 +117,7 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
         metrics,
         downloads: Arc::default(),
         holders: http::Holders::default(),
+        seen: Arc::new(revocation::known::Seen::in_data_dir(&config_data_dir)),
     })
 }
 
@@ -147,6 +149,7 @@ pub fn with_config(old: &AppState, config: Config) -> Result<AppState, StartErro
         metrics: old.metrics.clone(),
         downloads: Arc::clone(&old.downloads),
         holders: http::Holders::default(),
+        seen: Arc::clone(&old.seen),
     })
 }
 

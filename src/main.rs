@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use certgate::cert::Serial;
 use certgate::clock::SystemClock;
 use certgate::config::{self, Problems, Source};
 
@@ -28,6 +29,16 @@ struct Cli {
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// A serial on the command line, in any spelling operators copy.
+fn serial_arg(text: &str) -> Result<Serial, String> {
+    Serial::parse(text).map_err(|e| {
+        format!(
+            "{e}; give a certificate serial: {}",
+            certgate::cert::serial::SerialError::FORMS
+        )
+    })
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -180,8 +191,8 @@ enum CaCommand {
         #[arg(long, conflicts_with = "renew")]
         device: Option<String>,
         /// A new certificate for the same user and device as this serial (see `ca list`).
-        #[arg(long, conflicts_with = "user")]
-        renew: Option<String>,
+        #[arg(long, conflicts_with = "user", value_parser = serial_arg)]
+        renew: Option<Serial>,
         #[arg(long, default_value_t = 365)]
         days: i64,
         /// Where the .pem and .key go.
@@ -200,7 +211,10 @@ enum CaCommand {
     /// Every certificate issued: serial, user, device, expiry, status.
     List,
     /// Revoke an issued certificate: certgate refuses it at once; run `ca crl` for proxies.
-    Revoke { serial: String },
+    Revoke {
+        #[arg(value_parser = serial_arg)]
+        serial: Serial,
+    },
     /// Print (or write) a signed CRL of every revocation, for nginx `ssl_crl` and the like.
     Crl {
         /// DER instead of PEM (needs --out).
@@ -401,7 +415,6 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
             let (user, device) = match (user, renew) {
                 (Some(user), _) => (user, device),
                 (None, Some(serial)) => {
-                    let serial = serial.trim().to_ascii_lowercase().replace(':', "");
                     match store.list().map(|l| l.into_iter().find(|r| r.serial == serial)) {
                         Ok(Some(old)) => (old.user, old.device),
                         Ok(None) => return usage("--renew", &format!("no certificate with serial {serial} was issued here (see `certgate ca list`)")),
@@ -492,7 +505,7 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
         CaCommand::Revoke { serial } => match store.revoke(&serial, SystemClock.now()) {
             Ok(true) => {
                 let actor = certgate::audit::Actor::default();
-                certgate::audit::revoke(&actor, "serial", &serial, "certgate ca revoke");
+                certgate::audit::revoke(&actor, "serial", serial.as_str(), "certgate ca revoke");
                 println!("revoked {serial}: certgate refuses it from now on; publish the CRL to your proxy with `certgate ca crl`");
                 ExitCode::SUCCESS
             }
@@ -532,8 +545,14 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
         CaCommand::List => match store.list() {
             Ok(records) => {
                 let now = SystemClock.now();
-                let revoked =
-                    certgate::ca::store::revoked_serials(&store.revoked_path()).unwrap_or_default();
+                // Unreadable revocations leave every status unknown, never "valid".
+                let revoked = match certgate::ca::store::revoked_serials(&store.revoked_path()) {
+                    Ok(set) => Some(set),
+                    Err(e) => {
+                        eprintln!("certgate ca list: warning: {e}: every status is unknown");
+                        None
+                    }
+                };
                 println!(
                     "{:<34} {:<16} {:<16} {:<20} STATUS",
                     "SERIAL", "USER", "DEVICE", "EXPIRES"
@@ -542,7 +561,9 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
                     let expires = time::OffsetDateTime::from_unix_timestamp(r.not_after)
                         .map(|t| t.date().to_string())
                         .unwrap_or_else(|_| r.not_after.to_string());
-                    let status = if revoked.contains(&r.serial) {
+                    let status = if revoked.is_none() {
+                        "unknown"
+                    } else if revoked.as_ref().is_some_and(|set| set.contains(&r.serial)) {
                         "revoked"
                     } else if r.not_after <= now {
                         "expired"
@@ -742,6 +763,10 @@ fn revoke(
         certgate::config::StoreBackend::Redis(url) => Some(url.clone()),
         certgate::config::StoreBackend::Embedded => None,
     });
+    let crl_files = loaded
+        .as_ref()
+        .map(|c| c.crl_files.clone())
+        .unwrap_or_default();
     let dir = data_dir
         .or_else(|| loaded.map(|c| c.data_dir))
         .unwrap_or_else(|| PathBuf::from("certgate-data"));
@@ -805,6 +830,17 @@ fn revoke(
                 "certgate revoke",
             );
             println!("revoked {what}: {reach} refuses it within a second");
+            if let Entry::Serial { id, .. } | Entry::Device { id, .. } = &entry {
+                if let Ok(serial) = Serial::parse(id) {
+                    let (known, text) =
+                        certgate::revocation::known::describe(&serial, &dir, &crl_files);
+                    if known {
+                        println!("{text}");
+                    } else {
+                        eprintln!("certgate revoke: warning: {text}");
+                    }
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -176,7 +176,7 @@ fn cert_expiry(data_dir: &std::path::Path, now: i64) -> String {
             "certgate_client_cert_days_to_expiry{{user=\"{}\",device=\"{}\",serial=\"{}\"}} {days}\n",
             label(&r.user),
             label(r.device.as_deref().unwrap_or("")),
-            label(&r.serial)
+            label(r.serial.as_str())
         ));
     }
     out

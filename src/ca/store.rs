@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{export_p12, Ca, CaError, ClientSpec, P12Kind};
+use crate::cert::Serial;
 use crate::jwt::keys::{create_private_dir, write_private};
 
 /// A record of one issued certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuedRecord {
-    pub serial: String,
+    pub serial: Serial,
     pub user: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
@@ -24,7 +25,7 @@ pub struct IssuedRecord {
 /// A revocation of one issued certificate (append-only, `data_dir/ca/revoked.jsonl`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokedRecord {
-    pub serial: String,
+    pub serial: Serial,
     pub revoked_at: i64,
 }
 
@@ -85,9 +86,8 @@ impl CaStore {
     ///
     /// # Errors
     /// When the serial was never issued here, or the file cannot be written.
-    pub fn revoke(&self, serial: &str, now: i64) -> Result<bool, StoreError> {
-        let serial = serial.trim().to_ascii_lowercase().replace(':', "");
-        if !self.list()?.iter().any(|r| r.serial == serial) {
+    pub fn revoke(&self, serial: &Serial, now: i64) -> Result<bool, StoreError> {
+        if !self.list()?.iter().any(|r| &r.serial == serial) {
             return Err(file_err(
                 &self.index_path(),
                 format!(
@@ -95,11 +95,11 @@ impl CaStore {
                 ),
             ));
         }
-        if revoked_serials(&self.revoked_path())?.contains(&serial) {
+        if revoked_serials(&self.revoked_path())?.contains(serial) {
             return Ok(false);
         }
         let line = serde_json::to_string(&RevokedRecord {
-            serial,
+            serial: serial.clone(),
             revoked_at: now,
         })
         .map_err(|e| file_err(&self.revoked_path(), e))?;
@@ -115,11 +115,7 @@ impl CaStore {
         let ca = self.load()?;
         let revoked = read_revoked(&self.revoked_path())?
             .into_iter()
-            .filter_map(|r| {
-                hex::decode(&r.serial)
-                    .ok()
-                    .map(|bytes| (bytes, r.revoked_at))
-            })
+            .map(|r| (r.serial.to_bytes(), r.revoked_at))
             .collect::<Vec<_>>();
         Ok(ca.crl(&revoked, now, days)?)
     }
@@ -353,11 +349,11 @@ fn read_revoked(path: &Path) -> Result<Vec<RevokedRecord>, StoreError> {
         .collect()
 }
 
-/// The revoked serials (lower-case hex) in a `revoked.jsonl`; none when it does not exist.
+/// The revoked serials in a `revoked.jsonl`; none when it does not exist.
 ///
 /// # Errors
 /// When the file exists but cannot be read or parsed.
-pub fn revoked_serials(path: &Path) -> Result<std::collections::HashSet<String>, StoreError> {
+pub fn revoked_serials(path: &Path) -> Result<std::collections::HashSet<Serial>, StoreError> {
     Ok(read_revoked(path)?.into_iter().map(|r| r.serial).collect())
 }
 

@@ -12,6 +12,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateRevocationListDer;
 use webpki::{CertRevocationList, OwnedCertRevocationList};
 
+use super::Serial;
+
 /// What identifies a file's content cheaply: modification time, length and inode.
 type Stamp = Option<(std::time::SystemTime, u64, u64)>;
 
@@ -28,7 +30,7 @@ fn stamp(path: &Path) -> Stamp {
 struct State {
     stamps: Vec<Stamp>,
     crls: Vec<CertRevocationList<'static>>,
-    serials: HashSet<String>,
+    serials: HashSet<Serial>,
     /// Why the revocation state cannot be trusted right now (fail closed).
     broken: Option<String>,
 }
@@ -58,6 +60,21 @@ impl std::fmt::Debug for Revocation {
             self.builtin
         )
     }
+}
+
+/// Whether one of `crls` lists the serial `canonical` (as [`Serial::canonical`] spells it). A
+/// CRL keeps each serial as its DER INTEGER content, with the sign byte when the top bit is
+/// set, so both spellings of the number are looked up.
+pub fn lists(crls: &[CertRevocationList<'static>], canonical: &str) -> bool {
+    let Ok(serial) = Serial::parse(canonical) else {
+        return false;
+    };
+    let (bytes, der) = (serial.to_bytes(), serial.der_content());
+    crls.iter().any(|crl| {
+        [&bytes, &der]
+            .iter()
+            .any(|b| crl.find_serial(b).ok().flatten().is_some())
+    })
 }
 
 /// Reads one CRL file, PEM or DER.
@@ -180,7 +197,7 @@ impl Revocation {
         had_builtin: bool,
     ) -> (
         Vec<CertRevocationList<'static>>,
-        HashSet<String>,
+        HashSet<Serial>,
         Option<String>,
     ) {
         let mut problems = Vec::new();
@@ -211,7 +228,7 @@ impl Revocation {
     /// The reason the revocation state cannot be trusted (then nothing may pass).
     pub fn with<T>(
         &self,
-        f: impl FnOnce(&[CertRevocationList<'static>], &HashSet<String>) -> T,
+        f: impl FnOnce(&[CertRevocationList<'static>], &HashSet<Serial>) -> T,
     ) -> Result<T, String> {
         let state = self
             .state

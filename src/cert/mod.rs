@@ -4,6 +4,7 @@
 
 pub mod crl;
 pub mod forwarded;
+pub mod serial;
 
 use std::fmt;
 
@@ -14,6 +15,8 @@ use rustls_pki_types::TrustAnchor;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use webpki::{EndEntityCert, KeyUsage};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+pub use serial::Serial;
 
 /// Longest chain (leaf plus intermediates) certgate will look at.
 pub const MAX_CHAIN_LEN: usize = 5;
@@ -101,8 +104,7 @@ pub struct ClientCert {
     pub emails: Vec<String>,
     pub uris: Vec<String>,
     pub dns_names: Vec<String>,
-    /// Lower-case hex, no separators.
-    pub serial: String,
+    pub serial: Serial,
     /// RFC 8705 `x5t#S256`: base64url SHA-256 of the DER.
     pub thumbprint: String,
     pub not_after: i64,
@@ -134,7 +136,7 @@ impl ClientCert {
             emails,
             uris,
             dns_names,
-            serial: hex::encode(x509.raw_serial()),
+            serial: Serial::from_der(x509.raw_serial()),
             thumbprint: URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, der)),
             not_after: x509.validity().not_after.timestamp(),
         })
@@ -188,9 +190,9 @@ impl TrustStore {
         })
     }
 
-    /// Whether the certificate with this serial (lower-case hex) was revoked, by the built-in
-    /// CA or a CRL: tokens carry it as `x5s`, so a revocation ends their sessions too. (Serials
-    /// are compared without the issuer; a collision between two CAs fails closed.)
+    /// Whether the certificate with this serial (a token's `x5s`) was revoked, by the built-in
+    /// CA or a CRL: a revocation ends the sessions minted from it too. (Serials are compared
+    /// without the issuer; a collision between two CAs fails closed.)
     pub fn is_serial_revoked(&self, serial: &str) -> bool {
         // Unknown revocation state fails closed.
         self.serial_revoked(serial).unwrap_or(true)
@@ -201,15 +203,12 @@ impl TrustStore {
     /// # Errors
     /// [`CertError::RevocationUnknown`] while a revocation source cannot be read.
     pub fn serial_revoked(&self, serial: &str) -> Result<bool, CertError> {
+        let serial = Serial::canonical(serial);
         self.revocation.refresh_often();
         self.revocation
             .with(|crls, serials| {
-                serials.contains(serial)
-                    || (!crls.is_empty() && {
-                        let bytes = hex::decode(serial).unwrap_or_default();
-                        crls.iter()
-                            .any(|crl| crl.find_serial(&bytes).ok().flatten().is_some())
-                    })
+                serials.contains(serial.as_ref())
+                    || (!crls.is_empty() && crl::lists(crls, serial.as_ref()))
             })
             .map_err(CertError::RevocationUnknown)
     }
@@ -270,7 +269,7 @@ impl TrustStore {
                     None,
                 )
                 .map_err(|e| map_webpki_error(e, now))?;
-                if serials.contains(&parsed.serial) {
+                if serials.contains(parsed.serial.as_str()) {
                     return Err(CertError::Revoked);
                 }
                 Ok(())

@@ -337,18 +337,40 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
     match result {
         Ok(entry) => {
             let (kind, id) = entry.describe();
+            // A serial nobody knows is most often a mistyped or mis-copied one: say so.
+            let known = match &entry {
+                crate::revocation::Entry::Serial { id, .. }
+                | crate::revocation::Entry::Device { id, .. } => {
+                    crate::cert::Serial::parse(id).ok().map(|serial| {
+                        crate::revocation::known::describe(
+                            &serial,
+                            &state.config.data_dir,
+                            &state.config.crl_files,
+                        )
+                    })
+                }
+                _ => None,
+            };
             if meta.wants_html {
+                let note = known
+                    .as_ref()
+                    .map_or(String::new(), |(_, text)| format!(" {text}."));
                 error::html(
                     StatusCode::OK,
                     state.pages.render(&revoke_form(
                         &state,
-                        &format!("Revoked {kind} {id}: refused everywhere within a second."),
+                        &format!("Revoked {kind} {id}: refused everywhere within a second.{note}"),
                     )),
                 )
             } else {
+                let mut body = serde_json::json!({"revoked": kind, "id": id});
+                if let Some((found, text)) = known {
+                    body["known"] = serde_json::Value::Bool(found);
+                    body["note"] = serde_json::Value::String(text);
+                }
                 HttpResponse::Ok()
                     .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-                    .json(serde_json::json!({"revoked": kind, "id": id}))
+                    .json(body)
             }
         }
         Err(e) => state.reply(&meta, &e),

@@ -46,7 +46,7 @@ fn login(
         name: who.name.clone(),
         scope: None,
         cert_thumbprint: Some(cert.cert().thumbprint.clone()),
-        cert_serial: Some(cert.cert().serial.clone()),
+        cert_serial: Some(cert.cert().serial.to_string()),
         app_hosts: Vec::new(),
     };
     let (jwt, claims) = state

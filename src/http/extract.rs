@@ -229,12 +229,27 @@ pub fn verified_cert(
     };
     let cert = state.trust.verify(&chain, state.clock.now())?;
     // `certgate revoke --serial` works for any CA's certificates, not only the built-in one.
-    if state.revocations.is_serial_revoked(&cert.cert().serial) {
+    if state
+        .revocations
+        .is_serial_revoked(cert.cert().serial.as_str())
+    {
         return Err(crate::cert::CertError::Revoked.into());
     }
     if let Some(why) = state.stale() {
         return Err(AppError::Unavailable(why));
     }
+    let c = cert.cert();
+    state.seen.record(
+        &c.serial,
+        || {
+            crate::identity::from_cert(&cert, &state.config.identity)
+                .map(|who| who.user)
+                .ok()
+                .or_else(|| c.common_name.clone())
+                .unwrap_or_default()
+        },
+        state.clock.now(),
+    );
     Ok(Some(cert))
 }
 

@@ -53,6 +53,8 @@ pub struct AppState {
     pub downloads: Arc<enroll::Downloads>,
     /// Token holders as this configuration resolves them.
     pub holders: verify::Holders,
+    /// Certificates presented here, so a revoked serial can be told apart from a typo.
+    pub seen: Arc<crate::revocation::known::Seen>,
 }
 
 /// See [`AppState::standing`].

@@ -74,7 +74,8 @@ fn page(req: &HttpRequest, state: &AppState) -> Result<Page, AppError> {
 /// The certificates the built-in CA issued to `user`, with a warning before one expires.
 fn devices(state: &AppState, user: &str, this_serial: Option<&str>, now: i64) -> Vec<String> {
     let store = CaStore::new(&state.config.data_dir);
-    let revoked = revoked_serials(&store.revoked_path()).unwrap_or_default();
+    // A list that cannot be read leaves every status unknown, never "valid".
+    let revoked = revoked_serials(&store.revoked_path()).ok();
     let mut items = Vec::new();
     for r in store
         .list()
@@ -85,12 +86,16 @@ fn devices(state: &AppState, user: &str, this_serial: Option<&str>, now: i64) ->
         let device = r.device.as_deref().unwrap_or("certificate");
         let date = day(r.not_after);
         let days = (r.not_after - now) / 86_400;
-        let this = if this_serial == Some(r.serial.as_str()) {
+        let this = if this_serial.map(crate::cert::Serial::canonical).as_deref()
+            == Some(r.serial.as_str())
+        {
             " (this sign-in)"
         } else {
             ""
         };
-        items.push(if revoked.contains(&r.serial) {
+        items.push(if revoked.is_none() {
+            format!("{device}{this}: status unknown (the revocation list cannot be read)")
+        } else if revoked.as_ref().is_some_and(|set| set.contains(&r.serial)) {
             format!("{device}{this}: revoked")
         } else if r.not_after <= now {
             format!("{device}{this}: expired on {date}")

@@ -110,7 +110,7 @@ fn mint(
                 name: who.name,
                 scope: None,
                 cert_thumbprint: Some(cert.cert().thumbprint.clone()),
-                cert_serial: Some(cert.cert().serial.clone()),
+                cert_serial: Some(cert.cert().serial.to_string()),
                 app_hosts: Vec::new(),
             }
         }

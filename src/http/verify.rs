@@ -65,7 +65,7 @@ struct Authenticated {
 enum Source {
     Token(Arc<Claims>),
     Certificate {
-        serial: String,
+        serial: crate::cert::Serial,
         device: Option<String>,
     },
 }

@@ -9,6 +9,7 @@
 //! allow answer 503 instead, never an allow on unknown state.
 
 pub mod journal;
+pub mod known;
 pub mod redis;
 
 use std::collections::{HashMap, HashSet};
@@ -17,8 +18,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-// Serials are kept in lower case; ours already are, so most lookups copy nothing.
-use crate::policy::canonical::lower;
+use crate::cert::Serial;
 
 pub use journal::Journal;
 pub use redis::RedisStore;
@@ -48,10 +48,12 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at_ms: Option<i64>,
     },
-    /// Every token minted from this certificate serial (hex), and the certificate itself.
+    /// Every token minted from this certificate serial, and the certificate itself. `id` is
+    /// the canonical [`Serial`]; entries of an older certgate may carry the DER sign byte and
+    /// are read as the same number.
     Serial { id: String, at: i64 },
-    /// Every token minted from this certificate (hex serial) up to and including `at`: the
-    /// device is signed out, and may sign in again with its certificate.
+    /// Every token minted from this certificate (serial as in `Serial`) up to and including
+    /// `at`: the device is signed out, and may sign in again with its certificate.
     Device {
         id: String,
         at: i64,
@@ -62,8 +64,8 @@ pub enum Entry {
 
 impl Entry {
     /// The entry an operator asked for (CLI or admin API): exactly one of `user`, `serial`
-    /// (hex, colons and `0x` allowed) or `jti`. A jti's expiry is unknown here, so it is kept
-    /// as long as any token can live (`max_ttl`).
+    /// (any spelling [`Serial::parse`] takes), `device` (a serial too) or `jti`. A jti's expiry
+    /// is unknown here, so it is kept as long as any token can live (`max_ttl`).
     ///
     /// # Errors
     /// Which field is wrong and how to give it.
@@ -79,23 +81,23 @@ impl Entry {
         fn given(v: Option<&str>) -> Option<&str> {
             v.map(str::trim).filter(|v| !v.is_empty())
         }
-        fn hex(field: &str, raw: &str) -> Result<String, String> {
-            let id = raw
-                .trim_start_matches("0x")
-                .replace(':', "")
-                .to_ascii_lowercase();
-            if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(format!("{field}: `{raw}` is not a hex serial (e.g. 5f2c09… as `certgate ca list` or `openssl x509 -serial` prints it)"));
-            }
-            Ok(id)
+        fn parse_serial(field: &str, raw: &str) -> Result<Serial, String> {
+            Serial::parse(raw).map_err(|e| {
+                format!(
+                    "{field}: {e}; give a certificate serial: {}",
+                    crate::cert::serial::SerialError::FORMS
+                )
+            })
         }
         match (given(user), given(serial), given(device), given(jti)) {
             (Some(id), None, None, None) => Ok(Self::user(id, now_ms)),
             (None, Some(raw), None, None) => Ok(Self::Serial {
-                id: hex("serial", raw)?,
+                id: parse_serial("serial", raw)?.to_string(),
                 at: now,
             }),
-            (None, None, Some(raw), None) => Ok(Self::device(&hex("device", raw)?, now_ms)),
+            (None, None, Some(raw), None) => {
+                Ok(Self::device(&parse_serial("device", raw)?, now_ms))
+            }
             (None, None, None, Some(id)) => Ok(Self::Jti {
                 id: id.into(),
                 until: now.saturating_add(max_ttl),
@@ -116,10 +118,10 @@ impl Entry {
         }
     }
 
-    /// Signs out the device with certificate `serial` (lower-case hex), as of `now_ms`.
-    pub fn device(serial: &str, now_ms: i64) -> Self {
+    /// Signs out the device with certificate `serial`, as of `now_ms`.
+    pub fn device(serial: &Serial, now_ms: i64) -> Self {
         Self::Device {
-            id: serial.into(),
+            id: serial.to_string(),
             at: now_ms.div_euclid(1000),
             at_ms: Some(now_ms),
         }
@@ -209,9 +211,9 @@ struct View {
     jtis: JtiSet,
     /// user → tokens issued up to this time (ms) are dead.
     users: HashMap<String, i64>,
-    serials: HashSet<String>,
+    serials: HashSet<Serial>,
     /// certificate serial → tokens minted from it up to this time (ms) are dead.
-    devices: HashMap<String, i64>,
+    devices: HashMap<Serial, i64>,
 }
 
 impl View {
@@ -220,7 +222,7 @@ impl View {
         self.users.get(user).is_some_and(|&cut| issued_ms <= cut)
     }
 
-    /// Whether signing out the device with certificate `serial` (lower case) covers a token
+    /// Whether signing out the device with certificate `serial` (canonical) covers a token
     /// minted from it at `issued_ms`.
     fn device_ended(&self, serial: &str, issued_ms: i64) -> bool {
         self.devices
@@ -251,13 +253,30 @@ impl View {
                 *cutoff = (*cutoff).max(at);
             }
             Entry::Serial { id, .. } => {
-                self.serials.insert(id.to_ascii_lowercase());
+                if let Some(serial) = stored_serial(id) {
+                    self.serials.insert(serial);
+                }
             }
             Entry::Device { id, at, at_ms } => {
+                let Some(serial) = stored_serial(id) else {
+                    return;
+                };
                 let at = Entry::cutoff_ms(*at, *at_ms);
-                let cutoff = self.devices.entry(id.to_ascii_lowercase()).or_insert(at);
+                let cutoff = self.devices.entry(serial).or_insert(at);
                 *cutoff = (*cutoff).max(at);
             }
+        }
+    }
+}
+
+/// A serial from the store. Every writer parses it first, so one that is not a serial was
+/// edited by hand; it could match no certificate, and is said so rather than kept.
+fn stored_serial(id: &str) -> Option<Serial> {
+    match Serial::parse(id) {
+        Ok(serial) => Some(serial),
+        Err(e) => {
+            tracing::warn!(serial = %id, problem = %e, "a revocation entry names no certificate serial; it revokes nothing");
+            None
         }
     }
 }
@@ -389,7 +408,9 @@ impl Revocations {
             // (see `mint_time`): a new cut-off for the same key covers it too.
             let (old, at, at_ms) = match &mut entry {
                 Entry::User { id, at, at_ms } => (view.users.get(id.as_str()), at, at_ms),
-                Entry::Device { id, at, at_ms } => (view.devices.get(id.as_str()), at, at_ms),
+                Entry::Device { id, at, at_ms } => {
+                    (view.devices.get(Serial::canonical(id).as_ref()), at, at_ms)
+                }
                 Entry::Jti { .. } | Entry::Serial { .. } => (None, &mut 0, &mut None),
             };
             if let (Some(&old), Some(ms)) = (old, at_ms.as_mut()) {
@@ -441,7 +462,7 @@ impl Revocations {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .serials
-            .contains(lower(serial).as_ref())
+            .contains(Serial::canonical(serial).as_ref())
     }
 
     /// Why a token is dead (its id, its user's "log out everywhere", its certificate or its
@@ -460,7 +481,7 @@ impl Revocations {
         if view.user_ended(user, issued_ms) {
             return Some("signed out everywhere");
         }
-        let serial = lower(serial?);
+        let serial = Serial::canonical(serial?);
         if view.serials.contains(serial.as_ref()) {
             return Some("its certificate was revoked");
         }
@@ -476,7 +497,7 @@ impl Revocations {
         self.view
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .device_ended(&lower(serial), issued_ms)
+            .device_ended(&Serial::canonical(serial), issued_ms)
     }
 
     /// The time (ms) to mint a new token of `user` (from certificate `serial`) at: `now_ms`,
@@ -485,7 +506,7 @@ impl Revocations {
     /// everywhere" or signing a device out works.
     pub fn mint_time(&self, user: &str, serial: Option<&str>, now_ms: i64) -> i64 {
         let view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
-        let device = serial.and_then(|s| view.devices.get(lower(s).as_ref()));
+        let device = serial.and_then(|s| view.devices.get(Serial::canonical(s).as_ref()));
         [view.users.get(user), device]
             .into_iter()
             .flatten()

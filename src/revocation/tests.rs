@@ -1,5 +1,9 @@
 use super::*;
 
+fn device_entry(serial: &str, now_ms: i64) -> Entry {
+    Entry::device(&Serial::parse(serial).unwrap(), now_ms)
+}
+
 fn journal() -> (tempfile::TempDir, Journal) {
     let dir = tempfile::tempdir().unwrap();
     let j = Journal::in_data_dir(dir.path());
@@ -68,7 +72,7 @@ fn repeated_cutoffs_move_only_their_own_key() {
     let r = Revocations::default();
     for _ in 0..1000 {
         r.revoke_user("mallory", 100_000).unwrap();
-        r.revoke(Entry::device("0a", 100_000)).unwrap();
+        r.revoke(device_entry("0a", 100_000)).unwrap();
     }
     assert_eq!(
         r.mint_time("alice", None, 100_000),
@@ -171,7 +175,7 @@ fn why_revoked_reads_every_kind_under_one_lock() {
     let r = Revocations::default();
     let live = |r: &Revocations, serial| r.why_revoked("t1", "alice", serial, 100_000);
     assert_eq!(live(&r, Some("0A1B")), None, "nothing revoked yet");
-    r.revoke(Entry::device("0a1b", 100_000)).unwrap();
+    r.revoke(device_entry("0a1b", 100_000)).unwrap();
     assert_eq!(live(&r, Some("0A1B")), Some("its device was signed out"));
     assert_eq!(live(&r, None), None, "a token without x5s has no device");
     r.revoke(Entry::Serial {
@@ -208,10 +212,10 @@ fn a_second_cutoff_covers_the_sign_in_after_the_first() {
     assert!(!r.is_user_revoked("alice", signed_in_again));
     r.revoke_user("alice", 100_001).unwrap();
     assert!(r.is_user_revoked("alice", signed_in_again));
-    r.revoke(Entry::device("0a", 100_002)).unwrap();
+    r.revoke(device_entry("0a", 100_002)).unwrap();
     let device_again = r.mint_time("bob", Some("0a"), 100_002);
     assert!(!r.is_device_revoked("0a", device_again));
-    r.revoke(Entry::device("0a", 100_003)).unwrap();
+    r.revoke(device_entry("0a", 100_003)).unwrap();
     assert!(r.is_device_revoked("0a", device_again));
 }
 
@@ -247,8 +251,60 @@ fn a_cutoff_in_the_millisecond_of_the_last_one_covers_the_sign_in_between() {
     assert_eq!(again, 100_001);
     r.revoke_user("alice", 100_000).unwrap();
     assert!(r.is_user_revoked("alice", again));
-    r.revoke(Entry::device("0a", 100_000)).unwrap();
+    r.revoke(device_entry("0a", 100_000)).unwrap();
     let device_again = r.mint_time("bob", Some("0a"), 100_000);
-    r.revoke(Entry::device("0a", 100_000)).unwrap();
+    r.revoke(device_entry("0a", 100_000)).unwrap();
     assert!(r.is_device_revoked("0a", device_again));
+}
+
+#[test]
+fn a_serial_revoked_in_any_spelling_ends_the_certificate_and_its_tokens() {
+    // An external CA's serial with the top bit set: the certificate's DER carries 00 9a ….
+    let cert_serial = Serial::from_der(&[0x00, 0x9a, 0x00, 0xab]);
+    for spelling in [
+        "9A00AB",
+        "00:9a:00:ab",
+        "0x9a00ab",
+        "009A00AB",
+        " 9a:00:AB ",
+    ] {
+        let r = Revocations::default();
+        let entry = Entry::requested(None, Some(spelling), None, None, 100_000, 60).unwrap();
+        assert_eq!(entry.describe(), ("serial", "9a00ab"), "{spelling}");
+        r.revoke(entry).unwrap();
+        assert!(r.is_serial_revoked(cert_serial.as_str()), "{spelling}");
+        // Tokens minted by an older certgate carry the DER spelling in `x5s`.
+        for x5s in ["9a00ab", "009a00ab"] {
+            assert_eq!(
+                r.why_revoked("t", "bob", Some(x5s), 1),
+                Some("its certificate was revoked"),
+                "{spelling} / {x5s}"
+            );
+        }
+        let device = Entry::requested(None, None, Some(spelling), None, 100_000, 60).unwrap();
+        r.revoke(device).unwrap();
+        assert!(r.is_device_revoked("009a00ab", 100_000), "{spelling}");
+    }
+}
+
+#[test]
+fn entries_an_older_certgate_stored_with_the_sign_byte_still_revoke() {
+    let (dir, j) = journal();
+    std::fs::write(
+        dir.path().join("revocations.jsonl"),
+        concat!(
+            r#"{"kind":"serial","id":"009a00ab","at":5}"#,
+            "\n",
+            r#"{"kind":"device","id":"00:8F:01","at":5}"#,
+            "\n",
+            r#"{"kind":"serial","id":"not a serial","at":5}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let r = Revocations::open(j, 50).unwrap();
+    assert!(r.is_serial_revoked("9a00ab"));
+    assert!(r.is_serial_revoked("9A:00:AB"));
+    assert!(r.is_device_revoked("8f01", 5_000));
+    assert!(!r.is_serial_revoked("8f01"));
 }

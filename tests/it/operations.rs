@@ -104,7 +104,8 @@ fn metrics_and_audit_lines_follow_a_known_sequence() {
     let field = |i: usize, name: &str| events[i]["fields"][name].as_str().unwrap_or("").to_string();
     let serial = certgate::cert::ClientCert::parse(&s.alice.issued.cert_der)
         .unwrap()
-        .serial;
+        .serial
+        .to_string();
     for i in [0, 2, 3] {
         assert_eq!(field(i, "user"), "alice", "{:#?}", events[i]);
         assert_eq!(field(i, "serial"), serial, "{:#?}", events[i]);

@@ -216,7 +216,8 @@ fn replicas_share_revocations_through_redis_and_keep_them_across_a_redis_restart
     assert_eq!(r.verify(&r.b, &cookie2), 200);
     let serial = certgate::cert::ClientCert::parse(&r.alice.issued.cert_der)
         .unwrap()
-        .serial;
+        .serial
+        .to_string();
     let said = revoke_cli(&r.a.dir.join("certgate.toml"), &["--serial", &serial]);
     assert!(said.contains("Redis"), "the CLI says where it went: {said}");
     // Without the config, the CLI would write a journal no replica reads: it refuses.
@@ -265,7 +266,8 @@ fn replicas_share_revocations_through_redis_and_keep_them_across_a_redis_restart
     assert_eq!(r.verify(&c, &cookie3), 200);
     let serial = certgate::cert::ClientCert::parse(&phone.issued.cert_der)
         .unwrap()
-        .serial;
+        .serial
+        .to_string();
     revoke_cli(&r.a.dir.join("certgate.toml"), &["--device", &serial]);
     within(SECOND, "a revocation after the Redis restart", || {
         [&r.a, &r.b, &c]

@@ -113,7 +113,8 @@ fn certgate_revoke_reaches_live_tokens_within_a_second_and_survives_a_restart() 
 
     let serial = certgate::cert::ClientCert::parse(&s.alice.issued.cert_der)
         .unwrap()
-        .serial;
+        .serial
+        .to_string();
     // Signing a device out ends what it holds; its certificate signs in again.
     revoke(&s, &["--device", &serial]);
     within_a_second("--device", || verify(&s, &s.cg, &fresh) == 401);
