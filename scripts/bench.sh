@@ -20,6 +20,7 @@
 #   - mTLS handshakes/s: openssl s_time -new with the same client cert, certgate vs nginx
 #     (not quite like for like: nginx verifies the client chain in the handshake, certgate
 #     checks possession there and verifies the chain per request);
+#   - CPU per /verify with 100 forged session-cookie values as a ratio to one forged value;
 #   - certgate VmRSS idle, and with 100,000 revoked jtis in data_dir/revocations.jsonl.
 # Missed targets print MISSED but do not fail; broken setup or a missing refusal exits non-zero.
 #
@@ -423,6 +424,41 @@ CPU_RATIO=$(awk -v a="$CG_US" -v b="$STUB_US" 'BEGIN { printf "%.2f", (b > 0) ? 
 echo "CPU per check, certgate/stub per round: ${CPU_RATIOS[*]}"
 echo "CPU per check: certgate $CG_US µs in (a) ($CG_TICKS_A ticks / $CG_REQ_A checks; $CG_US_D µs direct in (d)), stub nginx $STUB_US µs in (b) ($STUB_TICKS_B ticks / $STUB_REQ_B checks): ${CPU_RATIO}x"
 
+# --- forged session cookies ----------------------------------------------------------------
+# Forged values of the session cookie with the real header (typ, kid) and a real signature over
+# other claims: each one costs a signature check. certgate checks at most four values of its
+# cookie (src/http/extract.rs, MAX_SESSION_COOKIES), so 100 cost about what 4 do.
+forged_value() { # n: the real header and signature, a payload of {"n":n}
+	local h=${COOKIE#*=} sig
+	sig=${h##*.}
+	h=${h%%.*}
+	printf '%s.%s.%s' "$h" "$(printf '{"n":%d}' "$1" | base64 -w0 | tr '+/' '-_' | tr -d '=')" "$sig"
+}
+FORGED_ONE="Cookie: ${COOKIE%%=*}=$(forged_value 0)"
+FORGED_100="Cookie: "
+for ((i = 0; i < 100; i++)); do FORGED_100+="${COOKIE%%=*}=$(forged_value "$i"); "; done
+[[ $(status "$URL_D" -H "$ORIGINAL" -H "$FORGED_ONE") == 401 ]] || die "a forged cookie was not refused"
+[[ $(status "$URL_D" -H "$ORIGINAL" -H "$FORGED_100") == 401 ]] || die "100 forged cookies were not refused"
+# wrk counts the 401s as non-2xx: read CPU per request, not throughput.
+forged_cpu() { # header: certgate CPU µs per request over one wrk run
+	local c0 c1 out n
+	c0=$(cpu_ticks "$CG_PID")
+	out=$(wrk -t1 -c"$CONNS" -d"$DURATION" -H "$ORIGINAL" -H "$1" "$URL_D") || die "wrk failed (forged cookies)"
+	c1=$(cpu_ticks "$CG_PID")
+	n=$(awk '$2 == "requests" && $3 == "in" { print $1 }' <<<"$out")
+	us_per "$((c1 - c0))" "$n"
+}
+echo "== forged session cookies: certgate /verify direct, CPU µs per request; $ROUNDS interleaved rounds"
+FORGED_RATIOS=()
+for ((r = 1; r <= ROUNDS; r++)); do
+	one=$(forged_cpu "$FORGED_ONE")
+	hundred=$(forged_cpu "$FORGED_100")
+	FORGED_RATIOS+=("$(awk -v a="$hundred" -v b="$one" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 999 }')")
+	echo "round $r: one forged value $one µs, 100 forged values $hundred µs"
+done
+FORGED_RATIO=$(median "${FORGED_RATIOS[@]}")
+echo "100 forged values / one, per round: ${FORGED_RATIOS[*]}  median ${FORGED_RATIO}x"
+
 # --- mTLS handshakes ------------------------------------------------------------------------
 handshakes() { # port: handshakes per wall-clock second of one s_time run
 	local t0 t1 out n
@@ -500,7 +536,8 @@ printf '%-7s %-52s %s\n' \
 	"$(verdict "${MED_P99[a]}" '<=' 2)" "p99 of (a) <= 2 ms" "median p99 ${MED_P99[a]} ms" \
 	"$(verdict "$HS_RATIO" '>=' 1)" "certgate mTLS handshakes/s >= nginx's" "$HS_CG_MED vs $HS_NGX_MED (${HS_RATIO}x)" \
 	"$(verdict "$RSS_IDLE_MIB" '<=' 30)" "RSS idle <= 30 MiB" "$RSS_IDLE_MIB MiB" \
-	"$(verdict "$PER_JTI" '<=' 100)" "<= 100 bytes per revoked jti" "$PER_JTI bytes"
+	"$(verdict "$PER_JTI" '<=' 100)" "<= 100 bytes per revoked jti" "$PER_JTI bytes" \
+	"$(verdict "$FORGED_RATIO" '<=' 5)" "100 forged cookies <= 5x one (at most 4 checked)" "${FORGED_RATIO}x"
 
 # --- optional: criterion micro-benchmark of token verification ------------------------------
 if [[ ${BENCH_CRITERION:-0} == 1 ]]; then

@@ -294,8 +294,15 @@ pub fn bearer(req: &dyn Incoming) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Every value of our session cookie (a browser may hold one per domain). The header holds a
-/// whole token (~700 bytes) and is read once per check: it is split with `memchr` and only our
+/// How many values of the session cookie a request may have checked. A browser sends one per
+/// domain and path it holds the name for: certgate's own (host-only or `cookie_domain`), one
+/// left from before `cookie_domain` or `public_url`'s path changed, and one an app on a
+/// parent domain set. Every further value is ignored before any signature work, so forged
+/// values cannot multiply what a check costs.
+pub const MAX_SESSION_COOKIES: usize = 4;
+
+/// The first [`MAX_SESSION_COOKIES`] values of our session cookie. The header holds a whole
+/// token (~700 bytes) and is read once per check: it is split with `memchr` and only our
 /// cookie's value is checked for UTF-8 (`to_str` or a `char` split walk it byte by byte, which
 /// cost more than the cached check itself).
 pub fn session_cookies<'a>(
@@ -306,6 +313,7 @@ pub fn session_cookies<'a>(
         .get_all(header::COOKIE)
         .flat_map(|v| pairs(v.as_bytes()))
         .filter_map(move |pair| cookie_value(pair, name.as_bytes()))
+        .take(MAX_SESSION_COOKIES)
 }
 
 /// The `;`-separated parts of a `Cookie` header.
@@ -400,6 +408,17 @@ mod tests {
         assert_eq!(found, ["one", "two", ""]);
         let none = TestRequest::default().to_http_request();
         assert_eq!(session_cookies(&none, "__Host-cg").count(), 0);
+    }
+
+    #[test]
+    fn at_most_four_values_of_our_cookie_are_read() {
+        let forged: Vec<String> = (0..100).map(|i| format!("__Host-cg=forged{i}")).collect();
+        let req = TestRequest::default()
+            .append_header((header::COOKIE, forged[..60].join("; ")))
+            .append_header((header::COOKIE, format!("a=1; {}", forged[60..].join("; "))))
+            .to_http_request();
+        let found: Vec<&str> = session_cookies(&req, "__Host-cg").collect();
+        assert_eq!(found, ["forged0", "forged1", "forged2", "forged3"]);
     }
 
     #[test]
