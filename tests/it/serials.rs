@@ -14,6 +14,9 @@ use crate::harness::pki::Pki;
 use crate::harness::redis::Redis;
 use crate::harness::require;
 
+/// How an operator copies a certificate's serial.
+type Spelling = dyn Fn(&Person) -> String;
+
 /// A certificate of the external CA, as files.
 struct Person {
     user: String,
@@ -295,7 +298,7 @@ fn a_serial_with_the_top_bit_set_is_revoked_in_every_spelling(store: &str, with_
             .collect::<Vec<_>>()
             .join(":")
     };
-    let spellings: [(&str, &dyn Fn(&Person) -> String); 4] = [
+    let spellings: [(&str, &Spelling); 4] = [
         ("openssl x509 -serial", &openssl_serial),
         ("colon-separated with the sign byte", &colons),
         ("0x-prefixed", &|p: &Person| {
