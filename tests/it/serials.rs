@@ -124,6 +124,21 @@ fn person(dir: &Path, user: &str, serial_hex: &str) -> Person {
     }
 }
 
+/// The DER INTEGER content in lower case, sign byte included.
+fn der_lower(p: &Person) -> String {
+    format!("00{}", openssl_serial(p).to_ascii_lowercase())
+}
+
+/// As browsers and `openssl x509 -text` show it: bytes separated by colons.
+fn colons(p: &Person) -> String {
+    der_lower(p)
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// What `openssl x509 -noout -serial` prints, after `serial=`.
 fn openssl_serial(p: &Person) -> String {
     let out = Command::new("openssl")
@@ -289,15 +304,6 @@ fn a_serial_with_the_top_bit_set_is_revoked_in_every_spelling(store: &str, with_
         .map(|(i, serial)| person(dir, &format!("bob{i}"), serial))
         .collect();
     let carol = person(dir, "carol", "F00D");
-    let der_lower = |p: &Person| format!("00{}", openssl_serial(p).to_ascii_lowercase());
-    let colons = |p: &Person| {
-        let hex = der_lower(p);
-        hex.as_bytes()
-            .chunks(2)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect::<Vec<_>>()
-            .join(":")
-    };
     let spellings: [(&str, &Spelling); 4] = [
         ("openssl x509 -serial", &openssl_serial),
         ("colon-separated with the sign byte", &colons),
