@@ -23,6 +23,12 @@ pub enum IdentityError {
     Unlisted(String),
     #[error("user {0} is disabled")]
     Disabled(String),
+    #[error("user {user}'s certificates come from {expected}; this one was issued by {issuer}")]
+    WrongCa {
+        user: String,
+        issuer: String,
+        expected: String,
+    },
 }
 
 /// Maps a verified certificate to a user.
@@ -39,7 +45,7 @@ pub fn from_cert(cert: &VerifiedCert, cfg: &IdentityConfig) -> Result<Identity, 
         UsernameFrom::SanDns => (first(&c.dns_names), "DNS subject alternative name"),
     };
     let user = username.ok_or(IdentityError::NoUsername(source))?;
-    resolve(
+    let who = resolve(
         Claimed {
             user,
             groups: &[],
@@ -47,7 +53,36 @@ pub fn from_cert(cert: &VerifiedCert, cfg: &IdentityConfig) -> Result<Identity, 
             name: c.common_name.as_deref(),
         },
         cfg,
-    )
+    )?;
+    check_issuer(cert, &who.user, cfg)?;
+    Ok(who)
+}
+
+/// With several CAs in the bundle, a user signs in only with a certificate of a CA bound to
+/// them (see `config::binding`); a user bound to none, only where any CA may issue anyone.
+fn check_issuer(
+    cert: &VerifiedCert,
+    user: &str,
+    cfg: &IdentityConfig,
+) -> Result<(), IdentityError> {
+    let bound = match cfg.users.get(user) {
+        Some(listed) => &listed.ca,
+        None => &cfg.unlisted_ca,
+    };
+    let issuer = cert.issuer();
+    if bound.contains(issuer) || (bound.is_empty() && cfg.any_ca) {
+        return Ok(());
+    }
+    let expected: Vec<&str> = bound.iter().map(|ca| &*ca.name).collect();
+    Err(IdentityError::WrongCa {
+        user: user.to_owned(),
+        issuer: issuer.name.to_string(),
+        expected: if expected.is_empty() {
+            "no CA named in the configuration".into()
+        } else {
+            expected.join(" or ")
+        },
+    })
 }
 
 /// Re-checks a token's holder against the current user table, so disabling a user takes
@@ -148,6 +183,8 @@ mod tests {
                 .iter()
                 .map(|u| (u.name.clone(), u.clone()))
                 .collect::<BTreeMap<_, _>>(),
+            unlisted_ca: Vec::new(),
+            any_ca: true,
         }
     }
 
@@ -158,6 +195,7 @@ mod tests {
             email: Some(format!("{name}@example.test")),
             display_name: Some("Alice Liddell".into()),
             disabled,
+            ca: Vec::new(),
         }
     }
 

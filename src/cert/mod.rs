@@ -150,19 +150,59 @@ fn first_str<'a>(
     values.find_map(|v| v.as_str().ok().map(String::from))
 }
 
-/// A certificate whose chain, validity and usage were checked against the trust anchors.
+/// A CA of the client CA bundle: what binds a user to the CA that may issue their
+/// certificates, and how messages name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerCa {
+    /// SHA-256 of the CA certificate's DER (as `openssl x509 -fingerprint -sha256` prints it).
+    pub fingerprint: [u8; 32],
+    /// Its subject's common name, else the whole subject.
+    pub name: std::sync::Arc<str>,
+}
+
+impl IssuerCa {
+    /// # Errors
+    /// When the DER is not a certificate.
+    pub fn of(der: &[u8]) -> Result<Self, CertError> {
+        let (_, c) =
+            X509Certificate::from_der(der).map_err(|e| CertError::Malformed(e.to_string()))?;
+        let name =
+            first_str(c.subject().iter_common_name()).unwrap_or_else(|| c.subject().to_string());
+        let mut fingerprint = [0u8; 32];
+        fingerprint.copy_from_slice(digest::digest(&digest::SHA256, der).as_ref());
+        Ok(Self {
+            fingerprint,
+            name: name.into(),
+        })
+    }
+
+    /// `sha256:` and the fingerprint in hex, as a config file names it.
+    pub fn fingerprint_hex(&self) -> String {
+        format!("sha256:{}", hex::encode(self.fingerprint))
+    }
+}
+
+/// A certificate whose chain, validity and usage were checked against the trust anchors, and
+/// the CA of the bundle its chain ends at.
 #[derive(Debug, Clone)]
-pub struct VerifiedCert(ClientCert);
+pub struct VerifiedCert(ClientCert, IssuerCa);
 
 impl VerifiedCert {
     pub fn cert(&self) -> &ClientCert {
         &self.0
+    }
+
+    /// The CA of the bundle that the chain was verified to.
+    pub fn issuer(&self) -> &IssuerCa {
+        &self.1
     }
 }
 
 /// The client CA bundle, prepared once for verification.
 pub struct TrustStore {
     anchors: Vec<TrustAnchor<'static>>,
+    /// The same CAs, in the same order.
+    cas: Vec<IssuerCa>,
     revocation: crl::Revocation,
 }
 
@@ -184,8 +224,13 @@ impl TrustStore {
                     .map_err(|e| CertError::Malformed(format!("CA certificate: {e}")))
             })
             .collect::<Result<_, _>>()?;
+        let cas = cas
+            .iter()
+            .map(|der| IssuerCa::of(der))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             anchors,
+            cas,
             revocation: crl::Revocation::none(),
         })
     }
@@ -246,7 +291,8 @@ impl TrustStore {
         ));
         self.revocation.refresh();
         let accept_expired = self.revocation.accept_expired;
-        self.revocation
+        let issuer = self
+            .revocation
             .with(|crls, serials| {
                 let refs: Vec<&webpki::CertRevocationList<'static>> = crls.iter().collect();
                 let options = webpki::RevocationOptionsBuilder::new(&refs).ok().map(|b| {
@@ -259,27 +305,36 @@ impl TrustStore {
                         })
                         .build()
                 });
-                ee.verify_for_usage(
-                    webpki::ALL_VERIFICATION_ALGS,
-                    &self.anchors,
-                    intermediates,
-                    time,
-                    KeyUsage::client_auth(),
-                    options,
-                    None,
-                )
-                .map_err(|e| map_webpki_error(e, now))?;
+                let path = ee
+                    .verify_for_usage(
+                        webpki::ALL_VERIFICATION_ALGS,
+                        &self.anchors,
+                        intermediates,
+                        time,
+                        KeyUsage::client_auth(),
+                        options,
+                        None,
+                    )
+                    .map_err(|e| map_webpki_error(e, now))?;
                 if serials.contains(parsed.serial.as_str()) {
                     return Err(CertError::Revoked);
                 }
-                Ok(())
+                let anchor = path.anchor();
+                self.anchors
+                    .iter()
+                    .position(|a| {
+                        a.subject == anchor.subject
+                            && a.subject_public_key_info == anchor.subject_public_key_info
+                    })
+                    .and_then(|i| self.cas.get(i).cloned())
+                    .ok_or_else(|| CertError::Other("the issuing CA is not in the bundle".into()))
             })
             .map_err(CertError::RevocationUnknown)??;
         // webpki accepts a leaf without any EKU for client auth; we want it stated.
         if !leaf_has_client_auth(leaf) {
             return Err(CertError::NotForClientAuth);
         }
-        Ok(VerifiedCert(parsed))
+        Ok(VerifiedCert(parsed, issuer))
     }
 }
 

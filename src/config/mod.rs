@@ -2,6 +2,7 @@
 //! is what the rest of certgate may rely on. Every problem is collected and reported at once,
 //! each as `key: problem (hint)`, so an operator fixes a file in one pass.
 
+mod binding;
 mod env;
 pub mod raw;
 mod validate;

@@ -72,6 +72,8 @@ pub struct RawClientCa {
     #[serde(deserialize_with = "list::string_or_list")]
     pub crl: Vec<String>,
     pub danger_accept_expired_crl: Option<bool>,
+    /// With several CAs in the bundle: let any of them issue any user (no binding).
+    pub danger_any_ca_for_any_user: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +89,11 @@ pub struct RawProxy {
 pub struct RawIdentity {
     pub username_from: Option<String>,
     pub allow_unlisted: Option<bool>,
+    /// Group name to the CA (subject CN, or `sha256:` fingerprint) that issues its members.
+    pub group_ca: std::collections::BTreeMap<String, String>,
+    /// The CA(s) that may issue users not listed in `[[users]]` (with `allow_unlisted`).
+    #[serde(deserialize_with = "list::string_or_list")]
+    pub unlisted_ca: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +101,9 @@ pub struct RawIdentity {
 pub struct RawUser {
     pub name: Option<String>,
     pub groups: Vec<String>,
+    /// The CA(s) that may issue this user's certificates: subject CN, or `sha256:` fingerprint.
+    #[serde(deserialize_with = "list::string_or_list")]
+    pub ca: Vec<String>,
     pub email: Option<String>,
     pub display_name: Option<String>,
     pub disabled: bool,

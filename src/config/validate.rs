@@ -213,6 +213,11 @@ pub struct IdentityConfig {
     pub username_from: UsernameFrom,
     pub allow_unlisted: bool,
     pub users: BTreeMap<String, User>,
+    /// The CAs that may issue users not listed (`identity.unlisted_ca`); empty: see `any_ca`.
+    pub unlisted_ca: Vec<crate::cert::IssuerCa>,
+    /// Whether any CA of the bundle may issue a user bound to none: one CA in the bundle, or
+    /// `client_ca.danger_any_ca_for_any_user`.
+    pub any_ca: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +227,9 @@ pub struct User {
     pub email: Option<String>,
     pub display_name: Option<String>,
     pub disabled: bool,
+    /// The CAs that may issue this user's certificates (see `config::binding`); empty: any,
+    /// where `IdentityConfig::any_ca` says so, else none.
+    pub ca: Vec<crate::cert::IssuerCa>,
 }
 
 #[derive(Debug, Clone)]
@@ -369,7 +377,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
         },
     };
 
-    let identity = IdentityConfig {
+    let mut identity = IdentityConfig {
         username_from: match raw.identity.username_from.as_deref().unwrap_or("cn") {
             "cn" => UsernameFrom::Cn,
             "san_email" => UsernameFrom::SanEmail,
@@ -385,8 +393,23 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
             }
         },
         allow_unlisted: raw.identity.allow_unlisted.unwrap_or(false),
-        users: users(&mut c, raw.users),
+        users: BTreeMap::new(),
+        unlisted_ca: Vec::new(),
+        any_ca: true,
     };
+    let (users, user_cas) = users(&mut c, raw.users);
+    identity.users = users;
+    let bound = super::binding::bind(
+        &super::binding::Bundle::new(&client_ca, &data_dir),
+        &mut identity.users,
+        &user_cas,
+        &raw.identity,
+        identity.allow_unlisted,
+        raw.client_ca.danger_any_ca_for_any_user.unwrap_or(false),
+        &mut c.0,
+    );
+    identity.unlisted_ca = bound.unlisted;
+    identity.any_ca = bound.any_ca;
 
     let session = session(&mut c, &raw.session, public_url.as_ref());
     let token = TokenConfig {
@@ -699,8 +722,14 @@ fn trusted_networks(c: &mut Checker, raw: Option<Vec<String>>) -> Vec<IpNet> {
         .collect()
 }
 
-fn users(c: &mut Checker, raw: Vec<super::raw::RawUser>) -> BTreeMap<String, User> {
+/// The `[[users]]` table, and each user's `ca` references with the index of their entry (for
+/// `config::binding`).
+fn users(
+    c: &mut Checker,
+    raw: Vec<super::raw::RawUser>,
+) -> (BTreeMap<String, User>, super::binding::UserCas) {
     let mut users = BTreeMap::new();
+    let mut cas = BTreeMap::new();
     for (i, u) in raw.into_iter().enumerate() {
         let key = format!("users[{i}].name");
         let Some(name) = u.name.filter(|n| !n.trim().is_empty()) else {
@@ -730,10 +759,14 @@ fn users(c: &mut Checker, raw: Vec<super::raw::RawUser>) -> BTreeMap<String, Use
             email: u.email,
             display_name: u.display_name,
             disabled: u.disabled,
+            ca: Vec::new(),
         };
+        if !u.ca.is_empty() {
+            cas.insert(name.clone(), (i, u.ca));
+        }
         users.insert(name, user);
     }
-    users
+    (users, cas)
 }
 
 fn session(

@@ -378,11 +378,14 @@ mod tests {
             email: None,
             display_name: None,
             disabled,
+            ca: Vec::new(),
         };
         IdentityConfig {
             username_from: UsernameFrom::Cn,
             allow_unlisted: false,
             users: [("alice".to_string(), alice)].into(),
+            unlisted_ca: Vec::new(),
+            any_ca: true,
         }
     }
 

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod binding;
 mod browser;
 mod ca;
 mod config_errors;

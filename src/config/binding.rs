@@ -1,0 +1,193 @@
+//! Which CA may issue which user. With several CAs in `client_ca.bundle` (the built-in one and
+//! a company CA, say) either could otherwise issue `CN=alice`, and alice may be an admin. So
+//! each user is bound to the CA(s) that issue their certificates: their own `ca`, else their
+//! groups' `identity.group_ca`, else the built-in CA when it issued them a certificate. With
+//! one CA nothing changes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+use super::raw::RawIdentity;
+use super::validate::User;
+use super::Problem;
+use crate::cert::IssuerCa;
+
+/// How a config names a CA, for hints.
+const HOW: &str = "name a CA of client_ca.bundle by its subject CN, by `sha256:` and its fingerprint (`openssl x509 -noout -fingerprint -sha256 -in CA.pem`), or as `builtin` for certgate's own CA";
+
+/// The CAs of the bundle, and which of them is certgate's own.
+pub(super) struct Bundle {
+    cas: Vec<IssuerCa>,
+    builtin: Option<IssuerCa>,
+    /// The users the built-in CA issued a certificate to (when it is in the bundle).
+    issued_here: BTreeSet<String>,
+}
+
+impl Bundle {
+    pub(super) fn new(client_ca: &[CertificateDer<'static>], data_dir: &Path) -> Self {
+        let cas: Vec<IssuerCa> = client_ca
+            .iter()
+            .filter_map(|der| IssuerCa::of(der).ok())
+            .collect();
+        let builtin = CertificateDer::from_pem_file(data_dir.join("ca.pem"))
+            .ok()
+            .and_then(|der| IssuerCa::of(&der).ok())
+            .filter(|own| cas.contains(own));
+        let issued_here = match &builtin {
+            Some(_) => crate::ca::store::CaStore::new(data_dir)
+                .list()
+                .map(|records| records.into_iter().map(|r| r.user).collect())
+                .unwrap_or_default(),
+            None => BTreeSet::new(),
+        };
+        Self {
+            cas,
+            builtin,
+            issued_here,
+        }
+    }
+
+    fn names(&self) -> String {
+        let names: Vec<&str> = self.cas.iter().map(|ca| &*ca.name).collect();
+        names.join(", ")
+    }
+
+    /// The CA that `reference` names.
+    fn resolve(&self, key: &str, reference: &str, problems: &mut Vec<Problem>) -> Option<IssuerCa> {
+        let reference = reference.trim();
+        let mut fail = |problem: String| {
+            problems.push(Problem::new(key, problem, HOW));
+            None
+        };
+        if reference.eq_ignore_ascii_case("builtin") {
+            return match &self.builtin {
+                Some(own) => Some(own.clone()),
+                None => fail(
+                    "`builtin`: certgate's own CA (data_dir/ca.pem) is not in client_ca.bundle"
+                        .into(),
+                ),
+            };
+        }
+        let fingerprint = reference
+            .get(..7)
+            .filter(|p| p.eq_ignore_ascii_case("sha256:"))
+            .map(|_| reference[7..].replace(':', "").to_ascii_lowercase());
+        let found: Vec<&IssuerCa> = match &fingerprint {
+            Some(hex) => self
+                .cas
+                .iter()
+                .filter(|ca| hex::encode(ca.fingerprint) == *hex)
+                .collect(),
+            None => self
+                .cas
+                .iter()
+                .filter(|ca| &*ca.name == reference)
+                .collect(),
+        };
+        match found.as_slice() {
+            [one] => Some((*one).clone()),
+            [] => fail(format!(
+                "no CA in client_ca.bundle is `{reference}` (the bundle holds: {})",
+                self.names()
+            )),
+            [..] => fail(format!(
+                "several CAs in client_ca.bundle are named `{reference}`: name one by its sha256 fingerprint"
+            )),
+        }
+    }
+}
+
+/// Each user's raw `ca` references, by user name, with the index of their `[[users]]` entry.
+pub(super) type UserCas = BTreeMap<String, (usize, Vec<String>)>;
+
+/// What the binding settings come to.
+pub(super) struct Bound {
+    /// For users not in `[[users]]`; empty: none named.
+    pub unlisted: Vec<IssuerCa>,
+    /// Any CA of the bundle may issue a user not bound to one (one CA, or
+    /// `client_ca.danger_any_ca_for_any_user`).
+    pub any_ca: bool,
+}
+
+/// Binds every user in `users` (whose raw `ca` references are in `user_refs`, by user name,
+/// with the index of their `[[users]]` entry) and checks that nobody is left unbound while
+/// several CAs could issue them.
+pub(super) fn bind(
+    bundle: &Bundle,
+    users: &mut BTreeMap<String, User>,
+    user_refs: &UserCas,
+    raw: &RawIdentity,
+    allow_unlisted: bool,
+    danger_any: bool,
+    problems: &mut Vec<Problem>,
+) -> Bound {
+    let group_ca: BTreeMap<&str, Option<IssuerCa>> = raw
+        .group_ca
+        .iter()
+        .map(|(group, reference)| {
+            let key = format!("identity.group_ca.{group}");
+            (group.as_str(), bundle.resolve(&key, reference, problems))
+        })
+        .collect();
+    let unlisted: Vec<IssuerCa> = raw
+        .unlisted_ca
+        .iter()
+        .filter_map(|r| bundle.resolve("identity.unlisted_ca", r, problems))
+        .collect();
+    for (name, user) in users.iter_mut() {
+        if let Some((i, refs)) = user_refs.get(name) {
+            let key = format!("users[{i}].ca");
+            user.ca = refs
+                .iter()
+                .filter_map(|r| bundle.resolve(&key, r, problems))
+                .collect();
+        }
+        if user.ca.is_empty() {
+            for group in &user.groups {
+                if let Some(Some(ca)) = group_ca.get(group.as_str()) {
+                    if !user.ca.contains(ca) {
+                        user.ca.push(ca.clone());
+                    }
+                }
+            }
+        }
+        if user.ca.is_empty() && bundle.issued_here.contains(name) {
+            user.ca.extend(bundle.builtin.clone());
+        }
+    }
+    let any_ca = bundle.cas.len() <= 1 || danger_any;
+    if !any_ca {
+        let unbound: Vec<&str> = users
+            .values()
+            .filter(|u| u.ca.is_empty() && !u.disabled)
+            .map(|u| u.name.as_str())
+            .collect();
+        if !unbound.is_empty() {
+            problems.push(Problem::new(
+                "users",
+                format!(
+                    "client_ca.bundle holds {} CAs ({}), and any of them could issue a certificate for these users: {}",
+                    bundle.cas.len(),
+                    bundle.names(),
+                    unbound.join(", ")
+                ),
+                format!("bind each to the CA that issues their certificates with `ca = \"…\"` in their [[users]] entry or `identity.group_ca.GROUP = \"…\"` ({HOW}); or set client_ca.danger_any_ca_for_any_user = true to let any CA issue any user"),
+            ));
+        }
+        if allow_unlisted && unlisted.is_empty() {
+            problems.push(Problem::new(
+                "identity.unlisted_ca",
+                format!(
+                    "identity.allow_unlisted lets in users of any of the {} CAs in client_ca.bundle ({})",
+                    bundle.cas.len(),
+                    bundle.names()
+                ),
+                format!("name the CA(s) whose certificates may sign in unlisted users ({HOW}), or set client_ca.danger_any_ca_for_any_user = true"),
+            ));
+        }
+    }
+    Bound { unlisted, any_ca }
+}

@@ -1,0 +1,257 @@
+//! Identities bound to their CA. With two CAs in `client_ca.bundle` either could issue
+//! `CN=alice`; certgate refuses a configuration that leaves a user unbound, and refuses a
+//! certificate of the wrong CA at `/auth`, `/token` and `/verify`.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::certgate::{binary, Certgate};
+use crate::harness::curl::Curl;
+use crate::harness::pki::{CertFiles, Pki};
+use crate::harness::require;
+
+fn check_config(dir: &Path, toml: &str) -> (i32, String) {
+    let path = dir.join("certgate.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `sha256:AB:CD:…`, from what `openssl x509 -noout -fingerprint -sha256` prints.
+fn fingerprint(pem: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(pem)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    format!("sha256:{}", text.trim().split('=').nth(1).unwrap())
+}
+
+fn bundle(dir: &Path, cas: &[&Path]) -> std::path::PathBuf {
+    let text: String = cas
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let path = dir.join("bundle.pem");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_config_refuses_two_cas_with_an_unbound_user_and_names_them() {
+    if !require("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let family = Pki::new(dir.path(), "Family CA");
+    let company = Pki::new(dir.path(), "Company CA");
+    let both = bundle(dir.path(), &[&family.ca_pem, &company.ca_pem]);
+    let head = format!(
+        "public_url = \"https://auth.example.com\"\ndata_dir = \"data\"\n[client_ca]\nbundle = \"{}\"\n",
+        both.display()
+    );
+    let (code, err) = check_config(
+        dir.path(),
+        &format!(
+            "{head}[identity]\nallow_unlisted = true\n[[users]]\nname = \"alice\"\n[[users]]\nname = \"bob\"\nca = \"Nope CA\"\n[[users]]\nname = \"carol\"\ndisabled = true\n"
+        ),
+    );
+    assert_eq!(code, 2, "{err}");
+    for want in [
+        "users: client_ca.bundle holds 2 CAs (Family CA, Company CA), and any of them could issue a certificate for these users: alice, bob (bind each",
+        "users[1].ca: no CA in client_ca.bundle is `Nope CA` (the bundle holds: Family CA, Company CA)",
+        "identity.unlisted_ca: identity.allow_unlisted lets in users of any of the 2 CAs",
+    ] {
+        assert!(err.lines().any(|l| l.starts_with(want)), "missing `{want}` in:\n{err}");
+    }
+    assert!(
+        !err.contains("carol"),
+        "a disabled user signs in with no CA: {err}"
+    );
+
+    // Bound by name, by group (fingerprint as openssl prints it), or loosened by name.
+    let (code, err) = check_config(
+        dir.path(),
+        &format!(
+            "{head}[identity]\nallow_unlisted = true\nunlisted_ca = \"Company CA\"\n[identity.group_ca]\nstaff = \"{}\"\n[[users]]\nname = \"alice\"\nca = \"Family CA\"\n[[users]]\nname = \"bob\"\ngroups = [\"staff\"]\n",
+            fingerprint(&company.ca_pem)
+        ),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = check_config(
+        dir.path(),
+        &format!("{head}danger_any_ca_for_any_user = true\n[[users]]\nname = \"alice\"\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    // One CA: nothing to bind.
+    let (code, err) = check_config(
+        dir.path(),
+        &format!(
+            "public_url = \"https://auth.example.com\"\n[client_ca]\nbundle = \"{}\"\n[[users]]\nname = \"alice\"\n",
+            family.ca_pem.display()
+        ),
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn the_built_in_ca_binds_the_users_it_issued() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ca = |args: &[&str]| {
+        let out = Command::new(binary())
+            .args(["ca", "--data-dir"])
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ca(&["init", "--name", "Home CA"]);
+    ca(&[
+        "issue",
+        "--user",
+        "carol",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let company = Pki::new(dir.path(), "Company CA");
+    let both = bundle(dir.path(), &[&data.join("ca.pem"), &company.ca_pem]);
+    let head = format!(
+        "public_url = \"https://auth.example.com\"\ndata_dir = \"data\"\n[client_ca]\nbundle = \"{}\"\n[[users]]\nname = \"carol\"\n",
+        both.display()
+    );
+    let (code, err) = check_config(dir.path(), &format!("{head}[[users]]\nname = \"dave\"\n"));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("for these users: dave ("),
+        "only dave is unbound: {err}"
+    );
+    let (code, err) = check_config(
+        dir.path(),
+        &format!("{head}[[users]]\nname = \"dave\"\nca = \"builtin\"\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+struct Stage {
+    dir: tempfile::TempDir,
+    family: Pki,
+    cg: Certgate,
+}
+
+impl Stage {
+    fn curl(&self) -> Curl {
+        Curl::new(self.dir.path()).cacert(&self.family.ca_pem)
+    }
+
+    fn forwarded(&self, who: &CertFiles) -> u16 {
+        let pem = percent_encoding::utf8_percent_encode(
+            &who.issued.cert_pem,
+            percent_encoding::NON_ALPHANUMERIC,
+        );
+        self.curl()
+            .header(&format!("X-SSL-Client-Cert: {pem}"))
+            .header("X-Original-URL: https://app.example.test/")
+            .get(&self.cg.http("/verify"))
+            .status
+    }
+}
+
+#[test]
+fn a_certificate_of_the_wrong_ca_signs_nobody_in() {
+    if !require("curl") || !require("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let family = Pki::new(dir.path(), "Family CA");
+    let company = Pki::new(dir.path(), "Company CA");
+    let server = family.server(&["localhost", "127.0.0.1"]);
+    let both = bundle(dir.path(), &[&family.ca_pem, &company.ca_pem]);
+    let body = format!(
+        r#"
+public_url = "https://localhost:{{MTLS_PORT}}"
+data_dir = "data"
+[tls]
+cert = "{cert}"
+key = "{key}"
+[client_ca]
+bundle = "{bundle}"
+[proxy]
+trusted = ["127.0.0.1/32"]
+[identity.group_ca]
+staff = "{company_fp}"
+[[users]]
+name = "alice"
+groups = ["admins"]
+ca = "Family CA"
+[[users]]
+name = "bob"
+groups = ["staff"]
+[access]
+allow_unmatched = true
+"#,
+        cert = server.cert.display(),
+        key = server.key.display(),
+        bundle = both.display(),
+        company_fp = fingerprint(&company.ca_pem),
+    );
+    let cg = Certgate::start(dir.path(), &body, true);
+    let s = Stage { dir, family, cg };
+    let real_alice = s.family.user("alice");
+    let forged_alice = company.user("alice");
+    let real_bob = company.user("bob");
+    let forged_bob = s.family.user("bob");
+
+    for (name, who, ok) in [
+        ("alice of Family CA", &real_alice, true),
+        ("bob of Company CA (group staff)", &real_bob, true),
+        ("alice of Company CA", &forged_alice, false),
+        ("bob of Family CA", &forged_bob, false),
+    ] {
+        let as_who = || s.curl().cert(&who.cert, &who.key);
+        let auth = as_who().get(&s.cg.mtls("/auth"));
+        let token = as_who().post(&s.cg.mtls("/token"), "");
+        let verify = s.forwarded(who);
+        if ok {
+            assert_eq!(
+                (auth.status, token.status, verify),
+                (200, 200, 200),
+                "{name}: {auth:?}"
+            );
+        } else {
+            assert_eq!(
+                (auth.status, token.status, verify),
+                (403, 403, 403),
+                "{auth:?} {token:?}"
+            );
+            assert!(
+                auth.body.contains("this one was issued by"),
+                "{}",
+                auth.body
+            );
+        }
+    }
+    let r = s
+        .curl()
+        .cert(&forged_alice.cert, &forged_alice.key)
+        .get(&s.cg.mtls("/auth"));
+    assert!(
+        r.body
+            .contains("certificates come from Family CA; this one was issued by Company CA"),
+        "{}",
+        r.body
+    );
+}
