@@ -62,16 +62,28 @@ impl std::fmt::Debug for Revocation {
     }
 }
 
-/// Whether one of `crls` lists the serial `canonical` (as [`Serial::canonical`] spells it). A
-/// CRL keeps each serial as its DER INTEGER content, with the sign byte when the top bit is
-/// set, so both spellings of the number are looked up.
-pub fn lists(crls: &[CertRevocationList<'static>], canonical: &str) -> bool {
-    let Ok(serial) = Serial::parse(canonical) else {
+/// Whether one of `crls` lists `serial` (a token's `x5s`, any spelling). A CRL keeps each
+/// serial as its DER INTEGER content, with the sign byte when the top bit is set, so both
+/// spellings of the number are looked up.
+pub fn lists(crls: &[CertRevocationList<'static>], serial: &str) -> bool {
+    let canonical = Serial::canonical(serial);
+    // On every check of a token's certificate: decoded on the stack, behind a `00` byte.
+    let mut buf = [0u8; 1 + super::serial::MAX_BYTES];
+    let n = canonical.len() / 2;
+    let Some(digits) = buf.get_mut(1..=n) else {
         return false;
     };
-    let (bytes, der) = (serial.to_bytes(), serial.der_content());
+    if hex::decode_to_slice(canonical.as_bytes(), digits).is_err() {
+        return false;
+    }
+    let bytes = &buf[1..=n];
+    let der = if bytes.first().is_some_and(|&b| b >= 0x80) {
+        &buf[..=n]
+    } else {
+        bytes
+    };
     crls.iter().any(|crl| {
-        [&bytes, &der]
+        [bytes, der]
             .iter()
             .any(|b| crl.find_serial(b).ok().flatten().is_some())
     })
@@ -238,5 +250,28 @@ impl Revocation {
             Some(why) => Err(why.clone()),
             None => Ok(f(&state.crls, &state.serials)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crl_lists_a_top_bit_serial_under_its_canonical_spelling() {
+        let ca = crate::ca::Ca::generate("CRL CA").unwrap_or_else(|e| panic!("{e}"));
+        let revoked = [(vec![0x9a, 0x00, 0xab], 0), (vec![0x01, 0x02], 0)];
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (_, der) = ca.crl(&revoked, now, 1).unwrap_or_else(|e| panic!("{e}"));
+        let crl = OwnedCertRevocationList::from_der(&der)
+            .map(CertRevocationList::from)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let crls = [crl];
+        assert!(lists(&crls, "9a00ab"));
+        assert!(lists(&crls, "0102"));
+        assert!(!lists(&crls, "9a00ac"));
+        assert!(lists(&crls, "009A00AB"));
+        assert!(!lists(&crls, "not hex"));
+        assert!(!lists(&crls, &"ab".repeat(40)));
     }
 }

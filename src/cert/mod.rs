@@ -252,8 +252,7 @@ impl TrustStore {
         self.revocation.refresh_often();
         self.revocation
             .with(|crls, serials| {
-                serials.contains(serial.as_ref())
-                    || (!crls.is_empty() && crl::lists(crls, serial.as_ref()))
+                serials.contains(serial.as_ref()) || (!crls.is_empty() && crl::lists(crls, &serial))
             })
             .map_err(CertError::RevocationUnknown)
     }

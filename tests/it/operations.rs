@@ -149,6 +149,11 @@ fn sighup_reloads_users_and_client_ca_and_a_broken_file_keeps_the_old_state() {
         );
         for u in users {
             text.push_str(&format!("[[users]]\nname = \"{u}\"\n"));
+            // Two CAs: each user is bound to the one that issues them.
+            if bundle == both {
+                let ca = if *u == "alice" { "CA One" } else { "CA Two" };
+                text.push_str(&format!("ca = \"{ca}\"\n"));
+            }
         }
         text
     };
