@@ -14,3 +14,4 @@ mod proxies;
 mod quickstart;
 mod replicas;
 mod revocation;
+mod routes;
