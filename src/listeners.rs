@@ -2,7 +2,9 @@
 //!
 //! - `listen.http` and `listen.mtls`, the public listeners (a proxy forwards to them, clients
 //!   reach them): public and admin routes ([`http::routes::public`]), behind
-//!   [`http::Front`].
+//!   [`http::Front`]. A connection there gets `listen.header_timeout` to send its request
+//!   head and `listen.tls_handshake_timeout` to finish its TLS handshake, and at most
+//!   `listen.max_connections` are open at once (each worker takes an equal share).
 //! - `listen.metrics`, the operator's: operator-only routes ([`http::routes::operator`]) and
 //!   nothing else, on a server of its own (one thread, its own small connection limit), so
 //!   clients that fill the public listeners do not blind the monitoring.
@@ -76,6 +78,9 @@ pub async fn run(bound: Bound, cfg: &Config, live: web::Data<Live>) -> Result<()
     })
     .on_connect(tls::capture_connection)
     .workers(listen.workers)
+    .max_connections(listen.max_connections_per_worker())
+    .client_request_timeout(listen.header_timeout)
+    .tls_handshake_timeout(listen.tls_handshake_timeout)
     .shutdown_timeout(10)
     .listen(bound.http)?;
     tracing::info!(addr = %listen.http, "forward-auth listener (plain HTTP) ready");
@@ -84,6 +89,13 @@ pub async fn run(bound: Bound, cfg: &Config, live: web::Data<Live>) -> Result<()
         public = public.listen_rustls_0_23(listener, tls_config)?;
         tracing::info!(%addr, "mTLS listener ready");
     }
+    tracing::info!(
+        max_connections = listen.max_connections,
+        per_worker = listen.max_connections_per_worker(),
+        header_timeout = ?listen.header_timeout,
+        tls_handshake_timeout = ?listen.tls_handshake_timeout,
+        "connection limits of the public listeners"
+    );
     let public = public.run();
     let Some(listener) = bound.metrics else {
         tracing::info!("no metrics listener (listen.metrics is \"\")");
@@ -98,6 +110,7 @@ pub async fn run(bound: Bound, cfg: &Config, live: web::Data<Live>) -> Result<()
     })
     .workers(1)
     .max_connections(METRICS_MAX_CONNECTIONS)
+    .client_request_timeout(listen.header_timeout)
     .shutdown_timeout(1)
     .listen(listener)?
     .run();

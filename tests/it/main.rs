@@ -15,3 +15,4 @@ mod quickstart;
 mod replicas;
 mod revocation;
 mod routes;
+mod slow_clients;
