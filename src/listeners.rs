@@ -111,10 +111,20 @@ pub async fn run(bound: Bound, cfg: &Config, live: web::Data<Live>) -> Result<()
     .workers(1)
     .max_connections(METRICS_MAX_CONNECTIONS)
     .client_request_timeout(listen.header_timeout)
-    .shutdown_timeout(1)
+    // The public server handles SIGTERM and drains; this one stops when it is done. (On a
+    // signal actix-server stops the whole actix System once its server is down: a metrics
+    // server that stopped first would cut the public requests in flight.)
+    .disable_signals()
     .listen(listener)?
     .run();
     tracing::info!(%addr, "metrics listener ready (operator-only: /metrics, /readyz/details)");
-    futures_util::future::try_join(public, metrics).await?;
-    Ok(())
+    let metrics_handle = metrics.handle();
+    actix_web::rt::spawn(async move {
+        if let Err(e) = metrics.await {
+            tracing::error!(error = %e, "the metrics listener failed");
+        }
+    });
+    let served = public.await;
+    metrics_handle.stop(false).await;
+    Ok(served?)
 }
