@@ -186,3 +186,103 @@ fn no_more_than_max_connections_are_served_at_once() {
     assert_eq!(served.map(|r| r.status).ok(), Some(200));
     drop(held);
 }
+
+/// Reads one HTTP/1.1 answer without a body length guess: until the blank line, then
+/// `content-length` bytes. Lower-cased head, body.
+fn read_answer(conn: &mut Stalled) -> (String, Vec<u8>) {
+    conn.stream.0.set_read_timeout(Some(MARGIN)).unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        assert_eq!(conn.stream.read(&mut byte).unwrap(), 1, "{got:?}");
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; len];
+    conn.stream.read_exact(&mut body).unwrap();
+    (head, body)
+}
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+/// actix-web times only the first request head of a connection. So a client that is not a
+/// trusted proxy gets one request per connection: it cannot send a whole request and then
+/// stall in the next one. A trusted proxy keeps its connection alive (nginx's keepalive).
+#[test]
+fn only_a_trusted_proxy_keeps_its_connection_for_a_second_request() {
+    if !require("curl") {
+        return;
+    }
+    let timeout = Duration::from_secs(2);
+    // Nobody on loopback is trusted here.
+    let s = setup_env(
+        r#"["10.0.0.0/8"]"#,
+        "",
+        &[("CERTGATE__LISTEN__HEADER_TIMEOUT", "2s")],
+    );
+    let mut conn = stall(s.cg.http_port, HEALTHZ);
+    let (head, _) = read_answer(&mut conn);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    // Whatever it sends next, the connection is over.
+    let _ = conn.stream.write_all(PARTIAL_HEAD);
+    conn.opened = Instant::now();
+    assert_eq!(
+        conn.closed_by_certgate(timeout).as_deref(),
+        Some(&b""[..]),
+        "a second request on an untrusted connection"
+    );
+    // On the mTLS listener every peer is an end client.
+    let r = s
+        .as_alice()
+        .header("Connection: keep-alive")
+        .get(&s.cg.mtls("/auth"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+
+    // A trusted proxy: two requests on one connection.
+    let s = with_listen(&[("CERTGATE__LISTEN__HEADER_TIMEOUT", "2s")]);
+    let mut conn = stall(s.cg.http_port, HEALTHZ);
+    let (first, _) = read_answer(&mut conn);
+    assert!(!first.contains("connection: close"), "{first}");
+    conn.stream.write_all(HEALTHZ).unwrap();
+    let (second, body) = read_answer(&mut conn);
+    assert!(second.starts_with("http/1.1 200"), "{second}");
+    assert_eq!(body, b"ok\n");
+}
+
+/// actix-web does not time request bodies: a body must arrive within the header timeout of
+/// its head, or the request fails and the connection is closed (from a trusted proxy too).
+#[test]
+fn a_stalled_request_body_is_closed_after_the_header_timeout() {
+    if !require("curl") {
+        return;
+    }
+    let timeout = Duration::from_secs(2);
+    let s = with_listen(&[("CERTGATE__LISTEN__HEADER_TIMEOUT", "2s")]);
+    let mut stalled: Vec<Stalled> = ["/token", "/logout", "/admin/revoke", "/enroll/x"]
+        .iter()
+        .map(|path| {
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nscope=a"
+            );
+            stall(s.cg.http_port, head.as_bytes())
+        })
+        .collect();
+    for (i, conn) in stalled.iter_mut().enumerate() {
+        let sent = conn.closed_by_certgate(timeout).unwrap_or_else(|| {
+            panic!("stalled body {i} still open {MARGIN:?} past the header timeout")
+        });
+        let text = String::from_utf8_lossy(&sent);
+        assert!(
+            sent.is_empty() || !text.starts_with("HTTP/1.1 2"),
+            "body {i}: {text}"
+        );
+    }
+    let r = s.as_alice().post(&s.cg.mtls("/token"), "");
+    assert_eq!(r.status, 200, "whole bodies still work: {r:?}");
+}
