@@ -22,7 +22,7 @@ pub mod explain;
 pub mod http;
 pub mod identity;
 pub mod jwt;
-pub mod listeners;
+mod listeners;
 pub mod metrics;
 pub mod policy;
 pub mod proxy_config;
