@@ -6,7 +6,9 @@
 #   docker run --rm --stop-timeout 15 -p 127.0.0.1:9443:9443 -e CERTGATE__LISTEN__MTLS=0.0.0.0:9443 \
 #     -v certgate-data:/data certgate
 #   # With your configuration (its listen.* addresses must not be 127.0.0.1 inside a
-#   # container, and proxy.trusted must name the proxy's address on the Docker network):
+#   # container, and proxy.trusted must name the proxy's address on the Docker network;
+#   # the metrics listener stays on the container's loopback unless you set
+#   # CERTGATE__LISTEN__METRICS=0.0.0.0:9190 and publish it only where Prometheus reaches it):
 #   docker run -d --stop-timeout 15 -p 9180:9180 -v certgate-data:/data \
 #     -v /etc/certgate:/etc/certgate:ro certgate serve --config /etc/certgate/certgate.toml
 #   docker kill -s HUP <container>     # reload users, client CA, CRLs and rules

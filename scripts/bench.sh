@@ -133,6 +133,7 @@ data_dir = "$DATA"
 [listen]
 http = "127.0.0.1:$CG_HTTP"
 mtls = "127.0.0.1:$CG_MTLS"
+metrics = ""
 
 [tls]
 cert = "$PKI/server.pem"

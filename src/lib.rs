@@ -22,6 +22,7 @@ pub mod explain;
 pub mod http;
 pub mod identity;
 pub mod jwt;
+mod listeners;
 pub mod metrics;
 pub mod policy;
 pub mod proxy_config;
@@ -30,11 +31,10 @@ pub mod revocation;
 pub mod sessions;
 pub mod tls;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix_service::IntoServiceFactory as _;
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -173,44 +173,11 @@ pub type Reloader = Box<dyn Fn() -> Result<Config, config::Problems> + Send + Sy
 /// When a listener cannot be bound or the server fails.
 pub async fn serve(state: AppState, reload: Option<Reloader>) -> Result<(), StartError> {
     let cfg = Arc::clone(&state.config);
-    let bind = |key, env, addr| {
-        TcpListener::bind(addr).map_err(|source| StartError::Bind {
-            key,
-            env,
-            addr,
-            source,
-        })
-    };
-    let http_listener = bind("listen.http", "CERTGATE__LISTEN__HTTP", cfg.listen.http)?;
-    let mtls = match (cfg.listen.mtls, &cfg.tls) {
-        (Some(addr), Some(tls)) => Some((
-            bind("listen.mtls", "CERTGATE__LISTEN__MTLS", addr)?,
-            tls::server_config(tls, &cfg.client_ca)?,
-        )),
-        _ => None,
-    };
+    let bound = listeners::bind_all(&cfg)?;
     let live = web::Data::new(Live::new(state));
     reload_on_sighup(live.clone(), reload);
     follow_revocations(live.clone());
-    let mut server = HttpServer::new(move || {
-        let app = App::new()
-            .app_data(live.clone())
-            .app_data(web::PayloadConfig::new(16 * 1024))
-            .configure(http::routes);
-        http::Front::new(app.into_factory(), live.clone())
-    })
-    .on_connect(tls::capture_connection)
-    .workers(cfg.listen.workers)
-    .shutdown_timeout(10)
-    .listen(http_listener)?;
-    tracing::info!(addr = %cfg.listen.http, "forward-auth listener (plain HTTP) ready");
-    if let Some((listener, tls_config)) = mtls {
-        let addr = listener.local_addr()?;
-        server = server.listen_rustls_0_23(listener, tls_config)?;
-        tracing::info!(%addr, "mTLS listener ready");
-    }
-    server.run().await?;
-    Ok(())
+    listeners::run(bound, &cfg, live).await
 }
 
 /// SIGHUP re-reads the configuration file and swaps in a state built from it: settings, client

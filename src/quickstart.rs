@@ -101,6 +101,7 @@ data_dir = "{dir}"
 [listen]
 http = "127.0.0.1:9180"
 mtls = "127.0.0.1:{mtls_port}"
+metrics = "127.0.0.1:9190"  # Prometheus, for this machine only; "" turns it off
 
 [tls]
 cert = "server.pem"
@@ -172,7 +173,9 @@ fn replace_bytes(path: &Path, bytes: &[u8], private: bool) -> Result<(), Quickst
 }
 
 /// The text printed at start: where things are, and curl commands that work as printed.
-pub fn banner(demo: &Demo, http: &str, mtls_url: &str) -> String {
+pub fn banner(demo: &Demo, listen: &crate::config::Listen, mtls_url: &str) -> String {
+    let http = listen.http;
+    let (metrics_line, metrics_step) = metrics_lines(listen);
     let ca = demo.ca_pem.display();
     let cert = format!(
         "--cert {} --key {}",
@@ -185,7 +188,7 @@ certgate quickstart: demo data in {dir} (reused on the next start)
 
   forward-auth check (plain HTTP):            http://{http}/verify
   certificate login (certgate's own mTLS):    {mtls_url}/auth
-  demo user alice:  {alice_pem}
+{metrics_line}  demo user alice:  {alice_pem}
                     {alice_p12}  (for browsers and phones; password: {pw})
 
 Try it from another terminal:
@@ -204,10 +207,23 @@ Try it from another terminal:
 
   # 5. with the session cookie from step 1: 200
   curl -sSi --cacert {ca} -b certgate-cookies.txt {mtls_url}/verify
-"#,
+{metrics_step}"#,
         dir = demo.data_dir.display(),
         alice_pem = demo.alice_pem.display(),
         alice_p12 = demo.alice_p12.display(),
         pw = demo.p12_password,
     )
+}
+
+/// The metrics listener's line and try-it step, or nothing when it is off.
+fn metrics_lines(listen: &crate::config::Listen) -> (String, String) {
+    match listen.metrics {
+        Some(addr) => (
+            format!("  metrics (Prometheus, operator only):      http://{addr}/metrics\n"),
+            format!(
+                "\n  # 6. the operator's metrics (never through the proxy: a listener of its own)\n  curl -sS http://{addr}/metrics\n"
+            ),
+        ),
+        None => (String::new(), String::new()),
+    }
 }

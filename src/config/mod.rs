@@ -4,15 +4,17 @@
 
 mod binding;
 mod env;
+mod listen;
 pub mod raw;
 mod validate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use listen::Listen;
 pub use validate::{
-    CertHeaderFormat, Config, HeaderNames, IdentityConfig, Listen, ProxyConfig, ServerTls,
-    SessionConfig, StoreBackend, StoreConfig, TokenConfig, User, UsernameFrom,
+    CertHeaderFormat, Config, HeaderNames, IdentityConfig, ProxyConfig, ServerTls, SessionConfig,
+    StoreBackend, StoreConfig, TokenConfig, User, UsernameFrom,
 };
 
 /// One problem with the configuration, naming the key it concerns.

@@ -55,7 +55,12 @@ pub struct RawRule {
 pub struct RawListen {
     pub http: Option<String>,
     pub mtls: Option<String>,
+    /// The operator's listener; `""` turns it off.
+    pub metrics: Option<String>,
     pub workers: Option<i64>,
+    pub header_timeout: Option<String>,
+    pub tls_handshake_timeout: Option<String>,
+    pub max_connections: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -2,7 +2,7 @@
 //! files it names (so a bad path or a CA that is not a CA is reported here, with its key).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use url::Url;
 
+use super::listen::Listen;
 use super::raw::{RawConfig, RawRule};
 use super::{Problem, Problems};
 use crate::policy::{Action, HostPattern, PathPattern, Policy, Rule};
@@ -133,10 +134,7 @@ impl Config {
         if self.data_dir != old.data_dir {
             changed.push("data_dir");
         }
-        if self.listen.http != old.listen.http
-            || self.listen.mtls != old.listen.mtls
-            || self.listen.workers != old.listen.workers
-        {
+        if self.listen != old.listen {
             changed.push("listen");
         }
         let der = |t: &Option<ServerTls>| t.as_ref().map(|t| t.chain.clone());
@@ -157,14 +155,6 @@ impl Config {
         self.listen = old.listen;
         changed
     }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Listen {
-    pub http: SocketAddr,
-    pub mtls: Option<SocketAddr>,
-    /// Threads serving requests.
-    pub workers: usize,
 }
 
 #[derive(Debug)]
@@ -261,10 +251,10 @@ pub struct HeaderNames {
 
 /// Collects problems so that all of them are reported together.
 #[derive(Default)]
-struct Checker(Vec<Problem>);
+pub(super) struct Checker(pub(super) Vec<Problem>);
 
 impl Checker {
-    fn fail(&mut self, key: &str, problem: impl Into<String>, hint: impl Into<String>) {
+    pub(super) fn fail(&mut self, key: &str, problem: impl Into<String>, hint: impl Into<String>) {
         self.0.push(Problem::new(key, problem, hint));
     }
 
@@ -309,16 +299,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
 
     let public_url = public_url(&mut c, raw.public_url.as_deref());
     let data_dir = resolve(raw.data_dir.as_deref().unwrap_or("./certgate-data"));
-    let listen = Listen {
-        http: socket(
-            &mut c,
-            "listen.http",
-            raw.listen.http.as_deref().or(Some("127.0.0.1:9180")),
-        )
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9180))),
-        mtls: socket(&mut c, "listen.mtls", raw.listen.mtls.as_deref()),
-        workers: workers(&mut c, raw.listen.workers),
-    };
+    let listen = super::listen::listen(&mut c, &raw.listen);
     let tls = match (
         &raw.listen.mtls,
         raw.tls.cert.as_deref(),
@@ -601,39 +582,6 @@ fn public_url(c: &mut Checker, raw: Option<&str>) -> Option<Url> {
         }
         Err(e) => {
             c.fail("public_url", format!("`{raw}`: {e}"), hint);
-            None
-        }
-    }
-}
-
-/// `listen.workers`, by default half the CPUs (at least one): certgate shares the machine
-/// with the proxy in front of it, and on a small one a second thread costs more CPU per
-/// check than it adds (`scripts/bench.sh`).
-fn workers(c: &mut Checker, raw: Option<i64>) -> usize {
-    match raw {
-        None => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
-        Some(n @ 1..=256) => usize::try_from(n).unwrap_or(1),
-        Some(n) => {
-            c.fail(
-                "listen.workers",
-                format!("{n} is not a number of threads from 1 to 256"),
-                "leave it out (half the CPUs), or e.g. 2",
-            );
-            1
-        }
-    }
-}
-
-fn socket(c: &mut Checker, key: &str, raw: Option<&str>) -> Option<SocketAddr> {
-    let raw = raw?;
-    match raw.parse() {
-        Ok(addr) => Some(addr),
-        Err(_) => {
-            c.fail(
-                key,
-                format!("`{raw}` is not an IP address and port"),
-                "e.g. \"127.0.0.1:9180\" or \"[::1]:9180\"",
-            );
             None
         }
     }

@@ -54,6 +54,39 @@ fn admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
     }))
 }
 
+/// What every admin route demands before its handler runs ([`super::routes::Class::Admin`]):
+/// a session bound to an admin's certificate, or, without a session, an admin's certificate
+/// alone (the API). Each handler then checks what its own route needs (origin, which of the
+/// two it takes). Refusals are the handlers' own: no session and no certificate gets
+/// [`admin`]'s challenge, a certificate of someone else [`admin_by_cert`]'s 403.
+pub(super) fn gate(req: &HttpRequest, state: &AppState) -> Result<(), AppError> {
+    if state.session(req).is_some() {
+        return admin(req, state).map(drop);
+    }
+    let meta = RequestMeta::from_request(req, state);
+    match extract::verified_cert(req, state, &meta)? {
+        Some(cert) => admin_by_cert(&cert, state).map(drop),
+        None => admin(req, state).map(drop),
+    }
+}
+
+/// The certificate's holder, when they are in `admin.groups`.
+fn admin_by_cert(cert: &crate::cert::VerifiedCert, state: &AppState) -> Result<Identity, AppError> {
+    let who = identity::from_cert(cert, &state.config.identity)?;
+    if who
+        .groups
+        .iter()
+        .any(|g| state.config.admin_groups.contains(g))
+    {
+        Ok(who)
+    } else {
+        Err(AppError::Forbidden(format!(
+            "{} is not in an admin group (admin.groups)",
+            who.user
+        )))
+    }
+}
+
 /// Admin forms are posted by a browser from certgate's own origin: `Origin` must say exactly
 /// that (a replayed request from a server has none).
 fn same_origin(req: &HttpRequest, state: &AppState) -> Result<(), AppError> {
@@ -224,19 +257,7 @@ fn revoke_admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppErro
             code: "no_credentials",
         }));
     };
-    let who = identity::from_cert(&cert, &state.config.identity)?;
-    if who
-        .groups
-        .iter()
-        .any(|g| state.config.admin_groups.contains(g))
-    {
-        Ok(who)
-    } else {
-        Err(AppError::Forbidden(format!(
-            "{} is not in an admin group (admin.groups)",
-            who.user
-        )))
-    }
+    admin_by_cert(&cert, state)
 }
 
 fn revoke_form(state: &AppState, message: &str) -> Page {

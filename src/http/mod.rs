@@ -8,8 +8,10 @@ pub mod enroll;
 pub mod extract;
 mod front;
 mod logout;
+mod ops;
 pub mod pages;
 pub mod redirect;
+pub mod routes;
 mod status;
 mod token;
 mod verify;
@@ -227,35 +229,14 @@ impl AppState {
     }
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth", web::get().to(auth::handle))
-        .route("/verify", web::route().to(verify::handle))
-        .route("/token", web::post().to(token::handle))
-        .route("/logout", web::post().to(logout::handle))
-        .route("/.well-known/jwks.json", web::get().to(jwks))
-        .route("/", web::get().to(status::show))
-        .route("/metrics", web::get().to(metrics))
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/ca/crl.pem", web::get().to(crl))
-        .route("/admin/enroll", web::get().to(admin::show))
-        .route("/admin/enroll", web::post().to(admin::create))
-        .route("/admin/revoke", web::get().to(admin::show_revoke))
-        .route("/admin/revoke", web::post().to(admin::revoke))
-        .route("/enroll/download/{id}", web::get().to(enroll::download))
-        .route("/enroll/{secret}", web::get().to(enroll::show))
-        .route("/enroll/{secret}", web::post().to(enroll::redeem))
-        .default_service(web::to(not_found));
-}
-
-async fn jwks(state: State) -> HttpResponse {
+pub(crate) async fn jwks(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(state.tokens.jwks(state.clock.now()))
 }
 
 /// The built-in CA's CRL, signed fresh (valid 7 days), for proxies that fetch it.
-async fn crl(state: State) -> HttpResponse {
+pub(crate) async fn crl(state: State) -> HttpResponse {
     let store = crate::ca::store::CaStore::new(&state.config.data_dir);
     if !store.key_path().exists() {
         return HttpResponse::NotFound().body("no built-in CA here\n");
@@ -272,54 +253,7 @@ async fn crl(state: State) -> HttpResponse {
     }
 }
 
-/// Only for `proxy.trusted` peers on the plain listener: it names every user and device.
-async fn metrics(req: HttpRequest, state: State) -> HttpResponse {
-    let meta = RequestMeta::from_request(&req, &state);
-    if !meta.trusted_peer {
-        return state.reply(
-            &meta,
-            &AppError::Forbidden("/metrics answers only proxy.trusted peers".into()),
-        );
-    }
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4"))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(state.metrics.render(
-            &state.config.data_dir,
-            state.clock.now(),
-            state.trust.revoked_serial_count(),
-        ))
-}
-
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body("ok\n")
-}
-
-/// Ready when the revocation view is current and every revocation source can be read: a
-/// load balancer should send checks elsewhere otherwise (they would answer 503 here).
-async fn readyz(state: State) -> HttpResponse {
-    let problem = state.stale().or_else(|| {
-        state
-            .trust
-            .revoked_serial_count()
-            .is_none()
-            .then(|| "a CRL or the built-in CA's revocation list cannot be read".to_string())
-    });
-    match problem {
-        None => error::json(
-            actix_web::http::StatusCode::OK,
-            &serde_json::json!({"ready": true}),
-        ),
-        Some(why) => error::json(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"ready": false, "reason": why}),
-        ),
-    }
-}
-
-async fn not_found(req: HttpRequest, state: State) -> HttpResponse {
+pub(crate) async fn not_found(req: HttpRequest, state: State) -> HttpResponse {
     let meta = RequestMeta::from_request(&req, &state);
     let status = actix_web::http::StatusCode::NOT_FOUND;
     if meta.wants_html {

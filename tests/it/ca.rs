@@ -949,7 +949,7 @@ fn expiry_shows_on_the_status_page_and_in_metrics() {
     let nobody = browser().get(&cg.mtls("/"));
     assert_eq!(nobody.status, 302, "{nobody:?}");
 
-    let metrics = Curl::new(d).get(&cg.http("/metrics")).body;
+    let metrics = Curl::new(d).get(&cg.metrics("/metrics")).body;
     let value = |user: &str| -> i64 {
         metrics
             .lines()
@@ -967,7 +967,7 @@ fn expiry_shows_on_the_status_page_and_in_metrics() {
     assert!(metrics.contains("device=\"phone\""), "{metrics}");
     let bob_serial = serial_of(&d.join("out/bob.pem"));
     assert_eq!(ca(d, &["revoke", &bob_serial]).0, 0);
-    let metrics = Curl::new(d).get(&cg.http("/metrics")).body;
+    let metrics = Curl::new(d).get(&cg.metrics("/metrics")).body;
     assert!(
         !metrics.contains("user=\"bob\""),
         "revoked certificates leave the gauge:\n{metrics}"
@@ -1058,14 +1058,16 @@ fn unreadable_revocations_fail_closed() {
     );
     std::fs::write(&revoked, &good).unwrap();
 
-    // /metrics names users and devices: only trusted peers on the plain listener get it.
-    assert_eq!(Curl::new(d).get(&cg.http("/metrics")).status, 200);
+    // /metrics names users and devices: only the metrics listener serves it, not even to a
+    // trusted peer on the plain listener.
+    assert_eq!(Curl::new(d).get(&cg.metrics("/metrics")).status, 200);
+    assert_eq!(Curl::new(d).get(&cg.http("/metrics")).status, 404);
     assert_eq!(
         Curl::new(d)
             .cacert(&server_pki.ca_pem)
             .get(&cg.mtls("/metrics"))
             .status,
-        403
+        404
     );
     drop(cg);
 

@@ -165,3 +165,65 @@ fn the_example_config_is_valid() {
     let (code, err) = check(dir.path(), example, &[]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// The `[listen]` keys for the metrics listener and for slow clients: each bad value names its
+/// key and the fix, from the file or from the environment; a taken metrics port stops the
+/// start with the key and the variable that moves it.
+#[test]
+fn listen_keys_are_checked_and_a_taken_metrics_port_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "Listen CA");
+    let toml = format!(
+        "public_url = \"https://auth.example.com\"\ndata_dir = \"data\"\n[listen]\nhttp = \"127.0.0.1:{http}\"\nmetrics = \"localhost:9190\"\nmax_connections = 0\n[client_ca]\nbundle = \"{ca}\"\n",
+        http = crate::harness::free_port(),
+        ca = pki.ca_pem.display()
+    );
+    let (code, err) = check(
+        dir.path(),
+        &toml,
+        &[
+            ("CERTGATE__LISTEN__HEADER_TIMEOUT", "forever"),
+            ("CERTGATE__LISTEN__TLS_HANDSHAKE_TIMEOUT", "1h"),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    for want in [
+        "listen.metrics: `localhost:9190` is not an IP address and port (e.g. \"127.0.0.1:9180\" or \"[::1]:9180\", or \"\" to turn the metrics listener off)",
+        "listen.max_connections: 0 is not a number of connections from",
+        "listen.header_timeout: `forever` is not a duration",
+        "listen.tls_handshake_timeout: `1h` is out of range (a duration from 1s to 5m",
+    ] {
+        assert!(
+            err.lines().any(|l| l.starts_with(want)),
+            "missing `{want}` in:\n{err}"
+        );
+    }
+    // Fixed from the environment: off, or on another port.
+    let (code, err) = check(
+        dir.path(),
+        &toml,
+        &[
+            ("CERTGATE__LISTEN__METRICS", ""),
+            ("CERTGATE__LISTEN__MAX_CONNECTIONS", "64"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(dir.path().join("bad.toml"))
+        .env("CERTGATE__LISTEN__METRICS", format!("127.0.0.1:{port}"))
+        .env("CERTGATE__LISTEN__MAX_CONNECTIONS", "64")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "listen.metrics: cannot listen on 127.0.0.1:{port}"
+        )) && stderr.contains("CERTGATE__LISTEN__METRICS"),
+        "{stderr}"
+    );
+}

@@ -15,4 +15,6 @@ mod proxies;
 mod quickstart;
 mod replicas;
 mod revocation;
+mod routes;
 mod serials;
+mod slow_clients;

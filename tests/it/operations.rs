@@ -271,12 +271,13 @@ fn the_shipped_systemd_unit_verifies_and_its_commands_run() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path(), "Unit CA");
     let port = crate::harness::free_port();
+    let metrics = crate::harness::free_port();
     let config = dir.path().join("certgate.toml");
     let state = dir.path().join("state");
     std::fs::write(
         &config,
         format!(
-            "public_url = \"https://auth.example.test\"\ndata_dir = \"{}\"\n[listen]\nhttp = \"127.0.0.1:{port}\"\n[client_ca]\nbundle = \"{}\"\n",
+            "public_url = \"https://auth.example.test\"\ndata_dir = \"{}\"\n[listen]\nhttp = \"127.0.0.1:{port}\"\nmetrics = \"127.0.0.1:{metrics}\"\n[client_ca]\nbundle = \"{}\"\n",
             state.display(),
             pki.ca_pem.display()
         ),

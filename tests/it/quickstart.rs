@@ -20,7 +20,14 @@ fn quickstart_prints_curl_commands_that_work_as_printed() {
         .map(str::trim)
         .filter(|l| l.starts_with("curl ") || l.starts_with("TOKEN="))
         .collect();
-    assert_eq!(commands.len(), 5, "banner:\n{banner}");
+    assert_eq!(commands.len(), 6, "banner:\n{banner}");
+    assert!(
+        banner.contains(&format!(
+            "metrics (Prometheus, operator only):      http://127.0.0.1:{}/metrics",
+            first.metrics_port
+        )),
+        "banner:\n{banner}"
+    );
     let mut script = String::from("set -u\n");
     for (i, c) in commands.iter().enumerate() {
         script.push_str(&format!("echo '=== step {}'\n{c}\n", i + 1));
@@ -61,6 +68,18 @@ fn quickstart_prints_curl_commands_that_work_as_printed() {
         s5.starts_with("http/1.1 200") && s5.contains("remote-user: alice"),
         "step 5:\n{s5}"
     );
+    // The metrics listener answers the operator; the forward-auth listener has no /metrics.
+    let s6 = step("step 6");
+    assert!(
+        s6.contains("certgate_decisions_total{reason=\"bearer\",result=\"allow\"} 1"),
+        "step 6:\n{s6}"
+    );
+    let on_http = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(first.http("/metrics"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&on_http.stdout), "404");
 
     // Key material is private; the PKCS#12 opens with the printed password.
     let data = dir.path().join("certgate-data");

@@ -65,7 +65,16 @@ pub fn assert_fails_closed(cg: &Certgate, curl: Curl, cookie: &str) {
         browser.header("set-cookie").is_none(),
         "never a cleared cookie"
     );
-    assert_eq!(Curl::new(&cg.dir).get(&cg.http("/readyz")).status, 503);
+    let ready = Curl::new(&cg.dir).get(&cg.http("/readyz"));
+    assert_eq!(ready.status, 503);
+    assert_eq!(
+        ready.body.trim(),
+        r#"{"ready":false}"#,
+        "why is for the operator"
+    );
+    let details = Curl::new(&cg.dir).get(&cg.metrics("/readyz/details"));
+    assert_eq!(details.status, 503);
+    assert!(details.body.contains("revocation view"), "{details:?}");
     assert!(cg.metric("certgate_store_staleness_seconds").unwrap() >= 1.0);
     assert!(cg.logs().contains("cannot read the revocation store"));
 }

@@ -9,6 +9,8 @@ pub struct Certgate {
     child: Child,
     pub http_port: u16,
     pub mtls_port: Option<u16>,
+    /// The operator's listener (`listen.metrics`): every certgate gets a free port of its own.
+    pub metrics_port: u16,
     pub log: PathBuf,
     pub dir: PathBuf,
 }
@@ -26,15 +28,29 @@ impl Certgate {
 
     /// [`Self::start`] with extra environment variables (e.g. `CERTGATE_LOG_FORMAT=json`).
     pub fn start_env(dir: &Path, body: &str, with_mtls: bool, env: &[(&str, &str)]) -> Self {
-        let http_port = free_port();
-        let mtls_port = with_mtls.then(free_port);
-        let mut listen = format!("[listen]\nhttp = \"127.0.0.1:{http_port}\"\n");
-        if let Some(p) = mtls_port {
-            listen.push_str(&format!("mtls = \"127.0.0.1:{p}\"\n"));
-        }
-        let body = body.replace("{MTLS_PORT}", &mtls_port.unwrap_or(0).to_string());
+        Self::start_with(dir, body, with_mtls, env, "")
+    }
+
+    /// [`Self::start_env`] with more `[listen]` keys (`extra_listen`, TOML lines).
+    pub fn start_with(
+        dir: &Path,
+        body: &str,
+        with_mtls: bool,
+        env: &[(&str, &str)],
+        extra_listen: &str,
+    ) -> Self {
+        let ports = Ports {
+            http: free_port(),
+            mtls: with_mtls.then(free_port),
+            metrics: free_port(),
+        };
+        let body = body.replace("{MTLS_PORT}", &ports.mtls.unwrap_or(0).to_string());
         let config = dir.join("certgate.toml");
-        std::fs::write(&config, format!("{body}\n{listen}")).unwrap();
+        std::fs::write(
+            &config,
+            format!("{body}\n{}{extra_listen}\n", ports.listen()),
+        )
+        .unwrap();
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
@@ -43,35 +59,35 @@ impl Certgate {
             dir,
             &["serve", "--config", &config.display().to_string()],
             &env,
-            http_port,
-            mtls_port,
+            ports,
         )
     }
 
     /// Starts the zero-config quickstart in `dir` on free ports.
     pub fn quickstart(dir: &Path) -> Self {
-        let http_port = free_port();
-        let mtls_port = free_port();
+        let ports = Ports {
+            http: free_port(),
+            mtls: Some(free_port()),
+            metrics: free_port(),
+        };
+        let at = |p: u16| format!("127.0.0.1:{p}");
         let env = [
-            (
-                "CERTGATE__LISTEN__HTTP".to_string(),
-                format!("127.0.0.1:{http_port}"),
-            ),
+            ("CERTGATE__LISTEN__HTTP".to_string(), at(ports.http)),
             (
                 "CERTGATE__LISTEN__MTLS".to_string(),
-                format!("127.0.0.1:{mtls_port}"),
+                at(ports.mtls.unwrap()),
             ),
+            ("CERTGATE__LISTEN__METRICS".to_string(), at(ports.metrics)),
         ];
-        Self::spawn(dir, &["serve"], &env, http_port, Some(mtls_port))
+        Self::spawn(dir, &["serve"], &env, ports)
     }
 
-    fn spawn(
-        dir: &Path,
-        args: &[&str],
-        env: &[(String, String)],
-        http_port: u16,
-        mtls_port: Option<u16>,
-    ) -> Self {
+    fn spawn(dir: &Path, args: &[&str], env: &[(String, String)], ports: Ports) -> Self {
+        let Ports {
+            http: http_port,
+            mtls: mtls_port,
+            metrics: metrics_port,
+        } = ports;
         let log = dir.join(format!("certgate-{http_port}.log"));
         let out = dir.join(format!("certgate-{http_port}.out"));
         let child = Command::new(binary())
@@ -88,6 +104,7 @@ impl Certgate {
             child,
             http_port,
             mtls_port,
+            metrics_port,
             log,
             dir: dir.to_path_buf(),
         };
@@ -95,17 +112,23 @@ impl Certgate {
         if let Some(p) = mtls_port {
             wait_for_port(p, "certgate mTLS", &me.log);
         }
+        wait_for_port(metrics_port, "certgate metrics", &me.log);
         me
     }
 
     /// Rewrites the config file in place (same listeners) and sends SIGHUP.
     pub fn reload_with(&self, body: &str) {
-        let mut listen = format!("[listen]\nhttp = \"127.0.0.1:{}\"\n", self.http_port);
-        if let Some(p) = self.mtls_port {
-            listen.push_str(&format!("mtls = \"127.0.0.1:{p}\"\n"));
-        }
+        let ports = Ports {
+            http: self.http_port,
+            mtls: self.mtls_port,
+            metrics: self.metrics_port,
+        };
         let body = body.replace("{MTLS_PORT}", &self.mtls_port.unwrap_or(0).to_string());
-        std::fs::write(self.dir.join("certgate.toml"), format!("{body}\n{listen}")).unwrap();
+        std::fs::write(
+            self.dir.join("certgate.toml"),
+            format!("{body}\n{}", ports.listen()),
+        )
+        .unwrap();
         let status = Command::new("kill")
             .arg("-HUP")
             .arg(self.child.id().to_string())
@@ -138,10 +161,11 @@ impl Certgate {
         }
     }
 
-    /// Scrapes `/metrics` and returns the value of one series (`name{labels}` as exposed).
+    /// Scrapes `/metrics` on the metrics listener and returns the value of one series
+    /// (`name{labels}` as exposed).
     pub fn metric(&self, series: &str) -> Option<f64> {
         let out = Command::new("curl")
-            .args(["-sS", "--max-time", "10", &self.http("/metrics")])
+            .args(["-sS", "--max-time", "10", &self.metrics("/metrics")])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -167,6 +191,11 @@ impl Certgate {
         format!("http://127.0.0.1:{}{path}", self.http_port)
     }
 
+    /// A URL on the operator's listener (`listen.metrics`).
+    pub fn metrics(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.metrics_port)
+    }
+
     pub fn mtls(&self, path: &str) -> String {
         format!(
             "https://localhost:{}{path}",
@@ -182,6 +211,28 @@ impl Certgate {
 
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The loopback ports of one certgate's listeners.
+#[derive(Clone, Copy)]
+struct Ports {
+    http: u16,
+    mtls: Option<u16>,
+    metrics: u16,
+}
+
+impl Ports {
+    /// The `[listen]` section naming them.
+    fn listen(self) -> String {
+        let mut listen = format!(
+            "[listen]\nhttp = \"127.0.0.1:{}\"\nmetrics = \"127.0.0.1:{}\"\n",
+            self.http, self.metrics
+        );
+        if let Some(p) = self.mtls {
+            listen.push_str(&format!("mtls = \"127.0.0.1:{p}\"\n"));
+        }
+        listen
     }
 }
 

@@ -63,6 +63,8 @@ pub struct Stack {
     pub cookie: &'static str,
     /// certgate's own plain-HTTP port (what the proxy talks to).
     pub certgate_http: u16,
+    /// certgate's metrics listener (loopback; no proxy forwards to it).
+    pub certgate_metrics: u16,
     _processes: Vec<Box<dyn std::any::Any>>,
 }
 
@@ -169,6 +171,7 @@ groups = ["family"]
             false,
         );
         let certgate_http = certgate.http_port;
+        let certgate_metrics = certgate.metrics_port;
         let cg = format!("127.0.0.1:{certgate_http}");
         let app = format!("127.0.0.1:{}", upstream.port);
         let (cert, key, ca) = (
@@ -316,6 +319,7 @@ groups = ["family"]
             apps,
             cookie,
             certgate_http,
+            certgate_metrics,
             _processes: vec![process, Box::new(certgate), Box::new(upstream)],
         };
         stack.wait_until_routed();
@@ -420,6 +424,20 @@ macro_rules! proxy_tests {
                 };
                 scenarios::api_and_bearer(&s);
                 scenarios::forged_cert_header(&s);
+            }
+
+            #[test]
+            fn metrics_are_never_served_through_the_proxy() {
+                let Some(s) = Stack::sso($proxy) else { return };
+                scenarios::no_metrics_through_the_proxy(&s);
+            }
+
+            #[test]
+            fn single_host_metrics_are_never_served_through_the_proxy() {
+                let Some(s) = Stack::single_host($proxy) else {
+                    return;
+                };
+                scenarios::no_metrics_through_the_proxy(&s);
             }
 
             #[test]

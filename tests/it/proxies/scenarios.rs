@@ -439,3 +439,54 @@ pub fn access_rules(s: &Stack) {
         .get(&s.app(0, "/admin/users"));
     assert_eq!(r.status, 403, "{r:?}");
 }
+
+/// `/metrics` names every user and device: no request through the proxy gets it, anonymous or
+/// with a certificate, on certgate's own paths (the sign-in host, or `/.certgate/` on the app
+/// host) or the app's; the metrics listener on loopback does.
+pub fn no_metrics_through_the_proxy(s: &Stack) {
+    // Something to count first, so that an answer with metrics would show it.
+    let api = s.curl().get(&s.app(0, "/api/states"));
+    assert_eq!(api.status, 401, "{api:?}");
+
+    // certgate's own paths through the proxy: the sign-in host, or /.certgate/ on the app host.
+    let urls = [s.auth("/metrics"), s.auth("/readyz/details")];
+    if s.layout == Layout::SingleHost {
+        assert_eq!(s.auth("/metrics"), s.app(0, "/.certgate/metrics"));
+    }
+    for url in &urls {
+        for with_cert in [false, true] {
+            let curl = if with_cert {
+                s.curl().cert(&s.alice.cert, &s.alice.key)
+            } else {
+                s.curl()
+            };
+            let r = curl.get(url);
+            assert!(
+                matches!(r.status, 401 | 403 | 404),
+                "{:?} {url} (certificate: {with_cert}): {r:?}",
+                s.proxy
+            );
+            assert!(
+                !r.body.contains("certgate_") && !r.body.contains("reason"),
+                "{:?} {url} (certificate: {with_cert}) answered metrics: {}",
+                s.proxy,
+                r.body
+            );
+        }
+    }
+    // The app's own /metrics is the app's business (checked by certgate like any path).
+    let app = s.curl().get(&s.app(0, "/metrics"));
+    assert_eq!(app.status, 401, "{app:?}");
+    assert!(!app.body.contains("certgate_"), "{}", app.body);
+
+    let scraped = crate::harness::curl::Curl::new(s.dir.path())
+        .get(&format!("http://127.0.0.1:{}/metrics", s.certgate_metrics));
+    assert_eq!(scraped.status, 200, "{scraped:?}");
+    assert!(
+        scraped.body.contains(
+            "certgate_decisions_total{reason=\"no_credentials\",result=\"unauthenticated\"}"
+        ),
+        "{}",
+        scraped.body
+    );
+}
