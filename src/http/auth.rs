@@ -68,6 +68,10 @@ fn login(
         cert.cert().device.as_deref(),
         meta,
     );
+    // Found on the next check even behind junk values of the cookie's name (verify_each).
+    state
+        .tokens
+        .remember(&jwt, TokenKind::Session, claims.clone());
     let set_cookie = cookie::session(&cfg.session, &jwt, ttl);
     let target = rd_param(req).and_then(|rd| {
         let url = redirect::validate(

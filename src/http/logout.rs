@@ -8,7 +8,6 @@ use super::extract::{self, RequestMeta};
 use super::pages::Page;
 use super::{cookie, redirect, Standing, State};
 use crate::error::AppError;
-use crate::jwt::TokenKind;
 use crate::{audit, error};
 
 pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
@@ -21,8 +20,8 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
     let now_ms = state.clock.now_ms();
     let everywhere = url::form_urlencoded::parse(&body)
         .any(|(k, v)| k == "everywhere" && matches!(v.as_ref(), "1" | "true" | "yes"));
-    for value in extract::session_cookies(&req, &cfg.session.cookie_name) {
-        let Ok(claims) = state.tokens.verify(value, TokenKind::Session, now) else {
+    for verified in extract::session_tokens(&req, &state, now) {
+        let Ok(claims) = verified else {
             continue;
         };
         // Already ended (by id, user, device or certificate): nothing more to record, and

@@ -113,8 +113,8 @@ impl AppState {
     /// The claims of the first session cookie that verifies and is still in standing.
     pub fn session(&self, req: &dyn extract::Incoming) -> Option<Arc<Claims>> {
         let now = self.clock.now();
-        extract::session_cookies(req, &self.config.session.cookie_name)
-            .filter_map(|v| self.tokens.verify(v, TokenKind::Session, now).ok())
+        extract::session_tokens(req, self, now)
+            .filter_map(Result::ok)
             .find(|c| matches!(self.standing(c, now), Standing::Live))
     }
 

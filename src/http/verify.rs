@@ -221,8 +221,8 @@ fn authenticate(
     }
 
     let mut cookie_problem = None;
-    for value in extract::session_cookies(req, &cfg.session.cookie_name) {
-        match state.tokens.verify(value, TokenKind::Session, now) {
+    for verified in extract::session_tokens(req, state, now) {
+        match verified {
             Ok(claims) => match state.standing(&claims, now) {
                 Standing::Live => return from_claims(claims, "session"),
                 Standing::Revoked(why) => {

@@ -287,20 +287,67 @@ impl Tokens {
     /// # Errors
     /// A [`JwtError`] saying why the token is not acceptable.
     pub fn verify(&self, token: &str, kind: TokenKind, now: i64) -> Result<Arc<Claims>, JwtError> {
-        let (claims, fresh) = match self.verified.get(token, kind) {
-            Some(claims) => (claims, false),
-            None => (Arc::new(self.verify_signature(token, kind, now)?), true),
-        };
-        // Time is checked on every use, cached or not; only a token good now is cached.
+        match self.verified.get(token, kind) {
+            Some(claims) => Self::in_time(claims, now),
+            None => self.verify_fresh(token, kind, now),
+        }
+    }
+
+    /// Each of `tokens` verified in turn (the values of one cookie name): tokens verified
+    /// before cost a cache lookup; of the others, only the first `max_checks` get a signature
+    /// check and the rest are skipped. So forged values cannot multiply what a request costs,
+    /// and junk values in front of the real one cannot hide it once it was seen (at sign-in or
+    /// on an earlier check).
+    pub fn verify_each<'a>(
+        &'a self,
+        tokens: impl Iterator<Item = &'a str> + 'a,
+        kind: TokenKind,
+        now: i64,
+        max_checks: usize,
+    ) -> impl Iterator<Item = Result<Arc<Claims>, JwtError>> + 'a {
+        let mut checks = 0;
+        tokens.filter_map(move |token| match self.verified.get(token, kind) {
+            Some(claims) => Some(Self::in_time(claims, now)),
+            None if checks < max_checks => {
+                checks += 1;
+                Some(self.verify_fresh(token, kind, now))
+            }
+            None => None,
+        })
+    }
+
+    /// Remembers a token just minted, so its first check needs no signature check.
+    pub fn remember(&self, token: &str, kind: TokenKind, claims: Claims) {
+        self.verified.insert(token, kind, &Arc::new(claims));
+    }
+
+    /// A cached token's claims, if they are good at `now`.
+    fn in_time(claims: Arc<Claims>, now: i64) -> Result<Arc<Claims>, JwtError> {
+        Self::check_time(&claims, now)?;
+        Ok(claims)
+    }
+
+    fn check_time(claims: &Claims, now: i64) -> Result<(), JwtError> {
         if claims.exp.saturating_add(LEEWAY) <= now {
             return Err(JwtError::Expired);
         }
         if claims.nbf.saturating_sub(LEEWAY) > now {
             return Err(JwtError::NotYetValid);
         }
-        if fresh {
-            self.verified.insert(token, kind, &claims);
-        }
+        Ok(())
+    }
+
+    /// Signature and claims checked; cached when good now.
+    fn verify_fresh(
+        &self,
+        token: &str,
+        kind: TokenKind,
+        now: i64,
+    ) -> Result<Arc<Claims>, JwtError> {
+        let claims = Arc::new(self.verify_signature(token, kind, now)?);
+        // Time is checked on every use, cached or not; only a token good now is cached.
+        Self::check_time(&claims, now)?;
+        self.verified.insert(token, kind, &claims);
         Ok(claims)
     }
 

@@ -347,3 +347,38 @@ fn a_rotated_key_is_published_first_signs_later_and_retires_after_the_longest_li
         Err(JwtError::UnknownKey)
     );
 }
+
+#[test]
+fn forged_values_cost_at_most_four_signature_checks_and_never_hide_a_known_token() {
+    let (t, _d) = tokens();
+    let now = SystemClock.now();
+    let (real, claims) = t.mint(TokenKind::Session, &alice(), 3600, now).unwrap();
+    // The real header and signature over other claims: each costs a signature check.
+    let (head, rest) = real.split_once('.').unwrap();
+    let sig = rest.rsplit_once('.').unwrap().1;
+    let forged: Vec<String> = (0..100)
+        .map(|i| format!("{head}.{}.{sig}", b64(&serde_json::json!({ "n": i }))))
+        .collect();
+    let mut values: Vec<&str> = forged.iter().map(String::as_str).collect();
+    values.push(&real);
+    let results: Vec<_> = t
+        .verify_each(values.iter().copied(), TokenKind::Session, now, 4)
+        .collect();
+    assert_eq!(results.len(), 4, "only four unknown values are checked");
+    assert!(results.iter().all(Result::is_err));
+    // Once known (minted at /auth, or verified before), the real value is found anyway.
+    t.remember(&real, TokenKind::Session, claims);
+    let found: Vec<_> = t
+        .verify_each(values.iter().copied(), TokenKind::Session, now, 4)
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].sub, "alice");
+    // A remembered token is still checked for time.
+    let late = now + 3600 + LEEWAY + 1;
+    assert!(matches!(
+        t.verify_each([real.as_str()].into_iter(), TokenKind::Session, late, 4)
+            .next(),
+        Some(Err(JwtError::Expired))
+    ));
+}

@@ -752,3 +752,33 @@ fn sighup_reloads_rules_and_keeps_them_when_the_file_is_broken() {
     }
     assert_eq!(status("/old/x"), 403);
 }
+
+/// A sibling subdomain can set cookies of certgate's name for longer paths, which browsers
+/// send first. Forged values cost at most four signature checks, and never hide the session
+/// certgate minted.
+#[test]
+fn forged_cookie_values_in_front_of_the_real_one_do_not_hide_it() {
+    if !require("curl") {
+        return;
+    }
+    let s = setup(LOOPBACK, "");
+    let real = s.session_cookie();
+    let (head, rest) = real.split_once('.').unwrap();
+    let sig = rest.rsplit_once('.').unwrap().1;
+    let forged: String = (0..100)
+        .map(|i| {
+            let payload = URL_SAFE_NO_PAD.encode(format!("{{\"n\":{i}}}"));
+            format!("__Host-certgate={head}.{payload}.{sig}; ")
+        })
+        .collect();
+    let verify = |cookie: &str| {
+        s.curl()
+            .header(&format!("Cookie: {cookie}"))
+            .header("X-Original-URL: https://app.example.test/")
+            .get(&s.cg.http("/verify"))
+    };
+    let r = verify(&format!("{forged}__Host-certgate={real}"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("remote-user"), Some("alice"));
+    assert_eq!(verify(&forged).status, 401);
+}
