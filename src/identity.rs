@@ -1,7 +1,7 @@
 //! Who a credential belongs to. Pure functions of the certificate (or token claims) and the
 //! `[identity]`/`[[users]]` configuration; default deny for users not listed.
 
-use crate::cert::VerifiedCert;
+use crate::cert::{IssuerCa, VerifiedCert};
 use crate::config::{IdentityConfig, User, UsernameFrom};
 use crate::jwt::Claims;
 
@@ -58,10 +58,20 @@ pub fn from_cert(cert: &VerifiedCert, cfg: &IdentityConfig) -> Result<Identity, 
     Ok(who)
 }
 
-/// With several CAs in the bundle, a user signs in only with a certificate of a CA bound to
-/// them (see `config::binding`); a user bound to none, only where any CA may issue anyone.
 fn check_issuer(
     cert: &VerifiedCert,
+    user: &str,
+    cfg: &IdentityConfig,
+) -> Result<(), IdentityError> {
+    allowed_issuer(Some(cert.issuer()), user, cfg)
+}
+
+/// With several CAs in the bundle, a user signs in only with a certificate of a CA bound to
+/// them, or of a CA one of those issued (see `config::binding`); a user bound to none, only
+/// where any CA may issue anyone. `issuer` is `None` when it cannot be known (a token of a CA
+/// no longer in the bundle): then only a user any CA may issue passes.
+fn allowed_issuer(
+    issuer: Option<&IssuerCa>,
     user: &str,
     cfg: &IdentityConfig,
 ) -> Result<(), IdentityError> {
@@ -69,14 +79,19 @@ fn check_issuer(
         Some(listed) => &listed.ca,
         None => &cfg.unlisted_ca,
     };
-    let issuer = cert.issuer();
-    if bound.contains(issuer) || (bound.is_empty() && cfg.any_ca) {
+    if bound.is_empty() && cfg.any_ca {
+        return Ok(());
+    }
+    if issuer.is_some_and(|ca| ca.within(bound)) {
         return Ok(());
     }
     let expected: Vec<&str> = bound.iter().map(|ca| &*ca.name).collect();
     Err(IdentityError::WrongCa {
         user: user.to_owned(),
-        issuer: issuer.name.to_string(),
+        issuer: issuer.map_or_else(
+            || "a CA not in client_ca.bundle".into(),
+            |ca| ca.name.to_string(),
+        ),
         expected: if expected.is_empty() {
             "no CA named in the configuration".into()
         } else {
@@ -92,7 +107,7 @@ fn check_issuer(
 /// # Errors
 /// When the user is now disabled or no longer allowed.
 pub fn from_claims(claims: &Claims, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
-    resolve(
+    let who = resolve(
         Claimed {
             user: &claims.sub,
             groups: &claims.groups,
@@ -100,7 +115,16 @@ pub fn from_claims(claims: &Claims, cfg: &IdentityConfig) -> Result<Identity, Id
             name: claims.name.as_deref(),
         },
         cfg,
-    )
+    )?;
+    // The CA the token's certificate chained to, as the bundle knows it now.
+    let issuer = match claims.x5ca.as_deref() {
+        Some(claim) => cfg.cas.iter().find(|ca| ca.claim() == claim),
+        // Minted before tokens named their CA: only one CA can have issued it.
+        None if cfg.cas.len() <= 1 => cfg.cas.first(),
+        None => None,
+    };
+    allowed_issuer(issuer, &who.user, cfg)?;
+    Ok(who)
 }
 
 /// A user by name, as the user table (or `allow_unlisted`) says (for `certgate explain`).
@@ -185,6 +209,7 @@ mod tests {
                 .collect::<BTreeMap<_, _>>(),
             unlisted_ca: Vec::new(),
             any_ca: true,
+            cas: Vec::new(),
         }
     }
 

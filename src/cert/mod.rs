@@ -4,6 +4,7 @@
 
 pub mod crl;
 pub mod forwarded;
+pub mod issuer;
 pub mod serial;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use webpki::{EndEntityCert, KeyUsage};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+pub use issuer::IssuerCa;
 pub use serial::Serial;
 
 /// Longest chain (leaf plus intermediates) certgate will look at.
@@ -150,38 +152,6 @@ fn first_str<'a>(
     values.find_map(|v| v.as_str().ok().map(String::from))
 }
 
-/// A CA of the client CA bundle: what binds a user to the CA that may issue their
-/// certificates, and how messages name it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuerCa {
-    /// SHA-256 of the CA certificate's DER (as `openssl x509 -fingerprint -sha256` prints it).
-    pub fingerprint: [u8; 32],
-    /// Its subject's common name, else the whole subject.
-    pub name: std::sync::Arc<str>,
-}
-
-impl IssuerCa {
-    /// # Errors
-    /// When the DER is not a certificate.
-    pub fn of(der: &[u8]) -> Result<Self, CertError> {
-        let (_, c) =
-            X509Certificate::from_der(der).map_err(|e| CertError::Malformed(e.to_string()))?;
-        let name =
-            first_str(c.subject().iter_common_name()).unwrap_or_else(|| c.subject().to_string());
-        let mut fingerprint = [0u8; 32];
-        fingerprint.copy_from_slice(digest::digest(&digest::SHA256, der).as_ref());
-        Ok(Self {
-            fingerprint,
-            name: name.into(),
-        })
-    }
-
-    /// `sha256:` and the fingerprint in hex, as a config file names it.
-    pub fn fingerprint_hex(&self) -> String {
-        format!("sha256:{}", hex::encode(self.fingerprint))
-    }
-}
-
 /// A certificate whose chain, validity and usage were checked against the trust anchors, and
 /// the CA of the bundle its chain ends at.
 #[derive(Debug, Clone)]
@@ -224,10 +194,7 @@ impl TrustStore {
                     .map_err(|e| CertError::Malformed(format!("CA certificate: {e}")))
             })
             .collect::<Result<_, _>>()?;
-        let cas = cas
-            .iter()
-            .map(|der| IssuerCa::of(der))
-            .collect::<Result<_, _>>()?;
+        let cas = IssuerCa::bundle(cas)?;
         Ok(Self {
             anchors,
             cas,
@@ -318,13 +285,11 @@ impl TrustStore {
                 if serials.contains(parsed.serial.as_str()) {
                     return Err(CertError::Revoked);
                 }
+                // webpki hands back one of the anchors it was given.
                 let anchor = path.anchor();
                 self.anchors
                     .iter()
-                    .position(|a| {
-                        a.subject == anchor.subject
-                            && a.subject_public_key_info == anchor.subject_public_key_info
-                    })
+                    .position(|a| std::ptr::eq(a, anchor))
                     .and_then(|i| self.cas.get(i).cloned())
                     .ok_or_else(|| CertError::Other("the issuing CA is not in the bundle".into()))
             })

@@ -24,29 +24,59 @@ pub(super) struct Bundle {
     builtin: Option<IssuerCa>,
     /// The users the built-in CA issued a certificate to (when it is in the bundle).
     issued_here: BTreeSet<String>,
+    /// Each certificate's fingerprint, and the CA (in `cas`) it is.
+    fingerprints: Vec<([u8; 32], usize)>,
 }
 
 impl Bundle {
     pub(super) fn new(client_ca: &[CertificateDer<'static>], data_dir: &Path) -> Self {
-        let cas: Vec<IssuerCa> = client_ca
+        // One entry per CA: a certificate listed twice, or renewed with the same key, is one.
+        let all = IssuerCa::bundle(client_ca).unwrap_or_default();
+        let mut cas: Vec<IssuerCa> = Vec::new();
+        for ca in &all {
+            match cas.iter_mut().find(|known| *known == ca) {
+                Some(known) => known.issued_by.extend(ca.issued_by.iter().copied()),
+                None => cas.push(ca.clone()),
+            }
+        }
+        // Every certificate's fingerprint names its CA.
+        let fingerprints = all
             .iter()
-            .filter_map(|der| IssuerCa::of(der).ok())
+            .filter_map(|ca| {
+                cas.iter()
+                    .position(|known| known == ca)
+                    .map(|i| (ca.fingerprint, i))
+            })
             .collect();
         let builtin = CertificateDer::from_pem_file(data_dir.join("ca.pem"))
             .ok()
             .and_then(|der| IssuerCa::of(&der).ok())
-            .filter(|own| cas.contains(own));
+            .and_then(|own| cas.iter().find(|ca| **ca == own).cloned());
+        // Its certificates that were not revoked (a user who moved to another CA is no longer
+        // bound here once their old certificate is revoked).
         let issued_here = match &builtin {
-            Some(_) => crate::ca::store::CaStore::new(data_dir)
-                .list()
-                .map(|records| records.into_iter().map(|r| r.user).collect())
-                .unwrap_or_default(),
+            Some(_) => {
+                let store = crate::ca::store::CaStore::new(data_dir);
+                let revoked =
+                    crate::ca::store::revoked_serials(&store.revoked_path()).unwrap_or_default();
+                store
+                    .list()
+                    .map(|records| {
+                        records
+                            .into_iter()
+                            .filter(|r| !revoked.contains(&r.serial))
+                            .map(|r| r.user)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
             None => BTreeSet::new(),
         };
         Self {
             cas,
             builtin,
             issued_here,
+            fingerprints,
         }
     }
 
@@ -77,9 +107,11 @@ impl Bundle {
             .map(|_| reference[7..].replace(':', "").to_ascii_lowercase());
         let found: Vec<&IssuerCa> = match &fingerprint {
             Some(hex) => self
-                .cas
+                .fingerprints
                 .iter()
-                .filter(|ca| hex::encode(ca.fingerprint) == *hex)
+                .filter(|(fp, _)| hex::encode(fp) == *hex)
+                .filter_map(|(_, i)| self.cas.get(*i))
+                .take(1)
                 .collect(),
             None => self
                 .cas
@@ -110,6 +142,8 @@ pub(super) struct Bound {
     /// Any CA of the bundle may issue a user not bound to one (one CA, or
     /// `client_ca.danger_any_ca_for_any_user`).
     pub any_ca: bool,
+    /// The bundle's CAs, one entry each (to tell which CA a token's `x5ca` names).
+    pub cas: Vec<IssuerCa>,
 }
 
 /// Binds every user in `users` (whose raw `ca` references are in `user_refs`, by user name,
@@ -189,5 +223,9 @@ pub(super) fn bind(
             ));
         }
     }
-    Bound { unlisted, any_ca }
+    Bound {
+        unlisted,
+        any_ca,
+        cas: bundle.cas.clone(),
+    }
 }

@@ -208,6 +208,8 @@ pub struct IdentityConfig {
     /// Whether any CA of the bundle may issue a user bound to none: one CA in the bundle, or
     /// `client_ca.danger_any_ca_for_any_user`.
     pub any_ca: bool,
+    /// The bundle's CAs, one entry each (what a token's `x5ca` claim names).
+    pub cas: Vec<crate::cert::IssuerCa>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -377,6 +379,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
         users: BTreeMap::new(),
         unlisted_ca: Vec::new(),
         any_ca: true,
+        cas: Vec::new(),
     };
     let (users, user_cas) = users(&mut c, raw.users);
     identity.users = users;
@@ -391,6 +394,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
     );
     identity.unlisted_ca = bound.unlisted;
     identity.any_ca = bound.any_ca;
+    identity.cas = bound.cas;
 
     let session = session(&mut c, &raw.session, public_url.as_ref());
     let token = TokenConfig {

@@ -47,6 +47,7 @@ fn login(
         scope: None,
         cert_thumbprint: Some(cert.cert().thumbprint.clone()),
         cert_serial: Some(cert.cert().serial.to_string()),
+        cert_ca: Some(cert.issuer().claim()),
         app_hosts: Vec::new(),
     };
     let (jwt, claims) = state

@@ -238,15 +238,14 @@ pub fn verified_cert(
     if let Some(why) = state.stale() {
         return Err(AppError::Unavailable(why));
     }
-    let c = cert.cert();
+    // Only a certificate that signs someone in counts as seen (not a disabled user's, nor
+    // one of the wrong CA).
     state.seen.record(
-        &c.serial,
+        &cert.cert().serial,
         || {
             crate::identity::from_cert(&cert, &state.config.identity)
                 .map(|who| who.user)
                 .ok()
-                .or_else(|| c.common_name.clone())
-                .unwrap_or_default()
         },
         state.clock.now(),
     );

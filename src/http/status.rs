@@ -95,7 +95,9 @@ fn devices(state: &AppState, user: &str, this_serial: Option<&str>, now: i64) ->
         };
         items.push(if revoked.is_none() {
             format!("{device}{this}: status unknown (the revocation list cannot be read)")
-        } else if revoked.as_ref().is_some_and(|set| set.contains(&r.serial)) {
+        } else if revoked.as_ref().is_some_and(|set| set.contains(&r.serial))
+            || state.revocations.is_serial_revoked(r.serial.as_str())
+        {
             format!("{device}{this}: revoked")
         } else if r.not_after <= now {
             format!("{device}{this}: expired on {date}")

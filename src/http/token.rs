@@ -111,6 +111,7 @@ fn mint(
                 scope: None,
                 cert_thumbprint: Some(cert.cert().thumbprint.clone()),
                 cert_serial: Some(cert.cert().serial.to_string()),
+                cert_ca: Some(cert.issuer().claim()),
                 app_hosts: Vec::new(),
             }
         }
@@ -179,6 +180,7 @@ fn session_subject(req: &HttpRequest, state: &AppState) -> Result<(Subject, i64)
         scope: None,
         cert_thumbprint: claims.cnf.as_ref().map(|c| c.x5t_s256.clone()),
         cert_serial: claims.x5s.clone(),
+        cert_ca: claims.x5ca.clone(),
         app_hosts: Vec::new(),
     };
     Ok((subject, claims.exp))

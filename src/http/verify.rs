@@ -386,6 +386,7 @@ mod tests {
             users: [("alice".to_string(), alice)].into(),
             unlisted_ca: Vec::new(),
             any_ca: true,
+            cas: Vec::new(),
         }
     }
 

@@ -106,6 +106,10 @@ pub struct Claims {
     /// Serial (hex) of the certificate the token was minted from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x5s: Option<String>,
+    /// The CA of the client CA bundle that certificate chains to (base64url SHA-256 of its
+    /// subject and key): a user bound to another CA is refused with this token too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x5ca: Option<String>,
     /// `iat` to the millisecond, so a revocation and a sign-in in the same second are ordered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat_ms: Option<i64>,
@@ -131,6 +135,8 @@ pub struct Subject {
     pub scope: Option<String>,
     pub cert_thumbprint: Option<String>,
     pub cert_serial: Option<String>,
+    /// See [`Claims::x5ca`].
+    pub cert_ca: Option<String>,
     /// App hosts a bearer token is limited to (added to `aud` as `https://host`).
     pub app_hosts: Vec<String>,
 }
@@ -272,6 +278,7 @@ impl Tokens {
                 .clone()
                 .map(|x5t_s256| Confirmation { x5t_s256 }),
             x5s: subject.cert_serial.clone(),
+            x5ca: subject.cert_ca.clone(),
             iat_ms: Some(issued_ms),
         };
         let mut header = Header::new(Algorithm::EdDSA);
@@ -451,6 +458,7 @@ impl Claims {
             scope: None,
             cnf: None,
             x5s: None,
+            x5ca: None,
             iat_ms: None,
         }
     }

@@ -54,10 +54,10 @@ impl Seen {
         }
     }
 
-    /// Notes that the certificate `serial` was presented (by `user()`, worked out only the
-    /// first time); appended to the file the first time. A failed write is logged and loses
-    /// only this note.
-    pub fn record(&self, serial: &Serial, user: impl FnOnce() -> String, now: i64) {
+    /// Notes that the certificate `serial` signed in `user()` (worked out only the first time:
+    /// `None` when it signs nobody in, and then nothing is noted); appended to the file the
+    /// first time. A failed write is logged and loses only this note.
+    pub fn record(&self, serial: &Serial, user: impl FnOnce() -> Option<String>, now: i64) {
         let mut guard = self.serials.lock().unwrap_or_else(PoisonError::into_inner);
         let serials = guard.get_or_insert_with(|| {
             self.path
@@ -71,6 +71,7 @@ impl Seen {
         if serials.contains(serial) {
             return;
         }
+        let Some(user) = user() else { return };
         if serials.len() >= MAX_SEEN {
             if !self.full.swap(true, std::sync::atomic::Ordering::Relaxed) {
                 tracing::warn!(
@@ -84,7 +85,7 @@ impl Seen {
         let Some(path) = &self.path else { return };
         let line = SeenRecord {
             serial: serial.clone(),
-            user: user(),
+            user,
             at: now,
         };
         let appended = serde_json::to_string(&line)
@@ -213,7 +214,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let serial = Serial::from_der(&[0x00, 0x9a, 0x01]);
         let seen = Seen::in_data_dir(dir.path());
-        seen.record(&serial, || "bob".into(), 10);
+        seen.record(&serial, || None, 9);
+        seen.record(&serial, || Some("bob".into()), 10);
         seen.record(&serial, || unreachable!(), 11);
         let text = std::fs::read_to_string(dir.path().join("certs-seen.jsonl"))
             .unwrap_or_else(|e| panic!("{e}"));

@@ -255,3 +255,63 @@ allow_unmatched = true
         r.body
     );
 }
+
+/// Tokens name the CA their certificate chained to: a user bound to another CA later (a
+/// SIGHUP, an upgrade) loses the sessions and bearer tokens that CA's certificate got.
+#[test]
+fn tokens_of_a_certificate_of_the_wrong_ca_stop_working_when_the_user_is_bound() {
+    if !require("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let family = Pki::new(dir.path(), "Family CA");
+    let company = Pki::new(dir.path(), "Company CA");
+    let server = family.server(&["localhost", "127.0.0.1"]);
+    let both = bundle(dir.path(), &[&family.ca_pem, &company.ca_pem]);
+    let config = |binding: &str| {
+        format!(
+            "public_url = \"https://localhost:{{MTLS_PORT}}\"\ndata_dir = \"data\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[client_ca]\nbundle = \"{}\"\n{binding}\n[access]\nallow_unmatched = true\n",
+            server.cert.display(),
+            server.key.display(),
+            both.display(),
+        )
+    };
+    let loose = config("danger_any_ca_for_any_user = true\n[[users]]\nname = \"alice\"");
+    let cg = Certgate::start(dir.path(), &loose, true);
+    let s = Stage { dir, family, cg };
+    let tokens = |who: &CertFiles| {
+        let curl = || s.curl().cert(&who.cert, &who.key);
+        let r = curl().get(&s.cg.mtls("/auth"));
+        assert_eq!(r.status, 200, "{r:?}");
+        let cookie = crate::direct::cookie_value(&r, "__Host-certgate");
+        let r = curl().post(&s.cg.mtls("/token"), "");
+        assert_eq!(r.status, 200, "{r:?}");
+        let json: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        [
+            format!("Cookie: __Host-certgate={cookie}"),
+            format!(
+                "Authorization: Bearer {}",
+                json["access_token"].as_str().unwrap()
+            ),
+        ]
+    };
+    let verify = |credential: &str| {
+        s.curl()
+            .header(credential)
+            .header("X-Original-URL: https://app.example.test/")
+            .get(&s.cg.http("/verify"))
+            .status
+    };
+    let real = tokens(&s.family.user("alice"));
+    let forged = tokens(&company.user("alice"));
+    for c in real.iter().chain(&forged) {
+        assert_eq!(verify(c), 200, "any CA may issue anyone: {c}");
+    }
+    s.cg.reload_with(&config("[[users]]\nname = \"alice\"\nca = \"Family CA\""));
+    crate::replicas::within(std::time::Duration::from_secs(10), "the reload", || {
+        forged.iter().all(|c| verify(c) == 403)
+    });
+    for c in &real {
+        assert_eq!(verify(c), 200, "the real CA's tokens still work: {c}");
+    }
+}
