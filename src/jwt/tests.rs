@@ -16,8 +16,10 @@ fn alice() -> Subject {
         user: "alice".into(),
         groups: vec!["admins".into()],
         email: Some("alice@example.test".into()),
-        cert_thumbprint: Some("thumb".into()),
+        cert_thumbprint: Some("t".repeat(43)),
         cert_serial: Some("0a1b".into()),
+        // As long as a real one: 32 bytes, base64url.
+        cert_ca: Some("x".repeat(43)),
         ..Subject::default()
     }
 }
@@ -39,7 +41,7 @@ fn a_minted_session_token_verifies_with_its_claims() {
     let claims = t.verify(&jwt, TokenKind::Session, now).unwrap();
     assert_eq!(*claims, minted);
     assert_eq!(claims.sub, "alice");
-    assert_eq!(claims.cnf.as_ref().unwrap().x5t_s256, "thumb");
+    assert_eq!(claims.cnf.as_ref().unwrap().x5t_s256, "t".repeat(43));
     assert_eq!(claims.x5s.as_deref(), Some("0a1b"));
     let header = jsonwebtoken::decode_header(&jwt).unwrap();
     assert_eq!(header.alg, Algorithm::EdDSA);
