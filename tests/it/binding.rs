@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::certgate::{binary, Certgate};
+use crate::harness::certgate::{binary, mtls_config, Certgate};
 use crate::harness::curl::Curl;
 use crate::harness::pki::{CertFiles, Pki};
 use crate::harness::require;
@@ -181,15 +181,7 @@ fn a_certificate_of_the_wrong_ca_signs_nobody_in() {
     let server = family.server(&["localhost", "127.0.0.1"]);
     let both = bundle(dir.path(), &[&family.ca_pem, &company.ca_pem]);
     let body = format!(
-        r#"
-public_url = "https://localhost:{{MTLS_PORT}}"
-data_dir = "data"
-[tls]
-cert = "{cert}"
-key = "{key}"
-[client_ca]
-bundle = "{bundle}"
-[proxy]
+        r#"{head}[proxy]
 trusted = ["127.0.0.1/32"]
 [identity.group_ca]
 staff = "{company_fp}"
@@ -203,9 +195,7 @@ groups = ["staff"]
 [access]
 allow_unmatched = true
 "#,
-        cert = server.cert.display(),
-        key = server.key.display(),
-        bundle = both.display(),
+        head = mtls_config(&server, &both),
         company_fp = fingerprint(&company.ca_pem),
     );
     let cg = Certgate::start(dir.path(), &body, true);
@@ -270,10 +260,8 @@ fn tokens_of_a_certificate_of_the_wrong_ca_stop_working_when_the_user_is_bound()
     let both = bundle(dir.path(), &[&family.ca_pem, &company.ca_pem]);
     let config = |binding: &str| {
         format!(
-            "public_url = \"https://localhost:{{MTLS_PORT}}\"\ndata_dir = \"data\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[client_ca]\nbundle = \"{}\"\n{binding}\n[access]\nallow_unmatched = true\n",
-            server.cert.display(),
-            server.key.display(),
-            both.display(),
+            "{}{binding}\n[access]\nallow_unmatched = true\n",
+            mtls_config(&server, &both)
         )
     };
     let loose = config("danger_any_ca_for_any_user = true\n[[users]]\nname = \"alice\"");

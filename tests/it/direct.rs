@@ -6,7 +6,7 @@ use certgate::ca::ClientSpec;
 use rcgen::ExtendedKeyUsagePurpose;
 use tempfile::TempDir;
 
-use crate::harness::certgate::Certgate;
+use crate::harness::certgate::{mtls_config, Certgate};
 use crate::harness::curl::{Curl, Response};
 use crate::harness::pki::{CertFiles, Pki};
 use crate::harness::require;
@@ -30,15 +30,7 @@ pub fn setup_env(trusted: &str, extra: &str, env: &[(&str, &str)]) -> Setup {
     let server = pki.server(&["localhost", "127.0.0.1"]);
     let alice = pki.user("alice");
     let body = format!(
-        r#"
-public_url = "https://localhost:{{MTLS_PORT}}"
-data_dir = "data"
-[tls]
-cert = "{cert}"
-key = "{key}"
-[client_ca]
-bundle = "{ca}"
-[proxy]
+        r#"{head}[proxy]
 trusted = {trusted}
 [[users]]
 name = "alice"
@@ -54,9 +46,7 @@ max_ttl = "2h"
 allow_unmatched = true
 {extra}
 "#,
-        cert = server.cert.display(),
-        key = server.key.display(),
-        ca = pki.ca_pem.display(),
+        head = mtls_config(&server, &pki.ca_pem),
     );
     let cg = Certgate::start_env(dir.path(), &body, true, env);
     Setup {

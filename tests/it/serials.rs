@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::direct::cookie_value;
-use crate::harness::certgate::{binary, Certgate};
+use crate::harness::certgate::{binary, mtls_config, Certgate};
 use crate::harness::curl::Curl;
 use crate::harness::pki::Pki;
 use crate::harness::redis::Redis;
@@ -232,15 +232,7 @@ fn stage(store: &str, with_redis: bool) -> Option<Stage> {
         None => store.to_string(),
     };
     let body = format!(
-        r#"
-public_url = "https://localhost:{{MTLS_PORT}}"
-data_dir = "data"
-[tls]
-cert = "{cert}"
-key = "{key}"
-[client_ca]
-bundle = "{ca}"
-[proxy]
+        r#"{head}[proxy]
 trusted = ["127.0.0.1/32"]
 [identity]
 allow_unlisted = true
@@ -254,9 +246,7 @@ allow_unmatched = true
 [store]
 {store}
 "#,
-        cert = server.cert.display(),
-        key = server.key.display(),
-        ca = client_ca.display(),
+        head = mtls_config(&server, &client_ca),
     );
     let cg = Certgate::start(dir.path(), &body, true);
     let stage = Stage {

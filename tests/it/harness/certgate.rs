@@ -5,6 +5,18 @@ use std::process::{Child, Command, Stdio};
 
 use super::{dump_log_if_panicking, free_port, wait_for_port};
 
+/// The head of a config for a certgate with its own mTLS listener on `localhost`: `public_url`
+/// there, `data_dir`, the listener's server certificate and the client CA bundle. The
+/// `[client_ca]` table is left open for more of its keys.
+pub fn mtls_config(server: &super::pki::CertFiles, bundle: &Path) -> String {
+    format!(
+        "public_url = \"https://localhost:{{MTLS_PORT}}\"\ndata_dir = \"data\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[client_ca]\nbundle = \"{}\"\n",
+        server.cert.display(),
+        server.key.display(),
+        bundle.display()
+    )
+}
+
 pub struct Certgate {
     child: Child,
     pub http_port: u16,
