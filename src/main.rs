@@ -31,6 +31,33 @@ struct Cli {
     command: Command,
 }
 
+/// With several CAs, which CA may issue whom, as the configuration works it out.
+fn print_bindings(identity: &certgate::config::IdentityConfig) {
+    if identity.cas.len() < 2 {
+        return;
+    }
+    let names = |cas: &[certgate::cert::IssuerCa]| {
+        if cas.is_empty() {
+            "any CA (client_ca.danger_any_ca_for_any_user)".to_string()
+        } else {
+            cas.iter()
+                .map(|ca| &*ca.name)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        }
+    };
+    println!(
+        "{} client CAs: each user signs in only with a certificate of their CA",
+        identity.cas.len()
+    );
+    for user in identity.users.values().filter(|u| !u.disabled) {
+        println!("  {}: {}", user.name, names(&user.ca));
+    }
+    if identity.allow_unlisted {
+        println!("  users not listed: {}", names(&identity.unlisted_ca));
+    }
+}
+
 /// A serial on the command line, in any spelling operators copy.
 fn serial_arg(text: &str) -> Result<Serial, String> {
     Serial::parse(text).map_err(|e| {
@@ -275,8 +302,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CheckConfig { config: Some(path) } => match load(&path, None) {
-            Ok(_) => {
+            Ok(config) => {
                 println!("{}: ok", path.display());
+                print_bindings(&config.identity);
                 ExitCode::SUCCESS
             }
             Err(problems) => config_failure(&problems),

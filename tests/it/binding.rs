@@ -20,7 +20,11 @@ fn check_config(dir: &Path, toml: &str) -> (i32, String) {
         .unwrap();
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -86,6 +90,17 @@ fn check_config_refuses_two_cas_with_an_unbound_user_and_names_them() {
         ),
     );
     assert_eq!(code, 0, "{err}");
+    for want in [
+        "2 client CAs: each user signs in only with a certificate of their CA",
+        "  alice: Family CA",
+        "  bob: Company CA",
+        "  users not listed: Company CA",
+    ] {
+        assert!(
+            err.lines().any(|l| l == want),
+            "missing `{want}` in:\n{err}"
+        );
+    }
     let (code, err) = check_config(
         dir.path(),
         &format!("{head}danger_any_ca_for_any_user = true\n[[users]]\nname = \"alice\"\n"),
