@@ -23,6 +23,8 @@ pub enum IdentityError {
     Unlisted(String),
     #[error("user {0} is disabled")]
     Disabled(String),
+    #[error("the user name {0:?} is not listed, and too like the listed user {1:?} to be let in as another")]
+    LookAlike(String, String),
     #[error("user {user}'s certificates come from {expected}; this one was issued by {issuer}")]
     WrongCa {
         user: String,
@@ -158,6 +160,7 @@ fn first(v: &[String]) -> Option<&str> {
 
 fn resolve(found: Claimed<'_>, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
     if found.user.is_empty()
+        || found.user.trim() != found.user
         || found.user.len() > 256
         || found.user.chars().any(|ch| ch.is_control() || ch == ',')
     {
@@ -172,12 +175,26 @@ fn resolve(found: Claimed<'_>, cfg: &IdentityConfig) -> Result<Identity, Identit
             email: user.email.clone().or_else(|| owned(found.email)),
             name: user.display_name.clone().or_else(|| owned(found.name)),
         }),
-        None if cfg.allow_unlisted => Ok(Identity {
-            user: found.user.to_owned(),
-            groups: found.groups.to_vec(),
-            email: owned(found.email),
-            name: owned(found.name),
-        }),
+        // Another CA's `CN=Alice` is not alice, and must not pass for her in an app that
+        // folds case.
+        None if cfg.allow_unlisted => {
+            if let Some(listed) = cfg
+                .users
+                .keys()
+                .find(|name| name.eq_ignore_ascii_case(found.user))
+            {
+                return Err(IdentityError::LookAlike(
+                    found.user.to_owned(),
+                    listed.clone(),
+                ));
+            }
+            Ok(Identity {
+                user: found.user.to_owned(),
+                groups: found.groups.to_vec(),
+                email: owned(found.email),
+                name: owned(found.name),
+            })
+        }
         None => Err(IdentityError::Unlisted(found.user.to_owned())),
     }
 }
@@ -248,6 +265,23 @@ mod tests {
                 .unwrap()
                 .user,
             "mallory"
+        );
+    }
+
+    #[test]
+    fn an_unlisted_name_like_a_listed_one_is_refused() {
+        let table = cfg(UsernameFrom::Cn, true, &[user("alice", false)]);
+        assert_eq!(
+            from_cert(&verified(&ClientSpec::new("Alice", 1)), &table),
+            Err(IdentityError::LookAlike("Alice".into(), "alice".into()))
+        );
+        assert_eq!(
+            from_cert(&verified(&ClientSpec::new("alice ", 1)), &table),
+            Err(IdentityError::BadUsername("alice ".into()))
+        );
+        assert_eq!(
+            from_cert(&verified(&ClientSpec::new("alicia", 1)), &table).map(|id| id.user),
+            Ok("alicia".into())
         );
     }
 
