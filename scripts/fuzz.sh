@@ -69,7 +69,8 @@ for target in "${targets[@]}"; do
   fi
   log="$work/$target.log"
   # -timeout: one input running 10 s is a failure too (libFuzzer's default is 20 minutes).
-  if "$bin/$target" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+  # TMPDIR: what a target writes there (config's CA file) goes with $work.
+  if TMPDIR="$work" "$bin/$target" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$artifacts/" "$corpus" >"$log" 2>&1; then
     echo "fuzz: $target ok: $(grep -m1 '^Done' "$log" || echo 'no summary')"
   else

@@ -10,7 +10,8 @@ use certgate::config::{load, Source};
 use libfuzzer_sys::fuzz_target;
 
 /// A directory holding `client-ca.pem` (a throw-away CA's certificate, no key), so that
-/// `bundle = "client-ca.pem"` lets a configuration validate completely.
+/// `bundle = "client-ca.pem"` lets a configuration validate completely. Left behind in the
+/// temporary directory (scripts/fuzz.sh points TMPDIR at one it removes).
 fn base_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
