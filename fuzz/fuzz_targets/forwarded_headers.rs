@@ -16,11 +16,17 @@ const FORMATS: [CertHeaderFormat; 5] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((selector, value)) = data.split_first() else { return };
+    let Some((selector, value)) = data.split_first() else {
+        return;
+    };
     let format = FORMATS[usize::from(*selector) % FORMATS.len()];
-    let Ok(value) = HeaderValue::from_bytes(value) else { return };
+    let Ok(value) = HeaderValue::from_bytes(value) else {
+        return;
+    };
     let mut headers = HeaderMap::new();
-    let Ok(name) = HeaderName::from_bytes(header_name(format).as_bytes()) else { return };
+    let Ok(name) = HeaderName::from_bytes(header_name(format).as_bytes()) else {
+        return;
+    };
     headers.insert(name, value.clone());
     if let Ok(Some(chain)) = decode(format, &headers) {
         assert!(!chain.0.is_empty() && chain.0.len() <= certgate::cert::MAX_CHAIN_LEN);

@@ -48,11 +48,9 @@ pub fn host(raw: &str) -> Result<Cow<'_, str>, CanonicalError> {
     }
     let (name, port) = if let Some(rest) = raw.strip_prefix('[') {
         let (v6, after) = rest.split_once(']').ok_or(CanonicalError::BadHost)?;
-        if v6.is_empty()
-            || !v6
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
+        // Brackets hold an IPv6 address, nothing else: `[app.example.com]` must not be judged
+        // as `app.example.com` by rules while the proxy serves whatever it makes of it.
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
             return Err(CanonicalError::BadHost);
         }
         if !after.is_empty() && !after.starts_with(':') {
@@ -292,6 +290,10 @@ mod tests {
             Ok("app.example.com")
         );
         assert_eq!(host("[::1]:443").as_deref(), Ok("::1"));
+        assert_eq!(
+            host("[2001:DB8::FFFF:1.2.3.4]").as_deref(),
+            Ok("2001:db8::ffff:1.2.3.4")
+        );
         for bad in [
             "",
             "app.example.com:1#",
@@ -302,6 +304,12 @@ mod tests {
             "[::1",
             "a:1:2",
             "[::1]x",
+            // Found by fuzz/fuzz_targets/canonical.rs: brackets around what is no IPv6 address.
+            "[:1]",
+            "[abc]",
+            "[app.example.com]",
+            "[1.2.3.4]",
+            "[]",
         ] {
             assert!(host(bad).is_err(), "{bad}");
         }
