@@ -6,6 +6,7 @@
 
 use std::sync::OnceLock;
 
+use certgate::http::extract::MAX_SESSION_COOKIE_CHECKS;
 use certgate::jwt::{KeySet, Subject, TokenKind, Tokens, LEEWAY};
 use libfuzzer_sys::fuzz_target;
 
@@ -37,6 +38,9 @@ fn minted() -> &'static Minted {
         let (session, _) = tokens
             .mint(TokenKind::Session, &subject, TTL, NOW)
             .expect("mint");
+        tokens
+            .verify(&session, TokenKind::Session, NOW)
+            .expect("our session verifies");
         let (bearer, _) = tokens
             .mint(TokenKind::Bearer, &subject, TTL, NOW)
             .expect("mint");
@@ -83,6 +87,18 @@ fuzz_target!(|data: &[u8]| {
                 token, ours,
                 "a token this target did not mint verified as {kind:?}"
             );
+        }
+        if kind == TokenKind::Session {
+            // /verify's cookie path: the input several times in front of our session cookie
+            // (verified before, so cached) finds exactly ours, whatever the cap skips.
+            let values = std::iter::repeat_n(token, 5).chain(std::iter::once(ours.as_str()));
+            let found = m
+                .tokens
+                .verify_each(values, kind, NOW, MAX_SESSION_COOKIE_CHECKS)
+                .filter(Result::is_ok)
+                .count();
+            let want = if token == ours.as_str() { 6 } else { 1 };
+            assert_eq!(found, want, "our session cookie behind the input");
         }
         let after = NOW + TTL + LEEWAY;
         assert!(

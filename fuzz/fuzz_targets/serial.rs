@@ -1,6 +1,7 @@
-//! Certificate serial parsing (`cert::serial::Serial`): never a panic, and what parses
-//! displays as canonical lower-case hex (even length) that parses back to the same serial.
-//! Not built yet: enable its `[[bin]]` in fuzz/Cargo.toml once `certgate::cert::serial` exists.
+//! Certificate serial parsing (`cert::serial::Serial`): never a panic; what parses displays as
+//! canonical lower-case hex (even length) that parses back to the same serial, is what
+//! `Serial::canonical` gives for the same text, and is the serial of a certificate whose DER
+//! carries it (sign byte and all).
 #![no_main]
 
 use certgate::cert::serial::Serial;
@@ -27,4 +28,6 @@ fuzz_target!(|data: &[u8]| {
     let again = Serial::parse(&shown).expect("the canonical form parses");
     assert!(again == serial, "{raw:?} -> {shown:?} parsed differently");
     assert_eq!(again.to_string(), shown);
+    assert_eq!(Serial::canonical(raw), shown, "{raw:?}");
+    assert!(Serial::from_der(&serial.der_content()) == serial, "{raw:?}");
 });
