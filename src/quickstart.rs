@@ -219,7 +219,7 @@ Try it from another terminal:
 fn metrics_lines(listen: &crate::config::Listen) -> (String, String) {
     match listen.metrics {
         Some(addr) => (
-            format!("  metrics (Prometheus, operator only):      http://{addr}/metrics\n"),
+            format!("  metrics (Prometheus, operator only):        http://{addr}/metrics\n"),
             format!(
                 "\n  # 6. the operator's metrics (never through the proxy: a listener of its own)\n  curl -sS http://{addr}/metrics\n"
             ),

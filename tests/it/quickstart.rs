@@ -23,7 +23,7 @@ fn quickstart_prints_curl_commands_that_work_as_printed() {
     assert_eq!(commands.len(), 6, "banner:\n{banner}");
     assert!(
         banner.contains(&format!(
-            "metrics (Prometheus, operator only):      http://127.0.0.1:{}/metrics",
+            "metrics (Prometheus, operator only):        http://127.0.0.1:{}/metrics",
             first.metrics_port
         )),
         "banner:\n{banner}"
