@@ -31,6 +31,30 @@ struct Cli {
     command: Command,
 }
 
+/// The revocations of the certgate serving from `dir`: its journal, or Redis when its config
+/// says so.
+///
+/// # Errors
+/// Why they cannot be read (a certgate on Redis without its config, Redis away, a bad journal).
+fn revocation_view(
+    dir: &std::path::Path,
+    config: Option<&certgate::config::Config>,
+    now: i64,
+) -> Result<certgate::revocation::Revocations, String> {
+    use certgate::revocation::{Journal, RedisStore, Revocations};
+    if let Some(certgate::config::StoreBackend::Redis(url)) = config.map(|c| &c.store.backend) {
+        return RedisStore::new(url)
+            .and_then(|store| Revocations::loaded_from_redis(Arc::new(store), now));
+    }
+    if Journal::redis_marker(dir).exists() {
+        return Err(format!(
+            "the certgate serving from {} keeps revocations in Redis: give --config with its config file",
+            dir.display()
+        ));
+    }
+    Revocations::open(Journal::in_data_dir(dir), now)
+}
+
 /// With several CAs, which CA may issue whom, as the configuration works it out.
 fn print_bindings(identity: &certgate::config::IdentityConfig) {
     if identity.cas.len() < 2 {
@@ -388,14 +412,13 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
     use certgate::ca::store::CaStore;
     use certgate::ca::P12Kind;
     use certgate::clock::Clock;
-    let dir = match (data_dir, config) {
-        (Some(dir), _) => dir,
-        (None, Some(path)) => match load(&path, None) {
-            Ok(c) => c.data_dir,
-            Err(problems) => return config_failure(&problems),
-        },
-        (None, None) => PathBuf::from("certgate-data"),
+    let loaded = match config.map(|path| load(&path, None)).transpose() {
+        Ok(loaded) => loaded,
+        Err(problems) => return config_failure(&problems),
     };
+    let dir = data_dir
+        .or_else(|| loaded.as_ref().map(|c| c.data_dir.clone()))
+        .unwrap_or_else(|| PathBuf::from("certgate-data"));
     let store = CaStore::new(&dir);
     let fail = |e: &dyn std::fmt::Display| {
         eprintln!("certgate ca: {e}");
@@ -581,6 +604,14 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
                         None
                     }
                 };
+                // `certgate revoke --serial` revokes in the revocation store, not in the CA.
+                let store_view = match revocation_view(&dir, loaded.as_ref(), now) {
+                    Ok(view) => Some(view),
+                    Err(e) => {
+                        eprintln!("certgate ca list: warning: {e}: a status that is not revoked by the CA is unknown");
+                        None
+                    }
+                };
                 println!(
                     "{:<34} {:<16} {:<16} {:<20} STATUS",
                     "SERIAL", "USER", "DEVICE", "EXPIRES"
@@ -589,10 +620,14 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
                     let expires = time::OffsetDateTime::from_unix_timestamp(r.not_after)
                         .map(|t| t.date().to_string())
                         .unwrap_or_else(|_| r.not_after.to_string());
-                    let status = if revoked.is_none() {
-                        "unknown"
-                    } else if revoked.as_ref().is_some_and(|set| set.contains(&r.serial)) {
+                    let status = if revoked.as_ref().is_some_and(|set| set.contains(&r.serial))
+                        || store_view
+                            .as_ref()
+                            .is_some_and(|v| v.is_serial_revoked(r.serial.as_str()))
+                    {
                         "revoked"
+                    } else if revoked.is_none() || store_view.is_none() {
+                        "unknown"
                     } else if r.not_after <= now {
                         "expired"
                     } else {

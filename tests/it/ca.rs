@@ -356,6 +356,24 @@ fn a_revoked_certificate_is_refused_at_once_and_nginx_takes_the_crl() {
         1,
         "an unknown serial is an error"
     );
+    // A serial revoked in the revocation store (`certgate revoke`, as openssl prints it)
+    // shows as revoked in `ca list` too, never as valid.
+    let bob_serial = serial_of(&bob);
+    let bob_line = |list: &str| {
+        list.lines()
+            .find(|l| l.starts_with(&bob_serial))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    assert!(bob_line(&ca(d, &["list"]).1).ends_with("valid"));
+    let out = Command::new(binary())
+        .args(["revoke", "--data-dir", "data", "--serial"])
+        .arg(bob_serial.to_ascii_uppercase())
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(bob_line(&ca(d, &["list"]).1).ends_with("revoked"));
 
     // The CRL, served and written, lists the serial with a next-update.
     let served = Curl::new(d).get(&cg.http("/ca/crl.pem"));
