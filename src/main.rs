@@ -1,5 +1,10 @@
 //! The `certgate` command line; everything else lives in the library.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
