@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::direct::{cookie_value, setup_env, LOOPBACK};
+use crate::direct::{cookie_value, setup, setup_env, LOOPBACK};
 use crate::harness::certgate::Certgate;
 use crate::harness::curl::Curl;
 use crate::harness::pki::Pki;
@@ -393,5 +393,21 @@ fn log_out_everywhere_ends_every_session_and_token_and_survives_a_reload() {
     assert_eq!(
         (verify(&phone), verify(&script), verify(&again)),
         (401, 401, 200)
+    );
+}
+
+/// A log written to a file (journald, docker, a redirect) is plain text: no colour codes.
+#[test]
+fn logs_to_a_file_carry_no_terminal_colour_codes() {
+    if !require("curl") {
+        return;
+    }
+    let s = setup(LOOPBACK, "");
+    assert_eq!(s.as_alice().get(&s.cg.mtls("/auth")).status, 200);
+    let logs = s.cg.logs();
+    assert!(logs.contains("INFO"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "escape sequences in the log: {logs:?}"
     );
 }
