@@ -128,7 +128,7 @@ fn resolve(config: &Config, who: &Who, now: i64) -> Result<Resolved, String> {
         }
         Who::Token(token) => {
             let keys = KeySet::load(&config.data_dir.join("keys")).map_err(|e| e.to_string())?;
-            let tokens = Tokens::new(keys, config.public_url.as_str().trim_end_matches('/'));
+            let tokens = Tokens::new(keys, config.public_base());
             let claims = tokens
                 .verify(token, TokenKind::Bearer, now)
                 .or_else(|_| tokens.verify(token, TokenKind::Session, now))

@@ -73,8 +73,8 @@ pub enum StartError {
 /// When keys cannot be loaded or created, or the trust anchors are unusable.
 pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let keys = jwt::KeySet::load_or_create(&config.data_dir.join("keys"), clock.now())?;
-    let tokens = jwt::Tokens::new(keys, config.public_url.as_str().trim_end_matches('/'))
-        .with_max_lifetime(max_lifetime(&config));
+    let tokens =
+        jwt::Tokens::new(keys, config.public_base()).with_max_lifetime(max_lifetime(&config));
     let pages = http::pages::Pages::new().map_err(|e| StartError::Pages(e.to_string()))?;
     let metrics = metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
     let trust = trust_for(&config)?;

@@ -1025,7 +1025,7 @@ fn quickstart(data_dir: Option<PathBuf>) -> Result<(config::Config, Option<Strin
         base_dir: demo.data_dir.clone(),
     };
     let config = config::load(&source, overrides(None)).map_err(|p| config_failure(&p))?;
-    let mtls_url = config.public_url.as_str().trim_end_matches('/').to_string();
+    let mtls_url = config.public_base().to_string();
     let banner = certgate::quickstart::banner(&demo, &config.listen, &mtls_url);
     Ok((config, Some(banner)))
 }

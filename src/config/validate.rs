@@ -123,6 +123,12 @@ fn store(c: &mut Checker, raw: &super::raw::RawStore) -> StoreConfig {
 }
 
 impl Config {
+    /// `public_url` without its trailing slash: the base every absolute URL certgate sends
+    /// (Location headers, links, the token issuer) is built on.
+    pub fn public_base(&self) -> &str {
+        self.public_url.as_str().trim_end_matches('/')
+    }
+
     /// On reload: keeps the values that are read only at start-up (listeners, TLS, data
     /// directory, public URL, which the signing keys and cookies depend on) and names those
     /// the new file changed.

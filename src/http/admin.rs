@@ -15,10 +15,7 @@ use crate::identity::{self, Identity};
 
 fn admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
     let cfg = &state.config;
-    let here = format!(
-        "{}/admin/enroll",
-        cfg.public_url.as_str().trim_end_matches('/')
-    );
+    let here = format!("{}/admin/enroll", cfg.public_base());
     if let Some(claims) = state.session(req) {
         // A leaked cookie is not enough: the admin's own certificate must be on the request.
         let meta = RequestMeta::from_request(req, state);
@@ -208,10 +205,7 @@ fn link_page(body: &[u8], state: &AppState, who: &Identity) -> Result<Page, AppE
     let secret = EnrollStore::new(&state.config.data_dir)
         .create(&enrollment)
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    let link = format!(
-        "{}/enroll/{secret}",
-        state.config.public_url.as_str().trim_end_matches('/')
-    );
+    let link = format!("{}/enroll/{secret}", state.config.public_base());
     let svg = qrcode::QrCode::new(link.as_bytes())
         .map(|code| {
             code.render::<qrcode::render::svg::Color<'_>>()

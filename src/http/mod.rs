@@ -195,18 +195,12 @@ impl AppState {
 
     /// `{public_url}{path}`: links and form actions on certgate's pages (public_url may have a path).
     pub fn public(&self, path: &str) -> String {
-        format!(
-            "{}{path}",
-            self.config.public_url.as_str().trim_end_matches('/')
-        )
+        format!("{}{path}", self.config.public_base())
     }
 
     /// `{public_url}/auth`, with `rd` when the original URL is known.
     pub fn auth_url(&self, rd: Option<&str>) -> String {
-        let base = format!(
-            "{}/auth",
-            self.config.public_url.as_str().trim_end_matches('/')
-        );
+        let base = format!("{}/auth", self.config.public_base());
         match rd {
             Some(rd) => format!(
                 "{base}?rd={}",

@@ -28,7 +28,7 @@ fn page(req: &HttpRequest, state: &AppState) -> Result<Page, AppError> {
     let cfg = &state.config;
     let now = state.clock.now();
     let claims = state.session(req).ok_or_else(|| {
-        let home = format!("{}/", cfg.public_url.as_str().trim_end_matches('/'));
+        let home = format!("{}/", cfg.public_base());
         AppError::Unauthenticated(Challenge {
             location: Some(state.auth_url(Some(&home))),
             redirect: true,
