@@ -207,10 +207,10 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn verified(spec: &ClientSpec) -> VerifiedCert {
-        let ca = Ca::generate("Identity CA").unwrap();
-        let issued = ca.issue(spec).unwrap();
-        let store = TrustStore::new(&[ca.cert_der.clone().into()]).unwrap();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let ca = Ca::generate("Identity CA", now).unwrap();
+        let issued = ca.issue(spec, now).unwrap();
+        let store = TrustStore::new(&[ca.cert_der.clone().into()]).unwrap();
         store
             .verify(&PresentedChain(vec![issued.cert_der.into()]), now)
             .unwrap()

@@ -445,7 +445,7 @@ fn ca(data_dir: Option<PathBuf>, config: Option<PathBuf>, command: CaCommand) ->
                 CaKeyType::P256 => certgate::ca::KeyType::P256,
                 CaKeyType::Ed25519 => certgate::ca::KeyType::Ed25519,
             };
-            match store.init(&name, key_type, import) {
+            match store.init(&name, key_type, import, SystemClock.now()) {
                 Ok(_) => {
                     println!(
                         "CA ready: {} (key {}, mode 0600)",
@@ -1015,10 +1015,12 @@ fn quickstart(data_dir: Option<PathBuf>) -> Result<(config::Config, Option<Strin
         .ok()
         .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
         .map_or(9443, |a| a.port());
-    let (demo, text) = certgate::quickstart::prepare(&dir, mtls_port).map_err(|e| {
-        eprintln!("certgate quickstart: {e}");
-        ExitCode::FAILURE
-    })?;
+    let (demo, text) =
+        certgate::quickstart::prepare(&dir, mtls_port, certgate::clock::Clock::now(&SystemClock))
+            .map_err(|e| {
+            eprintln!("certgate quickstart: {e}");
+            ExitCode::FAILURE
+        })?;
     let source = Source {
         text,
         origin: "quickstart".into(),

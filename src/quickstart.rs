@@ -31,7 +31,11 @@ pub struct Demo {
 ///
 /// # Errors
 /// When a file cannot be read or written, naming it.
-pub fn prepare(data_dir: &Path, mtls_port: u16) -> Result<(Demo, String), QuickstartError> {
+pub fn prepare(
+    data_dir: &Path,
+    mtls_port: u16,
+    now: i64,
+) -> Result<(Demo, String), QuickstartError> {
     let io = |path: &Path, e: std::io::Error| QuickstartError::File {
         path: path.to_path_buf(),
         problem: e.to_string(),
@@ -43,7 +47,7 @@ pub fn prepare(data_dir: &Path, mtls_port: u16) -> Result<(Demo, String), Quicks
     let ca = match (read(&p("ca.pem"))?, read(&p("ca.key"))?) {
         (Some(cert), Some(key)) => Ca::load(&cert, &key)?,
         (None, None) => {
-            let ca = Ca::generate("certgate quickstart CA")?;
+            let ca = Ca::generate("certgate quickstart CA", now)?;
             replace(&p("ca.key"), &ca.key_pem, true)?;
             replace(&p("ca.pem"), &ca.cert_pem, false)?;
             ca
@@ -56,7 +60,7 @@ pub fn prepare(data_dir: &Path, mtls_port: u16) -> Result<(Demo, String), Quicks
         }
     };
     if read(&p("server.pem"))?.is_none() || read(&p("server.key"))?.is_none() {
-        let server = ca.issue_server(&["localhost", "127.0.0.1", "::1"], 397)?;
+        let server = ca.issue_server(&["localhost", "127.0.0.1", "::1"], 397, now)?;
         replace(&p("server.key"), &server.key_pem, true)?;
         replace(&p("server.pem"), &server.cert_pem, false)?;
     }
@@ -73,7 +77,7 @@ pub fn prepare(data_dir: &Path, mtls_port: u16) -> Result<(Demo, String), Quicks
             pw.trim().to_string()
         }
         _ => {
-            let alice = ca.issue_client("alice", 365)?;
+            let alice = ca.issue_client("alice", 365, now)?;
             let password = crate::jwt::random_id().ok_or_else(|| QuickstartError::File {
                 path: pw_file.clone(),
                 problem: "the system random number generator failed".into(),

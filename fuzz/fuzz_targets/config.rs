@@ -17,7 +17,8 @@ fn base_dir() -> &'static PathBuf {
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("certgate-fuzz-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the base directory");
-        let ca = certgate::ca::Ca::generate("certgate fuzz CA").expect("a throw-away CA");
+        let now = certgate::clock::Clock::now(&certgate::clock::SystemClock);
+        let ca = certgate::ca::Ca::generate("certgate fuzz CA", now).expect("a throw-away CA");
         std::fs::write(dir.join("client-ca.pem"), ca.cert_pem).expect("write client-ca.pem");
         dir
     })

@@ -86,19 +86,19 @@ impl ClientSpec {
 }
 
 impl Ca {
-    /// A new self-signed root.
+    /// A new self-signed root, valid from `now` (Unix seconds; time is a parameter).
     ///
     /// # Errors
     /// When key generation or signing fails.
-    pub fn generate(common_name: &str) -> Result<Self, CaError> {
-        Self::generate_with(common_name, KeyType::P256)
+    pub fn generate(common_name: &str, now: i64) -> Result<Self, CaError> {
+        Self::generate_with(common_name, KeyType::P256, now)
     }
 
     /// A new self-signed root with the given key type.
     ///
     /// # Errors
     /// When key generation or signing fails.
-    pub fn generate_with(common_name: &str, key_type: KeyType) -> Result<Self, CaError> {
+    pub fn generate_with(common_name: &str, key_type: KeyType, now: i64) -> Result<Self, CaError> {
         let alg = match key_type {
             KeyType::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             KeyType::Ed25519 => &rcgen::PKCS_ED25519,
@@ -112,7 +112,7 @@ impl Ca {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let now = OffsetDateTime::now_utc();
+        let now = at(now);
         params.not_before = now - Duration::minutes(5);
         params.not_after = now + Duration::days(3650);
         params.serial_number = Some(random_serial());
@@ -156,15 +156,15 @@ impl Ca {
     ///
     /// # Errors
     /// When the name is unusable or signing fails.
-    pub fn issue_client(&self, user: &str, days: i64) -> Result<Issued, CaError> {
-        self.issue(&ClientSpec::new(user, days))
+    pub fn issue_client(&self, user: &str, days: i64, now: i64) -> Result<Issued, CaError> {
+        self.issue(&ClientSpec::new(user, days), now)
     }
 
     /// A client (or deliberately odd) certificate as the spec says.
     ///
     /// # Errors
     /// When a name is unusable or signing fails.
-    pub fn issue(&self, spec: &ClientSpec) -> Result<Issued, CaError> {
+    pub fn issue(&self, spec: &ClientSpec, now: i64) -> Result<Issued, CaError> {
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(&spec.common_name);
         if let Some(ou) = &spec.organizational_unit {
@@ -186,7 +186,7 @@ impl Ca {
         }
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = spec.usage.clone();
-        let now = OffsetDateTime::now_utc();
+        let now = at(now);
         params.not_before = now + Duration::seconds(spec.valid_from);
         params.not_after = now + Duration::seconds(spec.valid_until);
         self.sign(params)
@@ -196,7 +196,7 @@ impl Ca {
     ///
     /// # Errors
     /// When a name is unusable or signing fails.
-    pub fn issue_server(&self, hosts: &[&str], days: i64) -> Result<Issued, CaError> {
+    pub fn issue_server(&self, hosts: &[&str], days: i64, now: i64) -> Result<Issued, CaError> {
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(hosts.first().copied().unwrap_or("certgate"));
         for host in hosts {
@@ -211,7 +211,7 @@ impl Ca {
         }
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let now = OffsetDateTime::now_utc();
+        let now = at(now);
         params.not_before = now - Duration::minutes(5);
         params.not_after = now + Duration::days(days);
         self.sign(params)
@@ -243,9 +243,6 @@ impl Ca {
         now: i64,
         days: i64,
     ) -> Result<(String, Vec<u8>), CaError> {
-        let at = |secs: i64| {
-            OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        };
         let params = rcgen::CertificateRevocationListParams {
             this_update: at(now),
             next_update: at(now + days.max(1) * 86_400),
@@ -292,6 +289,11 @@ impl Ca {
     }
 }
 
+/// A Unix time as rcgen takes it.
+fn at(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 fn dn(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
@@ -317,10 +319,11 @@ mod tests {
 
     #[test]
     fn issued_client_cert_chains_to_its_ca_and_carries_client_auth() {
-        let ca = Ca::generate("Unit CA").unwrap();
-        let alice = ca.issue_client("alice", 30).unwrap();
+        // Any time: the CA reads no clock of its own.
+        let now = 1_900_000_000;
+        let ca = Ca::generate("Unit CA", now).unwrap();
+        let alice = ca.issue_client("alice", 30, now).unwrap();
         let store = crate::cert::TrustStore::new(&[ca.cert_der.clone().into()]).unwrap();
-        let now = OffsetDateTime::now_utc().unix_timestamp();
         let chain = crate::cert::PresentedChain(vec![alice.cert_der.clone().into()]);
         let verified = store.verify(&chain, now).unwrap();
         assert_eq!(verified.cert().common_name.as_deref(), Some("alice"));
@@ -328,19 +331,19 @@ mod tests {
 
     #[test]
     fn a_reloaded_ca_signs_certs_that_chain_to_the_original() {
-        let ca = Ca::generate("Unit CA").unwrap();
-        let again = Ca::load(&ca.cert_pem, &ca.key_pem).unwrap();
-        let bob = again.issue_client("bob", 1).unwrap();
-        let store = crate::cert::TrustStore::new(&[ca.cert_der.clone().into()]).unwrap();
         let now = OffsetDateTime::now_utc().unix_timestamp();
+        let ca = Ca::generate("Unit CA", now).unwrap();
+        let again = Ca::load(&ca.cert_pem, &ca.key_pem).unwrap();
+        let bob = again.issue_client("bob", 1, now).unwrap();
+        let store = crate::cert::TrustStore::new(&[ca.cert_der.clone().into()]).unwrap();
         let chain = crate::cert::PresentedChain(vec![bob.cert_der.into()]);
         assert!(store.verify(&chain, now).is_ok());
     }
 
     #[test]
     fn loading_a_ca_with_a_foreign_key_fails() {
-        let a = Ca::generate("A").unwrap();
-        let b = Ca::generate("B").unwrap();
+        let a = Ca::generate("A", 0).unwrap();
+        let b = Ca::generate("B", 0).unwrap();
         assert!(matches!(
             Ca::load(&a.cert_pem, &b.key_pem),
             Err(CaError::Load(_))

@@ -129,6 +129,7 @@ impl CaStore {
         name: &str,
         key_type: super::KeyType,
         import: Option<(&Path, &Path)>,
+        now: i64,
     ) -> Result<Ca, StoreError> {
         if self.cert_path().exists() || self.key_path().exists() {
             return Err(file_err(
@@ -149,7 +150,7 @@ impl CaStore {
                 .map_err(|e| file_err(cert, format!("certificate {e}")))?;
                 Ca::load(&cert_pem, &key_pem)?
             }
-            None => Ca::generate_with(name, key_type)?,
+            None => Ca::generate_with(name, key_type, now)?,
         };
         write_private(&self.key_path(), ca.key_pem.as_bytes())
             .map_err(|e| file_err(&self.key_path(), e))?;
@@ -184,7 +185,7 @@ impl CaStore {
         spec.uris = std::iter::once(format!("urn:certgate:user:{}", urn_part(user)))
             .chain(device.map(|d| format!("urn:certgate:device:{}", urn_part(d))))
             .collect();
-        let issued = ca.issue(&spec)?;
+        let issued = ca.issue(&spec, now)?;
         let parsed =
             crate::cert::ClientCert::parse(&issued.cert_der).map_err(|e| file_err(&self.dir, e))?;
         let record = IssuedRecord {

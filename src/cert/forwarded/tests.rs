@@ -13,8 +13,9 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let ca = Ca::generate("Forwarded CA").unwrap();
-    let leaf = ca.issue_client("alice", 30).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let ca = Ca::generate("Forwarded CA", now).unwrap();
+    let leaf = ca.issue_client("alice", 30, now).unwrap();
     Fixture {
         leaf_pem: leaf.cert_pem,
         leaf_der: leaf.cert_der,

@@ -19,7 +19,7 @@ pub struct CertFiles {
 
 impl Pki {
     pub fn new(dir: &Path, name: &str) -> Self {
-        let ca = Ca::generate(name).unwrap();
+        let ca = Ca::generate(name, now()).unwrap();
         let ca_pem = dir.join(format!("{}.pem", slug(name)));
         std::fs::write(&ca_pem, &ca.cert_pem).unwrap();
         Self {
@@ -32,7 +32,7 @@ impl Pki {
     pub fn client(&self, spec: &ClientSpec) -> CertFiles {
         self.write(
             &format!("client-{}-{}", slug(&spec.common_name), spec.valid_until),
-            self.ca.issue(spec).unwrap(),
+            self.ca.issue(spec, now()).unwrap(),
         )
     }
 
@@ -43,7 +43,7 @@ impl Pki {
     pub fn server(&self, hosts: &[&str]) -> CertFiles {
         self.write(
             &format!("server-{}", slug(hosts[0])),
-            self.ca.issue_server(hosts, 30).unwrap(),
+            self.ca.issue_server(hosts, 30, now()).unwrap(),
         )
     }
 
@@ -56,6 +56,11 @@ impl Pki {
         std::fs::write(&key, &issued.key_pem).unwrap();
         CertFiles { cert, key, issued }
     }
+}
+
+/// The wall clock: test certificates are valid around the real now, as certgate checks them.
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 fn slug(s: &str) -> String {
