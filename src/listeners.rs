@@ -104,9 +104,10 @@ pub async fn run(bound: Bound, cfg: &Config, live: web::Data<Live>) -> Result<()
     };
     let addr = listener.local_addr()?;
     let metrics = HttpServer::new(move || {
-        App::new()
+        let app = App::new()
             .app_data(live.clone())
-            .configure(http::routes::operator)
+            .configure(http::routes::operator);
+        http::Front::operator(app.into_factory(), live.clone())
     })
     .workers(1)
     .max_connections(METRICS_MAX_CONNECTIONS)

@@ -286,3 +286,64 @@ fn a_stalled_request_body_is_closed_after_the_header_timeout() {
     let r = s.as_alice().post(&s.cg.mtls("/token"), "");
     assert_eq!(r.status, 200, "whole bodies still work: {r:?}");
 }
+
+/// A chunked body that never comes, on a route that does not read it (`/verify`, `/healthz`,
+/// an unknown path) or does (`/token`): actix-http would read on for ever without a timer, so
+/// one client could hold every connection slot. certgate answers and closes the connection.
+#[test]
+fn a_silent_chunked_body_does_not_hold_its_connection() {
+    if !require("curl") {
+        return;
+    }
+    let timeout = Duration::from_secs(2);
+    for trusted in [LOOPBACK, r#"["10.0.0.0/8"]"#] {
+        let s = setup_env(trusted, "", &[("CERTGATE__LISTEN__HEADER_TIMEOUT", "2s")]);
+        for (method, path) in [
+            ("GET", "/verify"),
+            ("GET", "/healthz"),
+            ("GET", "/no-such-route"),
+            ("POST", "/token"),
+        ] {
+            let head = format!(
+                "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            );
+            let mut conn = stall(s.cg.http_port, head.as_bytes());
+            assert!(
+                conn.closed_by_certgate(timeout).is_some(),
+                "{method} {path} (trusted {trusted}): still open {MARGIN:?} past the header timeout"
+            );
+        }
+        assert_eq!(verify(&s, None), 401, "checks still answer");
+    }
+}
+
+/// The metrics listener has few connections (so a full public side leaves it up): one request
+/// per connection, and no silent body holds one.
+#[test]
+fn idle_connections_cannot_blind_the_metrics_listener() {
+    if !require("curl") {
+        return;
+    }
+    let timeout = Duration::from_secs(2);
+    let s = with_listen(&[("CERTGATE__LISTEN__HEADER_TIMEOUT", "2s")]);
+    let port = s.cg.metrics_port;
+    let mut chunked = stall(
+        port,
+        b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    assert!(
+        chunked.closed_by_certgate(timeout).is_some(),
+        "a silent chunked body"
+    );
+    let mut conn = stall(port, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let (head, body) = read_answer(&mut conn);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("certgate_"));
+    let _ = conn.stream.write_all(b"G");
+    conn.opened = Instant::now();
+    assert!(
+        conn.closed_by_certgate(timeout).is_some(),
+        "a second request"
+    );
+}
