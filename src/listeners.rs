@@ -2,9 +2,10 @@
 //!
 //! - `listen.http` and `listen.mtls`, the public listeners (a proxy forwards to them, clients
 //!   reach them): public and admin routes ([`http::routes::public`]), behind
-//!   [`http::Front`]. A connection there gets `listen.header_timeout` to send its request
-//!   head and `listen.tls_handshake_timeout` to finish its TLS handshake, and at most
-//!   `listen.max_connections` are open at once (each worker takes an equal share).
+//!   [`http::Front`], each on a server of its own. A connection there gets
+//!   `listen.header_timeout` to send its request head and `listen.tls_handshake_timeout` to
+//!   finish its TLS handshake, and at most `listen.max_connections` are open at once on each
+//!   listener (each worker takes an equal share).
 //! - `listen.metrics`, the operator's: operator-only routes ([`http::routes::operator`]) and
 //!   nothing else, on a server of its own (one thread, its own small connection limit), so
 //!   clients that fill the public listeners do not blind the monitoring.
@@ -62,19 +63,23 @@ pub fn bind_all(cfg: &Config) -> Result<Bound, StartError> {
     })
 }
 
-/// Serves on the bound listeners until SIGINT/SIGTERM.
-///
-/// # Errors
-/// When a server fails.
-pub async fn run(bound: Bound, cfg: &Config, live: web::Data<Live>) -> Result<(), StartError> {
+/// One public listener's server: public and admin routes behind [`http::Front`], with the
+/// `[listen]` limits. Each public listener has a server, and so a connection budget, of its
+/// own: clients filling the mTLS listener cannot take the proxy's forward-auth connections.
+fn public_server(
+    cfg: &Config,
+    live: &web::Data<Live>,
+    listener: TcpListener,
+    tls: Option<rustls::ServerConfig>,
+) -> Result<actix_web::dev::Server, StartError> {
     let listen = cfg.listen;
-    let public_live = live.clone();
-    let mut public = HttpServer::new(move || {
+    let live = live.clone();
+    let server = HttpServer::new(move || {
         let app = App::new()
-            .app_data(public_live.clone())
+            .app_data(live.clone())
             .app_data(web::PayloadConfig::new(16 * 1024))
             .configure(http::routes::public);
-        http::Front::new(app.into_factory(), public_live.clone())
+        http::Front::new(app.into_factory(), live.clone())
     })
     .on_connect(tls::capture_connection)
     .workers(listen.workers)
@@ -82,50 +87,115 @@ pub async fn run(bound: Bound, cfg: &Config, live: web::Data<Live>) -> Result<()
     .client_request_timeout(listen.header_timeout)
     .tls_handshake_timeout(listen.tls_handshake_timeout)
     .shutdown_timeout(10)
-    .listen(bound.http)?;
+    // SIGINT/SIGTERM stop every server at once (see `run`).
+    .disable_signals();
+    let server = match tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
+}
+
+/// Serves on the bound listeners until SIGINT/SIGTERM, then lets the requests in flight on
+/// both public listeners finish (up to 10 s) and stops the metrics listener last.
+///
+/// # Errors
+/// When a server fails.
+pub async fn run(bound: Bound, cfg: &Config, live: web::Data<Live>) -> Result<(), StartError> {
+    let listen = cfg.listen;
+    let plain = public_server(cfg, &live, bound.http, None)?;
     tracing::info!(addr = %listen.http, "forward-auth listener (plain HTTP) ready");
-    if let Some((listener, tls_config)) = bound.mtls {
-        let addr = listener.local_addr()?;
-        public = public.listen_rustls_0_23(listener, tls_config)?;
-        tracing::info!(%addr, "mTLS listener ready");
-    }
+    let mtls = match bound.mtls {
+        Some((listener, tls_config)) => {
+            let addr = listener.local_addr()?;
+            let server = public_server(cfg, &live, listener, Some(tls_config))?;
+            tracing::info!(%addr, "mTLS listener ready");
+            Some(server)
+        }
+        None => None,
+    };
     tracing::info!(
         max_connections = listen.max_connections,
         per_worker = listen.max_connections_per_worker(),
         header_timeout = ?listen.header_timeout,
         tls_handshake_timeout = ?listen.tls_handshake_timeout,
-        "connection limits of the public listeners"
+        "connection limits of each public listener"
     );
-    let public = public.run();
-    let Some(listener) = bound.metrics else {
-        tracing::info!("no metrics listener (listen.metrics is \"\")");
-        public.await?;
-        return Ok(());
-    };
-    let addr = listener.local_addr()?;
-    let metrics = HttpServer::new(move || {
-        let app = App::new()
-            .app_data(live.clone())
-            .configure(http::routes::operator);
-        http::Front::operator(app.into_factory(), live.clone())
-    })
-    .workers(1)
-    .max_connections(METRICS_MAX_CONNECTIONS)
-    .client_request_timeout(listen.header_timeout)
-    // The public server handles SIGTERM and drains; this one stops when it is done. (On a
-    // signal actix-server stops the whole actix System once its server is down: a metrics
-    // server that stopped first would cut the public requests in flight.)
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    tracing::info!(%addr, "metrics listener ready (operator-only: /metrics, /readyz/details)");
-    let metrics_handle = metrics.handle();
-    actix_web::rt::spawn(async move {
-        if let Err(e) = metrics.await {
-            tracing::error!(error = %e, "the metrics listener failed");
+    let metrics = match bound.metrics {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            let server = HttpServer::new(move || {
+                let app = App::new()
+                    .app_data(live.clone())
+                    .configure(http::routes::operator);
+                http::Front::operator(app.into_factory(), live.clone())
+            })
+            .workers(1)
+            .max_connections(METRICS_MAX_CONNECTIONS)
+            .client_request_timeout(listen.header_timeout)
+            .disable_signals()
+            .listen(listener)?
+            .run();
+            tracing::info!(%addr, "metrics listener ready (operator-only: /metrics, /readyz/details)");
+            Some(server)
         }
+        None => {
+            tracing::info!("no metrics listener (listen.metrics is \"\")");
+            None
+        }
+    };
+    let handles: Vec<_> = [Some(&plain), mtls.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(actix_web::dev::Server::handle)
+        .collect();
+    actix_web::rt::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stopping: finishing the requests in flight");
+        futures_util::future::join_all(handles.iter().map(|h| h.stop(true))).await;
     });
-    let served = public.await;
-    metrics_handle.stop(false).await;
-    Ok(served?)
+    let metrics_handle = metrics.as_ref().map(actix_web::dev::Server::handle);
+    if let Some(metrics) = metrics {
+        actix_web::rt::spawn(async move {
+            if let Err(e) = metrics.await {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+    }
+    let mtls = async move {
+        match mtls {
+            Some(server) => server.await,
+            None => Ok(()),
+        }
+    };
+    let (plain, mtls) = futures_util::future::join(plain, mtls).await;
+    if let Some(handle) = metrics_handle {
+        handle.stop(false).await;
+    }
+    plain?;
+    Ok(mtls?)
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                futures_util::future::select(Box::pin(term.recv()), Box::pin(int.recv())).await;
+            }
+            _ => {
+                tracing::warn!("cannot listen for SIGTERM/SIGINT; stop certgate with SIGKILL");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -24,7 +24,8 @@ pub struct Listen {
     pub header_timeout: Duration,
     /// How long a connection on the mTLS listener may take to finish its TLS handshake.
     pub tls_handshake_timeout: Duration,
-    /// Open connections on the public listeners together, all workers together.
+    /// Open connections on each public listener (each has its own server), all workers
+    /// together.
     pub max_connections: usize,
 }
 

@@ -145,7 +145,7 @@ fn stalled_tls_handshakes_are_closed_after_the_handshake_timeout_and_sign_in_sti
 }
 
 /// At `listen.max_connections`, certgate accepts no more connections until one closes; the
-/// metrics listener, a server of its own, still answers.
+/// metrics listener and the other public listener, servers of their own, still answer.
 #[test]
 fn no_more_than_max_connections_are_served_at_once() {
     if !require("curl") {
@@ -166,11 +166,10 @@ fn no_more_than_max_connections_are_served_at_once() {
     };
     assert_eq!(healthz("10").unwrap().status, 200);
 
-    // The limit counts both public listeners together.
+    // Each public listener has its own budget: six stalled on the plain one hold it full.
     let mtls = s.cg.mtls_port.unwrap();
-    let mut held: Vec<Stalled> = (0..3)
+    let mut held: Vec<Stalled> = (0..6)
         .map(|_| stall(s.cg.http_port, PARTIAL_HEAD))
-        .chain((0..3).map(|_| stall(mtls, b"")))
         .collect();
     let refused = healthz("2");
     assert!(
@@ -179,11 +178,26 @@ fn no_more_than_max_connections_are_served_at_once() {
     );
     let metrics = Curl::new(s.dir.path()).get(&s.cg.metrics("/metrics"));
     assert_eq!(metrics.status, 200, "the metrics listener is not counted");
+    let auth = s.as_alice().get(&s.cg.mtls("/auth"));
+    assert_eq!(
+        auth.status, 200,
+        "the mTLS listener is not counted: {auth:?}"
+    );
 
     // One closes: the next connection is served again.
     drop(held.pop());
     let served = healthz("10");
     assert_eq!(served.map(|r| r.status).ok(), Some(200));
+    drop(held);
+
+    // Clients filling the mTLS listener leave the proxy's listener alone.
+    let held: Vec<Stalled> = (0..6).map(|_| stall(mtls, b"")).collect();
+    let served = healthz("10");
+    assert_eq!(
+        served.map(|r| r.status).ok(),
+        Some(200),
+        "the plain listener"
+    );
     drop(held);
 }
 
