@@ -66,6 +66,13 @@ pub(super) fn listen(c: &mut Checker, raw: &RawListen) -> Listen {
             }
         }
     }
+    if mtls.is_some_and(|m| overlaps(http, m)) {
+        c.fail(
+            "listen.http, listen.mtls",
+            format!("both use port {}", http.port()),
+            "give the mTLS listener a port of its own (e.g. \"0.0.0.0:9443\")",
+        );
+    }
     let workers = workers(c, raw.workers);
     Listen {
         http,
@@ -230,6 +237,21 @@ mod tests {
             "{text}"
         );
         assert_eq!(problems.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn the_public_listeners_may_not_share_a_port() {
+        let (_, problems) = check(RawListen {
+            http: Some("127.0.0.1:9180".into()),
+            mtls: Some("[::]:9180".into()),
+            ..RawListen::default()
+        });
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("listen.http, listen.mtls: both use port 9180")),
+            "{problems:?}"
+        );
     }
 
     #[test]

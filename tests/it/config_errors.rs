@@ -184,6 +184,8 @@ fn listen_keys_are_checked_and_a_taken_metrics_port_is_named() {
         &[
             ("CERTGATE__LISTEN__HEADER_TIMEOUT", "forever"),
             ("CERTGATE__LISTEN__TLS_HANDSHAKE_TIMEOUT", "1h"),
+            ("CERTGATE__LISTEN__MTLS", "0.0.0.0:9180"),
+            ("CERTGATE__LISTEN__HTTP", "127.0.0.1:9180"),
         ],
     );
     assert_eq!(code, 2, "{err}");
@@ -192,6 +194,7 @@ fn listen_keys_are_checked_and_a_taken_metrics_port_is_named() {
         "listen.max_connections: 0 is not a number of connections from",
         "listen.header_timeout: `forever` is not a duration",
         "listen.tls_handshake_timeout: `1h` is out of range (a duration from 1s to 5m",
+        "listen.http, listen.mtls: both use port 9180 (give the mTLS listener a port of its own",
     ] {
         assert!(
             err.lines().any(|l| l.starts_with(want)),
