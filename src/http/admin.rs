@@ -312,7 +312,7 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
             field("device"),
             field("jti"),
             state.clock.now_ms(),
-            crate::max_lifetime(&state.config),
+            crate::server::max_lifetime(&state.config),
         )
         .map_err(AppError::BadRequest)?;
         Ok((who, entry))

@@ -15,9 +15,10 @@ use std::net::{SocketAddr, TcpListener};
 use actix_service::IntoServiceFactory as _;
 use actix_web::{web, App, HttpServer};
 
+use super::StartError;
 use crate::config::Config;
 use crate::http::{self, Live};
-use crate::{tls, StartError};
+use crate::tls;
 
 /// Connections the metrics listener holds at once: a scraper or two, and an operator's curl.
 const METRICS_MAX_CONNECTIONS: usize = 16;
