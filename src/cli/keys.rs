@@ -1,0 +1,92 @@
+//! `certgate keys list|rotate`: the signing keys in `data_dir/keys`.
+
+use std::path::Path;
+
+use clap::Subcommand;
+
+use super::common::Common;
+use super::CliError;
+use crate::clock::{Clock as _, SystemClock};
+use crate::jwt::keys::key_path;
+use crate::jwt::{KeySet, KeyState};
+
+/// Names this command in messages.
+const CMD: &str = "certgate keys";
+
+/// How long a replaced key keeps verifying without a configuration: the default
+/// `token.max_ttl` (30 days) and the leeway.
+const DEFAULT_MAX_LIFETIME: i64 = 30 * 86_400 + 60;
+
+#[derive(Subcommand)]
+pub(super) enum KeysCommand {
+    /// Each key's id, when it signs from, and its state (next, current, previous, retired).
+    List,
+    /// Add the next key: published in JWKS at once, signing after --publish-ahead, so every
+    /// replica knows it first. Deletes retired keys.
+    Rotate {
+        /// How long verifiers see the new key before it signs (replicas re-read keys every 2 s).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        publish_ahead: std::time::Duration,
+    },
+}
+
+pub(super) fn run(common: &Common, command: KeysCommand) -> Result<(), CliError> {
+    let config = common.load()?;
+    let max_lifetime = config
+        .as_ref()
+        .map_or(DEFAULT_MAX_LIFETIME, crate::server::max_lifetime);
+    let dir = common.data_dir(config.as_ref()).join("keys");
+    let now = SystemClock.now();
+    let set = KeySet::load(&dir).map_err(|e| CliError::failed(CMD, e))?;
+    match command {
+        KeysCommand::List => {
+            for k in set.all() {
+                let state = format!("{:?}", set.state(k, now, max_lifetime)).to_lowercase();
+                println!("{}  signs from {}  {state}", k.kid, rfc3339(k.created));
+            }
+            Ok(())
+        }
+        KeysCommand::Rotate { publish_ahead } => {
+            let from = now.saturating_add(i64::try_from(publish_ahead.as_secs()).unwrap_or(0));
+            rotate(&set, &dir, now, from, max_lifetime)
+        }
+    }
+}
+
+/// Deletes the retired keys, then adds one that signs from `from`.
+fn rotate(
+    set: &KeySet,
+    dir: &Path,
+    now: i64,
+    from: i64,
+    max_lifetime: i64,
+) -> Result<(), CliError> {
+    if set.all().iter().any(|k| k.created >= from) {
+        return Err(CliError::failed(
+            CMD,
+            "a key that signs later than this one is already waiting (see `certgate keys list`)",
+        ));
+    }
+    for k in set.all() {
+        if set.state(k, now, max_lifetime) == KeyState::Retired {
+            let path = key_path(dir, k);
+            std::fs::remove_file(&path)
+                .map_err(|e| CliError::failed(CMD, format!("{}: {e}", path.display())))?;
+            println!("deleted retired key {} ({})", k.kid, path.display());
+        }
+    }
+    let path = KeySet::add(dir, from).map_err(|e| CliError::failed(CMD, e))?;
+    println!("next key {} published now, signs from {}; every certgate on this data directory picks it up within 2 s", path.display(), rfc3339(from));
+    Ok(())
+}
+
+/// A Unix time as RFC 3339, else as the number.
+fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}

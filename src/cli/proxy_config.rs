@@ -1,0 +1,54 @@
+//! `certgate proxy-config nginx|traefik|caddy --host H --upstream URL`: a tested proxy
+//! configuration (config/proxies/) with the operator's names.
+
+use super::CliError;
+use crate::proxy_config::{render, Params, Proxy};
+
+// The options of `proxy-config` (the variant's doc comment is its help).
+#[derive(clap::Args)]
+pub(super) struct ProxyConfigArgs {
+    #[arg(value_enum)]
+    proxy: ProxyKind,
+    /// The app's host name, e.g. grafana.example.com.
+    #[arg(long)]
+    host: String,
+    /// The app's base URL as the proxy reaches it, e.g. http://127.0.0.1:3000.
+    #[arg(long)]
+    upstream: String,
+    /// A dedicated sign-in host for single sign-on across apps (without it, the app
+    /// host asks for the certificate itself).
+    #[arg(long)]
+    auth_host: Option<String>,
+    /// certgate's plain HTTP listener as the proxy reaches it.
+    #[arg(long, default_value = "127.0.0.1:9180")]
+    certgate: String,
+    /// Traefik: print the static configuration (traefik.yml) instead of the routes.
+    #[arg(long)]
+    r#static: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProxyKind {
+    Nginx,
+    Traefik,
+    Caddy,
+}
+
+pub(super) fn run(args: ProxyConfigArgs) -> Result<(), CliError> {
+    let proxy = match args.proxy {
+        ProxyKind::Nginx => Proxy::Nginx,
+        ProxyKind::Traefik => Proxy::Traefik,
+        ProxyKind::Caddy => Proxy::Caddy,
+    };
+    let params = Params {
+        host: args.host,
+        upstream: args.upstream,
+        auth_host: args.auth_host,
+        certgate: args.certgate,
+        traefik_static: args.r#static,
+    };
+    let text = render(proxy, &params)
+        .map_err(|e| CliError::usage("certgate proxy-config", e.to_string()))?;
+    print!("{text}");
+    Ok(())
+}

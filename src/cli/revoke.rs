@@ -1,0 +1,127 @@
+//! `certgate revoke --user U | --serial S | --device S | --jti J`: into the revocation store
+//! that every certgate on the same data directory (or the same Redis) follows.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::common::Common;
+use super::CliError;
+use crate::cert::Serial;
+use crate::clock::{Clock as _, SystemClock};
+use crate::config::{Config, StoreBackend};
+use crate::revocation::{Entry, Journal, RedisStore, Revocations};
+
+/// Names this command in messages.
+const CMD: &str = "certgate revoke";
+
+/// How long a token may live without a configuration: the default `token.max_ttl`, 30 days.
+const DEFAULT_MAX_TTL: i64 = 30 * 86_400;
+
+// The options of `revoke` (the variant's doc comment is its help).
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["user", "serial", "device", "jti"])))]
+pub(super) struct RevokeArgs {
+    /// Every session and bearer token of this user issued until now ("log out everywhere").
+    #[arg(long)]
+    user: Option<String>,
+    /// This certificate (hex serial, any CA) and every token minted from it.
+    #[arg(long)]
+    serial: Option<String>,
+    /// Sign out one device: every token minted from this certificate (hex serial) until
+    /// now; the certificate itself stays valid and may sign in again.
+    #[arg(long)]
+    device: Option<String>,
+    /// One token, by its id (the `jti` of the audit log's login and token events).
+    /// Ids may start with `-`.
+    #[arg(long, allow_hyphen_values = true)]
+    jti: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub(super) fn run(args: RevokeArgs) -> Result<(), CliError> {
+    let now = SystemClock.now();
+    let config = args.common.load()?;
+    let dir = args.common.data_dir(config.as_ref());
+    let entry = entry(&args, config.as_ref())?;
+    // Through a loaded view, so a new cut-off covers every token minted after the last one.
+    let (view, reach) = match config.as_ref().map(|c| &c.store.backend) {
+        Some(StoreBackend::Redis(url)) => (
+            RedisStore::new(url)
+                .and_then(|store| Revocations::loaded_from_redis(Arc::new(store), now)),
+            "every certgate sharing this Redis (store.redis_url)".to_string(),
+        ),
+        _ => (
+            Revocations::open(Journal::in_data_dir(journal_dir(&dir)?), now),
+            format!("every certgate serving from {}", dir.display()),
+        ),
+    };
+    view.and_then(|view| view.revoke(entry.clone()))
+        .map_err(|e| CliError::failed(CMD, e))?;
+    let (kind, id) = entry.describe();
+    crate::audit::revoke(&crate::audit::Actor::default(), kind, id, "certgate revoke");
+    println!(
+        "revoked {}: {reach} refuses it within a second",
+        what(&entry)
+    );
+    if let Entry::Serial { id, .. } | Entry::Device { id, .. } = &entry {
+        let crl_files = config.map(|c| c.crl_files).unwrap_or_default();
+        describe_certificate(id, &dir, &crl_files);
+    }
+    Ok(())
+}
+
+/// What to revoke, from the one flag given.
+fn entry(args: &RevokeArgs, config: Option<&Config>) -> Result<Entry, CliError> {
+    let max_ttl = config.map_or(DEFAULT_MAX_TTL, |c| {
+        i64::try_from(c.token.max_ttl.as_secs()).unwrap_or(i64::MAX)
+    });
+    Entry::requested(
+        args.user.as_deref(),
+        args.serial.as_deref(),
+        args.device.as_deref(),
+        args.jti.as_deref(),
+        SystemClock.now_ms(),
+        max_ttl,
+    )
+    .map_err(|e| {
+        let e = e
+            .replace("serial:", "--serial:")
+            .replace("device:", "--device:");
+        CliError::usage(CMD, e)
+    })
+}
+
+/// `dir`, when it is the data directory of a certgate keeping its revocations there.
+fn journal_dir(dir: &Path) -> Result<&Path, CliError> {
+    if !dir.is_dir() {
+        return Err(CliError::failed(CMD, format!("{}: no such data directory (give --config or --data-dir: the one certgate serves from)", dir.display())));
+    }
+    if Journal::redis_marker(dir).exists() {
+        return Err(CliError::failed(CMD, format!("the certgate serving from {} keeps revocations in Redis (store.backend = \"redis\"), not in this directory: give --config with its config file", dir.display())));
+    }
+    Ok(dir)
+}
+
+fn what(entry: &Entry) -> String {
+    match entry {
+        Entry::User { id, .. } => format!("every token of {id} issued until now"),
+        Entry::Serial { id, .. } => format!("certificate {id} and every token minted from it"),
+        Entry::Device { id, .. } => {
+            format!("every token minted from certificate {id} until now (it may sign in again)")
+        }
+        Entry::Jti { id, .. } => format!("token {id}"),
+    }
+}
+
+/// Which CA issued the certificate, if certgate knows it; a warning when it does not.
+fn describe_certificate(id: &str, dir: &Path, crl_files: &[std::path::PathBuf]) {
+    if let Ok(serial) = Serial::parse(id) {
+        let (known, text) = crate::revocation::known::describe(&serial, dir, crl_files);
+        if known {
+            println!("{text}");
+        } else {
+            eprintln!("certgate revoke: warning: {text}");
+        }
+    }
+}
