@@ -49,7 +49,7 @@ fn quickstart(data_dir: Option<PathBuf>) -> Result<(Config, Option<String>), Cli
         origin: "quickstart".into(),
         base_dir: demo.data_dir.clone(),
     };
-    let config = config::load(&source, overrides(None))?;
+    let config = config::load(&source, overrides(None)?)?;
     let mtls_url = config.public_base().to_string();
     let banner = crate::quickstart::banner(&demo, &config.listen, &mtls_url);
     Ok((config, Some(banner)))
