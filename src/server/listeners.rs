@@ -97,6 +97,28 @@ fn public_server(
     Ok(server.run())
 }
 
+/// The metrics listener's server: operator-only routes, one thread, its own small connection
+/// limit.
+fn metrics_server(
+    cfg: &Config,
+    live: web::Data<Live>,
+    listener: TcpListener,
+) -> Result<actix_web::dev::Server, StartError> {
+    let server = HttpServer::new(move || {
+        let app = App::new()
+            .app_data(live.clone())
+            .configure(http::routes::operator);
+        http::Front::operator(app.into_factory(), live.clone())
+    })
+    .workers(1)
+    .max_connections(METRICS_MAX_CONNECTIONS)
+    .client_request_timeout(cfg.listen.header_timeout)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
 /// Serves on the bound listeners until SIGINT/SIGTERM, then lets the requests in flight on
 /// both public listeners finish (up to 10 s) and stops the metrics listener last.
 ///
@@ -125,18 +147,7 @@ pub async fn run(bound: Bound, cfg: &Config, live: web::Data<Live>) -> Result<()
     let metrics = match bound.metrics {
         Some(listener) => {
             let addr = listener.local_addr()?;
-            let server = HttpServer::new(move || {
-                let app = App::new()
-                    .app_data(live.clone())
-                    .configure(http::routes::operator);
-                http::Front::operator(app.into_factory(), live.clone())
-            })
-            .workers(1)
-            .max_connections(METRICS_MAX_CONNECTIONS)
-            .client_request_timeout(listen.header_timeout)
-            .disable_signals()
-            .listen(listener)?
-            .run();
+            let server = metrics_server(cfg, live, listener)?;
             tracing::info!(%addr, "metrics listener ready (operator-only: /metrics, /readyz/details)");
             Some(server)
         }

@@ -1,0 +1,109 @@
+//! The state certgate serves from: built once at start-up, rebuilt from a new configuration on
+//! SIGHUP (keeping keys, revocations, metrics and pending downloads).
+
+use std::sync::Arc;
+
+use super::{max_lifetime, StartError};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::AppState;
+use crate::{ca, cert, config, http, jwt, metrics, revocation};
+
+/// Builds the state at start-up: keys (created on first start), then everything that follows
+/// the configuration (see [`with_config`]).
+///
+/// # Errors
+/// When keys cannot be loaded or created, or the trust anchors are unusable.
+pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
+    let keys = jwt::KeySet::load_or_create(&config.data_dir.join("keys"), clock.now())?;
+    let tokens =
+        jwt::Tokens::new(keys, config.public_base()).with_max_lifetime(max_lifetime(&config));
+    let pages = http::pages::Pages::new().map_err(|e| StartError::Pages(e.to_string()))?;
+    let metrics = metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
+    let trust = trust_for(&config)?;
+    let revocations = revocations_for(&config, &clock)?;
+    let config_data_dir = config.data_dir.clone();
+    Ok(AppState {
+        policy: Arc::new(config.policy.clone()),
+        config: Arc::new(config),
+        trust,
+        pages: Arc::new(pages),
+        tokens: Arc::new(tokens),
+        revocations,
+        sessions: Arc::default(),
+        clock,
+        metrics,
+        downloads: Arc::default(),
+        holders: http::Holders::default(),
+        seen: Arc::new(revocation::known::Seen::in_data_dir(&config_data_dir)),
+    })
+}
+
+/// The revocation view: the journal in `data_dir` (embedded), or one that follows Redis. Leaves
+/// a note in `data_dir` when revocations are in Redis, so `certgate revoke` without the config
+/// does not write where no server reads; removes it otherwise.
+fn revocations_for(
+    config: &Config,
+    clock: &Arc<dyn Clock>,
+) -> Result<Arc<revocation::Revocations>, StartError> {
+    let marker = revocation::Journal::redis_marker(&config.data_dir);
+    Ok(match &config.store.backend {
+        config::StoreBackend::Embedded => {
+            let _ = std::fs::remove_file(&marker);
+            Arc::new(
+                revocation::Revocations::open(
+                    revocation::Journal::in_data_dir(&config.data_dir),
+                    clock.now(),
+                )
+                .map_err(StartError::Revocation)?,
+            )
+        }
+        // Not ready (503, /readyz false) until the first read from Redis completes.
+        config::StoreBackend::Redis(url) => {
+            let note = "This certgate keeps revocations in Redis (store.redis_url): run `certgate revoke --config` with its config.\n";
+            if let Err(e) = std::fs::create_dir_all(&config.data_dir)
+                .and_then(|()| std::fs::write(&marker, note))
+            {
+                tracing::warn!(error = %e, path = %marker.display(), "cannot leave the note that revocations are in Redis");
+            }
+            revocation::Revocations::follow_redis(
+                Arc::new(revocation::RedisStore::new(url).map_err(StartError::Revocation)?),
+                Arc::clone(clock),
+            )
+        }
+    })
+}
+
+/// The state for a reloaded configuration: new settings, trust anchors, CRLs and rules; the
+/// same keys, revocations, metrics and pending downloads.
+///
+/// # Errors
+/// When the new trust anchors or revocation sources are unusable.
+pub fn with_config(old: &AppState, config: Config) -> Result<AppState, StartError> {
+    let trust = trust_for(&config)?;
+    Ok(AppState {
+        policy: Arc::new(config.policy.clone()),
+        config: Arc::new(config),
+        trust,
+        pages: Arc::clone(&old.pages),
+        tokens: Arc::clone(&old.tokens),
+        revocations: Arc::clone(&old.revocations),
+        sessions: Arc::clone(&old.sessions),
+        clock: Arc::clone(&old.clock),
+        metrics: old.metrics.clone(),
+        downloads: Arc::clone(&old.downloads),
+        holders: http::Holders::default(),
+        seen: Arc::clone(&old.seen),
+    })
+}
+
+/// Trust anchors with their revocation sources (CRL files and the built-in CA's list).
+fn trust_for(config: &Config) -> Result<cert::TrustStore, StartError> {
+    let revocation = cert::crl::Revocation::new(
+        config.crl_files.clone(),
+        Some(ca::store::CaStore::new(&config.data_dir).revoked_path()),
+        config.danger_accept_expired_crl,
+    )
+    .map_err(StartError::Revocation)?;
+    Ok(cert::TrustStore::new(&config.client_ca)?.with_revocation(revocation))
+}

@@ -1,0 +1,117 @@
+//! What runs beside the servers: SIGHUP reloads, and following the revocation store and the
+//! signing keys on disk.
+
+use actix_web::web;
+
+use super::{with_config, Reloader};
+use crate::http::Live;
+
+/// SIGHUP re-reads the configuration file and swaps in a state built from it: settings, client
+/// CA bundle, CRLs and rules. An invalid file, or one whose CA or CRL cannot be used, keeps the
+/// state in force, logs every problem and sets `certgate_config_last_reload_successful` to 0.
+/// (Without a handler, SIGHUP would end the process.)
+#[cfg(unix)]
+pub(super) fn reload_on_sighup(live: web::Data<Live>, reload: Option<Reloader>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; a reload needs a restart");
+            return;
+        }
+    };
+    actix_web::rt::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let Some(reload) = &reload else {
+                tracing::info!("SIGHUP: the quickstart has no configuration file to reload");
+                continue;
+            };
+            reload_once(&live, reload);
+        }
+    });
+}
+
+#[cfg(not(unix))]
+pub(super) fn reload_on_sighup(_: web::Data<Live>, _: Option<Reloader>) {}
+
+/// Brings the revocation view up to date four times a second (revocations by other processes
+/// take effect within a second), and says when it cannot and when it can again; picks up
+/// rotated signing keys.
+pub(super) fn follow_revocations(live: web::Data<Live>) {
+    actix_web::rt::spawn(async move {
+        let mut failing = false;
+        let mut tick = 0u32;
+        loop {
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(250)).await;
+            let state = live.current();
+            let now = state.clock.now();
+            tick = tick.wrapping_add(1);
+            // Keys every 2 s: a rotation publishes the next key well ahead of its use.
+            if tick % 8 == 0 {
+                match state
+                    .tokens
+                    .reload_keys(&state.config.data_dir.join("keys"))
+                {
+                    Ok(true) => tracing::info!(
+                        event = "keys_reloaded",
+                        "signing keys changed on disk; now in force"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot re-read the signing keys; the ones in force stay")
+                    }
+                }
+            }
+            match state.revocations.sync(now) {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!(event = "store_recovered", "revocation store readable again");
+                }
+                Err(why) if !failing => {
+                    failing = true;
+                    tracing::error!(event = "store_failed", %why, "cannot read the revocation store; checks answer 503 once it is older than store.max_staleness");
+                }
+                _ => {}
+            }
+            #[allow(clippy::cast_precision_loss)] // seconds: far below 2^52
+            state
+                .metrics
+                .store_staleness
+                .set(state.revocations.age(now) as f64);
+        }
+    });
+}
+
+fn reload_once(live: &Live, reload: &Reloader) {
+    let old = live.current();
+    let metrics = &old.metrics;
+    let failed = |problems: Vec<String>| {
+        for problem in &problems {
+            tracing::error!(event = "reload_failed", %problem, "SIGHUP: configuration not reloaded; the previous one stays in force");
+        }
+        metrics.reloads.with_label_values(&["failed"]).inc();
+        metrics.reload_ok.set(0);
+    };
+    let mut config = match reload() {
+        Ok(config) => config,
+        Err(problems) => return failed(problems.0.iter().map(ToString::to_string).collect()),
+    };
+    let kept = config.keep_restart_only(&old.config);
+    let rules = config.policy.rules.len();
+    match with_config(&old, config) {
+        Ok(state) => {
+            live.replace(state);
+            metrics.reloads.with_label_values(&["ok"]).inc();
+            metrics.reload_ok.set(1);
+            tracing::info!(
+                event = "reload",
+                rules,
+                "SIGHUP: configuration reloaded (users, client CA, CRLs, rules)"
+            );
+            if !kept.is_empty() {
+                tracing::warn!(keys = %kept.join(", "), "SIGHUP: these keys changed but take effect only on restart");
+            }
+        }
+        Err(e) => failed(vec![e.to_string()]),
+    }
+}
