@@ -5,7 +5,26 @@
 //! (forward auth). Scripts and WebSocket clients use a bearer token from `/token`.
 //!
 //! Data flows one way: listener ▶ [`http::extract`] ▶ [`cert`] ▶ [`identity`] ▶
-//! [`revocation`] ▶ response, with errors turned into answers in one place, [`error`].
+//! [`revocation`] ▶ [`policy`] ▶ response, with errors turned into answers in one place,
+//! [`error`].
+//!
+//! - [`cli`]: the `certgate` command line, one module per subcommand (`src/main.rs` only calls
+//!   [`cli::main`]); [`explain`] and [`proxy_config`] are the logic of two of them.
+//! - [`server`]: start-up: the state built from a [`config::Config`], the listeners and their
+//!   servers, SIGHUP reloads and following the revocation store.
+//! - [`config`]: the TOML file and `CERTGATE__…` overrides ▶ a validated `Config`, every
+//!   problem named by its key.
+//! - [`tls`]: the mTLS listener (rustls), the client certificate captured per connection.
+//! - [`cert`]: client certificates parsed and verified; proxy headers; CRLs; serials.
+//! - [`identity`]: certificate or token ▶ user, groups, email, name.
+//! - [`policy`]: the canonical request, `[[rules]]` (first match wins, default deny), scopes.
+//! - [`jwt`]: signing keys and their rotation, mint, verify (with a cache), JWKS.
+//! - [`revocation`]: the in-memory revocation view, its journal and Redis.
+//! - [`http`]: one module per endpoint, the route table, pages; [`error`]: errors ▶ answers.
+//! - [`ca`]: the built-in CA (issue, PKCS#12, CRL, enrollment); [`quickstart`]: `serve`
+//!   without a config.
+//! - [`metrics`] (Prometheus), [`audit`] (the audit log), [`sessions`] (for the status page),
+//!   [`clock`] (time as a parameter).
 
 #![cfg_attr(
     not(test),
