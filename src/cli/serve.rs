@@ -11,12 +11,8 @@ use crate::config::{self, Config, Source};
 use crate::server::{self, Reloader};
 
 pub(super) fn run(common: Common) -> Result<(), CliError> {
-    let Common {
-        file: super::common::ConfigFile {
-            config: config_path,
-        },
-        data_dir,
-    } = common;
+    let config_path = common.file.config;
+    let data_dir = common.data_dir;
     let reload: Option<Reloader> = config_path.clone().map(|path| {
         let data_dir = data_dir.clone();
         Box::new(move || load(&path, data_dir.as_deref())) as Reloader
