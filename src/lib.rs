@@ -28,7 +28,8 @@ pub mod policy;
 pub mod proxy_config;
 pub mod quickstart;
 pub mod revocation;
-pub mod sessions;
+pub mod session;
+pub mod settings;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -74,13 +75,13 @@ pub enum StartError {
 pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let keys = jwt::KeySet::load_or_create(&config.data_dir.join("keys"), clock.now())?;
     let tokens =
-        jwt::Tokens::new(keys, config.public_base()).with_max_lifetime(max_lifetime(&config));
+        jwt::Tokens::new(keys, config.public_base()).with_max_lifetime(config.max_lifetime());
     let pages = http::pages::Pages::new().map_err(|e| StartError::Pages(e.to_string()))?;
     let metrics = metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
     let trust = trust_for(&config)?;
     let marker = revocation::Journal::redis_marker(&config.data_dir);
     let revocations = match &config.store.backend {
-        config::StoreBackend::Embedded => {
+        revocation::StoreBackend::Embedded => {
             let _ = std::fs::remove_file(&marker);
             Arc::new(
                 revocation::Revocations::open(
@@ -91,7 +92,7 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
             )
         }
         // Not ready (503, /readyz false) until the first read from Redis completes.
-        config::StoreBackend::Redis(url) => {
+        revocation::StoreBackend::Redis(url) => {
             let note = "This certgate keeps revocations in Redis (store.redis_url): run `certgate revoke --config` with its config.\n";
             if let Err(e) = std::fs::create_dir_all(&config.data_dir)
                 .and_then(|()| std::fs::write(&marker, note))
@@ -121,15 +122,6 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
     })
 }
 
-/// The longest any token may live (sessions, bearer tokens), plus leeway: how long a replaced
-/// signing key keeps verifying.
-pub fn max_lifetime(config: &Config) -> i64 {
-    let longest = config.session.ttl.max(config.token.max_ttl).as_secs();
-    i64::try_from(longest)
-        .unwrap_or(i64::MAX)
-        .saturating_add(jwt::LEEWAY)
-}
-
 /// The state for a reloaded configuration: new settings, trust anchors, CRLs and rules; the
 /// same keys, revocations, metrics and pending downloads.
 ///
@@ -156,12 +148,12 @@ pub fn with_config(old: &AppState, config: Config) -> Result<AppState, StartErro
 /// Trust anchors with their revocation sources (CRL files and the built-in CA's list).
 fn trust_for(config: &Config) -> Result<cert::TrustStore, StartError> {
     let revocation = cert::crl::Revocation::new(
-        config.crl_files.clone(),
-        Some(ca::store::CaStore::new(&config.data_dir).revoked_path()),
-        config.danger_accept_expired_crl,
+        config.client_ca.crl_files.clone(),
+        Some(ca::store::revoked_source(&config.data_dir)),
+        config.client_ca.danger_accept_expired_crl,
     )
     .map_err(StartError::Revocation)?;
-    Ok(cert::TrustStore::new(&config.client_ca)?.with_revocation(revocation))
+    Ok(cert::TrustStore::new(&config.client_ca.bundle)?.with_revocation(revocation))
 }
 
 /// Re-reads the configuration (for SIGHUP).

@@ -47,7 +47,7 @@ fn revocation_view(
     now: i64,
 ) -> Result<certgate::revocation::Revocations, String> {
     use certgate::revocation::{Journal, RedisStore, Revocations};
-    if let Some(certgate::config::StoreBackend::Redis(url)) = config.map(|c| &c.store.backend) {
+    if let Some(certgate::revocation::StoreBackend::Redis(url)) = config.map(|c| &c.store.backend) {
         return RedisStore::new(url)
             .and_then(|store| Revocations::loaded_from_redis(Arc::new(store), now));
     }
@@ -61,7 +61,7 @@ fn revocation_view(
 }
 
 /// With several CAs, which CA may issue whom, as the configuration works it out.
-fn print_bindings(identity: &certgate::config::IdentityConfig) {
+fn print_bindings(identity: &certgate::identity::Mapping) {
     if identity.cas.len() < 2 {
         return;
     }
@@ -828,12 +828,12 @@ fn revoke(
         i64::try_from(c.token.max_ttl.as_secs()).unwrap_or(i64::MAX)
     });
     let redis = loaded.as_ref().and_then(|c| match &c.store.backend {
-        certgate::config::StoreBackend::Redis(url) => Some(url.clone()),
-        certgate::config::StoreBackend::Embedded => None,
+        certgate::revocation::StoreBackend::Redis(url) => Some(url.clone()),
+        certgate::revocation::StoreBackend::Embedded => None,
     });
     let crl_files = loaded
         .as_ref()
-        .map(|c| c.crl_files.clone())
+        .map(|c| c.client_ca.crl_files.clone())
         .unwrap_or_default();
     let dir = data_dir
         .or_else(|| loaded.map(|c| c.data_dir))

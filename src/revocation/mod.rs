@@ -11,6 +11,7 @@
 pub mod journal;
 pub mod known;
 pub mod redis;
+mod settings;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -22,6 +23,7 @@ use crate::cert::Serial;
 
 pub use journal::Journal;
 pub use redis::RedisStore;
+pub use settings::{RawStore, StoreBackend, StoreSettings};
 
 /// Where revocations are kept and shared.
 #[derive(Debug)]
