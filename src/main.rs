@@ -752,7 +752,7 @@ fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, command: KeysCommand
     };
     let max_lifetime = loaded
         .as_ref()
-        .map_or(30 * 86_400 + 60, certgate::max_lifetime);
+        .map_or(30 * 86_400 + 60, certgate::config::Config::max_lifetime);
     let dir = data_dir
         .or_else(|| loaded.map(|c| c.data_dir))
         .unwrap_or_else(|| PathBuf::from("certgate-data"))
