@@ -1,6 +1,14 @@
-//! Prometheus `/metrics`: what an operator watches. Label values come from small fixed sets
-//! (results, reasons, kinds), never from user input, so the series count stays bounded; the
-//! per-certificate expiry gauge is the one exception and is computed at scrape time.
+//! Prometheus `/metrics` (on the metrics listener only): what an operator watches.
+//!
+//! Series: `certgate_decisions_total{result,reason}`, `certgate_check_duration_seconds`,
+//! `certgate_logins_total{result}`, `certgate_tokens_minted_total`,
+//! `certgate_revocations_total{kind}`, `certgate_store_staleness_seconds`,
+//! `certgate_config_reloads_total{result}`, `certgate_config_last_reload_successful`, and at
+//! scrape time `certgate_revocation_sources_ok`, `certgate_revoked_serials` and
+//! `certgate_client_cert_days_to_expiry{user,device,serial}`.
+//!
+//! Label values come from small fixed sets (results, reasons, kinds), never from user input,
+//! so the series count stays bounded; the per-certificate expiry gauge is the one exception.
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -28,8 +36,8 @@ pub struct Metrics {
     pub tokens: IntCounter,
     /// Revocations by `kind` (session, user, serial).
     pub revocations: IntCounterVec,
-    /// Age of the local revocation view (0 while it is current; always 0 until a shared
-    /// revocation store exists: each process's view is its own).
+    /// Age of this process's view of the revocation store (journal or Redis) since it was last
+    /// brought up to date; checks answer 503 past `store.max_staleness`.
     pub store_staleness: Gauge,
     /// SIGHUP reloads by `result` (ok, failed).
     pub reloads: IntCounterVec,
