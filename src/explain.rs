@@ -120,7 +120,7 @@ fn resolve(config: &Config, who: &Who, now: i64) -> Result<Resolved, String> {
             .map_err(|e| e.to_string()),
         Who::Cert(path) => {
             let chain = read_chain(path)?;
-            let store = TrustStore::new(&config.client_ca).map_err(|e| e.to_string())?;
+            let store = TrustStore::new(&config.client_ca.bundle).map_err(|e| e.to_string())?;
             let cert = store.verify(&chain, now).map_err(|e| e.to_string())?;
             identity::from_cert(&cert, &config.identity)
                 .map(|id| (Some(id), None))

@@ -12,8 +12,9 @@
 //!   [`cli::main`]); [`explain`] and [`proxy_config`] are the logic of two of them.
 //! - [`server`]: start-up: the state built from a [`config::Config`], the listeners and their
 //!   servers, SIGHUP reloads and following the revocation store.
-//! - [`config`]: the TOML file and `CERTGATE__…` overrides ▶ a validated `Config`, every
-//!   problem named by its key.
+//! - [`config`]: reads the TOML file and `CERTGATE__…` overrides and puts the sections
+//!   together into a validated `Config`; each module validates its own section, reporting
+//!   into [`settings`] (every problem named by its key).
 //! - [`tls`]: the mTLS listener (rustls), the client certificate captured per connection.
 //! - [`cert`]: client certificates parsed and verified; proxy headers; CRLs; serials.
 //! - [`identity`]: certificate or token ▶ user, groups, email, name.
@@ -23,8 +24,9 @@
 //! - [`http`]: one module per endpoint, the route table, pages; [`error`]: errors ▶ answers.
 //! - [`ca`]: the built-in CA (issue, PKCS#12, CRL, enrollment); [`quickstart`]: `serve`
 //!   without a config.
-//! - [`metrics`] (Prometheus), [`audit`] (the audit log), [`sessions`] (for the status page),
-//!   [`clock`] (time as a parameter).
+//! - [`session`]: the session cookie's and bearer tokens' settings, and what was issued to
+//!   whom (for the status page).
+//! - [`metrics`] (Prometheus), [`audit`] (the audit log), [`clock`] (time as a parameter).
 
 #![cfg_attr(
     not(test),
@@ -48,5 +50,6 @@ pub mod proxy_config;
 pub mod quickstart;
 pub mod revocation;
 pub mod server;
-pub mod sessions;
+pub mod session;
+pub mod settings;
 pub mod tls;

@@ -1,6 +1,14 @@
-//! Prometheus `/metrics`: what an operator watches. Label values come from small fixed sets
-//! (results, reasons, kinds), never from user input, so the series count stays bounded; the
-//! per-certificate expiry gauge is the one exception and is computed at scrape time.
+//! Prometheus `/metrics` (on the metrics listener only): what an operator watches.
+//!
+//! Series: `certgate_decisions_total{result,reason}`, `certgate_check_duration_seconds`,
+//! `certgate_logins_total{result}`, `certgate_tokens_minted_total`,
+//! `certgate_revocations_total{kind}`, `certgate_store_staleness_seconds`,
+//! `certgate_config_reloads_total{result}`, `certgate_config_last_reload_successful`, and at
+//! scrape time `certgate_revocation_sources_ok`, `certgate_revoked_serials` and
+//! `certgate_client_cert_days_to_expiry{user,device,serial}`.
+//!
+//! Label values come from small fixed sets (results, reasons, kinds), never from user input,
+//! so the series count stays bounded; the per-certificate expiry gauge is the one exception.
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -8,6 +16,7 @@ use prometheus::{
 };
 
 use crate::ca::store::{revoked_serials, CaStore};
+use crate::ca::CertStatus;
 
 /// Every metric certgate keeps, registered once at start-up and shared across reloads.
 #[derive(Debug, Clone)]
@@ -27,8 +36,8 @@ pub struct Metrics {
     pub tokens: IntCounter,
     /// Revocations by `kind` (session, user, serial).
     pub revocations: IntCounterVec,
-    /// Age of the local revocation view (0 while it is current; always 0 until a shared
-    /// revocation store exists: each process's view is its own).
+    /// Age of this process's view of the revocation store (journal or Redis) since it was last
+    /// brought up to date; checks answer 503 past `store.max_staleness`.
     pub store_staleness: Gauge,
     /// SIGHUP reloads by `result` (ok, failed).
     pub reloads: IntCounterVec,
@@ -125,12 +134,14 @@ impl Metrics {
     }
 
     /// The exposition text: the registry, the revoked serials, the certificates' days to expiry.
-    /// `revoked_serials` is `None` while a revocation source cannot be read.
+    /// `revoked_serials` is `None` while a revocation source cannot be read; `revoked_in_store`
+    /// says whether the revocation store revoked a serial (`certgate revoke --serial`).
     pub fn render(
         &self,
         data_dir: &std::path::Path,
         now: i64,
         revoked_serials: Option<usize>,
+        revoked_in_store: &dyn Fn(&str) -> bool,
     ) -> String {
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
@@ -147,7 +158,7 @@ impl Metrics {
             u8::from(revoked_serials.is_some()),
             revoked_serials.unwrap_or(0)
         ));
-        out.push_str(&cert_expiry(data_dir, now));
+        out.push_str(&cert_expiry(data_dir, now, revoked_in_store));
         out
     }
 }
@@ -159,19 +170,27 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Days to expiry of every valid certificate the built-in CA issued, per user and device.
-fn cert_expiry(data_dir: &std::path::Path, now: i64) -> String {
+/// Days to expiry of every valid certificate the built-in CA issued, per user and device. One
+/// whose status is unknown (an unreadable revocation list) is left out, never shown as valid.
+fn cert_expiry(
+    data_dir: &std::path::Path,
+    now: i64,
+    revoked_in_store: &dyn Fn(&str) -> bool,
+) -> String {
     let store = CaStore::new(data_dir);
-    let revoked = revoked_serials(&store.revoked_path()).unwrap_or_default();
+    let revoked = revoked_serials(&store.revoked_path()).ok();
     let mut out = String::from(
         "# HELP certgate_client_cert_days_to_expiry Days until a certificate of the built-in CA expires (valid, unrevoked ones).\n\
          # TYPE certgate_client_cert_days_to_expiry gauge\n",
     );
     for r in store.list().unwrap_or_default() {
-        if revoked.contains(&r.serial) || r.not_after <= now {
+        let sources = [
+            revoked.as_ref().map(|set| set.contains(&r.serial)),
+            Some(revoked_in_store(r.serial.as_str())),
+        ];
+        let CertStatus::Valid { days_left: days } = CertStatus::of(&r, &sources, now) else {
             continue;
-        }
-        let days = (r.not_after - now) / 86_400;
+        };
         out.push_str(&format!(
             "certgate_client_cert_days_to_expiry{{user=\"{}\",device=\"{}\",serial=\"{}\"}} {days}\n",
             label(&r.user),
@@ -195,7 +214,7 @@ mod tests {
         m.reloads.with_label_values(&["failed"]).inc();
         m.check_seconds.observe(0.0003);
         let dir = tempfile::tempdir().unwrap();
-        let text = m.render(dir.path(), 0, Some(3));
+        let text = m.render(dir.path(), 0, Some(3), &|_| false);
         for line in [
             "certgate_decisions_total{reason=\"session\",result=\"allow\"} 1",
             "certgate_logins_total{result=\"ok\"} 1",

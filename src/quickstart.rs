@@ -36,68 +36,94 @@ pub fn prepare(
     mtls_port: u16,
     now: i64,
 ) -> Result<(Demo, String), QuickstartError> {
-    let io = |path: &Path, e: std::io::Error| QuickstartError::File {
-        path: path.to_path_buf(),
-        problem: e.to_string(),
-    };
     create_private_dir(data_dir).map_err(|e| io(data_dir, e))?;
     let data_dir = fs::canonicalize(data_dir).map_err(|e| io(data_dir, e))?;
-    let p = |name: &str| data_dir.join(name);
+    let ca = demo_ca(&data_dir, now)?;
+    server_cert(&ca, &data_dir, now)?;
+    let demo_dir = data_dir.join("demo");
+    create_private_dir(&demo_dir).map_err(|e| io(&demo_dir, e))?;
+    let demo = Demo {
+        ca_pem: data_dir.join("ca.pem"),
+        alice_pem: demo_dir.join("alice.pem"),
+        alice_key: demo_dir.join("alice.key"),
+        alice_p12: demo_dir.join("alice.p12"),
+        p12_password: String::new(),
+        data_dir,
+    };
+    let demo = Demo {
+        p12_password: alice(&ca, &demo, &demo_dir.join("alice.p12.password"), now)?,
+        ..demo
+    };
+    let config = config(&demo.data_dir, mtls_port);
+    Ok((demo, config))
+}
 
-    let ca = match (read(&p("ca.pem"))?, read(&p("ca.key"))?) {
-        (Some(cert), Some(key)) => Ca::load(&cert, &key)?,
+fn io(path: &Path, e: std::io::Error) -> QuickstartError {
+    QuickstartError::File {
+        path: path.to_path_buf(),
+        problem: e.to_string(),
+    }
+}
+
+/// The CA, made on the first start.
+fn demo_ca(data_dir: &Path, now: i64) -> Result<Ca, QuickstartError> {
+    let p = |name: &str| data_dir.join(name);
+    match (read(&p("ca.pem"))?, read(&p("ca.key"))?) {
+        (Some(cert), Some(key)) => Ok(Ca::load(&cert, &key)?),
         (None, None) => {
             let ca = Ca::generate("certgate quickstart CA", now)?;
             replace(&p("ca.key"), &ca.key_pem, true)?;
             replace(&p("ca.pem"), &ca.cert_pem, false)?;
-            ca
+            Ok(ca)
         }
-        _ => {
-            return Err(QuickstartError::File {
-                path: p("ca.key"),
-                problem: "ca.pem and ca.key must both exist or both be absent; move the demo folder away to start afresh".into(),
-            })
-        }
-    };
-    if read(&p("server.pem"))?.is_none() || read(&p("server.key"))?.is_none() {
-        let server = ca.issue_server(&["localhost", "127.0.0.1", "::1"], 397, now)?;
-        replace(&p("server.key"), &server.key_pem, true)?;
-        replace(&p("server.pem"), &server.cert_pem, false)?;
+        _ => Err(QuickstartError::File {
+            path: p("ca.key"),
+            problem: "ca.pem and ca.key must both exist or both be absent; move the demo folder away to start afresh".into(),
+        }),
     }
-    let demo_dir = p("demo");
-    create_private_dir(&demo_dir).map_err(|e| io(&demo_dir, e))?;
-    let (alice_pem, alice_key, alice_p12, pw_file) = (
-        demo_dir.join("alice.pem"),
-        demo_dir.join("alice.key"),
-        demo_dir.join("alice.p12"),
-        demo_dir.join("alice.p12.password"),
-    );
-    let password = match read(&pw_file)? {
-        Some(pw) if alice_p12.exists() && alice_pem.exists() && alice_key.exists() => {
-            pw.trim().to_string()
+}
+
+/// The mTLS listener's certificate for localhost, made when missing.
+fn server_cert(ca: &Ca, data_dir: &Path, now: i64) -> Result<(), QuickstartError> {
+    let (pem, key) = (data_dir.join("server.pem"), data_dir.join("server.key"));
+    if read(&pem)?.is_none() || read(&key)?.is_none() {
+        let server = ca.issue_server(&["localhost", "127.0.0.1", "::1"], 397, now)?;
+        replace(&key, &server.key_pem, true)?;
+        replace(&pem, &server.cert_pem, false)?;
+    }
+    Ok(())
+}
+
+/// alice's certificate, key and PKCS#12 (made when any is missing); returns its password.
+fn alice(ca: &Ca, demo: &Demo, pw_file: &Path, now: i64) -> Result<String, QuickstartError> {
+    if let Some(pw) = read(pw_file)? {
+        if demo.alice_p12.exists() && demo.alice_pem.exists() && demo.alice_key.exists() {
+            return Ok(pw.trim().to_string());
         }
-        _ => {
-            let alice = ca.issue_client("alice", 365, now)?;
-            let password = crate::jwt::random_id().ok_or_else(|| QuickstartError::File {
-                path: pw_file.clone(),
-                problem: "the system random number generator failed".into(),
-            })?;
-            let p12 = export_p12(
-                "alice",
-                &alice.key_der,
-                &alice.cert_der,
-                &ca.cert_der,
-                &password,
-                P12Kind::Modern,
-            )?;
-            replace(&alice_key, &alice.key_pem, true)?;
-            replace(&alice_pem, &alice.cert_pem, false)?;
-            replace_bytes(&alice_p12, &p12, true)?;
-            replace(&pw_file, &password, true)?;
-            password
-        }
-    };
-    let config = format!(
+    }
+    let alice = ca.issue_client("alice", 365, now)?;
+    let password = crate::jwt::random_id().ok_or_else(|| QuickstartError::File {
+        path: pw_file.to_path_buf(),
+        problem: "the system random number generator failed".into(),
+    })?;
+    let p12 = export_p12(
+        "alice",
+        &alice.key_der,
+        &alice.cert_der,
+        &ca.cert_der,
+        &password,
+        P12Kind::Modern,
+    )?;
+    replace(&demo.alice_key, &alice.key_pem, true)?;
+    replace(&demo.alice_pem, &alice.cert_pem, false)?;
+    replace_bytes(&demo.alice_p12, &p12, true)?;
+    replace(pw_file, &password, true)?;
+    Ok(password)
+}
+
+/// The embedded configuration; it goes through the same validation as a file.
+fn config(data_dir: &Path, mtls_port: u16) -> String {
+    format!(
         r#"# certgate quickstart (embedded defaults; see config/certgate.example.toml)
 public_url = "https://localhost:{mtls_port}"
 data_dir = "{dir}"
@@ -131,16 +157,7 @@ allow_unmatched = true  # no [[rules]] here: every signed-in user may pass the c
             .to_string()
             .replace('\\', "\\\\")
             .replace('"', "\\\""),
-    );
-    let demo = Demo {
-        ca_pem: p("ca.pem"),
-        alice_pem,
-        alice_key,
-        alice_p12,
-        p12_password: password,
-        data_dir,
-    };
-    Ok((demo, config))
+    )
 }
 
 fn read(path: &Path) -> Result<Option<String>, QuickstartError> {

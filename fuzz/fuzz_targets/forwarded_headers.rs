@@ -4,7 +4,7 @@
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use certgate::cert::forwarded::{decode, header_name, MAX_HEADER_BYTES};
-use certgate::config::CertHeaderFormat;
+use certgate::cert::forwarded::CertHeaderFormat;
 use libfuzzer_sys::fuzz_target;
 
 const FORMATS: [CertHeaderFormat; 5] = [

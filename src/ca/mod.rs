@@ -4,9 +4,11 @@
 
 pub mod enroll;
 mod p12;
+mod status;
 pub mod store;
 
 pub use p12::{export_p12, P12Kind};
+pub use status::CertStatus;
 
 use std::net::IpAddr;
 

@@ -354,6 +354,14 @@ fn read_revoked(path: &Path) -> Result<Vec<RevokedRecord>, StoreError> {
 ///
 /// # Errors
 /// When the file exists but cannot be read or parsed.
+/// The CA's revocations as a source [`crate::cert::TrustStore`] checks on every verification.
+pub fn revoked_source(data_dir: &Path) -> crate::cert::crl::SerialFile {
+    crate::cert::crl::SerialFile {
+        path: CaStore::new(data_dir).revoked_path(),
+        read: |path| revoked_serials(path).map_err(|e| e.to_string()),
+    }
+}
+
 pub fn revoked_serials(path: &Path) -> Result<std::collections::HashSet<Serial>, StoreError> {
     Ok(read_revoked(path)?.into_iter().map(|r| r.serial).collect())
 }

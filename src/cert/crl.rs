@@ -35,10 +35,17 @@ struct State {
     broken: Option<String>,
 }
 
+/// A file of serials that certgate's own CA revoked, with the function that reads it: the
+/// format belongs to `ca`, which sits above `cert` and passes it in.
+pub struct SerialFile {
+    pub path: PathBuf,
+    pub read: fn(&Path) -> Result<HashSet<Serial>, String>,
+}
+
 /// The revocation sources and what was last read from them.
 pub struct Revocation {
     crl_files: Vec<PathBuf>,
-    builtin: Option<PathBuf>,
+    builtin: Option<SerialFile>,
     /// `client_ca.danger_accept_expired_crl`: an expired CRL still counts instead of refusing.
     pub accept_expired: bool,
     state: RwLock<State>,
@@ -57,7 +64,7 @@ impl std::fmt::Debug for Revocation {
             f,
             "Revocation({} CRL files, builtin {:?})",
             self.crl_files.len(),
-            self.builtin
+            self.builtin.as_ref().map(|b| &b.path)
         )
     }
 }
@@ -126,7 +133,7 @@ impl Revocation {
     /// A sentence naming the source that cannot be read: certgate does not start on it.
     pub fn new(
         crl_files: Vec<PathBuf>,
-        builtin: Option<PathBuf>,
+        builtin: Option<SerialFile>,
         accept_expired: bool,
     ) -> Result<Self, String> {
         let me = Self {
@@ -145,7 +152,9 @@ impl Revocation {
     }
 
     fn paths(&self) -> impl Iterator<Item = &PathBuf> {
-        self.crl_files.iter().chain(self.builtin.iter())
+        self.crl_files
+            .iter()
+            .chain(self.builtin.iter().map(|b| &b.path))
     }
 
     /// Why the state is not trustworthy, if it is not.
@@ -221,13 +230,13 @@ impl Revocation {
             }
         }
         let mut serials = HashSet::new();
-        if let Some(path) = &self.builtin {
-            if had_builtin && !path.exists() {
-                problems.push(format!("{} disappeared", path.display()));
+        if let Some(builtin) = &self.builtin {
+            if had_builtin && !builtin.path.exists() {
+                problems.push(format!("{} disappeared", builtin.path.display()));
             }
-            match crate::ca::store::revoked_serials(path) {
+            match (builtin.read)(&builtin.path) {
                 Ok(s) => serials = s,
-                Err(e) => problems.push(e.to_string()),
+                Err(e) => problems.push(e),
             }
         }
         let broken = (!problems.is_empty()).then(|| problems.join("; "));

@@ -10,7 +10,10 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use super::{PresentedChain, MAX_CHAIN_LEN};
-use crate::config::CertHeaderFormat;
+
+mod settings;
+
+pub use settings::{CertHeaderFormat, ProxySettings, RawProxy};
 
 /// Largest header value decoded; a chain of five RSA-4096 certificates fits well within.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;

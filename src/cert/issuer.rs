@@ -1,4 +1,4 @@
-//! The CAs of the client CA bundle, as users are bound to them (`config::binding`) and as a
+//! The CAs of the client CA bundle, as users are bound to them (`identity::binding`) and as a
 //! verified certificate and the tokens minted from it name the one it chains to.
 
 use std::sync::Arc;

@@ -6,6 +6,7 @@ pub mod crl;
 pub mod forwarded;
 pub mod issuer;
 pub mod serial;
+mod settings;
 
 use std::fmt;
 
@@ -19,6 +20,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 pub use issuer::IssuerCa;
 pub use serial::Serial;
+pub use settings::{RawClientCa, TrustSettings};
 
 /// Longest chain (leaf plus intermediates) certgate will look at.
 pub const MAX_CHAIN_LEN: usize = 5;

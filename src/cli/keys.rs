@@ -34,7 +34,7 @@ pub(super) fn run(common: &Common, command: KeysCommand) -> Result<(), CliError>
     let config = common.load()?;
     let max_lifetime = config
         .as_ref()
-        .map_or(DEFAULT_MAX_LIFETIME, crate::server::max_lifetime);
+        .map_or(DEFAULT_MAX_LIFETIME, crate::config::Config::max_lifetime);
     let dir = common.data_dir(config.as_ref()).join("keys");
     let now = SystemClock.now();
     let set = KeySet::load(&dir).map_err(|e| CliError::failed(CMD, e))?;

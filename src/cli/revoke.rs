@@ -8,8 +8,8 @@ use super::common::Common;
 use super::CliError;
 use crate::cert::Serial;
 use crate::clock::{Clock as _, SystemClock};
-use crate::config::{Config, StoreBackend};
-use crate::revocation::{Entry, Journal, RedisStore, Revocations};
+use crate::config::Config;
+use crate::revocation::{Entry, Journal, RedisStore, Revocations, StoreBackend};
 
 /// Names this command in messages.
 const CMD: &str = "certgate revoke";
@@ -65,7 +65,7 @@ pub(super) fn run(args: RevokeArgs) -> Result<(), CliError> {
         what(&entry)
     );
     if let Entry::Serial { id, .. } | Entry::Device { id, .. } = &entry {
-        let crl_files = config.map(|c| c.crl_files).unwrap_or_default();
+        let crl_files = config.map(|c| c.client_ca.crl_files).unwrap_or_default();
         describe_certificate(id, &dir, &crl_files);
     }
     Ok(())

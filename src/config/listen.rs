@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::raw::RawListen;
-use super::validate::Checker;
+use crate::settings::Checker;
 
 /// The validated `[listen]` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,70 +2,16 @@
 //! is what the rest of certgate may rely on. Every problem is collected and reported at once,
 //! each as `key: problem (hint)`, so an operator fixes a file in one pass.
 
-mod binding;
 mod env;
 mod listen;
 pub mod raw;
 mod validate;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use crate::settings::{Problem, Problems};
 pub use listen::Listen;
-pub use validate::{
-    CertHeaderFormat, Config, HeaderNames, IdentityConfig, ProxyConfig, ServerTls, SessionConfig,
-    StoreBackend, StoreConfig, TokenConfig, User, UsernameFrom,
-};
-
-/// One problem with the configuration, naming the key it concerns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub key: String,
-    pub problem: String,
-    pub hint: String,
-}
-
-impl Problem {
-    pub fn new(
-        key: impl Into<String>,
-        problem: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> Self {
-        Self {
-            key: key.into(),
-            problem: problem.into(),
-            hint: hint.into(),
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.hint.is_empty() {
-            write!(f, "{}: {}", self.key, self.problem)
-        } else {
-            write!(f, "{}: {} ({})", self.key, self.problem, self.hint)
-        }
-    }
-}
-
-/// Every problem found; printed one per line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problems(pub Vec<Problem>);
-
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{p}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Problems {}
+pub use validate::Config;
 
 /// Where the configuration text came from; relative paths in it resolve against `base_dir`.
 pub struct Source {

@@ -312,7 +312,7 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
             field("device"),
             field("jti"),
             state.clock.now_ms(),
-            crate::server::max_lifetime(&state.config),
+            state.config.max_lifetime(),
         )
         .map_err(AppError::BadRequest)?;
         Ok((who, entry))
@@ -360,7 +360,7 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
                         crate::revocation::known::describe(
                             &serial,
                             &state.config.data_dir,
-                            &state.config.crl_files,
+                            &state.config.client_ca.crl_files,
                         )
                     })
                 }

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
 
-use crate::config::SessionConfig;
+use crate::session;
 
-pub fn session(cfg: &SessionConfig, value: &str, ttl: Duration) -> String {
+pub fn session(cfg: &session::Settings, value: &str, ttl: Duration) -> String {
     build(
         cfg,
         value.to_string(),
@@ -15,11 +15,11 @@ pub fn session(cfg: &SessionConfig, value: &str, ttl: Duration) -> String {
 }
 
 /// An expired cookie that makes the browser forget the session.
-pub fn clear(cfg: &SessionConfig) -> String {
+pub fn clear(cfg: &session::Settings) -> String {
     build(cfg, String::new(), 0)
 }
 
-fn build(cfg: &SessionConfig, value: String, max_age: i64) -> String {
+fn build(cfg: &session::Settings, value: String, max_age: i64) -> String {
     let mut c = Cookie::build((cfg.cookie_name.clone(), value))
         .path("/")
         .secure(cfg.secure)

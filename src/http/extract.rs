@@ -8,22 +8,13 @@ use actix_web::dev::RequestHead;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::HttpRequest;
-use rustls_pki_types::CertificateDer;
 
+use crate::cert::forwarded::CertHeaderFormat;
 use crate::cert::{forwarded, PresentedChain, VerifiedCert};
-use crate::config::CertHeaderFormat;
 use crate::error::AppError;
 use crate::http::pages::NoCert;
 use crate::http::AppState;
-
-/// Connection data set at accept time: which listener, and the client's certificates on mTLS.
-#[derive(Debug, Clone)]
-pub enum Connection {
-    Plain,
-    Mtls {
-        peer_chain: Vec<CertificateDer<'static>>,
-    },
-}
+use crate::tls::Connection;
 
 /// What the checks read from a request: actix-web's `HttpRequest` on most routes, the bare
 /// `actix_http::Request` on the `/verify` fast path ([`super::front`]).
@@ -370,10 +361,7 @@ pub fn same_site_post(req: &dyn Incoming, state: &AppState) -> Result<(), AppErr
             .map(str::to_ascii_lowercase);
         let allowed = host.as_deref().is_some_and(|h| {
             Some(h) == own.as_deref()
-                || crate::http::redirect::host_allowed(
-                    h,
-                    &state.config.session.allowed_redirect_hosts,
-                )
+                || crate::policy::host_allowed(h, &state.config.session.allowed_redirect_hosts)
         });
         if !allowed {
             return Err(AppError::Forbidden("cross-site request refused".into()));

@@ -33,8 +33,8 @@ use bytes::Bytes;
 use futures_util::future::{Either, LocalBoxFuture, Ready, TryFutureExt};
 use futures_util::Stream;
 
-use super::extract::Connection;
 use super::{verify, AppState, Live};
+use crate::tls::Connection;
 
 /// Wraps the App's factory (`App::into_factory()`).
 pub struct Front<A> {

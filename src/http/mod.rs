@@ -48,7 +48,7 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub revocations: Arc<Revocations>,
     /// What was issued to whom, for the status page.
-    pub sessions: Arc<crate::sessions::Sessions>,
+    pub sessions: Arc<crate::session::Sessions>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
     /// PKCS#12 files from enrollment links, waiting for their one download.
@@ -180,7 +180,7 @@ impl AppState {
                 "bearer token"
             }
         };
-        let issued = crate::sessions::Issued {
+        let issued = crate::session::Issued {
             jti: claims.jti.clone(),
             kind: label,
             device: device.map(String::from),

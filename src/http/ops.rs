@@ -58,5 +58,6 @@ pub async fn metrics(state: State) -> HttpResponse {
             &state.config.data_dir,
             state.clock.now(),
             state.trust.revoked_serial_count(),
+            &|serial| state.revocations.is_serial_revoked(serial),
         ))
 }

@@ -4,6 +4,8 @@
 
 use url::{Host, Url};
 
+use crate::policy::host_allowed;
+
 /// Returns the URL to redirect to, or `None` for the default page.
 pub fn validate(raw: &str, allowed_hosts: &[String], allow_http: bool) -> Option<Url> {
     // Browsers skip or reinterpret these; a value that contains them is not one we minted.
@@ -43,18 +45,6 @@ pub fn validate(raw: &str, allowed_hosts: &[String], allow_http: bool) -> Option
     } else {
         None
     }
-}
-
-/// `app.example.com` matches itself; `*.example.com` matches any name below example.com.
-pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
-    allowed
-        .iter()
-        .any(|pattern| match pattern.strip_prefix("*.") {
-            Some(suffix) => host
-                .strip_suffix(suffix)
-                .is_some_and(|label| label.len() > 1 && label.ends_with('.')),
-            None => host == pattern,
-        })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use super::extract::RequestMeta;
 use super::pages::{Form, Page, Section};
 use super::{AppState, State};
 use crate::ca::store::{revoked_serials, CaStore};
+use crate::ca::CertStatus;
 use crate::error::{self, AppError, Challenge};
 use crate::identity;
 
@@ -85,7 +86,6 @@ fn devices(state: &AppState, user: &str, this_serial: Option<&str>, now: i64) ->
     {
         let device = r.device.as_deref().unwrap_or("certificate");
         let date = day(r.not_after);
-        let days = (r.not_after - now) / 86_400;
         let this = if this_serial.map(crate::cert::Serial::canonical).as_deref()
             == Some(r.serial.as_str())
         {
@@ -93,18 +93,16 @@ fn devices(state: &AppState, user: &str, this_serial: Option<&str>, now: i64) ->
         } else {
             ""
         };
-        items.push(if revoked.is_none() {
-            format!("{device}{this}: status unknown (the revocation list cannot be read)")
-        } else if revoked.as_ref().is_some_and(|set| set.contains(&r.serial))
-            || state.revocations.is_serial_revoked(r.serial.as_str())
-        {
-            format!("{device}{this}: revoked")
-        } else if r.not_after <= now {
-            format!("{device}{this}: expired on {date}")
-        } else if days <= WARN_DAYS {
-            format!("{device}{this}: expires on {date}, in {days} days. Renew it soon: ask your administrator for a new certificate.")
-        } else {
-            format!("{device}{this}: valid until {date}")
+        let revoked_here = revoked.as_ref().map(|set| set.contains(&r.serial));
+        let revoked_in_store = Some(state.revocations.is_serial_revoked(r.serial.as_str()));
+        items.push(match CertStatus::of(&r, &[revoked_here, revoked_in_store], now) {
+            CertStatus::Unknown => {
+                format!("{device}{this}: status unknown (the revocation list cannot be read)")
+            }
+            CertStatus::Revoked => format!("{device}{this}: revoked"),
+            CertStatus::Expired => format!("{device}{this}: expired on {date}"),
+            CertStatus::Valid { days_left } if days_left <= WARN_DAYS => format!("{device}{this}: expires on {date}, in {days_left} days. Renew it soon: ask your administrator for a new certificate."),
+            CertStatus::Valid { .. } => format!("{device}{this}: valid until {date}"),
         });
     }
     if items.is_empty() {

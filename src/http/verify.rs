@@ -13,8 +13,8 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::extract::{self, Incoming, RequestMeta};
 use super::{AppState, Standing, State};
 use crate::audit;
-use crate::config::IdentityConfig;
 use crate::error::{AppError, Challenge};
+use crate::identity::Mapping;
 use crate::identity::{self, Identity};
 use crate::jwt::{Claims, TokenKind};
 use crate::policy::{canonical, scope, Decision, Request};
@@ -334,7 +334,7 @@ impl Holders {
     pub fn of(
         &self,
         claims: &Arc<Claims>,
-        cfg: &IdentityConfig,
+        cfg: &Mapping,
     ) -> Result<Arc<Holder>, identity::IdentityError> {
         let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((made_from, holder)) = lock().get(&claims.jti) {
@@ -358,8 +358,8 @@ impl Holders {
 #[cfg(test)]
 mod tests {
     use super::{Holder, Holders};
-    use crate::config::{IdentityConfig, User, UsernameFrom};
     use crate::identity::IdentityError;
+    use crate::identity::{Mapping, User, UsernameFrom};
     use crate::jwt::Claims;
     use std::sync::Arc;
 
@@ -371,7 +371,7 @@ mod tests {
         })
     }
 
-    fn table(disabled: bool, groups: &[&str]) -> IdentityConfig {
+    fn table(disabled: bool, groups: &[&str]) -> Mapping {
         let alice = User {
             name: "alice".into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
@@ -380,7 +380,7 @@ mod tests {
             disabled,
             ca: Vec::new(),
         };
-        IdentityConfig {
+        Mapping {
             username_from: UsernameFrom::Cn,
             allow_unlisted: false,
             users: [("alice".to_string(), alice)].into(),

@@ -5,6 +5,7 @@
 pub mod canonical;
 pub mod pattern;
 pub mod scope;
+mod settings;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -12,7 +13,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::identity::Identity;
-pub use pattern::{HostPattern, PathPattern};
+pub use pattern::{host_allowed, HostPattern, PathPattern};
+pub use settings::{RawAccess, RawRule};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

@@ -23,7 +23,7 @@ impl HostPattern {
 
     /// `host` must already be canonical (see [`super::canonical::host`]).
     pub fn matches(&self, host: &str) -> bool {
-        crate::http::redirect::host_allowed(host, std::slice::from_ref(&self.0))
+        host_allowed(host, std::slice::from_ref(&self.0))
     }
 }
 
@@ -116,6 +116,19 @@ impl std::fmt::Display for PathPattern {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.source)
     }
+}
+
+/// `app.example.com` matches itself; `*.example.com` matches any name below example.com.
+/// (`host` must already be canonical.)
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    allowed
+        .iter()
+        .any(|pattern| match pattern.strip_prefix("*.") {
+            Some(suffix) => host
+                .strip_suffix(suffix)
+                .is_some_and(|label| label.len() > 1 && label.ends_with('.')),
+            None => host == pattern,
+        })
 }
 
 #[cfg(test)]

@@ -8,20 +8,24 @@
 //! brought up to date for longer than `store.max_staleness` is *stale*: checks that would
 //! allow answer 503 instead, never an allow on unknown state.
 
+mod entry;
 pub mod journal;
 pub mod known;
 pub mod redis;
+mod settings;
+mod view;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use serde::{Deserialize, Serialize};
-
 use crate::cert::Serial;
 
+pub use entry::Entry;
 pub use journal::Journal;
 pub use redis::RedisStore;
+pub use settings::{RawStore, StoreBackend, StoreSettings};
+
+use view::View;
 
 /// Where revocations are kept and shared.
 #[derive(Debug)]
@@ -32,253 +36,6 @@ pub enum Backend {
     Journal(Journal),
     /// A Redis stream, followed by a thread that pushes what it reads.
     Redis(std::sync::Arc<RedisStore>),
-}
-
-/// One revocation, as stored and as sent between processes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Entry {
-    /// One token, dead until it would have expired (`until`, its `exp`).
-    Jti { id: String, until: i64 },
-    /// Every token of the user issued up to and including `at` (seconds; `at_ms` to the
-    /// millisecond when given: entries without it cover the whole second).
-    User {
-        id: String,
-        at: i64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        at_ms: Option<i64>,
-    },
-    /// Every token minted from this certificate serial, and the certificate itself. `id` is
-    /// the canonical [`Serial`]; entries of an older certgate may carry the DER sign byte and
-    /// are read as the same number.
-    Serial { id: String, at: i64 },
-    /// Every token minted from this certificate (serial as in `Serial`) up to and including
-    /// `at`: the device is signed out, and may sign in again with its certificate.
-    Device {
-        id: String,
-        at: i64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        at_ms: Option<i64>,
-    },
-}
-
-impl Entry {
-    /// The entry an operator asked for (CLI or admin API): exactly one of `user`, `serial`
-    /// (any spelling [`Serial::parse`] takes), `device` (a serial too) or `jti`. A jti's expiry
-    /// is unknown here, so it is kept as long as any token can live (`max_ttl`).
-    ///
-    /// # Errors
-    /// Which field is wrong and how to give it.
-    pub fn requested(
-        user: Option<&str>,
-        serial: Option<&str>,
-        device: Option<&str>,
-        jti: Option<&str>,
-        now_ms: i64,
-        max_ttl: i64,
-    ) -> Result<Self, String> {
-        let now = now_ms.div_euclid(1000);
-        fn given(v: Option<&str>) -> Option<&str> {
-            v.map(str::trim).filter(|v| !v.is_empty())
-        }
-        fn parse_serial(field: &str, raw: &str) -> Result<Serial, String> {
-            Serial::parse(raw).map_err(|e| {
-                format!(
-                    "{field}: {e}; give a certificate serial: {}",
-                    crate::cert::serial::SerialError::FORMS
-                )
-            })
-        }
-        match (given(user), given(serial), given(device), given(jti)) {
-            (Some(id), None, None, None) => Ok(Self::user(id, now_ms)),
-            (None, Some(raw), None, None) => Ok(Self::Serial {
-                id: parse_serial("serial", raw)?.to_string(),
-                at: now,
-            }),
-            (None, None, Some(raw), None) => {
-                Ok(Self::device(&parse_serial("device", raw)?, now_ms))
-            }
-            (None, None, None, Some(id)) => Ok(Self::Jti {
-                id: id.into(),
-                until: now.saturating_add(max_ttl),
-            }),
-            (None, None, None, None) => {
-                Err("say what to revoke: user, serial, device or jti".into())
-            }
-            _ => Err("give one of user, serial, device or jti, not several".into()),
-        }
-    }
-
-    /// "Log out everywhere" for `user`, as of `now_ms`.
-    pub fn user(user: &str, now_ms: i64) -> Self {
-        Self::User {
-            id: user.into(),
-            at: now_ms.div_euclid(1000),
-            at_ms: Some(now_ms),
-        }
-    }
-
-    /// Signs out the device with certificate `serial`, as of `now_ms`.
-    pub fn device(serial: &Serial, now_ms: i64) -> Self {
-        Self::Device {
-            id: serial.to_string(),
-            at: now_ms.div_euclid(1000),
-            at_ms: Some(now_ms),
-        }
-    }
-
-    /// A user or device cut-off in ms: `at_ms` when it agrees with `at`, else the end of the
-    /// `at` second (covering every token issued in it: fail closed).
-    fn cutoff_ms(at: i64, at_ms: Option<i64>) -> i64 {
-        at_ms
-            .filter(|ms| ms.div_euclid(1000) == at)
-            .unwrap_or_else(|| at.saturating_mul(1000).saturating_add(999))
-    }
-
-    /// (kind, id) for logs, metrics and replies.
-    pub fn describe(&self) -> (&'static str, &str) {
-        match self {
-            Self::User { id, .. } => ("user", id),
-            Self::Serial { id, .. } => ("serial", id),
-            Self::Device { id, .. } => ("device", id),
-            Self::Jti { id, .. } => ("session", id),
-        }
-    }
-}
-
-/// Revoked token ids, each kept until its token would have expired. certgate's own ids (16
-/// random bytes, 22 base64url characters) are kept as their bytes, without an allocation
-/// each: 100,000 revoked sessions cost a few megabytes.
-#[derive(Debug, Default)]
-struct JtiSet {
-    ours: HashMap<[u8; 16], i64>,
-    /// Ids in another shape (an operator's typo, another issuer's token), as given.
-    other: HashMap<Box<str>, i64>,
-    pruned_at: i64,
-}
-
-impl JtiSet {
-    fn key(jti: &str) -> Option<[u8; 16]> {
-        use base64::Engine;
-        let mut key = [0u8; 16];
-        if jti.len() != 22 {
-            return None;
-        }
-        // The engine accepts only the canonical spelling (no trailing bits): another spelling
-        // of the same bytes stays another id. Called on every check: no allocation.
-        match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(jti, &mut key) {
-            Ok(16) => Some(key),
-            _ => None,
-        }
-    }
-
-    fn insert(&mut self, jti: &str, until: i64) {
-        let kept = match Self::key(jti) {
-            Some(key) => self.ours.entry(key).or_insert(until),
-            None => self.other.entry(jti.into()).or_insert(until),
-        };
-        *kept = (*kept).max(until);
-    }
-
-    fn contains(&self, jti: &str) -> bool {
-        if self.ours.is_empty() && self.other.is_empty() {
-            return false;
-        }
-        match Self::key(jti) {
-            Some(key) => self.ours.contains_key(&key),
-            None => self.other.contains_key(jti),
-        }
-    }
-
-    /// Forgets ids whose tokens have expired; at most once a minute, as it reads them all.
-    fn prune(&mut self, now: i64) {
-        if now.saturating_sub(self.pruned_at) < 60 {
-            return;
-        }
-        self.pruned_at = now;
-        let live = |exp: &i64| exp.saturating_add(crate::jwt::LEEWAY) > now;
-        self.ours.retain(|_, exp| live(exp));
-        self.other.retain(|_, exp| live(exp));
-    }
-
-    fn len(&self) -> usize {
-        self.ours.len() + self.other.len()
-    }
-}
-
-#[derive(Debug, Default)]
-struct View {
-    jtis: JtiSet,
-    /// user → tokens issued up to this time (ms) are dead.
-    users: HashMap<String, i64>,
-    serials: HashSet<Serial>,
-    /// certificate serial → tokens minted from it up to this time (ms) are dead.
-    devices: HashMap<Serial, i64>,
-}
-
-impl View {
-    /// Whether `user`'s "log out everywhere" covers a token issued at `issued_ms`.
-    fn user_ended(&self, user: &str, issued_ms: i64) -> bool {
-        self.users.get(user).is_some_and(|&cut| issued_ms <= cut)
-    }
-
-    /// Whether signing out the device with certificate `serial` (canonical) covers a token
-    /// minted from it at `issued_ms`.
-    fn device_ended(&self, serial: &str, issued_ms: i64) -> bool {
-        self.devices
-            .get(serial)
-            .is_some_and(|&cut| issued_ms <= cut)
-    }
-
-    /// Entries read from a store as of `now`; long-expired token ids are not kept (a full
-    /// re-read brings every old log-out back).
-    fn apply_read(&mut self, entries: &[Entry], now: i64) {
-        self.jtis.prune(now);
-        for e in entries {
-            match e {
-                Entry::Jti { until, .. } if until.saturating_add(crate::jwt::LEEWAY) <= now => {}
-                _ => self.apply(e),
-            }
-        }
-    }
-
-    fn apply(&mut self, e: &Entry) {
-        match e {
-            Entry::Jti { id, until } => {
-                self.jtis.insert(id, *until);
-            }
-            Entry::User { id, at, at_ms } => {
-                let at = Entry::cutoff_ms(*at, *at_ms);
-                let cutoff = self.users.entry(id.clone()).or_insert(at);
-                *cutoff = (*cutoff).max(at);
-            }
-            Entry::Serial { id, .. } => {
-                if let Some(serial) = stored_serial(id) {
-                    self.serials.insert(serial);
-                }
-            }
-            Entry::Device { id, at, at_ms } => {
-                let Some(serial) = stored_serial(id) else {
-                    return;
-                };
-                let at = Entry::cutoff_ms(*at, *at_ms);
-                let cutoff = self.devices.entry(serial).or_insert(at);
-                *cutoff = (*cutoff).max(at);
-            }
-        }
-    }
-}
-
-/// A serial from the store. Every writer parses it first, so one that is not a serial was
-/// edited by hand; it could match no certificate, and is said so rather than kept.
-fn stored_serial(id: &str) -> Option<Serial> {
-    match Serial::parse(id) {
-        Ok(serial) => Some(serial),
-        Err(e) => {
-            tracing::warn!(serial = %id, problem = %e, "a revocation entry names no certificate serial; it revokes nothing");
-            None
-        }
-    }
 }
 
 #[derive(Debug)]

@@ -48,7 +48,7 @@ pub fn bind_all(cfg: &Config) -> Result<Bound, StartError> {
     let mtls = match (cfg.listen.mtls, &cfg.tls) {
         (Some(addr), Some(tls)) => Some((
             bind("listen.mtls", "CERTGATE__LISTEN__MTLS", addr)?,
-            tls::server_config(tls, &cfg.client_ca)?,
+            tls::server_config(tls, &cfg.client_ca.bundle)?,
         )),
         _ => None,
     };

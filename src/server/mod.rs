@@ -42,15 +42,6 @@ pub enum StartError {
     Server(#[from] std::io::Error),
 }
 
-/// The longest any token may live (sessions, bearer tokens), plus leeway: how long a replaced
-/// signing key keeps verifying.
-pub fn max_lifetime(config: &Config) -> i64 {
-    let longest = config.session.ttl.max(config.token.max_ttl).as_secs();
-    i64::try_from(longest)
-        .unwrap_or(i64::MAX)
-        .saturating_add(jwt::LEEWAY)
-}
-
 /// Re-reads the configuration (for SIGHUP).
 pub type Reloader = Box<dyn Fn() -> Result<Config, config::Problems> + Send + Sync>;
 

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use super::{max_lifetime, StartError};
+use super::StartError;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::AppState;
-use crate::{ca, cert, config, http, jwt, metrics, revocation};
+use crate::{ca, cert, http, jwt, metrics, revocation};
 
 /// Builds the state at start-up: keys (created on first start), then everything that follows
 /// the configuration (see [`with_config`]).
@@ -17,7 +17,7 @@ use crate::{ca, cert, config, http, jwt, metrics, revocation};
 pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let keys = jwt::KeySet::load_or_create(&config.data_dir.join("keys"), clock.now())?;
     let tokens =
-        jwt::Tokens::new(keys, config.public_base()).with_max_lifetime(max_lifetime(&config));
+        jwt::Tokens::new(keys, config.public_base()).with_max_lifetime(config.max_lifetime());
     let pages = http::pages::Pages::new().map_err(|e| StartError::Pages(e.to_string()))?;
     let metrics = metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
     let trust = trust_for(&config)?;
@@ -48,7 +48,7 @@ fn revocations_for(
 ) -> Result<Arc<revocation::Revocations>, StartError> {
     let marker = revocation::Journal::redis_marker(&config.data_dir);
     Ok(match &config.store.backend {
-        config::StoreBackend::Embedded => {
+        revocation::StoreBackend::Embedded => {
             let _ = std::fs::remove_file(&marker);
             Arc::new(
                 revocation::Revocations::open(
@@ -59,7 +59,7 @@ fn revocations_for(
             )
         }
         // Not ready (503, /readyz false) until the first read from Redis completes.
-        config::StoreBackend::Redis(url) => {
+        revocation::StoreBackend::Redis(url) => {
             let note = "This certgate keeps revocations in Redis (store.redis_url): run `certgate revoke --config` with its config.\n";
             if let Err(e) = std::fs::create_dir_all(&config.data_dir)
                 .and_then(|()| std::fs::write(&marker, note))
@@ -100,10 +100,10 @@ pub fn with_config(old: &AppState, config: Config) -> Result<AppState, StartErro
 /// Trust anchors with their revocation sources (CRL files and the built-in CA's list).
 fn trust_for(config: &Config) -> Result<cert::TrustStore, StartError> {
     let revocation = cert::crl::Revocation::new(
-        config.crl_files.clone(),
-        Some(ca::store::CaStore::new(&config.data_dir).revoked_path()),
-        config.danger_accept_expired_crl,
+        config.client_ca.crl_files.clone(),
+        Some(ca::store::revoked_source(&config.data_dir)),
+        config.client_ca.danger_accept_expired_crl,
     )
     .map_err(StartError::Revocation)?;
-    Ok(cert::TrustStore::new(&config.client_ca)?.with_revocation(revocation))
+    Ok(cert::TrustStore::new(&config.client_ca.bundle)?.with_revocation(revocation))
 }

@@ -15,8 +15,18 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use crate::config::ServerTls;
-use crate::http::extract::Connection;
+mod settings;
+
+pub use settings::{RawTls, ServerTls};
+
+/// Connection data set at accept time: which listener, and the client's certificates on mTLS.
+#[derive(Debug, Clone)]
+pub enum Connection {
+    Plain,
+    Mtls {
+        peer_chain: Vec<CertificateDer<'static>>,
+    },
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

@@ -1037,12 +1037,45 @@ fn unreadable_revocations_fail_closed() {
         200
     );
 
+    let gauge = |metrics: &str, user: &str| {
+        metrics.lines().any(|l| {
+            l.starts_with("certgate_client_cert_days_to_expiry{")
+                && l.contains(&format!("user=\"{user}\""))
+        })
+    };
+    let metrics = Curl::new(d).get(&cg.metrics("/metrics")).body;
+    assert!(
+        gauge(&metrics, "alice") && !gauge(&metrics, "bob"),
+        "{metrics}"
+    );
+
     // The revocation record is damaged while certgate runs: nobody gets in (503: certgate's
     // state is unknown, the certificate is not at fault), nobody revoked slips through, and
     // the log says why.
     let revoked = d.join("data/ca/revoked.jsonl");
     let good = std::fs::read_to_string(&revoked).unwrap();
     std::fs::write(&revoked, format!("{good}{{broken\n")).unwrap();
+
+    // Every display says "unknown" meanwhile, never "valid": `ca list`, and the expiry gauge
+    // leaves out what it cannot vouch for.
+    let (code, list) = ca(d, &["list"]);
+    assert_eq!(code, 0, "{list}");
+    let rows: Vec<&str> = list
+        .lines()
+        .filter(|l| l.contains(" alice ") || l.contains(" bob "))
+        .collect();
+    assert_eq!(rows.len(), 2, "{list}");
+    assert!(rows.iter().all(|r| r.ends_with(" unknown")), "{list}");
+    assert!(list.contains("every status is unknown"), "{list}");
+    let metrics = Curl::new(d).get(&cg.metrics("/metrics")).body;
+    assert!(
+        metrics.contains("certgate_revocation_sources_ok 0"),
+        "{metrics}"
+    );
+    assert!(
+        !gauge(&metrics, "alice") && !gauge(&metrics, "bob"),
+        "{metrics}"
+    );
     let r = login(d, &cg, &server_pki.ca_pem, &alice, &alice_key);
     assert_eq!(r.status, 503, "{r:?}");
     assert!(r.body.contains("Temporarily unavailable"), "{}", r.body);

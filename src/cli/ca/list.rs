@@ -10,8 +10,8 @@ use crate::ca::store::{revoked_serials, CaStore, IssuedRecord};
 use crate::cert::Serial;
 use crate::cli::CliError;
 use crate::clock::{Clock as _, SystemClock};
-use crate::config::{Config, StoreBackend};
-use crate::revocation::{Journal, RedisStore, Revocations};
+use crate::config::Config;
+use crate::revocation::{Journal, RedisStore, Revocations, StoreBackend};
 
 /// What says a certificate is revoked: the CA's own list (`ca revoke`) and the revocation store
 /// (`certgate revoke --serial`). `None`: unreadable.

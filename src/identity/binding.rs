@@ -10,10 +10,9 @@ use std::path::Path;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-use super::raw::RawIdentity;
-use super::validate::User;
-use super::Problem;
+use super::settings::{RawIdentity, User};
 use crate::cert::IssuerCa;
+use crate::settings::Problem;
 
 /// How a config names a CA, for hints.
 const HOW: &str = "name a CA of client_ca.bundle by its subject CN, by `sha256:` and its fingerprint (`openssl x509 -noout -fingerprint -sha256 -in CA.pem`), or as `builtin` for certgate's own CA";

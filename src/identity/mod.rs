@@ -1,8 +1,14 @@
 //! Who a credential belongs to. Pure functions of the certificate (or token claims) and the
 //! `[identity]`/`[[users]]` configuration; default deny for users not listed.
 
+mod binding;
+mod headers;
+mod settings;
+
+pub use headers::{HeaderNames, RawHeaders};
+pub use settings::{Context, Mapping, RawIdentity, RawUser, User, UsernameFrom};
+
 use crate::cert::{IssuerCa, VerifiedCert};
-use crate::config::{IdentityConfig, User, UsernameFrom};
 use crate::jwt::Claims;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +44,7 @@ pub enum IdentityError {
 /// # Errors
 /// When the certificate names no usable user, or the user is unlisted (without
 /// `identity.allow_unlisted`) or disabled.
-pub fn from_cert(cert: &VerifiedCert, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
+pub fn from_cert(cert: &VerifiedCert, cfg: &Mapping) -> Result<Identity, IdentityError> {
     let c = cert.cert();
     let (username, source) = match cfg.username_from {
         UsernameFrom::Cn => (c.common_name.as_deref(), "common name (CN)"),
@@ -60,22 +66,18 @@ pub fn from_cert(cert: &VerifiedCert, cfg: &IdentityConfig) -> Result<Identity, 
     Ok(who)
 }
 
-fn check_issuer(
-    cert: &VerifiedCert,
-    user: &str,
-    cfg: &IdentityConfig,
-) -> Result<(), IdentityError> {
+fn check_issuer(cert: &VerifiedCert, user: &str, cfg: &Mapping) -> Result<(), IdentityError> {
     allowed_issuer(Some(cert.issuer()), user, cfg)
 }
 
 /// With several CAs in the bundle, a user signs in only with a certificate of a CA bound to
-/// them, or of a CA one of those issued (see `config::binding`); a user bound to none, only
+/// them, or of a CA one of those issued (see [`binding`]); a user bound to none, only
 /// where any CA may issue anyone. `issuer` is `None` when it cannot be known (a token of a CA
 /// no longer in the bundle): then only a user any CA may issue passes.
 fn allowed_issuer(
     issuer: Option<&IssuerCa>,
     user: &str,
-    cfg: &IdentityConfig,
+    cfg: &Mapping,
 ) -> Result<(), IdentityError> {
     let bound = match cfg.users.get(user) {
         Some(listed) => &listed.ca,
@@ -108,7 +110,7 @@ fn allowed_issuer(
 ///
 /// # Errors
 /// When the user is now disabled or no longer allowed.
-pub fn from_claims(claims: &Claims, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
+pub fn from_claims(claims: &Claims, cfg: &Mapping) -> Result<Identity, IdentityError> {
     let who = resolve(
         Claimed {
             user: &claims.sub,
@@ -133,7 +135,7 @@ pub fn from_claims(claims: &Claims, cfg: &IdentityConfig) -> Result<Identity, Id
 ///
 /// # Errors
 /// When the user is disabled or not allowed.
-pub fn from_user(user: &str, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
+pub fn from_user(user: &str, cfg: &Mapping) -> Result<Identity, IdentityError> {
     resolve(
         Claimed {
             user,
@@ -158,7 +160,7 @@ fn first(v: &[String]) -> Option<&str> {
     v.first().map(String::as_str)
 }
 
-fn resolve(found: Claimed<'_>, cfg: &IdentityConfig) -> Result<Identity, IdentityError> {
+fn resolve(found: Claimed<'_>, cfg: &Mapping) -> Result<Identity, IdentityError> {
     if found.user.is_empty()
         || found.user.trim() != found.user
         || found.user.len() > 256
@@ -216,8 +218,8 @@ mod tests {
             .unwrap()
     }
 
-    fn cfg(from: UsernameFrom, allow_unlisted: bool, users: &[User]) -> IdentityConfig {
-        IdentityConfig {
+    fn cfg(from: UsernameFrom, allow_unlisted: bool, users: &[User]) -> Mapping {
+        Mapping {
             username_from: from,
             allow_unlisted,
             users: users

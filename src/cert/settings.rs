@@ -1,0 +1,94 @@
+//! `[client_ca]`: the CAs whose client certificates sign people in, and their revocation lists.
+//! Every file is read here, so a bad path or a CA that is not a CA is reported with its key.
+
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use serde::Deserialize;
+
+use crate::settings::{list, resolve, Checker};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawClientCa {
+    pub bundle: Option<String>,
+    #[serde(deserialize_with = "list::string_or_list")]
+    pub crl: Vec<String>,
+    pub danger_accept_expired_crl: Option<bool>,
+    /// With several CAs in the bundle: let any of them issue any user (no binding; read by
+    /// `identity`).
+    pub danger_any_ca_for_any_user: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrustSettings {
+    /// Trust anchors for client certificates, DER, each checked to be a CA.
+    pub bundle: Vec<CertificateDer<'static>>,
+    /// CRL files (re-read when they change) and whether an expired one still counts.
+    pub crl_files: Vec<PathBuf>,
+    pub danger_accept_expired_crl: bool,
+}
+
+impl TrustSettings {
+    /// `client_ca.bundle` is required; every CRL must already be readable.
+    pub fn from_raw(c: &mut Checker, raw: &RawClientCa, base: &Path) -> Self {
+        let bundle = match raw.bundle.as_deref() {
+            Some(path) => ca_bundle(c, &resolve(base, path)),
+            None => {
+                c.fail(
+                    "client_ca.bundle",
+                    "missing",
+                    "set it to the PEM file of the CA that issued your client certificates",
+                );
+                Vec::new()
+            }
+        };
+        let crl_files: Vec<PathBuf> = raw.crl.iter().map(|p| resolve(base, p)).collect();
+        for path in &crl_files {
+            if let Err(e) = super::crl::read_crl(path) {
+                c.fail(
+                    "client_ca.crl",
+                    format!("{}: {e}", path.display()),
+                    "a CRL file in PEM (-----BEGIN X509 CRL-----) or DER, readable by certgate",
+                );
+            }
+        }
+        Self {
+            bundle,
+            crl_files,
+            danger_accept_expired_crl: raw.danger_accept_expired_crl.unwrap_or(false),
+        }
+    }
+}
+
+fn ca_bundle(c: &mut Checker, path: &Path) -> Vec<CertificateDer<'static>> {
+    let certs: Vec<CertificateDer<'static>> = match CertificateDer::pem_file_iter(path) {
+        Ok(iter) => iter.filter_map(Result::ok).collect(),
+        Err(e) => {
+            c.fail(
+                "client_ca.bundle",
+                format!("cannot read {}: {e}", path.display()),
+                "",
+            );
+            return Vec::new();
+        }
+    };
+    if certs.is_empty() {
+        c.fail(
+            "client_ca.bundle",
+            format!("{} holds no PEM certificate", path.display()),
+            "it must contain the CA certificate(s) as -----BEGIN CERTIFICATE----- blocks",
+        );
+    }
+    for (i, der) in certs.iter().enumerate() {
+        if let Err(why) = super::check_is_ca(der) {
+            c.fail(
+                "client_ca.bundle",
+                format!("{}: certificate #{} {why}", path.display(), i + 1),
+                "point it at the CA that issued your client certificates, not at a client certificate",
+            );
+        }
+    }
+    certs
+}

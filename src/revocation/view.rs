@@ -1,0 +1,142 @@
+//! The in-memory view every check reads: revoked token ids, per-user and per-device cut-offs,
+//! revoked serials. Built from [`Entry`]s; never waits on a disk or a network.
+
+use std::collections::{HashMap, HashSet};
+
+use super::Entry;
+use crate::cert::Serial;
+
+/// Revoked token ids, each kept until its token would have expired. certgate's own ids (16
+/// random bytes, 22 base64url characters) are kept as their bytes, without an allocation
+/// each: 100,000 revoked sessions cost a few megabytes.
+#[derive(Debug, Default)]
+pub(super) struct JtiSet {
+    ours: HashMap<[u8; 16], i64>,
+    /// Ids in another shape (an operator's typo, another issuer's token), as given.
+    other: HashMap<Box<str>, i64>,
+    pruned_at: i64,
+}
+
+impl JtiSet {
+    fn key(jti: &str) -> Option<[u8; 16]> {
+        use base64::Engine;
+        let mut key = [0u8; 16];
+        if jti.len() != 22 {
+            return None;
+        }
+        // The engine accepts only the canonical spelling (no trailing bits): another spelling
+        // of the same bytes stays another id. Called on every check: no allocation.
+        match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(jti, &mut key) {
+            Ok(16) => Some(key),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, jti: &str, until: i64) {
+        let kept = match Self::key(jti) {
+            Some(key) => self.ours.entry(key).or_insert(until),
+            None => self.other.entry(jti.into()).or_insert(until),
+        };
+        *kept = (*kept).max(until);
+    }
+
+    pub(super) fn contains(&self, jti: &str) -> bool {
+        if self.ours.is_empty() && self.other.is_empty() {
+            return false;
+        }
+        match Self::key(jti) {
+            Some(key) => self.ours.contains_key(&key),
+            None => self.other.contains_key(jti),
+        }
+    }
+
+    /// Forgets ids whose tokens have expired; at most once a minute, as it reads them all.
+    fn prune(&mut self, now: i64) {
+        if now.saturating_sub(self.pruned_at) < 60 {
+            return;
+        }
+        self.pruned_at = now;
+        let live = |exp: &i64| exp.saturating_add(crate::jwt::LEEWAY) > now;
+        self.ours.retain(|_, exp| live(exp));
+        self.other.retain(|_, exp| live(exp));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.ours.len() + self.other.len()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct View {
+    pub(super) jtis: JtiSet,
+    /// user → tokens issued up to this time (ms) are dead.
+    pub(super) users: HashMap<String, i64>,
+    pub(super) serials: HashSet<Serial>,
+    /// certificate serial → tokens minted from it up to this time (ms) are dead.
+    pub(super) devices: HashMap<Serial, i64>,
+}
+
+impl View {
+    /// Whether `user`'s "log out everywhere" covers a token issued at `issued_ms`.
+    pub(super) fn user_ended(&self, user: &str, issued_ms: i64) -> bool {
+        self.users.get(user).is_some_and(|&cut| issued_ms <= cut)
+    }
+
+    /// Whether signing out the device with certificate `serial` (canonical) covers a token
+    /// minted from it at `issued_ms`.
+    pub(super) fn device_ended(&self, serial: &str, issued_ms: i64) -> bool {
+        self.devices
+            .get(serial)
+            .is_some_and(|&cut| issued_ms <= cut)
+    }
+
+    /// Entries read from a store as of `now`; long-expired token ids are not kept (a full
+    /// re-read brings every old log-out back).
+    pub(super) fn apply_read(&mut self, entries: &[Entry], now: i64) {
+        self.jtis.prune(now);
+        for e in entries {
+            match e {
+                Entry::Jti { until, .. } if until.saturating_add(crate::jwt::LEEWAY) <= now => {}
+                _ => self.apply(e),
+            }
+        }
+    }
+
+    pub(super) fn apply(&mut self, e: &Entry) {
+        match e {
+            Entry::Jti { id, until } => {
+                self.jtis.insert(id, *until);
+            }
+            Entry::User { id, at, at_ms } => {
+                let at = Entry::cutoff_ms(*at, *at_ms);
+                let cutoff = self.users.entry(id.clone()).or_insert(at);
+                *cutoff = (*cutoff).max(at);
+            }
+            Entry::Serial { id, .. } => {
+                if let Some(serial) = stored_serial(id) {
+                    self.serials.insert(serial);
+                }
+            }
+            Entry::Device { id, at, at_ms } => {
+                let Some(serial) = stored_serial(id) else {
+                    return;
+                };
+                let at = Entry::cutoff_ms(*at, *at_ms);
+                let cutoff = self.devices.entry(serial).or_insert(at);
+                *cutoff = (*cutoff).max(at);
+            }
+        }
+    }
+}
+
+/// A serial from the store. Every writer parses it first, so one that is not a serial was
+/// edited by hand; it could match no certificate, and is said so rather than kept.
+fn stored_serial(id: &str) -> Option<Serial> {
+    match Serial::parse(id) {
+        Ok(serial) => Some(serial),
+        Err(e) => {
+            tracing::warn!(serial = %id, problem = %e, "a revocation entry names no certificate serial; it revokes nothing");
+            None
+        }
+    }
+}
