@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::CMD;
 use crate::ca::store::{revoked_serials, CaStore, IssuedRecord};
+use crate::ca::CertStatus;
 use crate::cert::Serial;
 use crate::cli::CliError;
 use crate::clock::{Clock as _, SystemClock};
@@ -68,23 +69,13 @@ impl Revoked {
     }
 
     fn status(&self, r: &IssuedRecord, now: i64) -> &'static str {
-        if self
-            .by_ca
-            .as_ref()
-            .is_some_and(|set| set.contains(&r.serial))
-            || self
-                .in_store
+        let sources = [
+            self.by_ca.as_ref().map(|set| set.contains(&r.serial)),
+            self.in_store
                 .as_ref()
-                .is_some_and(|v| v.is_serial_revoked(r.serial.as_str()))
-        {
-            "revoked"
-        } else if self.by_ca.is_none() || self.in_store.is_none() {
-            "unknown"
-        } else if r.not_after <= now {
-            "expired"
-        } else {
-            "valid"
-        }
+                .map(|v| v.is_serial_revoked(r.serial.as_str())),
+        ];
+        CertStatus::of(r, &sources, now).word()
     }
 }
 
