@@ -85,9 +85,11 @@ fn entry(args: &RevokeArgs, config: Option<&Config>) -> Result<Entry, CliError> 
         max_ttl,
     )
     .map_err(|e| {
-        let e = e
-            .replace("serial:", "--serial:")
-            .replace("device:", "--device:");
+        // The field a problem names is a flag here (only the prefix: the hint says "serial:" too).
+        let e = match e.split_once(": ") {
+            Some((field @ ("serial" | "device"), rest)) => format!("--{field}: {rest}"),
+            _ => e,
+        };
         CliError::usage(CMD, e)
     })
 }
