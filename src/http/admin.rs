@@ -6,11 +6,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::answer;
 use super::extract::{self, RequestMeta};
 use super::pages::{Form, Link, Page};
 use super::{AppState, State};
 use crate::ca::enroll::{EnrollStore, Enrollment};
-use crate::error::{self, AppError, Challenge};
+use crate::error::{AppError, Challenge};
 use crate::identity::{self, Identity};
 
 fn admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
@@ -146,7 +147,7 @@ fn form_page(state: &AppState, message: &str) -> Page {
 pub async fn show(req: HttpRequest, state: State) -> HttpResponse {
     let meta = person(&req, &state);
     match admin(&req, &state) {
-        Ok(_) => error::html(
+        Ok(_) => answer::html(
             StatusCode::OK,
             state.pages.render(&form_page(
                 &state,
@@ -163,7 +164,7 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
         .and_then(|()| admin(&req, &state))
         .and_then(|who| link_page(&body, &state, &who));
     match result {
-        Ok(page) => error::html(StatusCode::OK, state.pages.render(&page)),
+        Ok(page) => answer::html(StatusCode::OK, state.pages.render(&page)),
         Err(e) => state.reply(&meta, &e),
     }
 }
@@ -282,7 +283,7 @@ fn revoke_form(state: &AppState, message: &str) -> Page {
 pub async fn show_revoke(req: HttpRequest, state: State) -> HttpResponse {
     let meta = person(&req, &state);
     match admin(&req, &state) {
-        Ok(_) => error::html(
+        Ok(_) => answer::html(
             StatusCode::OK,
             state.pages.render(&revoke_form(
                 &state,
@@ -370,7 +371,7 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
                 let note = known
                     .as_ref()
                     .map_or(String::new(), |(_, text)| format!(" {text}."));
-                error::html(
+                answer::html(
                     StatusCode::OK,
                     state.pages.render(&revoke_form(
                         &state,

@@ -13,7 +13,7 @@ use rustls_pki_types::CertificateDer;
 use crate::cert::{forwarded, PresentedChain, VerifiedCert};
 use crate::config::CertHeaderFormat;
 use crate::error::AppError;
-use crate::http::pages::NoCert;
+use crate::error::NoCert;
 use crate::http::AppState;
 
 /// Connection data set at accept time: which listener, and the client's certificates on mTLS.

@@ -43,49 +43,6 @@ pub struct Link {
     pub text: String,
 }
 
-/// Why `/auth` saw no certificate, as far as certgate can tell (see
-/// [`super::extract::why_no_cert`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoCert {
-    /// The browser was asked and sent none: not installed, or the prompt was cancelled.
-    NotSent,
-    /// The proxy passed nothing on: it did not ask for a certificate, or does not forward it.
-    NotForwarded,
-    /// The proxy checked the certificate itself and refused it.
-    ProxyRejected,
-    /// certgate was reached directly, or through a proxy that is not in `proxy.trusted`.
-    UntrustedPeer,
-}
-
-impl NoCert {
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::NotSent => "no_certificate",
-            Self::NotForwarded => "certificate_not_forwarded",
-            Self::ProxyRejected => "certificate_rejected_by_proxy",
-            Self::UntrustedPeer => "untrusted_proxy",
-        }
-    }
-
-    /// The most likely cause, in words for the person in front of the browser.
-    fn cause(self) -> &'static str {
-        match self {
-            Self::NotSent => "Your browser was asked for a certificate and did not send one. Most likely no certificate for this site is installed on this device, or the certificate prompt was cancelled.",
-            Self::NotForwarded => "The sign-in server never received a certificate: the proxy in front of it did not ask your browser for one, or did not pass it on. This is a setup problem the administrator has to fix.",
-            Self::ProxyRejected => "The proxy in front of this site refused your certificate: it was probably issued by another authority, has expired, or was revoked.",
-            Self::UntrustedPeer => "This sign-in was reached by an address that is not allowed to pass certificates on. This is a setup problem the administrator has to fix.",
-        }
-    }
-
-    fn admin_hint(self) -> Option<&'static str> {
-        match self {
-            Self::NotForwarded => Some("Administrator: the proxy must ask for the certificate (nginx `ssl_verify_client optional_no_ca`, Traefik `clientAuth`, Caddy `client_auth`) and forward it to /auth; `certgate proxy-config` prints a working configuration."),
-            Self::UntrustedPeer => Some("Administrator: add the proxy's address to `proxy.trusted`, or send people to certgate's own mTLS address."),
-            Self::NotSent | Self::ProxyRejected => None,
-        }
-    }
-}
-
 impl Page {
     pub fn message(title: &str, message: &str, hint: &str) -> Self {
         Self {
@@ -98,7 +55,7 @@ impl Page {
 
     /// The help page of `/auth` without a certificate: the likely cause first, then what to do
     /// on each kind of device.
-    pub fn no_certificate(why: NoCert) -> Self {
+    pub fn no_certificate(why: crate::error::NoCert) -> Self {
         let mut hints = vec![why.cause().to_string()];
         hints.extend(why.admin_hint().map(String::from));
         hints.push("Other causes: a certificate from another authority, an expired one, or one that was revoked after a device was lost. Ask your administrator for a new certificate in those cases.".into());
@@ -253,6 +210,7 @@ mod tests {
 #[cfg(test)]
 mod no_cert_tests {
     use super::*;
+    use crate::error::NoCert;
 
     #[test]
     fn no_certificate_page_names_the_cause_first_and_every_platform() {

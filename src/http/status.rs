@@ -5,11 +5,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
+use super::answer;
 use super::extract::RequestMeta;
 use super::pages::{Form, Page, Section};
 use super::{AppState, State};
 use crate::ca::store::{revoked_serials, CaStore};
-use crate::error::{self, AppError, Challenge};
+use crate::error::{AppError, Challenge};
 use crate::identity;
 
 /// Days ahead of expiry when the page starts warning.
@@ -19,7 +20,7 @@ pub async fn show(req: HttpRequest, state: State) -> HttpResponse {
     let mut meta = RequestMeta::from_request(&req, &state);
     meta.wants_html = true;
     match page(&req, &state) {
-        Ok(p) => error::html(StatusCode::OK, state.pages.render(&p)),
+        Ok(p) => answer::html(StatusCode::OK, state.pages.render(&p)),
         Err(e) => state.reply(&meta, &e),
     }
 }
