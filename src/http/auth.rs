@@ -19,7 +19,11 @@ pub async fn handle(req: HttpRequest, state: State) -> HttpResponse {
         Ok(res) => res,
         Err(e) => {
             let (_, reason) = e.labels();
-            state.metrics.logins.with_label_values(&[reason]).inc();
+            state
+                .metrics
+                .logins
+                .with_label_values(&[reason.as_str()])
+                .inc();
             let actor = audit::Actor {
                 client: meta.client,
                 ..audit::Actor::default()

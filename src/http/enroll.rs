@@ -16,7 +16,7 @@ use super::{AppState, State};
 use crate::ca::enroll::EnrollStore;
 use crate::ca::store::CaStore;
 use crate::ca::P12Kind;
-use crate::error::AppError;
+use crate::error::{AppError, BadInput, OneTime};
 
 /// How long a prepared file waits for its download.
 const DOWNLOAD_SECS: i64 = 600;
@@ -62,7 +62,7 @@ impl Downloads {
 }
 
 fn gone() -> AppError {
-    AppError::Gone("This enrollment link was used already or has expired. Ask your administrator for a new one.".into())
+    AppError::Gone(OneTime::Enrollment)
 }
 
 fn person<'a>(req: &'a HttpRequest, state: &AppState) -> RequestMeta<'a> {
@@ -130,9 +130,10 @@ fn issue(secret: &str, body: &[u8], state: &AppState) -> Result<Page, AppError> 
         Some("legacy") => P12Kind::Legacy,
         Some("modern") | None => P12Kind::Modern,
         Some(other) => {
-            return Err(AppError::BadRequest(format!(
-                "kind: `{other}` is neither modern nor legacy"
-            )))
+            return Err(AppError::BadRequest(BadInput::Field {
+                field: "kind",
+                problem: format!("`{other}` is neither modern nor legacy"),
+            }))
         }
     };
     let links = EnrollStore::new(&state.config.data_dir);

@@ -12,8 +12,8 @@ use rustls_pki_types::CertificateDer;
 
 use crate::cert::{forwarded, PresentedChain, VerifiedCert};
 use crate::config::CertHeaderFormat;
-use crate::error::AppError;
 use crate::error::NoCert;
+use crate::error::{AppError, Denial};
 use crate::http::AppState;
 
 /// Connection data set at accept time: which listener, and the client's certificates on mTLS.
@@ -357,7 +357,7 @@ fn cookie_value<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a str> {
 pub fn same_site_post(req: &dyn Incoming, state: &AppState) -> Result<(), AppError> {
     let h = req.headers();
     if h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
-        return Err(AppError::Forbidden("cross-site request refused".into()));
+        return Err(AppError::Forbidden(Denial::CrossSite));
     }
     if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let host = url::Url::parse(origin)
@@ -376,7 +376,7 @@ pub fn same_site_post(req: &dyn Incoming, state: &AppState) -> Result<(), AppErr
                 )
         });
         if !allowed {
-            return Err(AppError::Forbidden("cross-site request refused".into()));
+            return Err(AppError::Forbidden(Denial::CrossSite));
         }
     }
     Ok(())

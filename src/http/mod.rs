@@ -28,7 +28,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use crate::cert::TrustStore;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::AppError;
+use crate::error::{AppError, Code};
 use crate::jwt::{Claims, TokenKind, Tokens};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
@@ -265,6 +265,6 @@ pub(crate) async fn not_found(req: HttpRequest, state: State) -> HttpResponse {
     }
     answer::json(
         status,
-        &serde_json::json!({"error": "not_found", "error_description": format!("no such route: {}", req.path())}),
+        &serde_json::json!({"error": Code::NotFound.as_str(), "error_description": format!("no such route: {}", req.path())}),
     )
 }

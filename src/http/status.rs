@@ -33,9 +33,8 @@ fn page(req: &HttpRequest, state: &AppState) -> Result<Page, AppError> {
         AppError::Unauthenticated(Challenge {
             location: Some(state.auth_url(Some(&home))),
             redirect: true,
-            bearer_error: None,
+            refused: None,
             reason: "status page without a session".into(),
-            code: "no_credentials",
         })
     })?;
     let who = identity::from_claims(&claims, &cfg.identity)?;

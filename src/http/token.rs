@@ -1,13 +1,13 @@
 //! `POST /token`: a certificate holder (or a signed-in browser) trades its credential for a
 //! bearer token, answered as RFC 6749 §5.1 JSON.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::extract::{self, RequestMeta};
 use super::{AppState, State};
-use crate::error::AppError;
+use crate::error::{AppError, OAuthError};
 use crate::identity;
 use crate::jwt::{Subject, TokenKind};
 
@@ -27,10 +27,9 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
     }
 }
 
-fn oauth(status: StatusCode, code: &'static str, description: impl Into<String>) -> AppError {
+fn oauth(error: OAuthError, description: impl Into<String>) -> AppError {
     AppError::OAuth {
-        status,
-        code,
+        error,
         description: description.into(),
     }
 }
@@ -51,16 +50,14 @@ fn mint(
         None => cfg.token.default_ttl,
         Some(raw) => parse_ttl(raw).ok_or_else(|| {
             oauth(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
+                OAuthError::InvalidRequest,
                 format!("ttl: `{raw}` is not a duration (use seconds or e.g. \"1h\")"),
             )
         })?,
     };
     if ttl > max {
         return Err(oauth(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+            OAuthError::InvalidRequest,
             format!(
                 "ttl: {} exceeds token.max_ttl ({})",
                 humantime::format_duration(ttl),
@@ -73,13 +70,8 @@ fn mint(
     let scope = match field("scope").map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(raw) => {
-            crate::policy::scope::parse(raw).map_err(|e| {
-                oauth(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_scope",
-                    format!("scope: {e}"),
-                )
-            })?;
+            crate::policy::scope::parse(raw)
+                .map_err(|e| oauth(OAuthError::InvalidScope, format!("scope: {e}")))?;
             Some(raw.split_whitespace().collect::<Vec<_>>().join(" "))
         }
     };
@@ -87,13 +79,9 @@ fn mint(
     // `aud`: the app hosts (or https origins) the token is for; certgate refuses it elsewhere.
     let app_hosts = match field("aud").map(str::trim).filter(|s| !s.is_empty()) {
         None => Vec::new(),
-        Some(raw) => audience(raw).and_then(non_empty).map_err(|e| {
-            oauth(
-                StatusCode::BAD_REQUEST,
-                "invalid_target",
-                format!("aud: {e}"),
-            )
-        })?,
+        Some(raw) => audience(raw)
+            .and_then(non_empty)
+            .map_err(|e| oauth(OAuthError::InvalidTarget, format!("aud: {e}")))?,
     };
 
     // A token minted from a session never outlives that session.
@@ -121,11 +109,7 @@ fn mint(
             subject
         }
         Err(AppError::CertRejected(e)) => {
-            return Err(oauth(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                e.to_string(),
-            ))
+            return Err(oauth(OAuthError::InvalidClient, e.to_string()))
         }
         Err(other) => return Err(other),
     };
@@ -166,8 +150,7 @@ fn mint(
 fn session_subject(req: &HttpRequest, state: &AppState) -> Result<(Subject, i64), AppError> {
     let claims = state.session(req).ok_or_else(|| {
         oauth(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            OAuthError::InvalidClient,
             "present a client certificate (curl --cert … --key …) or a session cookie",
         )
     })?;

@@ -14,7 +14,7 @@ use super::extract::{self, Incoming, RequestMeta};
 use super::{AppState, Standing, State};
 use crate::audit;
 use crate::config::IdentityConfig;
-use crate::error::{AppError, Challenge};
+use crate::error::{AppError, BadInput, Challenge, Code, Denial, Outcome, Refused};
 use crate::identity::{self, Identity};
 use crate::jwt::{Claims, TokenKind};
 use crate::policy::{canonical, scope, Decision, Request};
@@ -31,14 +31,14 @@ pub fn answer(req: &dyn Incoming, state: &AppState) -> HttpResponse {
     let meta = RequestMeta::from_request(req, state);
     let outcome = check(req, state, &meta);
     let (result, reason) = match &outcome {
-        Ok(allowed) => ("allow", allowed.via),
+        Ok(allowed) => (Outcome::Allow, allowed.via),
         Err(e) => e.labels(),
     };
     let res = match outcome {
         Ok(allowed) => allow(state, allowed.who),
         Err(e) => state.reply(&meta, &e),
     };
-    state.metrics.decided(result, reason);
+    state.metrics.decided(result.as_str(), reason.as_str());
     state
         .metrics
         .check_seconds
@@ -50,14 +50,14 @@ pub fn answer(req: &dyn Incoming, state: &AppState) -> HttpResponse {
 struct Allowed {
     who: Option<Arc<Holder>>,
     /// bypass, bearer, session or certificate.
-    via: &'static str,
+    via: Code,
 }
 
 /// The credential's holder, what it limits them to, and its kind.
 struct Authenticated {
     who: Arc<Holder>,
     grants: Option<Vec<scope::Grant>>,
-    via: &'static str,
+    via: Code,
     /// For the audit line of a refusal: the token, or the certificate's serial and device.
     from: Source,
 }
@@ -77,19 +77,20 @@ fn check(req: &dyn Incoming, state: &AppState, meta: &RequestMeta) -> Result<All
         Decision::Bypass { .. } => {
             return Ok(Allowed {
                 who: None,
-                via: "bypass",
+                via: Code::Bypass,
             })
         }
-        d @ Decision::Deny { .. } => {
-            return Err(AppError::Forbidden(format!(
-                "Nobody may open this: {}.",
-                policy.explain_briefly(&d)
-            )))
+        d @ Decision::Deny { rule } => {
+            return Err(AppError::Forbidden(Denial::ByRule {
+                user: None,
+                rule,
+                because: policy.explain_briefly(&d),
+            }))
         }
         Decision::Allow { .. } | Decision::NeedsIdentity { .. } => {}
     }
     let auth = authenticate(req, state, meta, request.host.as_deref())?;
-    let deny = |why: String| {
+    let deny = |why: &str| {
         let actor = audit::Actor {
             user: Some(&auth.who.identity.user),
             device: match &auth.from {
@@ -108,24 +109,30 @@ fn check(req: &dyn Incoming, state: &AppState, meta: &RequestMeta) -> Result<All
             request.host.as_deref().unwrap_or(""),
             request.path.as_deref().unwrap_or("")
         );
-        audit::deny(&actor, &url, &why);
+        audit::deny(&actor, &url, why);
     };
     match policy.evaluate(&request, Some(&auth.who.identity)) {
         Decision::Allow { .. } | Decision::Bypass { .. } => {}
         d => {
             let why = policy.explain_briefly(&d);
-            deny(why.clone());
-            return Err(AppError::Forbidden(format!(
-                "{} may not open this: {why}.",
-                auth.who.identity.user
-            )));
+            deny(&why);
+            let rule = match d {
+                Decision::Bypass { rule } => Some(rule),
+                Decision::Allow { rule }
+                | Decision::Deny { rule }
+                | Decision::NeedsIdentity { rule } => rule,
+            };
+            return Err(AppError::Forbidden(Denial::ByRule {
+                user: Some(auth.who.identity.user.clone()),
+                rule,
+                because: why,
+            }));
         }
     }
     if let Some(grants) = &auth.grants {
         if !scope::covers(grants, &request) {
-            let why = "the token's scope does not cover this request".to_string();
-            deny(why.clone());
-            return Err(AppError::InsufficientScope(why));
+            deny(crate::error::OUT_OF_SCOPE);
+            return Err(AppError::InsufficientScope);
         }
     }
     Ok(Allowed {
@@ -137,7 +144,7 @@ fn check(req: &dyn Incoming, state: &AppState, meta: &RequestMeta) -> Result<All
 /// The request as the rules see it: canonical host and path of the original URL (unknown when
 /// the proxy did not say), the original method, and the client address.
 fn policy_request<'a>(meta: &'a RequestMeta<'_>) -> Result<Request<'a>, AppError> {
-    let bad = |e: canonical::CanonicalError| AppError::BadRequest(format!("original URL: {e}"));
+    let bad = |e| AppError::BadRequest(BadInput::OriginalUrl(e));
     let (host, path) = match meta.original_url.as_deref().and_then(canonical::split_url) {
         Some((authority, target)) => (
             Some(canonical::host(authority).map_err(bad)?),
@@ -163,13 +170,12 @@ fn authenticate(
 ) -> Result<Authenticated, AppError> {
     let cfg = &state.config;
     let now = state.clock.now();
-    let challenge = |bearer_error: Option<&'static str>, code: &'static str, reason: String| {
+    let challenge = |refused: Option<Refused>, reason: String| {
         AppError::Unauthenticated(Challenge {
             location: Some(state.auth_url(meta.original_url.as_deref())),
             redirect: wants_redirect(req),
-            bearer_error,
+            refused,
             reason,
-            code,
         })
     };
     let from_claims = |claims: Arc<Claims>, via| -> Result<Authenticated, AppError> {
@@ -184,14 +190,19 @@ fn authenticate(
     if let Some(token) = extract::bearer(req) {
         // A foreign bearer token (the app's own API token) is not ours to judge.
         if state.tokens.claims_to_be_ours(token) {
-            let invalid = |code, why| challenge(Some("invalid_token"), code, why);
+            let invalid = |why| challenge(Some(Refused::Invalid(TokenKind::Bearer)), why);
             let claims = state
                 .tokens
                 .verify(token, TokenKind::Bearer, now)
-                .map_err(|e| invalid("invalid_token", e.to_string()))?;
+                .map_err(|e| invalid(e.to_string()))?;
             match state.standing(&claims, now) {
                 Standing::Live => {}
-                Standing::Revoked(why) => return Err(invalid("revoked", format!("token {why}"))),
+                Standing::Revoked(why) => {
+                    return Err(challenge(
+                        Some(Refused::Revoked(TokenKind::Bearer)),
+                        format!("token {why}"),
+                    ))
+                }
                 Standing::Unknown(why) => return Err(AppError::Unavailable(why)),
             }
             // A token with app audiences is good only on those hosts (RFC 8707).
@@ -201,10 +212,7 @@ fn authenticate(
                     Some(host) if hosts.iter().any(|h| h == host) => {}
                     other => {
                         let what = other.unwrap_or("a request of unknown host");
-                        return Err(invalid(
-                            "invalid_token",
-                            format!("the token is not meant for {what}"),
-                        ));
+                        return Err(invalid(format!("the token is not meant for {what}")));
                     }
                 }
             }
@@ -213,8 +221,8 @@ fn authenticate(
                 .as_deref()
                 .map(scope::parse)
                 .transpose()
-                .map_err(|e| invalid("invalid_token", e))?;
-            let mut auth = from_claims(claims, "bearer")?;
+                .map_err(invalid)?;
+            let mut auth = from_claims(claims, Code::Bearer)?;
             auth.grants = grants;
             return Ok(auth);
         }
@@ -224,13 +232,21 @@ fn authenticate(
     for verified in extract::session_tokens(req, state, now) {
         match verified {
             Ok(claims) => match state.standing(&claims, now) {
-                Standing::Live => return from_claims(claims, "session"),
+                Standing::Live => return from_claims(claims, Code::Session),
                 Standing::Revoked(why) => {
-                    cookie_problem = Some(("revoked", format!("session {why}")))
+                    cookie_problem = Some((
+                        Refused::Revoked(TokenKind::Session),
+                        format!("session {why}"),
+                    ))
                 }
                 Standing::Unknown(why) => return Err(AppError::Unavailable(why)),
             },
-            Err(e) => cookie_problem = Some(("invalid_token", format!("session cookie: {e}"))),
+            Err(e) => {
+                cookie_problem = Some((
+                    Refused::Invalid(TokenKind::Session),
+                    format!("session cookie: {e}"),
+                ))
+            }
         }
     }
 
@@ -240,7 +256,7 @@ fn authenticate(
             return Ok(Authenticated {
                 who: Arc::new(Holder::new(identity::from_cert(&cert, &cfg.identity)?)),
                 grants: None,
-                via: "certificate",
+                via: Code::Certificate,
                 from: Source::Certificate {
                     serial: c.serial.clone(),
                     device: c.device.clone(),
@@ -251,13 +267,17 @@ fn authenticate(
         // A bad certificate cannot authenticate; send the person to /auth, which says why.
         // A malformed header is a 401 here too: nginx turns any other auth answer into a 500.
         Err(AppError::CertRejected(e)) => {
-            return Err(challenge(None, "bad_certificate", e.to_string()))
+            return Err(challenge(Some(Refused::Certificate), e.to_string()))
         }
-        Err(AppError::BadRequest(why)) => return Err(challenge(None, "bad_certificate", why)),
+        Err(AppError::BadRequest(why)) => {
+            return Err(challenge(Some(Refused::Certificate), why.to_string()))
+        }
         Err(other) => return Err(other),
     }
-    let (code, reason) = cookie_problem.unwrap_or(("no_credentials", "no credentials".into()));
-    Err(challenge(None, code, reason))
+    Err(match cookie_problem {
+        Some((refused, reason)) => challenge(Some(refused), reason),
+        None => challenge(None, "no credentials".into()),
+    })
 }
 
 /// Traefik and Caddy pass the auth answer to the client as it is: they ask for a 302.
