@@ -14,7 +14,7 @@ use crate::cert::{forwarded, PresentedChain, VerifiedCert};
 use crate::config::CertHeaderFormat;
 use crate::error::NoCert;
 use crate::error::{AppError, Denial};
-use crate::http::AppState;
+use crate::http::{AppState, Standing};
 
 /// Connection data set at accept time: which listener, and the client's certificates on mTLS.
 #[derive(Debug, Clone)]
@@ -215,11 +215,34 @@ pub fn why_no_cert(req: &dyn Incoming, state: &AppState, meta: &RequestMeta) -> 
     }
 }
 
-/// The presented certificate, verified.
+/// The presented certificate, verified and in standing.
+///
+/// # Errors
+/// [`AppError::CertRejected`] when it does not verify or was revoked; `BadRequest` when the
+/// header is malformed; `Unavailable` when the revocation state is unknown.
+pub fn verified_cert(
+    req: &dyn Incoming,
+    state: &AppState,
+    meta: &RequestMeta,
+) -> Result<Option<VerifiedCert>, AppError> {
+    let Some(cert) = chain_verified(req, state, meta)? else {
+        return Ok(None);
+    };
+    match state.cert_standing(&cert, state.clock.now()) {
+        Standing::Live => {}
+        Standing::Revoked(_) => return Err(crate::cert::CertError::Revoked.into()),
+        Standing::Unknown(why) => return Err(AppError::Unavailable(why)),
+    }
+    seen(state, &cert);
+    Ok(Some(cert))
+}
+
+/// The presented certificate with its chain verified; its standing is the caller's to check
+/// ([`AppState::cert_standing`]).
 ///
 /// # Errors
 /// [`AppError::CertRejected`] when it does not verify; `BadRequest` when the header is malformed.
-pub fn verified_cert(
+pub fn chain_verified(
     req: &dyn Incoming,
     state: &AppState,
     meta: &RequestMeta,
@@ -227,29 +250,21 @@ pub fn verified_cert(
     let Some(chain) = presented_chain(req, state, meta)? else {
         return Ok(None);
     };
-    let cert = state.trust.verify(&chain, state.clock.now())?;
-    // `certgate revoke --serial` works for any CA's certificates, not only the built-in one.
-    if state
-        .revocations
-        .is_serial_revoked(cert.cert().serial.as_str())
-    {
-        return Err(crate::cert::CertError::Revoked.into());
-    }
-    if let Some(why) = state.stale() {
-        return Err(AppError::Unavailable(why));
-    }
-    // Only a certificate that signs someone in counts as seen (not a disabled user's, nor
-    // one of the wrong CA).
+    Ok(Some(state.trust.verify(&chain, state.clock.now())?))
+}
+
+/// Remembers a certificate that was presented and is in standing. Only one that signs
+/// someone in counts as seen (not a disabled user's, nor one of the wrong CA).
+pub fn seen(state: &AppState, cert: &VerifiedCert) {
     state.seen.record(
         &cert.cert().serial,
         || {
-            crate::identity::from_cert(&cert, &state.config.identity)
+            crate::identity::from_cert(cert, &state.config.identity)
                 .map(|who| who.user)
                 .ok()
         },
         state.clock.now(),
     );
-    Ok(Some(cert))
 }
 
 /// The client's address for network rules: from a trusted proxy, the last `X-Forwarded-For`

@@ -139,6 +139,22 @@ impl AppState {
         }
     }
 
+    /// Whether a certificate whose chain verified still counts: `certgate revoke --serial`
+    /// works for any CA's certificates (the chain check read the CRLs and the built-in CA's
+    /// list), and nothing counts while the revocation view is stale. `now` is `clock.now()`.
+    pub fn cert_standing(&self, cert: &crate::cert::VerifiedCert, now: i64) -> Standing {
+        if self
+            .revocations
+            .is_serial_revoked(cert.cert().serial.as_str())
+        {
+            return Standing::Revoked("the certificate was revoked");
+        }
+        match self.stale_at(now) {
+            Some(why) => Standing::Unknown(why),
+            None => Standing::Live,
+        }
+    }
+
     /// Why nothing may be allowed now: the revocation view is older than `store.max_staleness`.
     pub fn stale(&self) -> Option<String> {
         self.stale_at(self.clock.now())

@@ -3,6 +3,7 @@
 //! unless `access.allow_unmatched` says otherwise.
 
 pub mod canonical;
+mod decide;
 pub mod pattern;
 pub mod scope;
 
@@ -12,6 +13,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::identity::Identity;
+pub use decide::{bearer_limits, decide, Asker, Verdict};
 pub use pattern::{HostPattern, PathPattern};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

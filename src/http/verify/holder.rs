@@ -1,14 +1,89 @@
-//! Who holds a credential: the [`Holder`] with its identity-header values made once, and the
-//! [`Holders`] cache that resolves a token seen before without a copy.
+//! Stage two of a check: who holds the credential. The [`Holder`] carries the identity-header
+//! values made once; the [`Holders`] cache resolves a token seen before without a copy. A
+//! bearer token's own limits (the hosts it is meant for, its scope) are read here too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use actix_web::http::header::HeaderValue;
 
+use super::credentials::Credential;
+use super::Check;
 use crate::config::IdentityConfig;
+use crate::error::{AppError, Code, Refused};
 use crate::identity::{self, Identity};
-use crate::jwt::Claims;
+use crate::jwt::{Claims, TokenKind};
+use crate::policy::scope::Grant;
+use crate::policy::{bearer_limits, Asker};
+
+/// The credential's holder, what it limits them to, and its kind.
+pub(super) struct Authenticated {
+    pub(super) who: Arc<Holder>,
+    grants: Option<Vec<Grant>>,
+    pub(super) via: Code,
+    /// For the audit line of a refusal: the token, or the certificate's serial and device.
+    pub(super) from: Source,
+}
+
+pub(super) enum Source {
+    Token(Arc<Claims>),
+    Certificate {
+        serial: crate::cert::Serial,
+        device: Option<String>,
+    },
+}
+
+impl Asker for Authenticated {
+    fn identity(&self) -> &Identity {
+        &self.who.identity
+    }
+
+    fn grants(&self) -> Option<&[Grant]> {
+        self.grants.as_deref()
+    }
+}
+
+/// The holder of a usable credential. `host` is the request's canonical host, if the proxy
+/// said.
+///
+/// # Errors
+/// A 403 when the user may not sign in (disabled, unlisted…); a challenge when a bearer
+/// token is not meant for this host or its scope cannot be read.
+pub(super) fn resolve(
+    ck: &Check<'_>,
+    credential: Credential,
+    host: Option<&str>,
+) -> Result<Authenticated, AppError> {
+    let cfg = &ck.state.config.identity;
+    let via = credential.via();
+    let (who, grants, from) = match credential {
+        Credential::Bearer(claims) => {
+            let grants = bearer_limits(&claims, ck.state.tokens.issuer(), host)
+                .map_err(|why| ck.challenge(Some(Refused::Invalid(TokenKind::Bearer)), why))?;
+            let who = ck.state.holders.of(&claims, cfg)?;
+            (who, grants, Source::Token(claims))
+        }
+        Credential::Session(claims) => {
+            let who = ck.state.holders.of(&claims, cfg)?;
+            (who, None, Source::Token(claims))
+        }
+        Credential::Certificate(cert) => {
+            let who = Arc::new(Holder::new(identity::from_cert(&cert, cfg)?));
+            let c = cert.cert();
+            let from = Source::Certificate {
+                serial: c.serial.clone(),
+                device: c.device.clone(),
+            };
+            (who, None, from)
+        }
+    };
+    Ok(Authenticated {
+        who,
+        grants,
+        via,
+        from,
+    })
+}
 
 /// Who holds a credential, with the values of the identity headers (user, groups, e-mail,
 /// name; empty when unknown) made once: cloning them for a response copies nothing.
