@@ -189,3 +189,6 @@ fn allow(state: &AppState, who: Option<Arc<Holder>>) -> HttpResponse {
     }
     res
 }
+
+#[cfg(test)]
+mod tests;
