@@ -10,11 +10,9 @@ use actix_web::http::Method;
 use actix_web::HttpRequest;
 use rustls_pki_types::CertificateDer;
 
-use crate::cert::{forwarded, PresentedChain, VerifiedCert};
 use crate::config::CertHeaderFormat;
-use crate::error::NoCert;
 use crate::error::{AppError, Denial};
-use crate::http::{AppState, Standing};
+use crate::http::AppState;
 
 /// Connection data set at accept time: which listener, and the client's certificates on mTLS.
 #[derive(Debug, Clone)]
@@ -126,6 +124,10 @@ mod names {
 }
 use names::*;
 
+mod cert;
+
+pub use cert::{chain_verified, presented_chain, seen, verified_cert, why_no_cert};
+
 fn first<'a>(headers: &'a HeaderMap, names: &[HeaderName]) -> Option<&'a str> {
     names
         .iter()
@@ -156,115 +158,6 @@ fn original_url(h: &HeaderMap, proxy: CertHeaderFormat) -> Option<Cow<'_, str>> 
         return Some(format!("{}://{host}{uri}", proto.unwrap_or("https")).into());
     }
     None
-}
-
-/// The client certificate for this request: the connection's own on the mTLS listener, or
-/// the one a trusted proxy forwarded on the plain listener. Untrusted peers' headers are ignored.
-///
-/// # Errors
-/// [`AppError::BadRequest`] when a trusted proxy sent a malformed header.
-pub fn presented_chain(
-    req: &dyn Incoming,
-    state: &AppState,
-    meta: &RequestMeta,
-) -> Result<Option<PresentedChain>, AppError> {
-    match req.connection() {
-        Some(Connection::Mtls { peer_chain }) if !peer_chain.is_empty() => {
-            Ok(Some(PresentedChain(peer_chain.clone())))
-        }
-        Some(Connection::Mtls { .. }) => Ok(None),
-        _ if meta.trusted_peer => Ok(forwarded::decode(
-            state.config.proxy.cert_header,
-            req.headers(),
-        )?),
-        _ => {
-            let header = forwarded::header_name(state.config.proxy.cert_header);
-            if req.headers().contains_key(header) {
-                tracing::warn!(peer = ?meta.peer, header, "ignored a certificate header from an untrusted peer");
-            }
-            Ok(None)
-        }
-    }
-}
-
-/// Why a request carried no certificate, read from what the connection and proxy said.
-pub fn why_no_cert(req: &dyn Incoming, state: &AppState, meta: &RequestMeta) -> NoCert {
-    if matches!(req.connection(), Some(Connection::Mtls { .. })) {
-        return NoCert::NotSent;
-    }
-    if !meta.trusted_peer {
-        return NoCert::UntrustedPeer;
-    }
-    let headers = req.headers();
-    let format = state.config.proxy.cert_header;
-    match format {
-        // nginx says what its own check found: NONE (asked, nothing sent) or FAILED:reason.
-        CertHeaderFormat::Nginx => match first(headers, &[X_SSL_CLIENT_VERIFY]) {
-            Some(v) if v.starts_with("FAILED") => NoCert::ProxyRejected,
-            Some(_) => NoCert::NotSent,
-            None => NoCert::NotForwarded,
-        },
-        // Caddy sends the header empty (or its placeholder) when the browser sent nothing.
-        CertHeaderFormat::Caddy if headers.contains_key(forwarded::header_name(format)) => {
-            NoCert::NotSent
-        }
-        CertHeaderFormat::Caddy => NoCert::NotForwarded,
-        // Traefik and the others leave the header out either way: the common case is a person
-        // without a certificate, not a broken proxy.
-        _ => NoCert::NotSent,
-    }
-}
-
-/// The presented certificate, verified and in standing.
-///
-/// # Errors
-/// [`AppError::CertRejected`] when it does not verify or was revoked; `BadRequest` when the
-/// header is malformed; `Unavailable` when the revocation state is unknown.
-pub fn verified_cert(
-    req: &dyn Incoming,
-    state: &AppState,
-    meta: &RequestMeta,
-) -> Result<Option<VerifiedCert>, AppError> {
-    let Some(cert) = chain_verified(req, state, meta)? else {
-        return Ok(None);
-    };
-    match state.cert_standing(&cert, state.clock.now()) {
-        Standing::Live => {}
-        Standing::Revoked(_) => return Err(crate::cert::CertError::Revoked.into()),
-        Standing::Unknown(why) => return Err(AppError::Unavailable(why)),
-    }
-    seen(state, &cert);
-    Ok(Some(cert))
-}
-
-/// The presented certificate with its chain verified; its standing is the caller's to check
-/// ([`AppState::cert_standing`]).
-///
-/// # Errors
-/// [`AppError::CertRejected`] when it does not verify; `BadRequest` when the header is malformed.
-pub fn chain_verified(
-    req: &dyn Incoming,
-    state: &AppState,
-    meta: &RequestMeta,
-) -> Result<Option<VerifiedCert>, AppError> {
-    let Some(chain) = presented_chain(req, state, meta)? else {
-        return Ok(None);
-    };
-    Ok(Some(state.trust.verify(&chain, state.clock.now())?))
-}
-
-/// Remembers a certificate that was presented and is in standing. Only one that signs
-/// someone in counts as seen (not a disabled user's, nor one of the wrong CA).
-pub fn seen(state: &AppState, cert: &VerifiedCert) {
-    state.seen.record(
-        &cert.cert().serial,
-        || {
-            crate::identity::from_cert(cert, &state.config.identity)
-                .map(|who| who.user)
-                .ok()
-        },
-        state.clock.now(),
-    );
 }
 
 /// The client's address for network rules: from a trusted proxy, the last `X-Forwarded-For`
@@ -419,78 +312,4 @@ impl Form {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use actix_web::test::TestRequest;
-
-    #[test]
-    fn every_value_of_our_cookie_is_found_and_nothing_else() {
-        let req = TestRequest::default()
-            .append_header((header::COOKIE, "a=1; __Host-cg=one;theme=dark"))
-            .append_header((
-                header::COOKIE,
-                " __Host-cg=\"two\" ;__Host-cgx=no; x__Host-cg=no",
-            ))
-            .append_header((header::COOKIE, "__Host-cg=; __Host-cg"))
-            .to_http_request();
-        let found: Vec<&str> = session_cookies(&req, "__Host-cg").collect();
-        assert_eq!(found, ["one", "two", ""]);
-        let none = TestRequest::default().to_http_request();
-        assert_eq!(session_cookies(&none, "__Host-cg").count(), 0);
-    }
-
-    #[test]
-    fn a_cookie_value_that_is_not_utf8_is_skipped() {
-        let value = HeaderValue::from_bytes(b"__Host-cg=\xff\xfe; __Host-cg=ok").unwrap();
-        let req = TestRequest::default()
-            .append_header((header::COOKIE, value))
-            .to_http_request();
-        assert_eq!(
-            session_cookies(&req, "__Host-cg").collect::<Vec<_>>(),
-            ["ok"]
-        );
-    }
-
-    fn forwarded(values: &[&[u8]]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for v in values {
-            h.append(X_FORWARDED_FOR, HeaderValue::from_bytes(v).unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn the_client_is_the_last_forwarded_entry_or_unknown() {
-        let peer: Option<IpAddr> = "127.0.0.1".parse().ok();
-        let ip = |s: &str| s.parse::<IpAddr>().ok();
-        for (values, want) in [
-            (&[][..], peer),
-            (&[&b"203.0.113.9"[..]][..], ip("203.0.113.9")),
-            (
-                &[&b"198.51.100.1, 203.0.113.9 ,"[..]][..],
-                ip("203.0.113.9"),
-            ),
-            (
-                &[&b"198.51.100.1"[..], &b" ,, "[..]][..],
-                ip("198.51.100.1"),
-            ),
-            (
-                &[&b"198.51.100.1"[..], &b"2001:db8::1"[..]][..],
-                ip("2001:db8::1"),
-            ),
-            // A client's own junk before the entry its proxy appended does not matter (before,
-            // a non-ASCII byte made the whole header count as absent: the proxy's address).
-            (&[&b"\xff, 203.0.113.9"[..]][..], ip("203.0.113.9")),
-            // Not an address: unknown, never the proxy's own address.
-            (&[&b"198.51.100.1, unknown"[..]][..], None),
-            (&[&b"203.0.113.9\xff"[..]][..], None),
-        ] {
-            assert_eq!(
-                client_addr(peer, true, &forwarded(values)),
-                want,
-                "{values:?}"
-            );
-            assert_eq!(client_addr(peer, false, &forwarded(values)), peer);
-        }
-    }
-}
+mod tests;
