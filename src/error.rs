@@ -1,14 +1,20 @@
-//! The one place where errors become HTTP answers. Handlers return `Result<_, AppError>`; the
-//! status, headers and body (an HTML page for people, JSON for programs) are decided here.
+//! What can go wrong while answering a request, as data: which credential, rule, header or
+//! field. Handlers return `Result<_, AppError>`; the status and the stable machine [`Code`] are
+//! decided here, and [`crate::http::answer`] turns the error into headers and a body (an HTML
+//! page for people, JSON for programs).
 
-use actix_web::http::header::{self, HeaderValue};
+mod code;
+
+use std::fmt;
+
 use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
 
 use crate::cert::forwarded::ForwardedError;
 use crate::cert::CertError;
-use crate::http::pages::{NoCert, Page, Pages};
 use crate::identity::IdentityError;
+use crate::jwt::TokenKind;
+use crate::policy::canonical::CanonicalError;
+pub use code::{Code, Outcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -23,23 +29,22 @@ pub enum AppError {
     CertRejected(CertError),
     /// A known, valid credential that is not allowed.
     #[error("forbidden: {0}")]
-    Forbidden(String),
+    Forbidden(Denial),
     /// A valid bearer token used outside its scope (RFC 6750 `insufficient_scope`).
-    #[error("insufficient scope: {0}")]
-    InsufficientScope(String),
-    /// Malformed input; the message names the header or field.
+    #[error("insufficient scope: {OUT_OF_SCOPE}")]
+    InsufficientScope,
+    /// Malformed input, naming the header or field.
     #[error("bad request: {0}")]
-    BadRequest(String),
+    BadRequest(BadInput),
     /// RFC 6749 §5.2 error from `/token`.
-    #[error("{code}: {description}")]
+    #[error("{error}: {description}")]
     OAuth {
-        status: StatusCode,
-        code: &'static str,
+        error: OAuthError,
         description: String,
     },
     /// A one-time link that was used or has expired.
     #[error("gone: {0}")]
-    Gone(String),
+    Gone(OneTime),
     /// State needed to decide is unknown (revocation lists unreadable, store too stale):
     /// never an allow.
     #[error("temporarily unavailable: {0}")]
@@ -48,36 +53,58 @@ pub enum AppError {
     Internal(String),
 }
 
+/// Why a bearer token is refused with `insufficient_scope`.
+pub const OUT_OF_SCOPE: &str = "the token's scope does not cover this request";
+
+// === impl AppError ===
+
 impl AppError {
-    /// `(result, reason)` labels for `certgate_decisions_total`: small fixed sets.
-    pub fn labels(&self) -> (&'static str, &'static str) {
+    /// The status of the answer. A challenge is a 401; a browser that asked for redirects
+    /// gets it as a 302 ([`Challenge::redirect`]).
+    pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated(ch) => ("unauthenticated", ch.code),
-            Self::NoCertificate(why) => ("unauthenticated", why.code()),
-            Self::CertRejected(e) => ("unauthenticated", e.code()),
-            Self::Forbidden(_) => ("deny", "forbidden"),
-            Self::InsufficientScope(_) => ("deny", "insufficient_scope"),
-            Self::BadRequest(_) | Self::OAuth { .. } => ("bad_request", "bad_request"),
-            Self::Gone(_) => ("bad_request", "gone"),
-            Self::Unavailable(_) => ("unavailable", "state_unknown"),
-            Self::Internal(_) => ("error", "internal"),
+            Self::Unauthenticated(_) | Self::NoCertificate(_) => StatusCode::UNAUTHORIZED,
+            // nginx's "SSL certificate error".
+            Self::CertRejected(_) => StatusCode::from_u16(495).unwrap_or(StatusCode::BAD_REQUEST),
+            Self::Forbidden(_) | Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::OAuth { error, .. } => error.status(),
+            Self::Gone(_) => StatusCode::GONE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
-}
 
-/// How to ask for credentials on a forward-auth check.
-#[derive(Debug, Clone, Default)]
-pub struct Challenge {
-    /// Absolute `/auth?rd=…` URL for browsers.
-    pub location: Option<String>,
-    /// Browsers get 302 instead of 401 (Traefik and Caddy pass answers through as they are).
-    pub redirect: bool,
-    /// RFC 6750 `error` for a bearer token that was ours but invalid.
-    pub bearer_error: Option<&'static str>,
-    /// Why, for the log.
-    pub reason: String,
-    /// Why, as a metric label: no_credentials, invalid_token, revoked, bad_certificate.
-    pub code: &'static str,
+    /// The `error` field of the JSON answer, and the code on the page.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::Unauthenticated(ch) => ch.bearer_error().unwrap_or(Code::Unauthenticated),
+            Self::NoCertificate(why) => why.code(),
+            Self::CertRejected(e) => Code::from(e),
+            Self::Forbidden(_) => Code::Forbidden,
+            Self::InsufficientScope => Code::InsufficientScope,
+            Self::BadRequest(_) => Code::BadRequest,
+            Self::OAuth { error, .. } => error.code(),
+            Self::Gone(_) => Code::Gone,
+            Self::Unavailable(_) => Code::TemporarilyUnavailable,
+            Self::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// `(result, reason)` labels for `certgate_decisions_total`: small fixed sets.
+    pub fn labels(&self) -> (Outcome, Code) {
+        match self {
+            Self::Unauthenticated(ch) => (Outcome::Unauthenticated, ch.code()),
+            Self::NoCertificate(why) => (Outcome::Unauthenticated, why.code()),
+            Self::CertRejected(e) => (Outcome::Unauthenticated, Code::from(e)),
+            Self::Forbidden(_) => (Outcome::Deny, Code::Forbidden),
+            Self::InsufficientScope => (Outcome::Deny, Code::InsufficientScope),
+            Self::BadRequest(_) | Self::OAuth { .. } => (Outcome::BadRequest, Code::BadRequest),
+            Self::Gone(_) => (Outcome::BadRequest, Code::Gone),
+            Self::Unavailable(_) => (Outcome::Unavailable, Code::StateUnknown),
+            Self::Internal(_) => (Outcome::Error, Code::Internal),
+        }
+    }
 }
 
 impl From<CertError> for AppError {
@@ -92,184 +119,219 @@ impl From<CertError> for AppError {
 
 impl From<ForwardedError> for AppError {
     fn from(e: ForwardedError) -> Self {
-        Self::BadRequest(e.to_string())
+        Self::BadRequest(BadInput::CertHeader(e))
     }
 }
 
 impl From<IdentityError> for AppError {
     fn from(e: IdentityError) -> Self {
-        Self::Forbidden(e.to_string())
+        Self::Forbidden(Denial::Identity(e))
     }
 }
 
-/// What the answer may depend on besides the error itself.
-pub struct Audience<'a> {
-    pub wants_html: bool,
-    pub pages: &'a Pages,
-    /// `admin.contact`: whom people should ask.
-    pub contact: Option<&'a str>,
+// === Challenge ===
+
+/// How to ask for credentials on a forward-auth check.
+#[derive(Debug, Clone, Default)]
+pub struct Challenge {
+    /// Absolute `/auth?rd=…` URL for browsers.
+    pub location: Option<String>,
+    /// Browsers get 302 instead of 401 (Traefik and Caddy pass answers through as they are).
+    pub redirect: bool,
+    /// The credential that was presented and refused; `None` when there was none.
+    pub refused: Option<Refused>,
+    /// Why, for the log.
+    pub reason: String,
 }
 
-/// Turns an error into the response; also logs it at a level matching its cause.
-pub fn render(err: &AppError, to: &Audience<'_>) -> HttpResponse {
-    let (status, page, code) = match err {
-        AppError::Unauthenticated(ch) => return challenge(ch, to),
-        AppError::NoCertificate(why) => (
-            StatusCode::UNAUTHORIZED,
-            Page::no_certificate(*why),
-            why.code(),
-        ),
-        AppError::CertRejected(e) => (
-            StatusCode::from_u16(495).unwrap_or(StatusCode::BAD_REQUEST),
-            Page::message("Certificate not accepted", &e.to_string(), e.hint()),
-            e.code(),
-        ),
-        AppError::InsufficientScope(why) => {
-            let mut res = json(
-                StatusCode::FORBIDDEN,
-                &serde_json::json!({"error": "insufficient_scope", "error_description": why}),
-            );
-            res.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"certgate\", error=\"insufficient_scope\""),
-            );
-            return res;
+/// A credential that was presented and cannot authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// A certgate token that does not verify, or is not meant for this request.
+    Invalid(TokenKind),
+    /// A certgate token that verifies and was revoked.
+    Revoked(TokenKind),
+    /// A certificate that does not verify, or a certificate header that cannot be read.
+    Certificate,
+}
+
+impl Challenge {
+    /// Why, as a metric label.
+    pub fn code(&self) -> Code {
+        match self.refused {
+            None => Code::NoCredentials,
+            Some(Refused::Invalid(_)) => Code::InvalidToken,
+            Some(Refused::Revoked(_)) => Code::Revoked,
+            Some(Refused::Certificate) => Code::BadCertificate,
         }
-        AppError::Gone(why) => (
-            StatusCode::GONE,
-            Page::message(
-                "Link no longer valid",
-                why,
-                "Enrollment links work once and for a few minutes.",
-            ),
-            "gone",
-        ),
-        AppError::Forbidden(why) => (
-            StatusCode::FORBIDDEN,
-            Page::message(
-                "Access denied",
-                why,
-                &match to.contact {
-                    Some(c) => format!("If you should have access, ask {c}, and mention the rule named above."),
-                    None => "If you should have access, ask the administrator of this site, and mention the rule named above.".into(),
-                },
-            ),
-            "forbidden",
-        ),
-        AppError::BadRequest(why) => (
-            StatusCode::BAD_REQUEST,
-            Page::message(
-                "Bad request",
-                why,
-                "This is usually a proxy configuration problem.",
-            ),
-            "bad_request",
-        ),
-        AppError::OAuth {
-            status,
-            code,
-            description,
-        } => {
-            return json(
-                *status,
-                &serde_json::json!({"error": code, "error_description": description}),
-            );
-        }
-        AppError::Unavailable(why) => {
-            tracing::warn!(reason = %why, "answering 503: state unknown");
-            let page = Page {
-                code: Some("503 · temporarily_unavailable".into()),
-                ..Page::message(
-                    "Temporarily unavailable",
-                    "certgate cannot check your access right now, so it lets no one in.",
-                    "Try again in a minute. If it lasts, tell the administrator: the log says why.",
-                )
-            };
-            let mut res = if to.wants_html {
-                html(StatusCode::SERVICE_UNAVAILABLE, to.pages.render(&page))
-            } else {
-                json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &serde_json::json!({"error": "temporarily_unavailable", "error_description": "certgate cannot check access right now; try again"}),
-                )
-            };
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return res;
-        }
-        AppError::Internal(why) => {
-            tracing::error!(error = %why, "internal error");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Page::message(
-                    "Something went wrong",
-                    "certgate could not finish this request.",
-                    "Try again; if it keeps happening, the log says why.",
-                ),
-                "internal",
-            )
-        }
-    };
-    if status.is_client_error() {
-        tracing::info!(status = status.as_u16(), reason = %err, "request refused");
     }
-    if to.wants_html {
-        let page = Page {
-            code: Some(format!("{} · {code}", status.as_u16())),
-            ..page
-        };
-        html(status, to.pages.render(&page))
-    } else {
-        json(
-            status,
-            &serde_json::json!({"error": code, "error_description": err.to_string()}),
-        )
+
+    /// RFC 6750 `error` for a bearer token that was ours and cannot be used.
+    pub fn bearer_error(&self) -> Option<Code> {
+        match self.refused {
+            Some(Refused::Invalid(TokenKind::Bearer) | Refused::Revoked(TokenKind::Bearer)) => {
+                Some(Code::InvalidToken)
+            }
+            _ => None,
+        }
     }
 }
 
-fn challenge(ch: &Challenge, to: &Audience<'_>) -> HttpResponse {
-    tracing::debug!(reason = %ch.reason, "credentials required");
-    if let (true, Some(location)) = (to.wants_html, &ch.location) {
-        let status = if ch.redirect {
-            StatusCode::FOUND
-        } else {
-            StatusCode::UNAUTHORIZED
-        };
-        let page = Page::sign_in(location);
-        let mut res = html(status, to.pages.render(&page));
-        if let Ok(v) = HeaderValue::from_str(location) {
-            res.headers_mut().insert(header::LOCATION, v);
+// === Denial ===
+
+/// Why a known, valid credential is not let in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// The rules: `rule` decided (none: no rule matched), `because` says how, in words.
+    /// `user` is `None` when the rules let nobody in, before any credential was read.
+    ByRule {
+        user: Option<String>,
+        rule: Option<usize>,
+        because: String,
+    },
+    /// Whom the credential names may not sign in (unlisted, disabled, the wrong CA…).
+    Identity(IdentityError),
+    /// An admin page's session without the certificate it was bound to on the request.
+    NotBoundToCertificate,
+    /// `user` is in none of `admin.groups`.
+    NotAdmin { user: String },
+    /// An admin form posted from another origin than `own`.
+    ForeignOrigin { own: String },
+    /// A cross-site POST (log-out, admin forms).
+    CrossSite,
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ByRule {
+                user: None,
+                because,
+                ..
+            } => write!(f, "Nobody may open this: {because}."),
+            Self::ByRule {
+                user: Some(user),
+                because,
+                ..
+            } => write!(f, "{user} may not open this: {because}."),
+            Self::Identity(e) => e.fmt(f),
+            Self::NotBoundToCertificate => {
+                f.write_str("admin pages need the certificate you signed in with on this request")
+            }
+            Self::NotAdmin { user } => {
+                write!(f, "{user} is not in an admin group (admin.groups)")
+            }
+            Self::ForeignOrigin { own } => write!(f, "admin forms are accepted only from {own}"),
+            Self::CrossSite => f.write_str("cross-site request refused"),
         }
-        return res;
     }
-    let www = match ch.bearer_error {
-        Some(e) => format!("Bearer realm=\"certgate\", error=\"{e}\""),
-        None => "Bearer realm=\"certgate\"".to_string(),
-    };
-    let mut res = json(
-        StatusCode::UNAUTHORIZED,
-        &serde_json::json!({"error": ch.bearer_error.unwrap_or("unauthenticated"), "error_description": "present a certgate bearer token, the session cookie, or a client certificate"}),
-    );
-    if let Ok(v) = HeaderValue::from_str(&www) {
-        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    res
 }
 
-pub fn html(status: StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        // No page of certgate's may be framed (clickjacking of admin and enrollment forms).
-        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"))
-        .body(body)
+// === BadInput ===
+
+/// Which input is malformed, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadInput {
+    /// A certificate header from a trusted proxy (it names the header).
+    CertHeader(ForwardedError),
+    /// The original URL the proxy sent.
+    OriginalUrl(CanonicalError),
+    /// A form field.
+    Field {
+        field: &'static str,
+        problem: String,
+    },
+    /// A revocation request; the message names the field.
+    Revocation(String),
 }
 
-/// JSON with a trailing newline, so `curl` output ends cleanly in a terminal.
-pub fn json(status: StatusCode, body: &serde_json::Value) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::CONTENT_TYPE, "application/json"))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(format!("{body}\n"))
+impl fmt::Display for BadInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CertHeader(e) => e.fmt(f),
+            Self::OriginalUrl(e) => write!(f, "original URL: {e}"),
+            Self::Field { field, problem } => write!(f, "{field}: {problem}"),
+            Self::Revocation(why) => f.write_str(why),
+        }
+    }
+}
+
+// === OAuthError, OneTime ===
+
+/// RFC 6749 §5.2 (and RFC 8707) error codes of `/token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthError {
+    InvalidRequest,
+    InvalidScope,
+    InvalidTarget,
+    /// No credential, or one that does not verify: 401.
+    InvalidClient,
+}
+
+impl OAuthError {
+    pub const fn code(self) -> Code {
+        match self {
+            Self::InvalidRequest => Code::InvalidRequest,
+            Self::InvalidScope => Code::InvalidScope,
+            Self::InvalidTarget => Code::InvalidTarget,
+            Self::InvalidClient => Code::InvalidClient,
+        }
+    }
+
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidClient => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest | Self::InvalidScope | Self::InvalidTarget => {
+                StatusCode::BAD_REQUEST
+            }
+        }
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.code().fmt(f)
+    }
+}
+
+/// A one-time link that was used or has expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneTime {
+    /// An enrollment link, or the download it led to.
+    Enrollment,
+}
+
+impl fmt::Display for OneTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Enrollment => f.write_str("This enrollment link was used already or has expired. Ask your administrator for a new one."),
+        }
+    }
+}
+
+// === NoCert ===
+
+/// Why `/auth` saw no certificate, as far as certgate can tell (see
+/// [`crate::http::extract::why_no_cert`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoCert {
+    /// The browser was asked and sent none: not installed, or the prompt was cancelled.
+    NotSent,
+    /// The proxy passed nothing on: it did not ask for a certificate, or does not forward it.
+    NotForwarded,
+    /// The proxy checked the certificate itself and refused it.
+    ProxyRejected,
+    /// certgate was reached directly, or through a proxy that is not in `proxy.trusted`.
+    UntrustedPeer,
+}
+
+impl NoCert {
+    pub const fn code(self) -> Code {
+        match self {
+            Self::NotSent => Code::NoCertificate,
+            Self::NotForwarded => Code::CertificateNotForwarded,
+            Self::ProxyRejected => Code::CertificateRejectedByProxy,
+            Self::UntrustedPeer => Code::UntrustedProxy,
+        }
+    }
 }

@@ -1,12 +1,15 @@
 //! `certgate explain`: what the rules decide for a URL, and why, without sending a request.
+//! The decision is [`policy::decide`], the very function `/verify` calls.
 
+use std::net::IpAddr;
 use std::path::Path;
 
-use crate::cert::{PresentedChain, TrustStore};
+use crate::cert::{CertError, PresentedChain, TrustStore, VerifiedCert};
 use crate::config::Config;
+use crate::http::{AppState, Standing};
 use crate::identity::{self, Identity};
-use crate::jwt::{KeySet, TokenKind, Tokens};
-use crate::policy::{canonical, scope, Decision, Request};
+use crate::jwt::{Claims, KeySet, TokenKind, Tokens};
+use crate::policy::{self, canonical, scope, Asker, Request, Verdict};
 
 /// Who is asking.
 #[derive(Debug, Clone)]
@@ -23,7 +26,46 @@ pub struct Explanation {
     pub allowed: bool,
 }
 
-/// Explains the decision for `method url` from `client` as `who`.
+/// The request to explain.
+#[derive(Debug, Clone, Copy)]
+pub struct Case<'a> {
+    pub url: &'a str,
+    pub method: &'a str,
+    /// The client's address, for network rules.
+    pub client: Option<IpAddr>,
+    pub who: &'a Who,
+}
+
+/// The revocation state a credential is judged against.
+pub trait Standings {
+    fn token(&self, claims: &Claims, now: i64) -> Standing;
+    fn certificate(&self, cert: &VerifiedCert, now: i64) -> Standing;
+}
+
+/// Revocations not consulted: every credential counts as live.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unchecked;
+
+impl Standings for Unchecked {
+    fn token(&self, _: &Claims, _: i64) -> Standing {
+        Standing::Live
+    }
+    fn certificate(&self, _: &VerifiedCert, _: i64) -> Standing {
+        Standing::Live
+    }
+}
+
+/// A running gateway's state: the revocation check of `/verify` itself.
+impl Standings for AppState {
+    fn token(&self, claims: &Claims, now: i64) -> Standing {
+        self.standing(claims, now)
+    }
+    fn certificate(&self, cert: &VerifiedCert, now: i64) -> Standing {
+        self.cert_standing(cert, now)
+    }
+}
+
+/// Explains the decision for `method url` from `client` as `who`, revocations not consulted.
 ///
 /// # Errors
 /// A sentence when the URL cannot be judged (it would get a 400).
@@ -32,74 +74,58 @@ pub fn explain(
     config_text: &str,
     url: &str,
     method: &str,
-    client: Option<std::net::IpAddr>,
+    client: Option<IpAddr>,
     who: &Who,
     now: i64,
 ) -> Result<Explanation, String> {
-    // Split as `/verify` splits the proxy's original URL.
-    let (authority, target) = canonical::split_url(url)
-        .ok_or_else(|| format!("--url: `{url}` is not an absolute URL"))?;
-    let host = canonical::host(authority)
-        .map_err(|e| format!("--url: {e} (the check would answer 400)"))?;
-    let path =
-        canonical::path(target).map_err(|e| format!("--url: {e} (the check would answer 400)"))?;
-    let request = Request {
-        host: Some(host.clone()),
-        path: Some(path.clone()),
-        method: canonical::upper(method),
+    let case = Case {
+        url,
+        method,
         client,
+        who,
     };
+    explain_against(config, config_text, &case, now, &Unchecked)
+}
+
+/// Explains the decision for `case`, with credentials judged against `standings`.
+///
+/// # Errors
+/// A sentence when the URL cannot be judged (it would get a 400).
+pub fn explain_against(
+    config: &Config,
+    config_text: &str,
+    case: &Case<'_>,
+    now: i64,
+    standings: &dyn Standings,
+) -> Result<Explanation, String> {
+    let request = request(case)?;
     let mut lines = vec![format!(
-        "request:  {} host {host} path {path}",
-        request.method
+        "request:  {} host {} path {}",
+        request.method,
+        request.host.as_deref().unwrap_or_default(),
+        request.path.as_deref().unwrap_or_default()
     )];
-    let (identity, grants) = match resolve(config, who, now) {
-        Ok(found) => found,
-        Err(why) => {
-            lines.push(format!("identity: refused: {why}"));
-            lines.push("decision: deny".into());
-            return Ok(Explanation {
-                text: lines.join("\n"),
-                allowed: false,
-            });
-        }
-    };
-    match &identity {
-        Some(id) => lines.push(format!(
+    let resolved = resolve(config, case.who, &request, now, standings);
+    lines.push(match &resolved {
+        Ok(Some(r)) => format!(
             "identity: {} (groups: {})",
-            id.user,
-            list(&id.groups)
-        )),
-        None => lines.push("identity: none (no credentials)".into()),
-    }
+            r.identity.user,
+            list(&r.identity.groups)
+        ),
+        Ok(None) => "identity: none (no credentials)".into(),
+        Err(why) => format!("identity: refused: {why}"),
+    });
     let policy = &config.policy;
-    let mut decision = policy.evaluate(&request, None);
-    if let (Decision::NeedsIdentity { .. } | Decision::Allow { .. }, Some(id)) =
-        (&decision, &identity)
-    {
-        decision = policy.evaluate(&request, Some(id));
-    }
-    let (verdict, mut allowed) = match decision {
-        Decision::Bypass { .. } => ("allow (public, no credentials needed)", true),
-        Decision::Allow { .. } => ("allow", true),
-        Decision::Deny { .. } => ("deny", false),
-        Decision::NeedsIdentity { .. } => ("deny (sign-in required)", false),
-    };
-    let mut verdict = verdict.to_string();
-    if let (true, Some(grants), Decision::Allow { .. }) = (allowed, &grants, &decision) {
-        if !scope::covers(grants, &request) {
-            verdict = "deny (outside the token's scope: insufficient_scope)".into();
-            allowed = false;
-        }
-    }
-    lines.push(format!("decision: {verdict}"));
-    lines.push(format!("because:  {}", policy.explain(&decision)));
-    if let Some(rule) = policy.rule(match decision {
-        Decision::Bypass { rule } => Some(rule),
-        Decision::Allow { rule } | Decision::Deny { rule } | Decision::NeedsIdentity { rule } => {
-            rule
-        }
-    }) {
+    let verdict = policy::decide(policy, &request, || match resolved {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Err(None),
+        Err(why) => Err(Some(why)),
+    });
+    let (text, allowed) = verdict_line(&verdict);
+    lines.push(format!("decision: {text}"));
+    let decision = verdict.decision();
+    lines.push(format!("because:  {}", policy.explain(decision)));
+    if let Some(rule) = policy.rule(decision.rule()) {
         if let Some(line) = rule_line(config_text, rule.index) {
             lines.push(format!("rule at:  {}:{line}", policy.source));
         }
@@ -110,34 +136,122 @@ pub fn explain(
     })
 }
 
-type Resolved = (Option<Identity>, Option<Vec<scope::Grant>>);
+/// The request as `/verify` would see the proxy's original URL.
+fn request<'a>(case: &Case<'a>) -> Result<Request<'a>, String> {
+    let url = case.url;
+    // Split as `/verify` splits the proxy's original URL.
+    let (authority, target) = canonical::split_url(url)
+        .ok_or_else(|| format!("--url: `{url}` is not an absolute URL"))?;
+    let bad = |e: canonical::CanonicalError| format!("--url: {e} (the check would answer 400)");
+    Ok(Request {
+        host: Some(canonical::host(authority).map_err(bad)?),
+        path: Some(canonical::path(target).map_err(bad)?),
+        method: canonical::upper(case.method),
+        client: case.client,
+    })
+}
 
-fn resolve(config: &Config, who: &Who, now: i64) -> Result<Resolved, String> {
+/// The decision line, and whether the request would be let through.
+fn verdict_line(verdict: &Verdict<Resolved, Option<String>>) -> (&'static str, bool) {
+    match verdict {
+        Verdict::Public(_) => ("allow (public, no credentials needed)", true),
+        Verdict::Allowed { .. } => ("allow", true),
+        Verdict::Closed(_) | Verdict::Denied { .. } => ("deny", false),
+        Verdict::Unauthenticated { why: None, .. } => ("deny (sign-in required)", false),
+        // The identity line said why.
+        Verdict::Unauthenticated { why: Some(_), .. } => ("deny", false),
+        Verdict::OutOfScope { .. } => (
+            "deny (outside the token's scope: insufficient_scope)",
+            false,
+        ),
+    }
+}
+
+/// Whoever asks, once their credential verified and is in standing.
+struct Resolved {
+    identity: Identity,
+    grants: Option<Vec<scope::Grant>>,
+}
+
+impl Asker for Resolved {
+    fn identity(&self) -> &Identity {
+        &self.identity
+    }
+    fn grants(&self) -> Option<&[scope::Grant]> {
+        self.grants.as_deref()
+    }
+}
+
+/// Whoever `who` is (none without credentials), or why they cannot be let in.
+fn resolve(
+    config: &Config,
+    who: &Who,
+    request: &Request,
+    now: i64,
+    standings: &dyn Standings,
+) -> Result<Option<Resolved>, String> {
+    let found = |identity| {
+        Ok(Some(Resolved {
+            identity,
+            grants: None,
+        }))
+    };
     match who {
-        Who::Nobody => Ok((None, None)),
-        Who::User(user) => identity::from_user(user, &config.identity)
-            .map(|id| (Some(id), None))
-            .map_err(|e| e.to_string()),
+        Who::Nobody => Ok(None),
+        Who::User(user) => found(identity::from_user(user, &config.identity).map_err(string)?),
         Who::Cert(path) => {
-            let chain = read_chain(path)?;
-            let store = TrustStore::new(&config.client_ca.bundle).map_err(|e| e.to_string())?;
-            let cert = store.verify(&chain, now).map_err(|e| e.to_string())?;
-            identity::from_cert(&cert, &config.identity)
-                .map(|id| (Some(id), None))
-                .map_err(|e| e.to_string())
+            let cert = certificate(config, path, now)?;
+            match standings.certificate(&cert, now) {
+                Standing::Live => {}
+                Standing::Revoked(_) => return Err(CertError::Revoked.to_string()),
+                Standing::Unknown(why) => return Err(why),
+            }
+            found(identity::from_cert(&cert, &config.identity).map_err(string)?)
         }
         Who::Token(token) => {
-            let keys = KeySet::load(&config.data_dir.join("keys")).map_err(|e| e.to_string())?;
-            let tokens = Tokens::new(keys, config.public_base());
-            let claims = tokens
-                .verify(token, TokenKind::Bearer, now)
-                .or_else(|_| tokens.verify(token, TokenKind::Session, now))
-                .map_err(|e| format!("token: {e}"))?;
-            let grants = claims.scope.as_deref().map(scope::parse).transpose()?;
-            identity::from_claims(&claims, &config.identity)
-                .map(|id| (Some(id), grants))
-                .map_err(|e| e.to_string())
+            let (claims, kind) = token_claims(config, token, now)?;
+            match standings.token(&claims, now) {
+                Standing::Live => {}
+                Standing::Revoked(why) => return Err(format!("token {why}")),
+                Standing::Unknown(why) => return Err(why),
+            }
+            let grants = match kind {
+                TokenKind::Bearer => {
+                    policy::bearer_limits(&claims, config.public_base(), request.host.as_deref())?
+                }
+                TokenKind::Session => None,
+            };
+            let identity = identity::from_claims(&claims, &config.identity).map_err(string)?;
+            Ok(Some(Resolved { identity, grants }))
         }
+    }
+}
+
+fn string(e: impl ToString) -> String {
+    e.to_string()
+}
+
+/// The certificate in the PEM file at `path`, its chain verified.
+fn certificate(config: &Config, path: &Path, now: i64) -> Result<VerifiedCert, String> {
+    let chain = read_chain(path)?;
+    let store = TrustStore::new(&config.client_ca.bundle).map_err(string)?;
+    store.verify(&chain, now).map_err(string)
+}
+
+/// The claims of a bearer token, else of a session token, signature verified.
+fn token_claims(
+    config: &Config,
+    token: &str,
+    now: i64,
+) -> Result<(std::sync::Arc<Claims>, TokenKind), String> {
+    let keys = KeySet::load(&config.data_dir.join("keys")).map_err(string)?;
+    let tokens = Tokens::new(keys, config.public_base());
+    match tokens.verify(token, TokenKind::Bearer, now) {
+        Ok(claims) => Ok((claims, TokenKind::Bearer)),
+        Err(_) => tokens
+            .verify(token, TokenKind::Session, now)
+            .map(|claims| (claims, TokenKind::Session))
+            .map_err(|e| format!("token: {e}")),
     }
 }
 

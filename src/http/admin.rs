@@ -6,11 +6,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::answer;
 use super::extract::{self, RequestMeta};
 use super::pages::{Form, Link, Page};
 use super::{AppState, State};
 use crate::ca::enroll::{EnrollStore, Enrollment};
-use crate::error::{self, AppError, Challenge};
+use crate::error::{AppError, BadInput, Challenge, Denial};
 use crate::identity::{self, Identity};
 
 fn admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
@@ -29,25 +30,19 @@ fn admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
             _ => false,
         };
         if !bound {
-            return Err(AppError::Forbidden(
-                "admin pages need the certificate you signed in with on this request".into(),
-            ));
+            return Err(AppError::Forbidden(Denial::NotBoundToCertificate));
         }
         let who = identity::from_claims(&claims, &cfg.identity)?;
         if who.groups.iter().any(|g| cfg.admin_groups.contains(g)) {
             return Ok(who);
         }
-        return Err(AppError::Forbidden(format!(
-            "{} is not in an admin group (admin.groups)",
-            who.user
-        )));
+        return Err(AppError::Forbidden(Denial::NotAdmin { user: who.user }));
     }
     Err(AppError::Unauthenticated(Challenge {
         location: Some(state.auth_url(Some(&here))),
         redirect: true,
-        bearer_error: None,
+        refused: None,
         reason: "admin page without a session".into(),
-        code: "no_credentials",
     }))
 }
 
@@ -77,10 +72,7 @@ fn admin_by_cert(cert: &crate::cert::VerifiedCert, state: &AppState) -> Result<I
     {
         Ok(who)
     } else {
-        Err(AppError::Forbidden(format!(
-            "{} is not in an admin group (admin.groups)",
-            who.user
-        )))
+        Err(AppError::Forbidden(Denial::NotAdmin { user: who.user }))
     }
 }
 
@@ -94,9 +86,7 @@ fn same_origin(req: &HttpRequest, state: &AppState) -> Result<(), AppError> {
         .and_then(|v| v.to_str().ok())
     {
         Some(origin) if origin == own => Ok(()),
-        _ => Err(AppError::Forbidden(format!(
-            "admin forms are accepted only from {own}"
-        ))),
+        _ => Err(AppError::Forbidden(Denial::ForeignOrigin { own })),
     }
 }
 
@@ -146,7 +136,7 @@ fn form_page(state: &AppState, message: &str) -> Page {
 pub async fn show(req: HttpRequest, state: State) -> HttpResponse {
     let meta = person(&req, &state);
     match admin(&req, &state) {
-        Ok(_) => error::html(
+        Ok(_) => answer::html(
             StatusCode::OK,
             state.pages.render(&form_page(
                 &state,
@@ -163,35 +153,37 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
         .and_then(|()| admin(&req, &state))
         .and_then(|who| link_page(&body, &state, &who));
     match result {
-        Ok(page) => error::html(StatusCode::OK, state.pages.render(&page)),
+        Ok(page) => answer::html(StatusCode::OK, state.pages.render(&page)),
         Err(e) => state.reply(&meta, &e),
     }
+}
+
+/// A form field that cannot be used.
+fn bad(field: &'static str, problem: String) -> AppError {
+    AppError::BadRequest(BadInput::Field { field, problem })
 }
 
 fn link_page(body: &[u8], state: &AppState, who: &Identity) -> Result<Page, AppError> {
     let form = extract::Form::parse(body);
     let field = |name: &str| form.get(name).map(str::trim).filter(|v| !v.is_empty());
-    let number = |name: &str, default: i64, max: i64| -> Result<i64, AppError> {
+    let number = |name: &'static str, default: i64, max: i64| -> Result<i64, AppError> {
         match field(name) {
             None => Ok(default),
             Some(v) => v
                 .parse::<i64>()
                 .ok()
                 .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| {
-                    AppError::BadRequest(format!("{name}: `{v}` is not a number from 1 to {max}"))
-                }),
+                .ok_or_else(|| bad(name, format!("`{v}` is not a number from 1 to {max}"))),
         }
     };
-    let user = field("user").ok_or_else(|| AppError::BadRequest("user: missing".into()))?;
-    crate::ca::store::check_name(user, 256)
-        .map_err(|e| AppError::BadRequest(format!("user: {e}")))?;
+    let user = field("user").ok_or_else(|| bad("user", "missing".into()))?;
+    crate::ca::store::check_name(user, 256).map_err(|e| bad("user", e.to_string()))?;
     let device = field("device").map(String::from);
     if let Some(Err(e)) = device
         .as_deref()
         .map(|d| crate::ca::store::check_name(d, 64))
     {
-        return Err(AppError::BadRequest(format!("device: {e}")));
+        return Err(bad("device", e.to_string()));
     }
     let minutes = number("minutes", 15, 1440)?;
     let days = number("days", 365, 3650)?;
@@ -246,9 +238,8 @@ fn revoke_admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppErro
         return Err(AppError::Unauthenticated(Challenge {
             location: None,
             redirect: false,
-            bearer_error: None,
+            refused: None,
             reason: "admin API without a client certificate".into(),
-            code: "no_credentials",
         }));
     };
     admin_by_cert(&cert, state)
@@ -282,7 +273,7 @@ fn revoke_form(state: &AppState, message: &str) -> Page {
 pub async fn show_revoke(req: HttpRequest, state: State) -> HttpResponse {
     let meta = person(&req, &state);
     match admin(&req, &state) {
-        Ok(_) => error::html(
+        Ok(_) => answer::html(
             StatusCode::OK,
             state.pages.render(&revoke_form(
                 &state,
@@ -314,7 +305,7 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
             state.clock.now_ms(),
             state.config.max_lifetime(),
         )
-        .map_err(AppError::BadRequest)?;
+        .map_err(|why| AppError::BadRequest(BadInput::Revocation(why)))?;
         Ok((who, entry))
     });
     let result = match asked {
@@ -370,7 +361,7 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
                 let note = known
                     .as_ref()
                     .map_or(String::new(), |(_, text)| format!(" {text}."));
-                error::html(
+                answer::html(
                     StatusCode::OK,
                     state.pages.render(&revoke_form(
                         &state,

@@ -3,10 +3,11 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 
+use super::answer;
 use super::extract::{self, RequestMeta};
 use super::pages::Page;
 use super::{cookie, redirect, AppState, State};
-use crate::error::{self, AppError};
+use crate::error::AppError;
 use crate::jwt::{JwtError, Subject, TokenKind};
 use crate::{audit, identity};
 
@@ -18,7 +19,11 @@ pub async fn handle(req: HttpRequest, state: State) -> HttpResponse {
         Ok(res) => res,
         Err(e) => {
             let (_, reason) = e.labels();
-            state.metrics.logins.with_label_values(&[reason]).inc();
+            state
+                .metrics
+                .logins
+                .with_label_values(&[reason.as_str()])
+                .inc();
             let actor = audit::Actor {
                 client: meta.client,
                 ..audit::Actor::default()
@@ -96,7 +101,7 @@ fn login(
             .insert_header((header::SET_COOKIE, set_cookie))
             .finish(),
         None => {
-            let mut res = error::html(
+            let mut res = answer::html(
                 actix_web::http::StatusCode::OK,
                 state.pages.render(&Page::signed_in(&who.user, &who.groups)),
             );

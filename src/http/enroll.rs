@@ -9,13 +9,14 @@ use std::sync::Mutex;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::answer;
 use super::extract::RequestMeta;
 use super::pages::{Form, Page};
 use super::{AppState, State};
 use crate::ca::enroll::EnrollStore;
 use crate::ca::store::CaStore;
 use crate::ca::P12Kind;
-use crate::error::{self, AppError};
+use crate::error::{AppError, BadInput, OneTime};
 
 /// How long a prepared file waits for its download.
 const DOWNLOAD_SECS: i64 = 600;
@@ -61,7 +62,7 @@ impl Downloads {
 }
 
 fn gone() -> AppError {
-    AppError::Gone("This enrollment link was used already or has expired. Ask your administrator for a new one.".into())
+    AppError::Gone(OneTime::Enrollment)
 }
 
 fn person<'a>(req: &'a HttpRequest, state: &AppState) -> RequestMeta<'a> {
@@ -103,7 +104,7 @@ pub async fn show(req: HttpRequest, path: web::Path<String>, state: State) -> Ht
         }),
         ..Page::default()
     };
-    error::html(StatusCode::OK, state.pages.render(&page))
+    answer::html(StatusCode::OK, state.pages.render(&page))
 }
 
 pub async fn redeem(
@@ -114,7 +115,7 @@ pub async fn redeem(
 ) -> HttpResponse {
     let meta = person(&req, &state);
     match issue(&path, &body, &state) {
-        Ok(page) => error::html(StatusCode::OK, state.pages.render(&page)),
+        Ok(page) => answer::html(StatusCode::OK, state.pages.render(&page)),
         Err(e) => state.reply(&meta, &e),
     }
 }
@@ -129,9 +130,10 @@ fn issue(secret: &str, body: &[u8], state: &AppState) -> Result<Page, AppError> 
         Some("legacy") => P12Kind::Legacy,
         Some("modern") | None => P12Kind::Modern,
         Some(other) => {
-            return Err(AppError::BadRequest(format!(
-                "kind: `{other}` is neither modern nor legacy"
-            )))
+            return Err(AppError::BadRequest(BadInput::Field {
+                field: "kind",
+                problem: format!("`{other}` is neither modern nor legacy"),
+            }))
         }
     };
     let links = EnrollStore::new(&state.config.data_dir);

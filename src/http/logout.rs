@@ -4,11 +4,12 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::answer;
 use super::extract::{self, RequestMeta};
 use super::pages::Page;
 use super::{cookie, redirect, Standing, State};
+use crate::audit;
 use crate::error::AppError;
-use crate::{audit, error};
 
 pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
     let meta = RequestMeta::from_request(&req, &state);
@@ -79,7 +80,7 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
         Some(url) => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, url.as_str()))
             .finish(),
-        None => error::html(
+        None => answer::html(
             StatusCode::OK,
             state.pages.render(&Page::signed_out(everywhere)),
         ),

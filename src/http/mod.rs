@@ -1,7 +1,8 @@
 //! HTTP endpoints. Handlers are thin: extract, call the pure logic, and hand errors to
-//! [`crate::error::render`]. One file per endpoint.
+//! [`answer::render`]. One file per endpoint.
 
 mod admin;
+pub mod answer;
 mod auth;
 mod cookie;
 pub mod enroll;
@@ -27,11 +28,12 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use crate::cert::TrustStore;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::{self, AppError, Audience};
+use crate::error::{AppError, Code};
 use crate::jwt::{Claims, TokenKind, Tokens};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::revocation::Revocations;
+use answer::Audience;
 use extract::RequestMeta;
 use pages::Pages;
 
@@ -137,6 +139,22 @@ impl AppState {
         }
     }
 
+    /// Whether a certificate whose chain verified still counts: `certgate revoke --serial`
+    /// works for any CA's certificates (the chain check read the CRLs and the built-in CA's
+    /// list), and nothing counts while the revocation view is stale. `now` is `clock.now()`.
+    pub fn cert_standing(&self, cert: &crate::cert::VerifiedCert, now: i64) -> Standing {
+        if self
+            .revocations
+            .is_serial_revoked(cert.cert().serial.as_str())
+        {
+            return Standing::Revoked("the certificate was revoked");
+        }
+        match self.stale_at(now) {
+            Some(why) => Standing::Unknown(why),
+            None => Standing::Live,
+        }
+    }
+
     /// Why nothing may be allowed now: the revocation view is older than `store.max_staleness`.
     pub fn stale(&self) -> Option<String> {
         self.stale_at(self.clock.now())
@@ -212,7 +230,7 @@ impl AppState {
 
     /// Renders an error for this request's audience.
     pub fn reply(&self, meta: &RequestMeta, err: &AppError) -> HttpResponse {
-        error::render(
+        answer::render(
             err,
             &Audience {
                 wants_html: meta.wants_html,
@@ -259,10 +277,10 @@ pub(crate) async fn not_found(req: HttpRequest, state: State) -> HttpResponse {
                 "The pages people use are /auth (sign in) and / (your status).",
             )
         };
-        return error::html(status, state.pages.render(&page));
+        return answer::html(status, state.pages.render(&page));
     }
-    error::json(
+    answer::json(
         status,
-        &serde_json::json!({"error": "not_found", "error_description": format!("no such route: {}", req.path())}),
+        &serde_json::json!({"error": Code::NotFound.as_str(), "error_description": format!("no such route: {}", req.path())}),
     )
 }

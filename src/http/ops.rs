@@ -5,8 +5,8 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 
+use super::answer;
 use super::{AppState, State};
-use crate::error;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
@@ -19,8 +19,8 @@ pub async fn healthz() -> HttpResponse {
 /// not is for the operator: `/readyz/details` on the metrics listener, and the log.
 pub async fn readyz(state: State) -> HttpResponse {
     match problem(&state) {
-        None => error::json(StatusCode::OK, &serde_json::json!({"ready": true})),
-        Some(_) => error::json(
+        None => answer::json(StatusCode::OK, &serde_json::json!({"ready": true})),
+        Some(_) => answer::json(
             StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({"ready": false}),
         ),
@@ -30,8 +30,8 @@ pub async fn readyz(state: State) -> HttpResponse {
 /// `/readyz` with the reason (store errors name files and hosts).
 pub async fn readyz_details(state: State) -> HttpResponse {
     match problem(&state) {
-        None => error::json(StatusCode::OK, &serde_json::json!({"ready": true})),
-        Some(why) => error::json(
+        None => answer::json(StatusCode::OK, &serde_json::json!({"ready": true})),
+        Some(why) => answer::json(
             StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({"ready": false, "reason": why}),
         ),

@@ -3,6 +3,8 @@
 use minijinja::Environment;
 use serde::Serialize;
 
+use crate::error::NoCert;
+
 /// What one page says.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Page {
@@ -43,46 +45,22 @@ pub struct Link {
     pub text: String,
 }
 
-/// Why `/auth` saw no certificate, as far as certgate can tell (see
-/// [`super::extract::why_no_cert`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoCert {
-    /// The browser was asked and sent none: not installed, or the prompt was cancelled.
-    NotSent,
-    /// The proxy passed nothing on: it did not ask for a certificate, or does not forward it.
-    NotForwarded,
-    /// The proxy checked the certificate itself and refused it.
-    ProxyRejected,
-    /// certgate was reached directly, or through a proxy that is not in `proxy.trusted`.
-    UntrustedPeer,
+/// The most likely cause of [`NoCert`], in words for the person in front of the browser.
+fn cause(why: NoCert) -> &'static str {
+    match why {
+        NoCert::NotSent => "Your browser was asked for a certificate and did not send one. Most likely no certificate for this site is installed on this device, or the certificate prompt was cancelled.",
+        NoCert::NotForwarded => "The sign-in server never received a certificate: the proxy in front of it did not ask your browser for one, or did not pass it on. This is a setup problem the administrator has to fix.",
+        NoCert::ProxyRejected => "The proxy in front of this site refused your certificate: it was probably issued by another authority, has expired, or was revoked.",
+        NoCert::UntrustedPeer => "This sign-in was reached by an address that is not allowed to pass certificates on. This is a setup problem the administrator has to fix.",
+    }
 }
 
-impl NoCert {
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::NotSent => "no_certificate",
-            Self::NotForwarded => "certificate_not_forwarded",
-            Self::ProxyRejected => "certificate_rejected_by_proxy",
-            Self::UntrustedPeer => "untrusted_proxy",
-        }
-    }
-
-    /// The most likely cause, in words for the person in front of the browser.
-    fn cause(self) -> &'static str {
-        match self {
-            Self::NotSent => "Your browser was asked for a certificate and did not send one. Most likely no certificate for this site is installed on this device, or the certificate prompt was cancelled.",
-            Self::NotForwarded => "The sign-in server never received a certificate: the proxy in front of it did not ask your browser for one, or did not pass it on. This is a setup problem the administrator has to fix.",
-            Self::ProxyRejected => "The proxy in front of this site refused your certificate: it was probably issued by another authority, has expired, or was revoked.",
-            Self::UntrustedPeer => "This sign-in was reached by an address that is not allowed to pass certificates on. This is a setup problem the administrator has to fix.",
-        }
-    }
-
-    fn admin_hint(self) -> Option<&'static str> {
-        match self {
-            Self::NotForwarded => Some("Administrator: the proxy must ask for the certificate (nginx `ssl_verify_client optional_no_ca`, Traefik `clientAuth`, Caddy `client_auth`) and forward it to /auth; `certgate proxy-config` prints a working configuration."),
-            Self::UntrustedPeer => Some("Administrator: add the proxy's address to `proxy.trusted`, or send people to certgate's own mTLS address."),
-            Self::NotSent | Self::ProxyRejected => None,
-        }
+/// What the administrator should change, when the cause is theirs.
+fn admin_hint(why: NoCert) -> Option<&'static str> {
+    match why {
+        NoCert::NotForwarded => Some("Administrator: the proxy must ask for the certificate (nginx `ssl_verify_client optional_no_ca`, Traefik `clientAuth`, Caddy `client_auth`) and forward it to /auth; `certgate proxy-config` prints a working configuration."),
+        NoCert::UntrustedPeer => Some("Administrator: add the proxy's address to `proxy.trusted`, or send people to certgate's own mTLS address."),
+        NoCert::NotSent | NoCert::ProxyRejected => None,
     }
 }
 
@@ -99,8 +77,8 @@ impl Page {
     /// The help page of `/auth` without a certificate: the likely cause first, then what to do
     /// on each kind of device.
     pub fn no_certificate(why: NoCert) -> Self {
-        let mut hints = vec![why.cause().to_string()];
-        hints.extend(why.admin_hint().map(String::from));
+        let mut hints = vec![cause(why).to_string()];
+        hints.extend(admin_hint(why).map(String::from));
         hints.push("Other causes: a certificate from another authority, an expired one, or one that was revoked after a device was lost. Ask your administrator for a new certificate in those cases.".into());
         let section = |heading: &str, items: &[&str]| Section {
             heading: heading.into(),
@@ -128,7 +106,7 @@ impl Page {
                     "When the browser asks which certificate to use, pick the one for this site. If you cancelled that prompt, close every window of the browser and try again.",
                 ]),
             ],
-            code: Some(why.code().into()),
+            code: Some(why.code().as_str().into()),
             ..Self::default()
         }
     }
@@ -264,9 +242,15 @@ mod no_cert_tests {
             NoCert::UntrustedPeer,
         ] {
             let page = Page::no_certificate(why);
-            assert_eq!(page.hints[0], why.cause());
+            assert_eq!(page.hints[0], cause(why));
             let html = pages.render(&page);
-            for platform in ["iPhone", "Android", "Wear OS", "Desktop", why.code()] {
+            for platform in [
+                "iPhone",
+                "Android",
+                "Wear OS",
+                "Desktop",
+                why.code().as_str(),
+            ] {
                 assert!(html.contains(platform), "{why:?}: {platform} missing");
             }
         }

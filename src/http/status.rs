@@ -5,12 +5,13 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
+use super::answer;
 use super::extract::RequestMeta;
 use super::pages::{Form, Page, Section};
 use super::{AppState, State};
 use crate::ca::store::{revoked_serials, CaStore};
 use crate::ca::CertStatus;
-use crate::error::{self, AppError, Challenge};
+use crate::error::{AppError, Challenge};
 use crate::identity;
 
 /// Days ahead of expiry when the page starts warning.
@@ -20,7 +21,7 @@ pub async fn show(req: HttpRequest, state: State) -> HttpResponse {
     let mut meta = RequestMeta::from_request(&req, &state);
     meta.wants_html = true;
     match page(&req, &state) {
-        Ok(p) => error::html(StatusCode::OK, state.pages.render(&p)),
+        Ok(p) => answer::html(StatusCode::OK, state.pages.render(&p)),
         Err(e) => state.reply(&meta, &e),
     }
 }
@@ -33,9 +34,8 @@ fn page(req: &HttpRequest, state: &AppState) -> Result<Page, AppError> {
         AppError::Unauthenticated(Challenge {
             location: Some(state.auth_url(Some(&home))),
             redirect: true,
-            bearer_error: None,
+            refused: None,
             reason: "status page without a session".into(),
-            code: "no_credentials",
         })
     })?;
     let who = identity::from_claims(&claims, &cfg.identity)?;

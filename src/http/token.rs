@@ -1,13 +1,15 @@
 //! `POST /token`: a certificate holder (or a signed-in browser) trades its credential for a
 //! bearer token, answered as RFC 6749 §5.1 JSON.
 
-use actix_web::http::{header, StatusCode};
+use std::time::Duration;
+
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::extract::{self, RequestMeta};
 use super::{AppState, State};
-use crate::error::AppError;
+use crate::error::{AppError, OAuthError};
 use crate::identity;
 use crate::jwt::{Subject, TokenKind};
 
@@ -27,10 +29,9 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
     }
 }
 
-fn oauth(status: StatusCode, code: &'static str, description: impl Into<String>) -> AppError {
+fn oauth(error: OAuthError, description: impl Into<String>) -> AppError {
     AppError::OAuth {
-        status,
-        code,
+        error,
         description: description.into(),
     }
 }
@@ -44,96 +45,16 @@ fn mint(
     let cfg = &state.config;
     let now = state.clock.now();
     let form = extract::Form::parse(body);
-    let field = |name: &str| form.get(name);
-
-    let max = cfg.token.max_ttl;
-    let ttl = match field("ttl").filter(|v| !v.is_empty()) {
-        None => cfg.token.default_ttl,
-        Some(raw) => parse_ttl(raw).ok_or_else(|| {
-            oauth(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("ttl: `{raw}` is not a duration (use seconds or e.g. \"1h\")"),
-            )
-        })?,
-    };
-    if ttl > max {
-        return Err(oauth(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!(
-                "ttl: {} exceeds token.max_ttl ({})",
-                humantime::format_duration(ttl),
-                humantime::format_duration(max)
-            ),
-        ));
-    }
-    // A scope only narrows: /verify applies the rules to the holder as well, so a scoped
-    // token never carries more rights than the identity that minted it.
-    let scope = match field("scope").map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(raw) => {
-            crate::policy::scope::parse(raw).map_err(|e| {
-                oauth(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_scope",
-                    format!("scope: {e}"),
-                )
-            })?;
-            Some(raw.split_whitespace().collect::<Vec<_>>().join(" "))
-        }
-    };
-
-    // `aud`: the app hosts (or https origins) the token is for; certgate refuses it elsewhere.
-    let app_hosts = match field("aud").map(str::trim).filter(|s| !s.is_empty()) {
-        None => Vec::new(),
-        Some(raw) => audience(raw).and_then(non_empty).map_err(|e| {
-            oauth(
-                StatusCode::BAD_REQUEST,
-                "invalid_target",
-                format!("aud: {e}"),
-            )
-        })?,
-    };
-
-    // A token minted from a session never outlives that session.
-    let mut not_after = None;
-    let mut device = None;
-    let subject = match extract::verified_cert(req, state, meta) {
-        Ok(Some(cert)) => {
-            device.clone_from(&cert.cert().device);
-            let who = identity::from_cert(&cert, &cfg.identity)?;
-            Subject {
-                user: who.user,
-                groups: who.groups,
-                email: who.email,
-                name: who.name,
-                scope: None,
-                cert_thumbprint: Some(cert.cert().thumbprint.clone()),
-                cert_serial: Some(cert.cert().serial.to_string()),
-                cert_ca: Some(cert.issuer().claim()),
-                app_hosts: Vec::new(),
-            }
-        }
-        Ok(None) => {
-            let (subject, session_exp) = session_subject(req, state)?;
-            not_after = Some(session_exp);
-            subject
-        }
-        Err(AppError::CertRejected(e)) => {
-            return Err(oauth(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                e.to_string(),
-            ))
-        }
-        Err(other) => return Err(other),
-    };
+    let ttl = ttl(form.get("ttl"), cfg.token.default_ttl, cfg.token.max_ttl)?;
+    let scope = scope(form.get("scope"))?;
+    let app_hosts = app_hosts(form.get("aud"))?;
+    let (subject, not_after, device) = holder(req, state, meta)?;
     let subject = Subject {
         scope,
         app_hosts,
         ..subject
     };
+    // A token minted from a session never outlives that session.
     let mut secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
     if let Some(exp) = not_after {
         secs = secs.min(exp.saturating_sub(now)).max(1);
@@ -162,12 +83,91 @@ fn mint(
         }))
 }
 
+/// The `ttl` field: the default when absent, never more than `max`.
+fn ttl(raw: Option<&str>, default: Duration, max: Duration) -> Result<Duration, AppError> {
+    let ttl = match raw.filter(|v| !v.is_empty()) {
+        None => default,
+        Some(raw) => parse_ttl(raw).ok_or_else(|| {
+            oauth(
+                OAuthError::InvalidRequest,
+                format!("ttl: `{raw}` is not a duration (use seconds or e.g. \"1h\")"),
+            )
+        })?,
+    };
+    if ttl > max {
+        return Err(oauth(
+            OAuthError::InvalidRequest,
+            format!(
+                "ttl: {} exceeds token.max_ttl ({})",
+                humantime::format_duration(ttl),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(ttl)
+}
+
+/// The `scope` field, normalised. A scope only narrows: /verify applies the rules to the
+/// holder as well, so a scoped token never carries more rights than the identity that minted
+/// it.
+fn scope(raw: Option<&str>) -> Result<Option<String>, AppError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    crate::policy::scope::parse(raw)
+        .map_err(|e| oauth(OAuthError::InvalidScope, format!("scope: {e}")))?;
+    Ok(Some(raw.split_whitespace().collect::<Vec<_>>().join(" ")))
+}
+
+/// The `aud` field: the app hosts (or https origins) the token is for; certgate refuses it
+/// elsewhere.
+fn app_hosts(raw: Option<&str>) -> Result<Vec<String>, AppError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(Vec::new()),
+        Some(raw) => audience(raw)
+            .and_then(non_empty)
+            .map_err(|e| oauth(OAuthError::InvalidTarget, format!("aud: {e}"))),
+    }
+}
+
+/// Whom the token is for: the certificate's holder, else the session's. With the session's
+/// expiry (a token never outlives it) and the certificate's device.
+fn holder(
+    req: &HttpRequest,
+    state: &AppState,
+    meta: &RequestMeta,
+) -> Result<(Subject, Option<i64>, Option<String>), AppError> {
+    match extract::verified_cert(req, state, meta) {
+        Ok(Some(cert)) => {
+            let c = cert.cert();
+            let who = identity::from_cert(&cert, &state.config.identity)?;
+            let subject = Subject {
+                user: who.user,
+                groups: who.groups,
+                email: who.email,
+                name: who.name,
+                scope: None,
+                cert_thumbprint: Some(c.thumbprint.clone()),
+                cert_serial: Some(c.serial.to_string()),
+                cert_ca: Some(cert.issuer().claim()),
+                app_hosts: Vec::new(),
+            };
+            Ok((subject, None, c.device.clone()))
+        }
+        Ok(None) => {
+            let (subject, session_exp) = session_subject(req, state)?;
+            Ok((subject, Some(session_exp), None))
+        }
+        Err(AppError::CertRejected(e)) => Err(oauth(OAuthError::InvalidClient, e.to_string())),
+        Err(other) => Err(other),
+    }
+}
+
 /// The session's holder and the session's expiry.
 fn session_subject(req: &HttpRequest, state: &AppState) -> Result<(Subject, i64), AppError> {
     let claims = state.session(req).ok_or_else(|| {
         oauth(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            OAuthError::InvalidClient,
             "present a client certificate (curl --cert … --key …) or a session cookie",
         )
     })?;

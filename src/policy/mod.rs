@@ -3,6 +3,7 @@
 //! unless `access.allow_unmatched` says otherwise.
 
 pub mod canonical;
+mod decide;
 pub mod pattern;
 pub mod scope;
 mod settings;
@@ -13,6 +14,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::identity::Identity;
+pub use decide::{bearer_limits, decide, Asker, Verdict};
 pub use pattern::{host_allowed, HostPattern, PathPattern};
 pub use settings::{RawAccess, RawRule};
 

@@ -10,9 +10,7 @@ use actix_web::http::Method;
 use actix_web::HttpRequest;
 
 use crate::cert::forwarded::CertHeaderFormat;
-use crate::cert::{forwarded, PresentedChain, VerifiedCert};
-use crate::error::AppError;
-use crate::http::pages::NoCert;
+use crate::error::{AppError, Denial};
 use crate::http::AppState;
 use crate::tls::Connection;
 
@@ -117,6 +115,10 @@ mod names {
 }
 use names::*;
 
+mod cert;
+
+pub use cert::{chain_verified, presented_chain, seen, verified_cert, why_no_cert};
+
 fn first<'a>(headers: &'a HeaderMap, names: &[HeaderName]) -> Option<&'a str> {
     names
         .iter()
@@ -147,100 +149,6 @@ fn original_url(h: &HeaderMap, proxy: CertHeaderFormat) -> Option<Cow<'_, str>> 
         return Some(format!("{}://{host}{uri}", proto.unwrap_or("https")).into());
     }
     None
-}
-
-/// The client certificate for this request: the connection's own on the mTLS listener, or
-/// the one a trusted proxy forwarded on the plain listener. Untrusted peers' headers are ignored.
-///
-/// # Errors
-/// [`AppError::BadRequest`] when a trusted proxy sent a malformed header.
-pub fn presented_chain(
-    req: &dyn Incoming,
-    state: &AppState,
-    meta: &RequestMeta,
-) -> Result<Option<PresentedChain>, AppError> {
-    match req.connection() {
-        Some(Connection::Mtls { peer_chain }) if !peer_chain.is_empty() => {
-            Ok(Some(PresentedChain(peer_chain.clone())))
-        }
-        Some(Connection::Mtls { .. }) => Ok(None),
-        _ if meta.trusted_peer => Ok(forwarded::decode(
-            state.config.proxy.cert_header,
-            req.headers(),
-        )?),
-        _ => {
-            let header = forwarded::header_name(state.config.proxy.cert_header);
-            if req.headers().contains_key(header) {
-                tracing::warn!(peer = ?meta.peer, header, "ignored a certificate header from an untrusted peer");
-            }
-            Ok(None)
-        }
-    }
-}
-
-/// Why a request carried no certificate, read from what the connection and proxy said.
-pub fn why_no_cert(req: &dyn Incoming, state: &AppState, meta: &RequestMeta) -> NoCert {
-    if matches!(req.connection(), Some(Connection::Mtls { .. })) {
-        return NoCert::NotSent;
-    }
-    if !meta.trusted_peer {
-        return NoCert::UntrustedPeer;
-    }
-    let headers = req.headers();
-    let format = state.config.proxy.cert_header;
-    match format {
-        // nginx says what its own check found: NONE (asked, nothing sent) or FAILED:reason.
-        CertHeaderFormat::Nginx => match first(headers, &[X_SSL_CLIENT_VERIFY]) {
-            Some(v) if v.starts_with("FAILED") => NoCert::ProxyRejected,
-            Some(_) => NoCert::NotSent,
-            None => NoCert::NotForwarded,
-        },
-        // Caddy sends the header empty (or its placeholder) when the browser sent nothing.
-        CertHeaderFormat::Caddy if headers.contains_key(forwarded::header_name(format)) => {
-            NoCert::NotSent
-        }
-        CertHeaderFormat::Caddy => NoCert::NotForwarded,
-        // Traefik and the others leave the header out either way: the common case is a person
-        // without a certificate, not a broken proxy.
-        _ => NoCert::NotSent,
-    }
-}
-
-/// The presented certificate, verified.
-///
-/// # Errors
-/// [`AppError::CertRejected`] when it does not verify; `BadRequest` when the header is malformed.
-pub fn verified_cert(
-    req: &dyn Incoming,
-    state: &AppState,
-    meta: &RequestMeta,
-) -> Result<Option<VerifiedCert>, AppError> {
-    let Some(chain) = presented_chain(req, state, meta)? else {
-        return Ok(None);
-    };
-    let cert = state.trust.verify(&chain, state.clock.now())?;
-    // `certgate revoke --serial` works for any CA's certificates, not only the built-in one.
-    if state
-        .revocations
-        .is_serial_revoked(cert.cert().serial.as_str())
-    {
-        return Err(crate::cert::CertError::Revoked.into());
-    }
-    if let Some(why) = state.stale() {
-        return Err(AppError::Unavailable(why));
-    }
-    // Only a certificate that signs someone in counts as seen (not a disabled user's, nor
-    // one of the wrong CA).
-    state.seen.record(
-        &cert.cert().serial,
-        || {
-            crate::identity::from_cert(&cert, &state.config.identity)
-                .map(|who| who.user)
-                .ok()
-        },
-        state.clock.now(),
-    );
-    Ok(Some(cert))
 }
 
 /// The client's address for network rules: from a trusted proxy, the last `X-Forwarded-For`
@@ -348,7 +256,7 @@ fn cookie_value<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a str> {
 pub fn same_site_post(req: &dyn Incoming, state: &AppState) -> Result<(), AppError> {
     let h = req.headers();
     if h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
-        return Err(AppError::Forbidden("cross-site request refused".into()));
+        return Err(AppError::Forbidden(Denial::CrossSite));
     }
     if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let host = url::Url::parse(origin)
@@ -364,7 +272,7 @@ pub fn same_site_post(req: &dyn Incoming, state: &AppState) -> Result<(), AppErr
                 || crate::policy::host_allowed(h, &state.config.session.allowed_redirect_hosts)
         });
         if !allowed {
-            return Err(AppError::Forbidden("cross-site request refused".into()));
+            return Err(AppError::Forbidden(Denial::CrossSite));
         }
     }
     Ok(())
@@ -392,78 +300,4 @@ impl Form {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use actix_web::test::TestRequest;
-
-    #[test]
-    fn every_value_of_our_cookie_is_found_and_nothing_else() {
-        let req = TestRequest::default()
-            .append_header((header::COOKIE, "a=1; __Host-cg=one;theme=dark"))
-            .append_header((
-                header::COOKIE,
-                " __Host-cg=\"two\" ;__Host-cgx=no; x__Host-cg=no",
-            ))
-            .append_header((header::COOKIE, "__Host-cg=; __Host-cg"))
-            .to_http_request();
-        let found: Vec<&str> = session_cookies(&req, "__Host-cg").collect();
-        assert_eq!(found, ["one", "two", ""]);
-        let none = TestRequest::default().to_http_request();
-        assert_eq!(session_cookies(&none, "__Host-cg").count(), 0);
-    }
-
-    #[test]
-    fn a_cookie_value_that_is_not_utf8_is_skipped() {
-        let value = HeaderValue::from_bytes(b"__Host-cg=\xff\xfe; __Host-cg=ok").unwrap();
-        let req = TestRequest::default()
-            .append_header((header::COOKIE, value))
-            .to_http_request();
-        assert_eq!(
-            session_cookies(&req, "__Host-cg").collect::<Vec<_>>(),
-            ["ok"]
-        );
-    }
-
-    fn forwarded(values: &[&[u8]]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for v in values {
-            h.append(X_FORWARDED_FOR, HeaderValue::from_bytes(v).unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn the_client_is_the_last_forwarded_entry_or_unknown() {
-        let peer: Option<IpAddr> = "127.0.0.1".parse().ok();
-        let ip = |s: &str| s.parse::<IpAddr>().ok();
-        for (values, want) in [
-            (&[][..], peer),
-            (&[&b"203.0.113.9"[..]][..], ip("203.0.113.9")),
-            (
-                &[&b"198.51.100.1, 203.0.113.9 ,"[..]][..],
-                ip("203.0.113.9"),
-            ),
-            (
-                &[&b"198.51.100.1"[..], &b" ,, "[..]][..],
-                ip("198.51.100.1"),
-            ),
-            (
-                &[&b"198.51.100.1"[..], &b"2001:db8::1"[..]][..],
-                ip("2001:db8::1"),
-            ),
-            // A client's own junk before the entry its proxy appended does not matter (before,
-            // a non-ASCII byte made the whole header count as absent: the proxy's address).
-            (&[&b"\xff, 203.0.113.9"[..]][..], ip("203.0.113.9")),
-            // Not an address: unknown, never the proxy's own address.
-            (&[&b"198.51.100.1, unknown"[..]][..], None),
-            (&[&b"203.0.113.9\xff"[..]][..], None),
-        ] {
-            assert_eq!(
-                client_addr(peer, true, &forwarded(values)),
-                want,
-                "{values:?}"
-            );
-            assert_eq!(client_addr(peer, false, &forwarded(values)), peer);
-        }
-    }
-}
+mod tests;

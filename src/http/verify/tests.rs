@@ -1,0 +1,215 @@
+//! `/verify` and `certgate explain` decide through the same [`crate::policy::decide`]: for
+//! the same rules, credential and revocation state they must agree.
+
+use std::sync::Arc;
+
+use actix_web::test::TestRequest;
+use rustls_pki_types::CertificateDer;
+
+use super::answer;
+use crate::cert::PresentedChain;
+use crate::clock::FixedClock;
+use crate::config::{self, Source};
+use crate::explain::{explain_against, Case, Who};
+use crate::http::AppState;
+use crate::jwt::{Subject, TokenKind};
+
+const NOW: i64 = 1_750_000_000;
+
+const CONFIG: &str = r#"
+public_url = "https://auth.example.test"
+data_dir = "data"
+
+[client_ca]
+bundle = "ca.pem"
+
+[proxy]
+trusted = ["127.0.0.1/32"]
+cert_header = "nginx"
+
+[[users]]
+name = "alice"
+groups = ["admins"]
+
+[[users]]
+name = "bob"
+
+[[rules]]
+host = "app.example.test"
+path = "/admin/**"
+groups = ["admins"]
+action = "allow"
+
+[[rules]]
+host = "app.example.test"
+path = "/admin/**"
+action = "deny"
+
+[[rules]]
+host = "app.example.test"
+users = ["alice", "bob"]
+action = "allow"
+"#;
+
+struct World {
+    _dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    state: AppState,
+    ca: crate::ca::Ca,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let ca = crate::ca::Ca::generate("Decide Test CA", NOW).unwrap();
+    std::fs::write(path.join("ca.pem"), &ca.cert_pem).unwrap();
+    std::fs::write(path.join("certgate.toml"), CONFIG).unwrap();
+    let source = Source::file(&path.join("certgate.toml")).unwrap();
+    let config = config::load(&source, Vec::new()).unwrap();
+    let state = crate::server::build_state(config, Arc::new(FixedClock::at(NOW))).unwrap();
+    World {
+        _dir: dir,
+        dir: path,
+        state,
+        ca,
+    }
+}
+
+/// A bearer token of `user`, and its id.
+fn token(w: &World, user: &str) -> (String, String) {
+    let subject = Subject {
+        user: user.into(),
+        ..Subject::default()
+    };
+    let (token, claims) = w
+        .state
+        .tokens
+        .mint(TokenKind::Bearer, &subject, 600, NOW)
+        .unwrap();
+    (token, claims.jti)
+}
+
+/// What `/verify` answers for `url` with the credential in `header`.
+fn verify(w: &World, url: &str, header: (&str, String)) -> u16 {
+    let req = TestRequest::default()
+        .peer_addr("127.0.0.1:40000".parse().unwrap())
+        .insert_header(("X-Original-URL", url))
+        .insert_header(header)
+        .to_http_request();
+    answer(&req, &w.state).status().as_u16()
+}
+
+/// What `certgate explain` says for `url` as `who`, against the gateway's revocations.
+fn explain(w: &World, url: &str, who: &Who) -> (bool, String) {
+    let case = Case {
+        url,
+        method: "GET",
+        client: None,
+        who,
+    };
+    let e = explain_against(&w.state.config, CONFIG, &case, NOW, &w.state).unwrap();
+    (e.allowed, e.text)
+}
+
+const ADMIN: &str = "https://app.example.test/admin/users";
+
+#[test]
+fn explain_and_verify_agree_on_bearer_tokens() {
+    let w = world();
+    let (alice, alice_jti) = token(&w, "alice");
+    let (bob, _) = token(&w, "bob");
+    let bearer = |t: &str| ("Authorization", format!("Bearer {t}"));
+
+    assert_eq!(verify(&w, ADMIN, bearer(&alice)), 200);
+    let (allowed, text) = explain(&w, ADMIN, &Who::Token(alice.clone()));
+    assert!(allowed && text.contains("allowed by rules[0]"), "{text}");
+
+    assert_eq!(verify(&w, ADMIN, bearer(&bob)), 403);
+    let (allowed, text) = explain(&w, ADMIN, &Who::Token(bob));
+    assert!(!allowed && text.contains("denied by rules[1]"), "{text}");
+
+    w.state
+        .revocations
+        .revoke_jti(&alice_jti, NOW + 600)
+        .unwrap();
+    assert_eq!(verify(&w, ADMIN, bearer(&alice)), 401);
+    let (allowed, text) = explain(&w, ADMIN, &Who::Token(alice));
+    assert!(
+        !allowed && text.contains("refused: token revoked"),
+        "{text}"
+    );
+}
+
+#[test]
+fn explain_and_verify_agree_on_certificates() {
+    let w = world();
+    let issue = |user: &str| {
+        let issued = w.ca.issue_client(user, 30, NOW).unwrap();
+        let pem = w.dir.join(format!("{user}.pem"));
+        std::fs::write(&pem, &issued.cert_pem).unwrap();
+        let header = (
+            "X-SSL-Client-Cert",
+            percent_encoding::utf8_percent_encode(
+                &issued.cert_pem,
+                percent_encoding::NON_ALPHANUMERIC,
+            )
+            .to_string(),
+        );
+        let chain = PresentedChain(vec![CertificateDer::from(issued.cert_der)]);
+        let serial = w
+            .state
+            .trust
+            .verify(&chain, NOW)
+            .unwrap()
+            .cert()
+            .serial
+            .to_string();
+        (Who::Cert(pem), header, serial)
+    };
+    let (alice, alice_header, alice_serial) = issue("alice");
+    let (bob, bob_header, _) = issue("bob");
+
+    assert_eq!(verify(&w, ADMIN, alice_header.clone()), 200);
+    let (allowed, text) = explain(&w, ADMIN, &alice);
+    assert!(allowed && text.contains("allowed by rules[0]"), "{text}");
+
+    assert_eq!(verify(&w, ADMIN, bob_header), 403);
+    let (allowed, text) = explain(&w, ADMIN, &bob);
+    assert!(!allowed && text.contains("denied by rules[1]"), "{text}");
+
+    let entry = crate::revocation::Entry::requested(
+        None,
+        Some(&alice_serial),
+        None,
+        None,
+        NOW * 1000,
+        3600,
+    )
+    .unwrap();
+    w.state.revocations.revoke(entry).unwrap();
+    assert_eq!(verify(&w, ADMIN, alice_header), 401);
+    let (allowed, text) = explain(&w, ADMIN, &alice);
+    assert!(
+        !allowed && text.contains("refused: the certificate was revoked"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_public_or_closed_path_reads_no_credential_in_either() {
+    let w = world();
+    let (bob, _) = token(&w, "bob");
+    // No rule matches another host: closed to everyone, whoever asks.
+    let other = "https://other.example.test/";
+    assert_eq!(
+        verify(&w, other, ("Authorization", format!("Bearer {bob}"))),
+        403
+    );
+    let (allowed, text) = explain(&w, other, &Who::Token(bob));
+    assert!(!allowed && text.contains("no rule matched"), "{text}");
+    // Without credentials a rule that names users asks for them.
+    let home = "https://app.example.test/";
+    assert_eq!(verify(&w, home, ("Accept", "application/json".into())), 401);
+    let (allowed, text) = explain(&w, home, &Who::Nobody);
+    assert!(!allowed && text.contains("sign-in required"), "{text}");
+}
