@@ -42,13 +42,17 @@ pub fn require(tool: &str) -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{tool} is required under CI=true: run scripts/install-test-deps.sh");
-        }
-        eprintln!("SKIP: {tool} not installed (scripts/install-test-deps.sh installs it)");
+    found || missing(tool)
+}
+
+/// What a test does when `what` (a tool, or an install such as Home Assistant's venv) is not
+/// here: locally it says SKIP and returns false; under `CI=true` it panics.
+pub fn missing(what: &str) -> bool {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{what} is required under CI=true: run scripts/install-test-deps.sh");
     }
-    found
+    eprintln!("SKIP: {what} not installed (scripts/install-test-deps.sh installs it)");
+    false
 }
 
 /// Waits until something accepts connections on the port.
