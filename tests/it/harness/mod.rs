@@ -1,11 +1,12 @@
-//! Test harness: real processes (certgate, nginx) on loopback ports picked at run time,
-//! certificates made at test time, curl as the client. Processes are killed on drop, and
-//! their logs are printed when a test fails.
+//! Test harness: real processes (certgate, nginx, Home Assistant) on loopback ports picked at
+//! run time, certificates made at test time, curl as the client. Processes are killed on drop,
+//! and their logs are printed when a test fails.
 
 pub mod caddy;
 pub mod certgate;
 pub mod chromium;
 pub mod curl;
+pub mod home_assistant;
 pub mod nginx;
 pub mod pki;
 pub mod redis;
