@@ -54,13 +54,16 @@ if [ ! -x "$tools/bin/traefik" ] || [ ! -x "$tools/bin/caddy" ]; then
 fi
 
 # Home Assistant for its end-to-end tests (tests/it/harness/home_assistant.rs), in its own venv
-# keyed by version: Python 3.11 from pyenv (2024.3.3 is the newest release for 3.11), the
-# wheel's own package_constraints.txt as constraints (unconstrained, pip picks 2026 versions of
-# the indirect dependencies and every request behind a proxy answers 500), josepy<2 (josepy 2
-# breaks acme, which the cloud library imports), and the requirements of the integrations the
-# harness configures (scripts/ha-requirements.py walks their manifests), because the harness
-# starts it with --skip-pip and no network. A stamp of the version and the integration list
-# makes a second run a no-op.
+# keyed by version, with Python 3.11 from pyenv (2024.3.3 is the newest release for 3.11):
+# - the wheel's own package_constraints.txt as constraints: Home Assistant pins only its direct
+#   dependencies, and pip otherwise picks today's versions of the rest;
+# - josepy<2, which those constraints leave open: josepy 2 dropped ComparableX509, so acme (under
+#   hass-nabucasa) fails to import, and with use_x_forwarded_for the http component imports
+#   hass-nabucasa on every forwarded request, which then answers 500;
+# - the requirements of the integrations the harness configures and of all they name in their
+#   manifests (scripts/ha-requirements.py), because the harness starts it with --skip-pip and
+#   no network: one missing makes an integration fail, and a failed frontend means recovery mode.
+# A stamp of the version, the integration list and the walker makes a second run a no-op.
 ha_version=2024.3.3
 ha_venv="$tools/ha-$ha_version"
 ha_components=tests/it/harness/home_assistant.components
@@ -79,7 +82,9 @@ if [ "$(cat "$ha_venv/.installed" 2>/dev/null)" != "$ha_stamp" ]; then
   echo "install-test-deps: installing Home Assistant $ha_version into $ha_venv with $("$ha_python" --version)"
   rm -rf "$ha_venv"
   "$ha_python" -m venv "$ha_venv"
-  ha_tmp="$(mktemp -d)"
+  ha_tmp="$tools/ha-$ha_version.download"   # beside the venv: a failed run's leftovers go at the next
+  rm -rf "$ha_tmp"
+  mkdir -p "$ha_tmp"
   "$ha_venv/bin/python" -m pip download -q --no-deps --dest "$ha_tmp" "homeassistant==$ha_version"
   ha_wheel="$(ls "$ha_tmp"/homeassistant-"$ha_version"-*.whl)"
   ha_requirements="$("$ha_venv/bin/python" scripts/ha-requirements.py "$ha_wheel" "$ha_components" "$ha_tmp/constraints.txt")"
