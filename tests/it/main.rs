@@ -11,6 +11,7 @@ mod config_errors;
 mod direct;
 mod explain;
 mod harness;
+mod home_assistant;
 mod operations;
 mod proxies;
 mod quickstart;

@@ -1,11 +1,12 @@
-//! Test harness: real processes (certgate, nginx) on loopback ports picked at run time,
-//! certificates made at test time, curl as the client. Processes are killed on drop, and
-//! their logs are printed when a test fails.
+//! Test harness: real processes (certgate, nginx, Home Assistant) on loopback ports picked at
+//! run time, certificates made at test time, curl as the client. Processes are killed on drop,
+//! and their logs are printed when a test fails.
 
 pub mod caddy;
 pub mod certgate;
 pub mod chromium;
 pub mod curl;
+pub mod home_assistant;
 pub mod nginx;
 pub mod pki;
 pub mod redis;
@@ -42,13 +43,17 @@ pub fn require(tool: &str) -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{tool} is required under CI=true: run scripts/install-test-deps.sh");
-        }
-        eprintln!("SKIP: {tool} not installed (scripts/install-test-deps.sh installs it)");
+    found || missing(tool)
+}
+
+/// What a test does when `what` (a tool, or an install such as Home Assistant's venv) is not
+/// here: locally it says SKIP and returns false; under `CI=true` it panics.
+pub fn missing(what: &str) -> bool {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{what} is required under CI=true: run scripts/install-test-deps.sh");
     }
-    found
+    eprintln!("SKIP: {what} not installed (scripts/install-test-deps.sh installs it)");
+    false
 }
 
 /// Waits until something accepts connections on the port.
