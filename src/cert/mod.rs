@@ -69,23 +69,6 @@ fn utc(secs: i64) -> String {
 }
 
 impl CertError {
-    /// Short machine-readable reason, stable for logs and JSON answers.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Malformed(_) => "cert_malformed",
-            Self::ChainTooLong => "cert_chain_too_long",
-            Self::UnknownIssuer => "cert_unknown_issuer",
-            Self::Expired { .. } => "cert_expired",
-            Self::NotYetValid { .. } => "cert_not_yet_valid",
-            Self::NotForClientAuth => "cert_not_client_auth",
-            Self::CaAsClient => "cert_is_ca",
-            Self::Revoked => "cert_revoked",
-            Self::RevocationUnknown(_) => "revocation_unknown",
-            Self::CrlExpired { .. } => "crl_expired",
-            Self::Other(_) => "cert_rejected",
-        }
-    }
-
     /// What the person should do about it.
     pub fn hint(&self) -> &'static str {
         match self {

@@ -8,7 +8,7 @@ use super::extract::{self, RequestMeta};
 use super::pages::Page;
 use super::{cookie, redirect, AppState, State};
 use crate::error::AppError;
-use crate::jwt::{JwtError, Subject, TokenKind};
+use crate::jwt::{JwtError, TokenKind};
 use crate::{audit, identity};
 
 pub async fn handle(req: HttpRequest, state: State) -> HttpResponse {
@@ -44,17 +44,7 @@ fn login(
         .ok_or_else(|| AppError::NoCertificate(extract::why_no_cert(req, state, meta)))?;
     let who = identity::from_cert(&cert, &cfg.identity)?;
     let ttl = cfg.session.ttl;
-    let subject = Subject {
-        user: who.user.clone(),
-        groups: who.groups.clone(),
-        email: who.email.clone(),
-        name: who.name.clone(),
-        scope: None,
-        cert_thumbprint: Some(cert.cert().thumbprint.clone()),
-        cert_serial: Some(cert.cert().serial.to_string()),
-        cert_ca: Some(cert.issuer().claim()),
-        app_hosts: Vec::new(),
-    };
+    let subject = who.clone().subject_with_cert(&cert);
     let (jwt, claims) = state
         .tokens
         .mint_at_ms(

@@ -139,20 +139,9 @@ fn holder(
 ) -> Result<(Subject, Option<i64>, Option<String>), AppError> {
     match extract::verified_cert(req, state, meta) {
         Ok(Some(cert)) => {
-            let c = cert.cert();
-            let who = identity::from_cert(&cert, &state.config.identity)?;
-            let subject = Subject {
-                user: who.user,
-                groups: who.groups,
-                email: who.email,
-                name: who.name,
-                scope: None,
-                cert_thumbprint: Some(c.thumbprint.clone()),
-                cert_serial: Some(c.serial.to_string()),
-                cert_ca: Some(cert.issuer().claim()),
-                app_hosts: Vec::new(),
-            };
-            Ok((subject, None, c.device.clone()))
+            let subject =
+                identity::from_cert(&cert, &state.config.identity)?.subject_with_cert(&cert);
+            Ok((subject, None, cert.cert().device.clone()))
         }
         Ok(None) => {
             let (subject, session_exp) = session_subject(req, state)?;
@@ -171,18 +160,8 @@ fn session_subject(req: &HttpRequest, state: &AppState) -> Result<(Subject, i64)
             "present a client certificate (curl --cert … --key …) or a session cookie",
         )
     })?;
-    let who = identity::from_claims(&claims, &state.config.identity)?;
-    let subject = Subject {
-        user: who.user,
-        groups: who.groups,
-        email: who.email,
-        name: who.name,
-        scope: None,
-        cert_thumbprint: claims.cnf.as_ref().map(|c| c.x5t_s256.clone()),
-        cert_serial: claims.x5s.clone(),
-        cert_ca: claims.x5ca.clone(),
-        app_hosts: Vec::new(),
-    };
+    let subject =
+        identity::from_claims(&claims, &state.config.identity)?.subject_with_session(&claims);
     Ok((subject, claims.exp))
 }
 

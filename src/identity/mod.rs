@@ -9,7 +9,7 @@ pub use headers::{HeaderNames, RawHeaders};
 pub use settings::{Context, Mapping, RawIdentity, RawUser, User, UsernameFrom};
 
 use crate::cert::{IssuerCa, VerifiedCert};
-use crate::jwt::Claims;
+use crate::jwt::{Claims, Subject};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -17,6 +17,41 @@ pub struct Identity {
     pub groups: Vec<String>,
     pub email: Option<String>,
     pub name: Option<String>,
+}
+
+impl Identity {
+    /// What a token minted for this holder of `cert` says (a session at `/auth`, a bearer
+    /// token at `/token`): the certificate's thumbprint, serial and CA bind it.
+    pub fn subject_with_cert(self, cert: &VerifiedCert) -> Subject {
+        let c = cert.cert();
+        Subject {
+            cert_thumbprint: Some(c.thumbprint.clone()),
+            cert_serial: Some(c.serial.to_string()),
+            cert_ca: Some(cert.issuer().claim()),
+            ..self.subject()
+        }
+    }
+
+    /// What a token minted from the session `claims` says: the session's certificate binding
+    /// carries over, so revoking the certificate ends both.
+    pub fn subject_with_session(self, claims: &Claims) -> Subject {
+        Subject {
+            cert_thumbprint: claims.cnf.as_ref().map(|c| c.x5t_s256.clone()),
+            cert_serial: claims.x5s.clone(),
+            cert_ca: claims.x5ca.clone(),
+            ..self.subject()
+        }
+    }
+
+    fn subject(self) -> Subject {
+        Subject {
+            user: self.user,
+            groups: self.groups,
+            email: self.email,
+            name: self.name,
+            ..Subject::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
