@@ -13,6 +13,7 @@ use super::{AppState, State};
 use crate::ca::enroll::{EnrollStore, Enrollment};
 use crate::error::{AppError, BadInput, Challenge, Denial};
 use crate::identity::{self, Identity};
+use crate::revocation::Entry;
 
 fn admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
     let cfg = &state.config;
@@ -294,91 +295,98 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
         .get(actix_web::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
-    let asked = revoke_admin(&req, &state).and_then(|who| {
-        let form = extract::Form::parse(&body);
-        let field = |name: &str| form.get(name);
-        let entry = crate::revocation::Entry::requested(
-            field("user"),
-            field("serial"),
-            field("device"),
-            field("jti"),
-            state.clock.now_ms(),
-            state.config.max_lifetime(),
-        )
-        .map_err(|why| AppError::BadRequest(BadInput::Revocation(why)))?;
-        Ok((who, entry))
-    });
+    let asked = revoke_admin(&req, &state).and_then(|who| Ok((who, requested(&body, &state)?)));
     let result = match asked {
-        Ok((who, entry)) => {
-            // Off the request threads: storing may wait on the network (Redis).
-            let revocations = std::sync::Arc::clone(&state.revocations);
-            let stored = entry.clone();
-            match web::block(move || revocations.revoke(stored))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()))
-            {
-                Ok(()) => {
-                    let (kind, id) = entry.describe();
-                    state.metrics.revocations.with_label_values(&[kind]).inc();
-                    crate::audit::revoke(
-                        &crate::audit::Actor {
-                            user: Some(&who.user),
-                            device: None,
-                            serial: None,
-                            client: meta.client,
-                        },
-                        kind,
-                        id,
-                        "admin",
-                    );
-                    Ok(entry)
-                }
-                Err(why) => Err(AppError::Unavailable(format!(
-                    "the revocation could not be stored: {why}"
-                ))),
-            }
-        }
+        Ok((who, entry)) => store(&state, &meta, &who, entry).await,
         Err(e) => Err(e),
     };
     match result {
-        Ok(entry) => {
-            let (kind, id) = entry.describe();
-            // A serial nobody knows is most often a mistyped or mis-copied one: say so.
-            let known = match &entry {
-                crate::revocation::Entry::Serial { id, .. }
-                | crate::revocation::Entry::Device { id, .. } => {
-                    crate::cert::Serial::parse(id).ok().map(|serial| {
-                        crate::revocation::known::describe(
-                            &serial,
-                            &state.config.data_dir,
-                            &state.config.client_ca.crl_files,
-                        )
-                    })
-                }
-                _ => None,
-            };
-            if meta.wants_html {
-                let note = known
-                    .as_ref()
-                    .map_or(String::new(), |(_, text)| format!(" {text}."));
-                answer::html(
-                    StatusCode::OK,
-                    state.pages.render(&revoke_form(
-                        &state,
-                        &format!("Revoked {kind} {id}: refused everywhere within a second.{note}"),
-                    )),
-                )
-            } else {
-                let mut body = serde_json::json!({"revoked": kind, "id": id});
-                if let Some((found, text)) = known {
-                    body["known"] = serde_json::Value::Bool(found);
-                    body["note"] = serde_json::Value::String(text);
-                }
-                HttpResponse::Ok()
-                    .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-                    .json(body)
-            }
-        }
+        Ok(entry) => revoked(&state, &meta, &entry),
         Err(e) => state.reply(&meta, &e),
     }
+}
+
+/// The one revocation the form asks for.
+fn requested(body: &[u8], state: &AppState) -> Result<Entry, AppError> {
+    let form = extract::Form::parse(body);
+    let field = |name: &str| form.get(name);
+    Entry::requested(
+        field("user"),
+        field("serial"),
+        field("device"),
+        field("jti"),
+        state.clock.now_ms(),
+        state.config.max_lifetime(),
+    )
+    .map_err(|why| AppError::BadRequest(BadInput::Revocation(why)))
+}
+
+/// Stores `entry` (off the request threads: storing may wait on the network, Redis), counts
+/// and audits it.
+async fn store(
+    state: &AppState,
+    meta: &RequestMeta<'_>,
+    who: &Identity,
+    entry: Entry,
+) -> Result<Entry, AppError> {
+    let revocations = std::sync::Arc::clone(&state.revocations);
+    let stored = entry.clone();
+    web::block(move || revocations.revoke(stored))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
+        .map_err(|why| {
+            AppError::Unavailable(format!("the revocation could not be stored: {why}"))
+        })?;
+    let (kind, id) = entry.describe();
+    state.metrics.revocations.with_label_values(&[kind]).inc();
+    crate::audit::revoke(
+        &crate::audit::Actor {
+            user: Some(&who.user),
+            device: None,
+            serial: None,
+            client: meta.client,
+        },
+        kind,
+        id,
+        "admin",
+    );
+    Ok(entry)
+}
+
+/// The answer: a page or JSON, saying plainly when no certificate certgate knows of has the
+/// serial (most often a mistyped or mis-copied one).
+fn revoked(state: &AppState, meta: &RequestMeta, entry: &Entry) -> HttpResponse {
+    let (kind, id) = entry.describe();
+    let known = match entry {
+        Entry::Serial { id, .. } | Entry::Device { id, .. } => {
+            crate::cert::Serial::parse(id).ok().map(|serial| {
+                crate::revocation::known::describe(
+                    &serial,
+                    &state.config.data_dir,
+                    &state.config.client_ca.crl_files,
+                )
+            })
+        }
+        _ => None,
+    };
+    if meta.wants_html {
+        let note = known
+            .as_ref()
+            .map_or(String::new(), |(_, text)| format!(" {text}."));
+        return answer::html(
+            StatusCode::OK,
+            state.pages.render(&revoke_form(
+                state,
+                &format!("Revoked {kind} {id}: refused everywhere within a second.{note}"),
+            )),
+        );
+    }
+    let mut body = serde_json::json!({"revoked": kind, "id": id});
+    if let Some((found, text)) = known {
+        body["known"] = serde_json::Value::Bool(found);
+        body["note"] = serde_json::Value::String(text);
+    }
+    HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(body)
 }
