@@ -5,8 +5,9 @@
 //! (forward auth). Scripts and WebSocket clients use a bearer token from `/token`.
 //!
 //! Data flows one way: listener ▶ [`http::extract`] ▶ [`cert`] ▶ [`identity`] ▶
-//! [`revocation`] ▶ [`policy`] ▶ response, with errors turned into answers in one place,
-//! [`error`].
+//! [`revocation`] ▶ [`policy`] ▶ response, with the CA and the stores below them; no module
+//! imports one above it (`tests/it/architecture.rs` checks). Errors are typed ([`error`]) and
+//! become answers in one place, `http::answer`.
 //!
 //! - [`cli`]: the `certgate` command line, one module per subcommand (`src/main.rs` only calls
 //!   [`cli::main`]); [`explain`] and [`proxy_config`] are the logic of two of them.
@@ -21,11 +22,14 @@
 //! - [`policy`]: the canonical request, `[[rules]]` (first match wins, default deny), scopes.
 //! - [`jwt`]: signing keys and their rotation, mint, verify (with a cache), JWKS.
 //! - [`revocation`]: the in-memory revocation view, its journal and Redis.
-//! - [`http`]: one module per endpoint, the route table, pages; [`error`]: errors ▶ answers.
+//! - [`http`]: one module per endpoint (`/verify` in stages: credentials, holder, decision),
+//!   the route table, pages, and `answer`, where an [`error::AppError`] becomes an answer.
+//! - [`error`]: what went wrong, with its data, its stable [`error::Code`] and its status.
 //! - [`ca`]: the built-in CA (issue, PKCS#12, CRL, enrollment); [`quickstart`]: `serve`
 //!   without a config.
 //! - [`session`]: the session cookie's and bearer tokens' settings, and what was issued to
 //!   whom (for the status page).
+//! - [`settings`]: what every module's settings share (problems named by key, durations).
 //! - [`metrics`] (Prometheus), [`audit`] (the audit log), [`clock`] (time as a parameter).
 
 #![cfg_attr(

@@ -66,7 +66,7 @@ pub struct User {
     pub email: Option<String>,
     pub display_name: Option<String>,
     pub disabled: bool,
-    /// The CAs that may issue this user's certificates (see [`super::binding`]); empty: any,
+    /// The CAs that may issue this user's certificates (see `identity::binding`); empty: any,
     /// where `Mapping::any_ca` says so, else none.
     pub ca: Vec<IssuerCa>,
 }

@@ -25,7 +25,7 @@ type Entries = HashMap<Box<str>, (TokenKind, Arc<Claims>), TailHash>;
 /// Bytes of a token that are hashed: its last ones, all signature (Ed25519: 86 characters).
 const HASHED: usize = 32;
 
-/// Hashes a token's last [`HASHED`] bytes (with foldhash), not the whole ~700 bytes:
+/// Hashes a token's last `HASHED` bytes (with foldhash), not the whole ~700 bytes:
 /// the signature differs between any two tokens we signed, and only tokens whose signature
 /// verified are stored, so nobody can choose keys that collide with them (another key with the
 /// same tail costs one comparison and a miss). The lookup still compares the whole token.

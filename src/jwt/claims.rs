@@ -110,7 +110,7 @@ impl Claims {
     }
 }
 
-/// What a token says about its holder; `iss`, `aud`, times and `jti` are filled in by [`Tokens::mint`].
+/// What a token says about its holder; `iss`, `aud`, times and `jti` are filled in by [`super::Tokens::mint`].
 #[derive(Debug, Clone, Default)]
 pub struct Subject {
     pub user: String,

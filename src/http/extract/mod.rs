@@ -15,7 +15,7 @@ use crate::http::AppState;
 use crate::tls::Connection;
 
 /// What the checks read from a request: actix-web's `HttpRequest` on most routes, the bare
-/// `actix_http::Request` on the `/verify` fast path ([`super::front`]).
+/// `actix_http::Request` on the `/verify` fast path (`http::front`).
 pub trait Incoming {
     fn head(&self) -> &RequestHead;
     /// Set at accept time by [`crate::tls::capture_connection`].

@@ -111,7 +111,7 @@ impl Holder {
 }
 
 /// The holders of tokens seen before, so a token checked again resolves its holder without a
-/// copy. One per [`AppState`]: a reload (a user disabled, new groups) starts afresh. Only
+/// copy. One per [`crate::http::AppState`]: a reload (a user disabled, new groups) starts afresh. Only
 /// tokens whose signature verified are looked up; a refusal (disabled, unlisted) is never kept.
 /// Keyed by `jti` and checked against the very claims it was made from, so even two tokens
 /// with one `jti` could not share a holder.
