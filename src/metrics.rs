@@ -17,6 +17,7 @@ use prometheus::{
 
 use crate::ca::store::{revoked_serials, CaStore};
 use crate::ca::CertStatus;
+use crate::error::{Code, Outcome};
 
 /// Every metric certgate keeps, registered once at start-up and shared across reloads.
 #[derive(Debug, Clone)]
@@ -27,7 +28,7 @@ pub struct Metrics {
     pub decisions: IntCounterVec,
     /// `decisions{result="allow"}` by reason, resolved at start-up: most checks are allows,
     /// and a label lookup hashes and locks on each.
-    allowed: [(&'static str, IntCounter); 4],
+    allowed: [(Code, IntCounter); 4],
     /// Time spent deciding one `/verify`, in seconds.
     pub check_seconds: Histogram,
     /// `/auth` outcomes by `result`.
@@ -98,8 +99,10 @@ impl Metrics {
             "1 when the last configuration reload succeeded (or none was tried), 0 after a failure.",
         )?;
         reload_ok.set(1);
-        let allowed = ["bypass", "bearer", "session", "certificate"]
-            .map(|via| (via, decisions.with_label_values(&["allow", via])));
+        let allowed = [Code::Bypass, Code::Bearer, Code::Session, Code::Certificate].map(|via| {
+            let labels = [Outcome::Allow.as_str(), via.as_str()];
+            (via, decisions.with_label_values(&labels))
+        });
         registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(check_seconds.clone()))?;
         registry.register(Box::new(logins.clone()))?;
@@ -123,13 +126,16 @@ impl Metrics {
     }
 
     /// Counts one `/verify` answer.
-    pub fn decided(&self, result: &'static str, reason: &'static str) {
-        let resolved = (result == "allow")
+    pub fn decided(&self, result: Outcome, reason: Code) {
+        let resolved = (result == Outcome::Allow)
             .then(|| self.allowed.iter().find(|(via, _)| *via == reason))
             .flatten();
         match resolved {
             Some((_, counter)) => counter.inc(),
-            None => self.decisions.with_label_values(&[result, reason]).inc(),
+            None => self
+                .decisions
+                .with_label_values(&[result.as_str(), reason.as_str()])
+                .inc(),
         }
     }
 
@@ -236,10 +242,10 @@ mod tests {
     #[test]
     fn a_decision_counts_in_its_series_whether_resolved_at_start_up_or_not() {
         let m = Metrics::new().unwrap();
-        m.decided("allow", "session");
-        m.decided("allow", "session");
-        m.decided("allow", "certificate");
-        m.decided("unauthenticated", "no_credentials");
+        m.decided(Outcome::Allow, Code::Session);
+        m.decided(Outcome::Allow, Code::Session);
+        m.decided(Outcome::Allow, Code::Certificate);
+        m.decided(Outcome::Unauthenticated, Code::NoCredentials);
         let count = |labels: &[&str]| m.decisions.with_label_values(labels).get();
         assert_eq!(count(&["allow", "session"]), 2);
         assert_eq!(count(&["allow", "certificate"]), 1);

@@ -43,7 +43,7 @@ pub fn answer(req: &dyn Incoming, state: &AppState) -> HttpResponse {
         Ok(allowed) => allow(state, allowed.who),
         Err(e) => state.reply(&meta, &e),
     };
-    state.metrics.decided(result.as_str(), reason.as_str());
+    state.metrics.decided(result, reason);
     state
         .metrics
         .check_seconds
