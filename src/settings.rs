@@ -146,3 +146,29 @@ pub fn ip_network(raw: &str) -> Option<ipnet::IpNet> {
         .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .ok()
 }
+
+/// The certificates of a PEM file named by `key`, or `None` with the problem reported: a file
+/// that cannot be read, or holds none (`hint` says what it should hold).
+pub fn pem_certificates(
+    c: &mut Checker,
+    key: &str,
+    path: &std::path::Path,
+    hint: &str,
+) -> Option<Vec<rustls_pki_types::CertificateDer<'static>>> {
+    use rustls_pki_types::pem::PemObject;
+    let certs: Vec<_> = match rustls_pki_types::CertificateDer::pem_file_iter(path) {
+        Ok(iter) => iter.filter_map(Result::ok).collect(),
+        Err(e) => {
+            c.fail(key, format!("cannot read {}: {e}", path.display()), "");
+            return None;
+        }
+    };
+    if certs.is_empty() {
+        c.fail(
+            key,
+            format!("{} holds no PEM certificate", path.display()),
+            hint,
+        );
+    }
+    Some(certs)
+}

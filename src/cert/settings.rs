@@ -3,11 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 
-use crate::settings::{list, resolve, Checker};
+use crate::settings::{list, pem_certificates, resolve, Checker};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -63,24 +62,14 @@ impl TrustSettings {
 }
 
 fn ca_bundle(c: &mut Checker, path: &Path) -> Vec<CertificateDer<'static>> {
-    let certs: Vec<CertificateDer<'static>> = match CertificateDer::pem_file_iter(path) {
-        Ok(iter) => iter.filter_map(Result::ok).collect(),
-        Err(e) => {
-            c.fail(
-                "client_ca.bundle",
-                format!("cannot read {}: {e}", path.display()),
-                "",
-            );
-            return Vec::new();
-        }
+    let Some(certs) = pem_certificates(
+        c,
+        "client_ca.bundle",
+        path,
+        "it must contain the CA certificate(s) as -----BEGIN CERTIFICATE----- blocks",
+    ) else {
+        return Vec::new();
     };
-    if certs.is_empty() {
-        c.fail(
-            "client_ca.bundle",
-            format!("{} holds no PEM certificate", path.display()),
-            "it must contain the CA certificate(s) as -----BEGIN CERTIFICATE----- blocks",
-        );
-    }
     for (i, der) in certs.iter().enumerate() {
         if let Err(why) = super::check_is_ca(der) {
             c.fail(

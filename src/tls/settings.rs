@@ -6,7 +6,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
-use crate::settings::{resolve, Checker};
+use crate::settings::{pem_certificates, resolve, Checker};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -41,24 +41,12 @@ impl ServerTls {
 }
 
 fn read(c: &mut Checker, cert: &Path, key: &Path) -> Option<ServerTls> {
-    let chain: Vec<CertificateDer<'static>> = match CertificateDer::pem_file_iter(cert) {
-        Ok(iter) => iter.filter_map(Result::ok).collect(),
-        Err(e) => {
-            c.fail(
-                "tls.cert",
-                format!("cannot read {}: {e}", cert.display()),
-                "",
-            );
-            return None;
-        }
-    };
-    if chain.is_empty() {
-        c.fail(
-            "tls.cert",
-            format!("{} holds no PEM certificate", cert.display()),
-            "it must contain -----BEGIN CERTIFICATE-----",
-        );
-    }
+    let chain = pem_certificates(
+        c,
+        "tls.cert",
+        cert,
+        "it must contain -----BEGIN CERTIFICATE-----",
+    )?;
     let key = match PrivateKeyDer::from_pem_file(key) {
         Ok(k) => Some(k),
         Err(e) => {
