@@ -63,12 +63,15 @@ fi
 # - the requirements of the integrations the harness configures and of all they name in their
 #   manifests (scripts/ha-requirements.py), because the harness starts it with --skip-pip and
 #   no network: one missing makes an integration fail, and a failed frontend means recovery mode.
-# A stamp of the version, the integration list and the walker makes a second run a no-op.
+# A stamp of the version, the integration list and the walker makes a second run a no-op; a
+# venv made under another path (a copied target/, a removed git worktree) is made again, since
+# its scripts name the python they were made with.
 ha_version=2024.3.3
 ha_venv="$tools/ha-$ha_version"
 ha_components=tests/it/harness/home_assistant.components
 ha_stamp="homeassistant==$ha_version $(sha256sum "$ha_components" scripts/ha-requirements.py | cut -d' ' -f1 | tr '\n' ' ')"
-if [ "$(cat "$ha_venv/.installed" 2>/dev/null)" != "$ha_stamp" ]; then
+if [ "$(cat "$ha_venv/.installed" 2>/dev/null)" != "$ha_stamp" ] ||
+   [ "$(head -1 "$ha_venv/bin/hass" 2>/dev/null)" != "#!$(cd "$ha_venv" 2>/dev/null && pwd)/bin/python" ]; then
   ha_python=""
   if command -v pyenv >/dev/null 2>&1 && [ -x "$(pyenv root)/versions/3.11.7/bin/python3" ]; then
     ha_python="$(pyenv root)/versions/3.11.7/bin/python3"
