@@ -3,8 +3,8 @@
 #![no_main]
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use certgate::cert::forwarded::{decode, header_name, MAX_HEADER_BYTES};
 use certgate::cert::forwarded::CertHeaderFormat;
+use certgate::cert::forwarded::{decode, header_name, MAX_HEADER_BYTES};
 use libfuzzer_sys::fuzz_target;
 
 const FORMATS: [CertHeaderFormat; 5] = [
