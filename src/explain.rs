@@ -6,10 +6,10 @@ use std::path::Path;
 
 use crate::cert::{CertError, PresentedChain, TrustStore, VerifiedCert};
 use crate::config::Config;
-use crate::http::{AppState, Standing};
 use crate::identity::{self, Identity};
 use crate::jwt::{Claims, KeySet, TokenKind, Tokens};
 use crate::policy::{self, canonical, scope, Asker, Request, Verdict};
+use crate::revocation::Standing;
 
 /// Who is asking.
 #[derive(Debug, Clone)]
@@ -38,6 +38,11 @@ pub struct Case<'a> {
 
 /// The revocation state a credential is judged against.
 pub trait Standings {
+    /// The trust store a certificate's chain is verified with, revocation lists included;
+    /// `None`: one made from `client_ca.bundle` alone (no CRLs, no built-in CA list).
+    fn trust(&self) -> Option<&TrustStore> {
+        None
+    }
     fn token(&self, claims: &Claims, now: i64) -> Standing;
     fn certificate(&self, cert: &VerifiedCert, now: i64) -> Standing;
 }
@@ -52,16 +57,6 @@ impl Standings for Unchecked {
     }
     fn certificate(&self, _: &VerifiedCert, _: i64) -> Standing {
         Standing::Live
-    }
-}
-
-/// A running gateway's state: the revocation check of `/verify` itself.
-impl Standings for AppState {
-    fn token(&self, claims: &Claims, now: i64) -> Standing {
-        self.standing(claims, now)
-    }
-    fn certificate(&self, cert: &VerifiedCert, now: i64) -> Standing {
-        self.cert_standing(cert, now)
     }
 }
 
@@ -124,7 +119,13 @@ pub fn explain_against(
     let (text, allowed) = verdict_line(&verdict);
     lines.push(format!("decision: {text}"));
     let decision = verdict.decision();
-    lines.push(format!("because:  {}", policy.explain(decision)));
+    let because = policy.explain(decision);
+    lines.push(match &verdict {
+        Verdict::Unauthenticated { why: Some(_), .. } => {
+            format!("because:  the credential was refused (see identity); {because}")
+        }
+        _ => format!("because:  {because}"),
+    });
     if let Some(rule) = policy.rule(decision.rule()) {
         if let Some(line) = rule_line(config_text, rule.index) {
             lines.push(format!("rule at:  {}:{line}", policy.source));
@@ -200,7 +201,7 @@ fn resolve(
         Who::Nobody => Ok(None),
         Who::User(user) => found(identity::from_user(user, &config.identity).map_err(string)?),
         Who::Cert(path) => {
-            let cert = certificate(config, path, now)?;
+            let cert = certificate(config, standings.trust(), path, now)?;
             match standings.certificate(&cert, now) {
                 Standing::Live => {}
                 Standing::Revoked(_) => return Err(CertError::Revoked.to_string()),
@@ -231,11 +232,22 @@ fn string(e: impl ToString) -> String {
     e.to_string()
 }
 
-/// The certificate in the PEM file at `path`, its chain verified.
-fn certificate(config: &Config, path: &Path, now: i64) -> Result<VerifiedCert, String> {
+/// The certificate in the PEM file at `path`, its chain verified with `trust` (else with
+/// `client_ca.bundle` alone).
+fn certificate(
+    config: &Config,
+    trust: Option<&TrustStore>,
+    path: &Path,
+    now: i64,
+) -> Result<VerifiedCert, String> {
     let chain = read_chain(path)?;
-    let store = TrustStore::new(&config.client_ca.bundle).map_err(string)?;
-    store.verify(&chain, now).map_err(string)
+    match trust {
+        Some(trust) => trust.verify(&chain, now).map_err(string),
+        None => TrustStore::new(&config.client_ca.bundle)
+            .map_err(string)?
+            .verify(&chain, now)
+            .map_err(string),
+    }
 }
 
 /// The claims of a bearer token, else of a session token, signature verified.

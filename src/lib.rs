@@ -4,10 +4,10 @@
 //! signed session cookie; the reverse proxy then asks `/verify` about every other request
 //! (forward auth). Scripts and WebSocket clients use a bearer token from `/token`.
 //!
-//! Data flows one way: listener ▶ [`http::extract`] ▶ [`cert`] ▶ [`identity`] ▶
-//! [`revocation`] ▶ [`policy`] ▶ response, with the CA and the stores below them; no module
-//! imports one above it (`tests/it/architecture.rs` checks). Errors are typed ([`error`]) and
-//! become answers in one place, `http::answer`.
+//! Data flows one way: listener ▶ [`http::extract`] ▶ the credential ([`cert`], [`jwt`]) ▶
+//! [`revocation`] ▶ [`identity`] ▶ [`policy`] ▶ response, with the CA and the stores below
+//! them; no two modules import each other, directly or round about (`tests/it/architecture.rs`
+//! checks). Errors are typed ([`error`]) and become answers in one place, `http::answer`.
 //!
 //! - [`cli`]: the `certgate` command line, one module per subcommand (`src/main.rs` only calls
 //!   [`cli::main`]); [`explain`] and [`proxy_config`] are the logic of two of them.

@@ -61,13 +61,20 @@ pub struct AppState {
     pub seen: Arc<crate::revocation::known::Seen>,
 }
 
-/// See [`AppState::standing`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Standing {
-    Live,
-    Revoked(&'static str),
-    /// Revocation state cannot be known: a check must not allow (503).
-    Unknown(String),
+pub use crate::revocation::Standing;
+
+/// A running gateway's state: `certgate explain` judged by the revocation checks of `/verify`
+/// itself (the trust store with its CRLs and the built-in CA's list, the revocation store).
+impl crate::explain::Standings for AppState {
+    fn trust(&self) -> Option<&crate::cert::TrustStore> {
+        Some(&self.trust)
+    }
+    fn token(&self, claims: &Claims, now: i64) -> Standing {
+        self.standing(claims, now)
+    }
+    fn certificate(&self, cert: &crate::cert::VerifiedCert, now: i64) -> Standing {
+        self.cert_standing(cert, now)
+    }
 }
 
 /// The state in force; replaced whole on reload.

@@ -27,6 +27,15 @@ pub use settings::{RawStore, StoreBackend, StoreSettings};
 
 use view::View;
 
+/// Whether a credential may still be used: what a check reads before it allows anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    Live,
+    Revoked(&'static str),
+    /// Revocation state cannot be known: a check must not allow (503).
+    Unknown(String),
+}
+
 /// Where revocations are kept and shared.
 #[derive(Debug)]
 pub enum Backend {

@@ -156,4 +156,32 @@ fn explain_names_the_rule_that_decides() {
     );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("insufficient_scope"), "{out}");
+
+    // As /verify decides: a public path asks for no credential, so a bad one does not matter;
+    // elsewhere a refused credential says so, and why.
+    let manifest = "https://grafana.example.com/manifest.json";
+    let (code, out) = explain(dir.path(), &["--url", manifest, "--token", "not-a-token"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("identity: refused") && out.contains("allow (public"),
+        "{out}"
+    );
+    let (code, out) = explain(dir.path(), &["--url", admin, "--token", "not-a-token"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("because:  the credential was refused (see identity)"),
+        "{out}"
+    );
+    // A bearer token limited to another app is refused here, as /verify refuses it.
+    let elsewhere = Subject {
+        user: "alice".into(),
+        app_hosts: vec!["jellyfin.example.com".into()],
+        ..Subject::default()
+    };
+    let (token, _) = tokens
+        .mint(TokenKind::Bearer, &elsewhere, 600, now)
+        .unwrap();
+    let (code, out) = explain(dir.path(), &["--url", admin, "--token", &token]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("identity: refused"), "{out}");
 }

@@ -1,7 +1,8 @@
 //! Stage one of a check: the credential. Read in order (a certgate bearer token, the session
 //! cookie, a certificate presented on this very request), each verified (signature or chain)
-//! and then put through the one revocation check, [`standing`]. A bearer token of ours decides
-//! alone; an unusable cookie gives way to the next one and to the certificate.
+//! and then put through the one check of its standing, [`standing`] (the revocation store; a
+//! certificate's CRLs and the built-in CA's list are read by its chain check). A bearer token
+//! of ours decides alone; an unusable cookie gives way to the next one and to the certificate.
 
 use std::sync::Arc;
 

@@ -145,8 +145,6 @@ fn explain_and_verify_agree_on_certificates() {
     let w = world();
     let issue = |user: &str| {
         let issued = w.ca.issue_client(user, 30, NOW).unwrap();
-        let pem = w.dir.join(format!("{user}.pem"));
-        std::fs::write(&pem, &issued.cert_pem).unwrap();
         let header = (
             "X-SSL-Client-Cert",
             percent_encoding::utf8_percent_encode(
@@ -164,6 +162,8 @@ fn explain_and_verify_agree_on_certificates() {
             .cert()
             .serial
             .to_string();
+        let pem = w.dir.join(format!("{user}-{serial}.pem"));
+        std::fs::write(&pem, &issued.cert_pem).unwrap();
         (Who::Cert(pem), header, serial)
     };
     let (alice, alice_header, alice_serial) = issue("alice");
@@ -173,9 +173,30 @@ fn explain_and_verify_agree_on_certificates() {
     let (allowed, text) = explain(&w, ADMIN, &alice);
     assert!(allowed && text.contains("allowed by rules[0]"), "{text}");
 
-    assert_eq!(verify(&w, ADMIN, bob_header), 403);
+    assert_eq!(verify(&w, ADMIN, bob_header.clone()), 403);
     let (allowed, text) = explain(&w, ADMIN, &bob);
     assert!(!allowed && text.contains("denied by rules[1]"), "{text}");
+
+    // Revoked by the built-in CA's own list (`certgate ca revoke`), which the chain check
+    // reads: refused by both.
+    let (bob2, bob2_header, bob2_serial) = issue("bob");
+    std::fs::create_dir_all(w.dir.join("data/ca")).unwrap();
+    std::fs::write(
+        w.dir.join("data/ca/revoked.jsonl"),
+        format!("{{\"serial\":\"{bob2_serial}\",\"revoked_at\":{NOW}}}\n"),
+    )
+    .unwrap();
+    assert_eq!(verify(&w, ADMIN, bob2_header), 401);
+    let (allowed, text) = explain(&w, ADMIN, &bob2);
+    assert!(
+        !allowed && text.contains("refused: ") && text.contains("revoked"),
+        "{text}"
+    );
+    assert_eq!(
+        verify(&w, ADMIN, bob_header),
+        403,
+        "another certificate of bob's"
+    );
 
     let entry = crate::revocation::Entry::requested(
         None,
