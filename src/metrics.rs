@@ -141,13 +141,14 @@ impl Metrics {
 
     /// The exposition text: the registry, the revoked serials, the certificates' days to expiry.
     /// `revoked_serials` is `None` while a revocation source cannot be read; `revoked_in_store`
-    /// says whether the revocation store revoked a serial (`certgate revoke --serial`).
+    /// says whether the revocation store revoked a serial (`certgate revoke --serial`), `None`
+    /// when it cannot say (too stale to trust).
     pub fn render(
         &self,
         data_dir: &std::path::Path,
         now: i64,
         revoked_serials: Option<usize>,
-        revoked_in_store: &dyn Fn(&str) -> bool,
+        revoked_in_store: &dyn Fn(&str) -> Option<bool>,
     ) -> String {
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
@@ -181,7 +182,7 @@ fn label(v: &str) -> String {
 fn cert_expiry(
     data_dir: &std::path::Path,
     now: i64,
-    revoked_in_store: &dyn Fn(&str) -> bool,
+    revoked_in_store: &dyn Fn(&str) -> Option<bool>,
 ) -> String {
     let store = CaStore::new(data_dir);
     let revoked = revoked_serials(&store.revoked_path()).ok();
@@ -192,7 +193,7 @@ fn cert_expiry(
     for r in store.list().unwrap_or_default() {
         let sources = [
             revoked.as_ref().map(|set| set.contains(&r.serial)),
-            Some(revoked_in_store(r.serial.as_str())),
+            revoked_in_store(r.serial.as_str()),
         ];
         let CertStatus::Valid { days_left: days } = CertStatus::of(&r, &sources, now) else {
             continue;
@@ -220,7 +221,7 @@ mod tests {
         m.reloads.with_label_values(&["failed"]).inc();
         m.check_seconds.observe(0.0003);
         let dir = tempfile::tempdir().unwrap();
-        let text = m.render(dir.path(), 0, Some(3), &|_| false);
+        let text = m.render(dir.path(), 0, Some(3), &|_| Some(false));
         for line in [
             "certgate_decisions_total{reason=\"session\",result=\"allow\"} 1",
             "certgate_logins_total{result=\"ok\"} 1",

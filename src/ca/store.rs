@@ -350,10 +350,6 @@ fn read_revoked(path: &Path) -> Result<Vec<RevokedRecord>, StoreError> {
         .collect()
 }
 
-/// The revoked serials in a `revoked.jsonl`; none when it does not exist.
-///
-/// # Errors
-/// When the file exists but cannot be read or parsed.
 /// The CA's revocations as a source [`crate::cert::TrustStore`] checks on every verification.
 pub fn revoked_source(data_dir: &Path) -> crate::cert::crl::SerialFile {
     crate::cert::crl::SerialFile {
@@ -362,6 +358,10 @@ pub fn revoked_source(data_dir: &Path) -> crate::cert::crl::SerialFile {
     }
 }
 
+/// The revoked serials in a `revoked.jsonl`; none when it does not exist.
+///
+/// # Errors
+/// When the file exists but cannot be read or parsed.
 pub fn revoked_serials(path: &Path) -> Result<std::collections::HashSet<Serial>, StoreError> {
     Ok(read_revoked(path)?.into_iter().map(|r| r.serial).collect())
 }

@@ -58,6 +58,9 @@ pub async fn metrics(state: State) -> HttpResponse {
             &state.config.data_dir,
             state.clock.now(),
             state.trust.revoked_serial_count(),
-            &|serial| state.revocations.is_serial_revoked(serial),
+            &|serial| {
+                Some(state.revocations.is_serial_revoked(serial))
+                    .filter(|revoked| *revoked || state.stale().is_none())
+            },
         ))
 }

@@ -94,7 +94,9 @@ fn devices(state: &AppState, user: &str, this_serial: Option<&str>, now: i64) ->
             ""
         };
         let revoked_here = revoked.as_ref().map(|set| set.contains(&r.serial));
-        let revoked_in_store = Some(state.revocations.is_serial_revoked(r.serial.as_str()));
+        // A store too stale to trust says "revoked" when it knows, and nothing else.
+        let revoked_in_store = Some(state.revocations.is_serial_revoked(r.serial.as_str()))
+            .filter(|revoked| *revoked || state.stale().is_none());
         items.push(match CertStatus::of(&r, &[revoked_here, revoked_in_store], now) {
             CertStatus::Unknown => {
                 format!("{device}{this}: status unknown (the revocation list cannot be read)")

@@ -52,19 +52,23 @@ pub struct TokenSettings {
 }
 
 impl TokenSettings {
+    /// Each lifetime on its own; [`Self::check`] compares them.
     pub fn from_raw(c: &mut Checker, raw: &RawToken) -> Self {
-        let token = Self {
+        Self {
             default_ttl: c.duration("token.default_ttl", raw.default_ttl.as_deref(), HOUR),
             max_ttl: c.duration("token.max_ttl", raw.max_ttl.as_deref(), 30 * 24 * HOUR),
-        };
-        if token.default_ttl > token.max_ttl {
+        }
+    }
+
+    /// The default may not be longer than the longest allowed.
+    pub fn check(&self, c: &mut Checker) {
+        if self.default_ttl > self.max_ttl {
             c.fail(
                 "token.default_ttl, token.max_ttl",
                 "default_ttl is longer than max_ttl",
                 "raise token.max_ttl or lower token.default_ttl",
             );
         }
-        token
     }
 }
 
@@ -73,8 +77,13 @@ impl Settings {
     /// invalid: then the cookie is checked on its own).
     pub fn from_raw(c: &mut Checker, raw: &RawSession, public_url: Option<&Url>) -> Self {
         let secure = public_url.is_none_or(|u| u.scheme() == "https");
+        let base = cookie_base(c, raw);
         let domain = cookie_domain(c, raw, public_url);
-        let cookie_name = cookie_name(c, raw, secure, domain.is_some());
+        let cookie_name = match (secure, &domain) {
+            (false, _) => base,
+            (true, None) => format!("__Host-{base}"),
+            (true, Some(_)) => format!("__Secure-{base}"),
+        };
         let allowed_redirect_hosts = match &raw.allowed_redirect_hosts {
             Some(list) => list.iter().filter_map(|h| redirect_host(c, h)).collect(),
             None => public_url
@@ -92,7 +101,8 @@ impl Settings {
     }
 }
 
-fn cookie_name(c: &mut Checker, raw: &RawSession, secure: bool, has_domain: bool) -> String {
+/// `session.cookie_name` without its prefix.
+fn cookie_base(c: &mut Checker, raw: &RawSession) -> String {
     let base = raw.cookie_name.clone().unwrap_or_else(|| "certgate".into());
     if base.is_empty()
         || !base
@@ -105,11 +115,7 @@ fn cookie_name(c: &mut Checker, raw: &RawSession, secure: bool, has_domain: bool
             "use letters, digits, '-' and '_'",
         );
     }
-    match (secure, has_domain) {
-        (false, _) => base,
-        (true, false) => format!("__Host-{base}"),
-        (true, true) => format!("__Secure-{base}"),
-    }
+    base
 }
 
 fn cookie_domain(c: &mut Checker, raw: &RawSession, public_url: Option<&Url>) -> Option<String> {
