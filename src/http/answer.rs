@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 
 use super::pages::{Page, Pages};
-use crate::error::{AppError, Challenge, Code, OUT_OF_SCOPE};
+use crate::error::{AppError, Challenge, Code, Denial, OUT_OF_SCOPE};
 
 /// What the answer may depend on besides the error itself.
 pub struct Audience<'a> {
@@ -63,6 +63,20 @@ fn refusal(err: &AppError, to: &Audience<'_>) -> HttpResponse {
     }
 }
 
+/// Whom to ask, and what to mention: the rule that refused, or that no rule lets anyone in.
+fn ask(why: &Denial, contact: Option<&str>) -> String {
+    let whom = contact.unwrap_or("the administrator of this site");
+    match why {
+        Denial::ByRule { rule: Some(_), .. } => {
+            format!("If you should have access, ask {whom}, and mention the rule named above.")
+        }
+        Denial::ByRule { rule: None, .. } => format!(
+            "No rule lets anyone in here. If you should have access, ask {whom} to add a [[rules]] entry that allows you on this host and path."
+        ),
+        _ => format!("If you should have access, ask {whom}."),
+    }
+}
+
 /// What a person reads about a refusal or failure.
 fn page(err: &AppError, to: &Audience<'_>) -> Page {
     match err {
@@ -75,14 +89,9 @@ fn page(err: &AppError, to: &Audience<'_>) -> Page {
             &why.to_string(),
             "Enrollment links work once and for a few minutes.",
         ),
-        AppError::Forbidden(why) => Page::message(
-            "Access denied",
-            &why.to_string(),
-            &match to.contact {
-                Some(c) => format!("If you should have access, ask {c}, and mention the rule named above."),
-                None => "If you should have access, ask the administrator of this site, and mention the rule named above.".into(),
-            },
-        ),
+        AppError::Forbidden(why) => {
+            Page::message("Access denied", &why.to_string(), &ask(why, to.contact))
+        }
         AppError::BadRequest(why) => Page::message(
             "Bad request",
             &why.to_string(),

@@ -319,3 +319,33 @@ fn refusals_say_why_in_their_own_words() {
         );
     }
 }
+
+#[test]
+fn a_refusal_page_says_what_to_mention_and_never_a_rule_that_did_not_decide() {
+    let by_rule = |rule| {
+        AppError::Forbidden(Denial::ByRule {
+            user: Some("bob".into()),
+            rule,
+            because: "x".into(),
+        })
+    };
+    let page = answer(&by_rule(Some(2)), true).body;
+    assert!(page.contains("mention the rule named above"), "{page}");
+    let page = answer(&by_rule(None), true).body;
+    assert!(
+        page.contains("No rule lets anyone in here")
+            && page.contains("add a [[rules]] entry")
+            && !page.contains("mention the rule"),
+        "{page}"
+    );
+    let page = answer(
+        &AppError::Forbidden(Denial::NotAdmin { user: "bob".into() }),
+        true,
+    )
+    .body;
+    assert!(
+        page.contains("If you should have access, ask the administrator of this site.")
+            && !page.contains("rule"),
+        "{page}"
+    );
+}
