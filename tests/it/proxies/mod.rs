@@ -65,6 +65,8 @@ pub struct Stack {
     pub certgate_http: u16,
     /// certgate's metrics listener (loopback; no proxy forwards to it).
     pub certgate_metrics: u16,
+    /// The proxy's own log files.
+    proxy_logs: Vec<std::path::PathBuf>,
     _processes: Vec<Box<dyn std::any::Any>>,
 }
 
@@ -308,6 +310,14 @@ groups = ["family"]
                 format!("https://app.example.com:{port}/.certgate"),
             ),
         };
+        let proxy_logs = match proxy {
+            Proxy::Nginx => vec![
+                dir.path().join("nginx/error.log"),
+                dir.path().join("nginx/stderr.log"),
+            ],
+            Proxy::Traefik => vec![dir.path().join("traefik.log")],
+            Proxy::Caddy => vec![dir.path().join("caddy.log")],
+        };
         let stack = Self {
             proxy,
             layout,
@@ -320,10 +330,51 @@ groups = ["family"]
             cookie,
             certgate_http,
             certgate_metrics,
+            proxy_logs,
             _processes: vec![process, Box::new(certgate), Box::new(upstream)],
         };
         stack.wait_until_routed();
+        let warnings = stack.proxy_warnings();
+        assert!(
+            warnings.is_empty(),
+            "{:?} warns about the shipped {:?} config:\n{}",
+            proxy,
+            layout,
+            warnings.join("\n")
+        );
         Some(stack)
+    }
+
+    /// What the proxy has logged as a warning or worse: the shipped configs start without
+    /// one. (Caddy's "admin endpoint disabled" comes from the test's own `admin off`.)
+    pub fn proxy_warnings(&self) -> Vec<String> {
+        let is_warning = |line: &str| match self.proxy {
+            Proxy::Nginx => ["[warn]", "[error]", "[crit]", "[alert]", "[emerg]"]
+                .iter()
+                .any(|level| line.contains(level)),
+            Proxy::Traefik => [" WRN ", " ERR ", " FTL "]
+                .iter()
+                .any(|level| line.contains(level)),
+            Proxy::Caddy => {
+                ["\"level\":\"warn\"", "\"level\":\"error\""]
+                    .iter()
+                    .any(|level| line.contains(level))
+                    && !line.contains("\"admin endpoint disabled\"")
+            }
+        };
+        self.proxy_logs
+            .iter()
+            .flat_map(|log| {
+                std::fs::read_to_string(log)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            // Traefik colours its levels: compare the text without the escape sequences.
+            .map(|line| strip_ansi(&line))
+            .filter(|line| is_warning(line))
+            .collect()
     }
 
     /// Traefik loads its routes after it listens: wait until the app answers as routed.
@@ -356,6 +407,24 @@ groups = ["family"]
     pub fn auth(&self, path: &str) -> String {
         format!("{}{path}", self.certgate_base)
     }
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 macro_rules! proxy_tests {
@@ -446,6 +515,36 @@ macro_rules! proxy_tests {
                     return;
                 };
                 scenarios::websockets(&s);
+            }
+
+            #[test]
+            fn a_certificate_outlives_the_session() {
+                let Some(s) = Stack::sso($proxy) else { return };
+                scenarios::certificate_after_session_end(&s);
+            }
+
+            #[test]
+            fn single_host_a_certificate_outlives_the_session() {
+                let Some(s) = Stack::single_host($proxy) else {
+                    return;
+                };
+                scenarios::certificate_after_session_end(&s);
+            }
+
+            #[test]
+            fn client_headers_never_reach_the_app() {
+                let Some(s) = Stack::sso($proxy) else { return };
+                scenarios::client_headers_never_reach_the_app(&s);
+                scenarios::certgate_token_beside_the_apps_own(&s);
+            }
+
+            #[test]
+            fn single_host_client_headers_never_reach_the_app() {
+                let Some(s) = Stack::single_host($proxy) else {
+                    return;
+                };
+                scenarios::client_headers_never_reach_the_app(&s);
+                scenarios::certgate_token_beside_the_apps_own(&s);
             }
 
             #[allow(dead_code)]
