@@ -9,12 +9,13 @@ use crate::proxy_config::{render, Params, Proxy};
 pub(super) struct ProxyConfigArgs {
     #[arg(value_enum)]
     proxy: ProxyKind,
-    /// The app's host name, e.g. grafana.example.com.
+    /// The app's host name, e.g. grafana.example.com (not needed with --static).
     #[arg(long)]
-    host: String,
-    /// The app's base URL as the proxy reaches it, e.g. http://127.0.0.1:3000.
+    host: Option<String>,
+    /// The app's base URL as the proxy reaches it, e.g. http://127.0.0.1:3000 (not needed
+    /// with --static).
     #[arg(long)]
-    upstream: String,
+    upstream: Option<String>,
     /// A dedicated sign-in host for single sign-on across apps (without it, the app
     /// host asks for the certificate itself).
     #[arg(long)]

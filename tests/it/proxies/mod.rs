@@ -566,3 +566,34 @@ fn nginx_single_host_refused_certificates_get_certgates_page() {
     };
     scenarios::refused_certificates(&s);
 }
+
+/// `proxy-config traefik --static` prints traefik.yml without `--host`/`--upstream`; the route
+/// files name the missing flag.
+#[test]
+fn proxy_config_traefik_static_needs_no_host_and_routes_name_the_missing_flag() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::harness::certgate::binary())
+            .arg("proxy-config")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["traefik", "--static"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        include_str!("../../../config/proxies/traefik/traefik.yml")
+    );
+    let out = run(&["traefik"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--host: missing"),
+        "{out:?}"
+    );
+    let out = run(&["nginx", "--host", "ha.example.com"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--upstream: missing"),
+        "{out:?}"
+    );
+}
