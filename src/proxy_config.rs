@@ -13,6 +13,26 @@ pub enum Proxy {
     Caddy,
 }
 
+/// What an app needs beside the proxy's lines: its own settings and the certgate
+/// `[[rules]]` it needs, printed as comments below the file's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum App {
+    Generic,
+    HomeAssistant,
+    Grafana,
+}
+
+impl App {
+    /// The preset's text (`config/proxies/apps/`), with the example names.
+    fn notes(self) -> &'static str {
+        match self {
+            Self::Generic => include_str!("../config/proxies/apps/generic.txt"),
+            Self::HomeAssistant => include_str!("../config/proxies/apps/home-assistant.txt"),
+            Self::Grafana => include_str!("../config/proxies/apps/grafana.txt"),
+        }
+    }
+}
+
 /// What to put in place of the example values.
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -25,6 +45,8 @@ pub struct Params {
     pub certgate: String,
     /// Traefik only: the static file (traefik.yml) instead of the routes.
     pub traefik_static: bool,
+    /// The app's preset, if one was asked for.
+    pub app: Option<App>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,7 +105,11 @@ pub fn render(proxy: Proxy, p: &Params) -> Result<String, ParamError> {
         (Proxy::Traefik, None) => TRAEFIK_SINGLE,
         (Proxy::Traefik, Some(_)) => TRAEFIK_SSO,
     };
-    let mut text = template.replace("127.0.0.1:9180", &certgate.to_string());
+    let mut text = match p.app {
+        Some(app) => with_notes(template, app.notes()),
+        None => template.to_string(),
+    };
+    text = text.replace("127.0.0.1:9180", &certgate.to_string());
     // The app: nginx and Traefik take a URL; Caddy an address (plain http) or a URL.
     let url = upstream.as_str().trim_end_matches('/').to_string();
     text = match proxy {
@@ -116,6 +142,27 @@ pub fn render(proxy: Proxy, p: &Params) -> Result<String, ParamError> {
         text = text.replace("app.example.com", &host);
     }
     Ok(text)
+}
+
+/// `template` with `notes` as comment lines at the end of its leading comment block.
+fn with_notes(template: &str, notes: &str) -> String {
+    let header_end = template
+        .split_inclusive('\n')
+        .take_while(|l| l.starts_with('#'))
+        .map(str::len)
+        .sum::<usize>();
+    let (header, rest) = template.split_at(header_end);
+    let commented: String = notes
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                "#\n".to_string()
+            } else {
+                format!("# {l}\n")
+            }
+        })
+        .collect();
+    format!("{header}#\n{commented}{rest}")
 }
 
 const HOST_EXAMPLE: &str = "the app's host name, e.g. --host grafana.example.com";
@@ -198,6 +245,7 @@ mod tests {
             auth_host: auth.map(String::from),
             certgate: "127.0.0.1:9180".into(),
             traefik_static: false,
+            app: None,
         }
     }
 
@@ -263,6 +311,7 @@ mod tests {
             auth_host: None,
             certgate: "127.0.0.1:9180".into(),
             traefik_static: true,
+            app: None,
         };
         assert_eq!(render(Proxy::Traefik, &bare).unwrap(), TRAEFIK_STATIC);
         assert_eq!(render(Proxy::Nginx, &bare).unwrap_err().flag, "--static");
@@ -286,6 +335,62 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.flag, "--upstream");
         assert!(e.to_string().contains("--upstream http://"), "{e}");
+    }
+
+    #[test]
+    fn app_presets_add_their_notes_to_the_header_and_nothing_else() {
+        let mut p = params("ha.home.example.org", Some("login.home.example.org"));
+        for (app, says) in [
+            (App::HomeAssistant, "path = \"/api/webhook/*\""),
+            (App::Grafana, "header_name = Remote-User"),
+            (App::Generic, "X-Certgate-Authorization"),
+        ] {
+            for proxy in [Proxy::Nginx, Proxy::Caddy, Proxy::Traefik] {
+                p.app = None;
+                let plain = render(proxy, &p).unwrap();
+                p.app = Some(app);
+                let text = render(proxy, &p).unwrap();
+                assert!(text.contains(says), "{app:?} {proxy:?}");
+                assert!(!text.contains("example.com"), "{app:?} {proxy:?}");
+                // Only comment lines were added, inside the leading comment block.
+                let added: Vec<&str> = text
+                    .lines()
+                    .filter(|l| !plain.lines().any(|p| p == *l))
+                    .collect();
+                assert!(added.iter().all(|l| l.starts_with('#')), "{added:?}");
+                let header = |t: &str| t.lines().take_while(|l| l.starts_with('#')).count();
+                assert_eq!(
+                    header(&text) - header(&plain),
+                    text.lines().count() - plain.lines().count(),
+                    "{app:?} {proxy:?}"
+                );
+            }
+        }
+    }
+
+    /// The preset's `[[rules]]`, uncommented, as a certgate config takes them.
+    fn preset_rules(text: &str) -> String {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("#   "))
+            .skip_while(|l| !l.starts_with("# /"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn the_home_assistant_rules_are_certgate_rules() {
+        let mut p = params("ha.example.com", None);
+        p.app = Some(App::HomeAssistant);
+        let rules = preset_rules(&render(Proxy::Nginx, &p).unwrap());
+        let parsed: toml::Value = toml::from_str(&rules).unwrap();
+        let rules = parsed["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 2, "{rules:?}");
+        assert_eq!(rules[0]["path"].as_str(), Some("/manifest.json"));
+        assert_eq!(rules[1]["path"].as_str(), Some("/api/webhook/*"));
+        assert!(rules
+            .iter()
+            .all(|r| r["host"].as_str() == Some("ha.example.com")
+                && r["action"].as_str() == Some("bypass")));
     }
 
     #[test]

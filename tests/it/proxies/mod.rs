@@ -127,6 +127,11 @@ impl Stack {
         Self::start(proxy, Layout::Sso, RULES)
     }
 
+    /// Layout (b) with the `[[rules]]` that `proxy-config --app APP` prints for the first app.
+    pub fn sso_with_preset(proxy: Proxy, app: &str) -> Option<Self> {
+        Self::start(proxy, Layout::Sso, &preset_rules(proxy, app))
+    }
+
     fn start(proxy: Proxy, layout: Layout, extra: &str) -> Option<Self> {
         if !require(proxy.tool()) || !require("curl") {
             return None;
@@ -409,6 +414,27 @@ groups = ["family"]
     }
 }
 
+/// The certgate `[[rules]]` that `certgate proxy-config PROXY --app APP` prints (as comments,
+/// indented under the header) for app.example.com, uncommented.
+fn preset_rules(proxy: Proxy, app: &str) -> String {
+    let out = std::process::Command::new(crate::harness::certgate::binary())
+        .args(["proxy-config", proxy.tool(), "--host", "app.example.com"])
+        .args(["--upstream", "http://127.0.0.1:8123"])
+        .args(["--auth-host", "auth.example.com", "--app", app])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rules: String = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("#   "))
+        .skip_while(|l| !l.starts_with("# /"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(rules.contains("[[rules]]"), "{rules}");
+    rules
+}
+
 /// `text` without ANSI colour sequences (`ESC [ ... m`).
 fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -545,6 +571,14 @@ macro_rules! proxy_tests {
                 };
                 scenarios::client_headers_never_reach_the_app(&s);
                 scenarios::certgate_token_beside_the_apps_own(&s);
+            }
+
+            #[test]
+            fn home_assistant_preset_rules_open_only_the_manifest_and_webhooks() {
+                let Some(s) = Stack::sso_with_preset($proxy, "home-assistant") else {
+                    return;
+                };
+                scenarios::home_assistant_preset(&s);
             }
 
             #[allow(dead_code)]

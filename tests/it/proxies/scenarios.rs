@@ -809,3 +809,48 @@ pub fn certgate_token_beside_the_apps_own(s: &Stack) {
         Err(401)
     );
 }
+
+/// The `[[rules]]` of `proxy-config --app home-assistant`: the manifest and webhooks of that
+/// app pass without credentials, and nothing else does.
+pub fn home_assistant_preset(s: &Stack) {
+    let manifest = s.curl().get(&s.app(0, "/manifest.json"));
+    assert_eq!(manifest.status, 200, "{manifest:?}");
+    assert!(
+        manifest.body.contains("remote-user=[]"),
+        "{}",
+        manifest.body
+    );
+    let webhook = s.curl().post(
+        &s.app(0, "/api/webhook/5f1e3c2a9b7d4e6f8a0b1c2d3e4f5a6b"),
+        "{}",
+    );
+    assert_eq!(webhook.status, 200, "{webhook:?}");
+    assert!(webhook.body.contains("remote-user=[]"), "{}", webhook.body);
+
+    for (what, r) in [
+        (
+            "webhook by GET",
+            s.curl().get(&s.app(0, "/api/webhook/abc")),
+        ),
+        (
+            "below a webhook",
+            s.curl().post(&s.app(0, "/api/webhook/abc/x"), "{}"),
+        ),
+        (
+            "webhook list",
+            s.curl().post(&s.app(0, "/api/webhook"), "{}"),
+        ),
+        (
+            "other app",
+            s.curl().post(&s.app(1, "/api/webhook/abc"), "{}"),
+        ),
+        (
+            "other app's manifest",
+            s.curl().get(&s.app(1, "/manifest.json")),
+        ),
+        ("API", s.curl().get(&s.app(0, "/api/states"))),
+    ] {
+        assert_eq!(r.status, 401, "{what}: {r:?}");
+        assert!(!r.body.contains("app saw"), "{what}");
+    }
+}
