@@ -132,7 +132,17 @@ impl Stack {
         Self::start(proxy, Layout::Sso, &preset_rules(proxy, app))
     }
 
+    /// Layout (b) in front of an app already listening on `app_port` (e.g. Home Assistant)
+    /// instead of the stand-in app.
+    pub fn sso_in_front_of(proxy: Proxy, app_port: u16) -> Option<Self> {
+        Self::start_for(proxy, Layout::Sso, "", Some(app_port))
+    }
+
     fn start(proxy: Proxy, layout: Layout, extra: &str) -> Option<Self> {
+        Self::start_for(proxy, layout, extra, None)
+    }
+
+    fn start_for(proxy: Proxy, layout: Layout, extra: &str, app_port: Option<u16>) -> Option<Self> {
         if !require(proxy.tool()) || !require("curl") {
             return None;
         }
@@ -141,7 +151,11 @@ impl Stack {
         let alice = pki.user("alice");
         let tls = pki.server(&HOSTS);
         let port = free_port();
-        let upstream = Upstream::start();
+        let upstream = match app_port {
+            Some(_) => None,
+            None => Some(Upstream::start()),
+        };
+        let upstream_port = app_port.unwrap_or_else(|| upstream.as_ref().unwrap().port);
         let (public_url, session) = match layout {
             Layout::Sso => (
                 format!("https://auth.example.com:{port}"),
@@ -180,7 +194,7 @@ groups = ["family"]
         let certgate_http = certgate.http_port;
         let certgate_metrics = certgate.metrics_port;
         let cg = format!("127.0.0.1:{certgate_http}");
-        let app = format!("127.0.0.1:{}", upstream.port);
+        let app = format!("127.0.0.1:{upstream_port}");
         let (cert, key, ca) = (
             tls.cert.display().to_string(),
             tls.key.display().to_string(),
