@@ -13,16 +13,40 @@ pub enum Proxy {
     Caddy,
 }
 
+/// What an app needs beside the proxy's lines: its own settings and the certgate
+/// `[[rules]]` it needs, printed as comments below the file's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum App {
+    Generic,
+    HomeAssistant,
+    Grafana,
+}
+
+impl App {
+    /// The preset's text (`config/proxies/apps/`), with the example names.
+    fn notes(self) -> &'static str {
+        match self {
+            Self::Generic => include_str!("../config/proxies/apps/generic.txt"),
+            Self::HomeAssistant => include_str!("../config/proxies/apps/home-assistant.txt"),
+            Self::Grafana => include_str!("../config/proxies/apps/grafana.txt"),
+        }
+    }
+}
+
 /// What to put in place of the example values.
 #[derive(Debug, Clone)]
 pub struct Params {
-    pub host: String,
-    pub upstream: String,
+    /// The app's host name; required but for Traefik's static file.
+    pub host: Option<String>,
+    /// The app's base URL; required but for Traefik's static file.
+    pub upstream: Option<String>,
     /// A dedicated sign-in host: single sign-on across apps below a shared parent domain.
     pub auth_host: Option<String>,
     pub certgate: String,
     /// Traefik only: the static file (traefik.yml) instead of the routes.
     pub traefik_static: bool,
+    /// The app's preset, if one was asked for.
+    pub app: Option<App>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,8 +69,24 @@ const TRAEFIK_SINGLE: &str = include_str!("../config/proxies/traefik/dynamic-sin
 /// # Errors
 /// A [`ParamError`] naming the flag whose value cannot be used.
 pub fn render(proxy: Proxy, p: &Params) -> Result<String, ParamError> {
-    let host = host_name("--host", &p.host)?;
-    let upstream = upstream("--upstream", &p.upstream)?;
+    if p.traefik_static {
+        // traefik.yml names no host, app or certgate: only the routes (dynamic.yml) do.
+        return match proxy {
+            Proxy::Traefik => Ok(TRAEFIK_STATIC.to_string()),
+            Proxy::Nginx | Proxy::Caddy => Err(ParamError {
+                flag: "--static",
+                problem: "only Traefik has a separate static file (traefik.yml)".into(),
+            }),
+        };
+    }
+    let host = host_name(
+        "--host",
+        required("--host", p.host.as_deref(), HOST_EXAMPLE)?,
+    )?;
+    let upstream = upstream(
+        "--upstream",
+        required("--upstream", p.upstream.as_deref(), UPSTREAM_EXAMPLE)?,
+    )?;
     let certgate = p
         .certgate
         .parse::<std::net::SocketAddr>()
@@ -57,16 +97,19 @@ pub fn render(proxy: Proxy, p: &Params) -> Result<String, ParamError> {
                 p.certgate
             ),
         })?;
-    let template = match (proxy, &p.auth_host, p.traefik_static) {
-        (Proxy::Traefik, _, true) => TRAEFIK_STATIC,
-        (Proxy::Nginx, None, _) => NGINX_SINGLE,
-        (Proxy::Nginx, Some(_), _) => NGINX_SSO,
-        (Proxy::Caddy, None, _) => CADDY_SINGLE,
-        (Proxy::Caddy, Some(_), _) => CADDY_SSO,
-        (Proxy::Traefik, None, false) => TRAEFIK_SINGLE,
-        (Proxy::Traefik, Some(_), false) => TRAEFIK_SSO,
+    let template = match (proxy, &p.auth_host) {
+        (Proxy::Nginx, None) => NGINX_SINGLE,
+        (Proxy::Nginx, Some(_)) => NGINX_SSO,
+        (Proxy::Caddy, None) => CADDY_SINGLE,
+        (Proxy::Caddy, Some(_)) => CADDY_SSO,
+        (Proxy::Traefik, None) => TRAEFIK_SINGLE,
+        (Proxy::Traefik, Some(_)) => TRAEFIK_SSO,
     };
-    let mut text = template.replace("127.0.0.1:9180", &certgate.to_string());
+    let mut text = match p.app {
+        Some(app) => with_notes(template, app.notes()),
+        None => template.to_string(),
+    };
+    text = text.replace("127.0.0.1:9180", &certgate.to_string());
     // The app: nginx and Traefik take a URL; Caddy an address (plain http) or a URL.
     let url = upstream.as_str().trim_end_matches('/').to_string();
     text = match proxy {
@@ -99,6 +142,43 @@ pub fn render(proxy: Proxy, p: &Params) -> Result<String, ParamError> {
         text = text.replace("app.example.com", &host);
     }
     Ok(text)
+}
+
+/// `template` with `notes` as comment lines at the end of its leading comment block.
+fn with_notes(template: &str, notes: &str) -> String {
+    let header_end = template
+        .split_inclusive('\n')
+        .take_while(|l| l.starts_with('#'))
+        .map(str::len)
+        .sum::<usize>();
+    let (header, rest) = template.split_at(header_end);
+    let commented: String = notes
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                "#\n".to_string()
+            } else {
+                format!("# {l}\n")
+            }
+        })
+        .collect();
+    format!("{header}#\n{commented}{rest}")
+}
+
+const HOST_EXAMPLE: &str = "the app's host name, e.g. --host grafana.example.com";
+const UPSTREAM_EXAMPLE: &str =
+    "the app's base URL as the proxy reaches it, e.g. --upstream http://127.0.0.1:3000";
+
+/// The value of a flag every printed configuration but Traefik's static file needs.
+fn required<'a>(
+    flag: &'static str,
+    value: Option<&'a str>,
+    what: &str,
+) -> Result<&'a str, ParamError> {
+    value.ok_or_else(|| ParamError {
+        flag,
+        problem: format!("missing: {what}"),
+    })
 }
 
 fn host_name(flag: &'static str, raw: &str) -> Result<String, ParamError> {
@@ -160,11 +240,12 @@ mod tests {
 
     fn params(host: &str, auth: Option<&str>) -> Params {
         Params {
-            host: host.into(),
-            upstream: "http://127.0.0.1:8123".into(),
+            host: Some(host.into()),
+            upstream: Some("http://127.0.0.1:8123".into()),
             auth_host: auth.map(String::from),
             certgate: "127.0.0.1:9180".into(),
             traefik_static: false,
+            app: None,
         }
     }
 
@@ -189,7 +270,7 @@ mod tests {
     #[test]
     fn operator_values_replace_every_example_value() {
         let mut p = params("ha.home.example.org", Some("login.home.example.org"));
-        p.upstream = "http://192.0.2.10:8123".into();
+        p.upstream = Some("http://192.0.2.10:8123".into());
         for proxy in [Proxy::Nginx, Proxy::Caddy, Proxy::Traefik] {
             let text = render(proxy, &p).unwrap();
             assert!(
@@ -218,8 +299,98 @@ mod tests {
         let mut p = params("app.example.com", Some("auth.other.net"));
         assert_eq!(render(Proxy::Caddy, &p).unwrap_err().flag, "--auth-host");
         p.auth_host = None;
-        p.upstream = "127.0.0.1:3000".into();
+        p.upstream = Some("127.0.0.1:3000".into());
         assert_eq!(render(Proxy::Traefik, &p).unwrap_err().flag, "--upstream");
+    }
+
+    #[test]
+    fn traefiks_static_file_needs_no_host_or_upstream_and_the_routes_do() {
+        let bare = Params {
+            host: None,
+            upstream: None,
+            auth_host: None,
+            certgate: "127.0.0.1:9180".into(),
+            traefik_static: true,
+            app: None,
+        };
+        assert_eq!(render(Proxy::Traefik, &bare).unwrap(), TRAEFIK_STATIC);
+        assert_eq!(render(Proxy::Nginx, &bare).unwrap_err().flag, "--static");
+
+        let routes = Params {
+            traefik_static: false,
+            ..bare.clone()
+        };
+        for proxy in [Proxy::Nginx, Proxy::Caddy, Proxy::Traefik] {
+            let e = render(proxy, &routes).unwrap_err();
+            assert_eq!(e.flag, "--host", "{proxy:?}");
+            assert!(e.to_string().starts_with("--host: missing"), "{e}");
+        }
+        let e = render(
+            Proxy::Caddy,
+            &Params {
+                host: Some("app.example.com".into()),
+                ..routes
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.flag, "--upstream");
+        assert!(e.to_string().contains("--upstream http://"), "{e}");
+    }
+
+    #[test]
+    fn app_presets_add_their_notes_to_the_header_and_nothing_else() {
+        let mut p = params("ha.home.example.org", Some("login.home.example.org"));
+        for (app, says) in [
+            (App::HomeAssistant, "path = \"/api/webhook/*\""),
+            (App::Grafana, "header_name = Remote-User"),
+            (App::Generic, "X-Certgate-Authorization"),
+        ] {
+            for proxy in [Proxy::Nginx, Proxy::Caddy, Proxy::Traefik] {
+                p.app = None;
+                let plain = render(proxy, &p).unwrap();
+                p.app = Some(app);
+                let text = render(proxy, &p).unwrap();
+                assert!(text.contains(says), "{app:?} {proxy:?}");
+                assert!(!text.contains("example.com"), "{app:?} {proxy:?}");
+                // Only comment lines were added, inside the leading comment block.
+                let added: Vec<&str> = text
+                    .lines()
+                    .filter(|l| !plain.lines().any(|p| p == *l))
+                    .collect();
+                assert!(added.iter().all(|l| l.starts_with('#')), "{added:?}");
+                let header = |t: &str| t.lines().take_while(|l| l.starts_with('#')).count();
+                assert_eq!(
+                    header(&text) - header(&plain),
+                    text.lines().count() - plain.lines().count(),
+                    "{app:?} {proxy:?}"
+                );
+            }
+        }
+    }
+
+    /// The preset's `[[rules]]`, uncommented, as a certgate config takes them.
+    fn preset_rules(text: &str) -> String {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("#   "))
+            .skip_while(|l| !l.starts_with("# /"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn the_home_assistant_rules_are_certgate_rules() {
+        let mut p = params("ha.example.com", None);
+        p.app = Some(App::HomeAssistant);
+        let rules = preset_rules(&render(Proxy::Nginx, &p).unwrap());
+        let parsed: toml::Value = toml::from_str(&rules).unwrap();
+        let rules = parsed["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 2, "{rules:?}");
+        assert_eq!(rules[0]["path"].as_str(), Some("/manifest.json"));
+        assert_eq!(rules[1]["path"].as_str(), Some("/api/webhook/*"));
+        assert!(rules
+            .iter()
+            .all(|r| r["host"].as_str() == Some("ha.example.com")
+                && r["action"].as_str() == Some("bypass")));
     }
 
     #[test]

@@ -2,19 +2,20 @@
 //! configuration (config/proxies/) with the operator's names.
 
 use super::CliError;
-use crate::proxy_config::{render, Params, Proxy};
+use crate::proxy_config::{render, App, Params, Proxy};
 
 // The options of `proxy-config` (the variant's doc comment is its help).
 #[derive(clap::Args)]
 pub(super) struct ProxyConfigArgs {
     #[arg(value_enum)]
     proxy: ProxyKind,
-    /// The app's host name, e.g. grafana.example.com.
+    /// The app's host name, e.g. grafana.example.com (not needed with --static).
     #[arg(long)]
-    host: String,
-    /// The app's base URL as the proxy reaches it, e.g. http://127.0.0.1:3000.
+    host: Option<String>,
+    /// The app's base URL as the proxy reaches it, e.g. http://127.0.0.1:3000 (not needed
+    /// with --static).
     #[arg(long)]
-    upstream: String,
+    upstream: Option<String>,
     /// A dedicated sign-in host for single sign-on across apps (without it, the app
     /// host asks for the certificate itself).
     #[arg(long)]
@@ -25,6 +26,17 @@ pub(super) struct ProxyConfigArgs {
     /// Traefik: print the static configuration (traefik.yml) instead of the routes.
     #[arg(long)]
     r#static: bool,
+    /// Add what this app needs beside the proxy (its own settings, and the certgate
+    /// [[rules]] it needs with why each bypass is or is not safe), as comments.
+    #[arg(long, value_enum)]
+    app: Option<AppKind>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AppKind {
+    HomeAssistant,
+    Grafana,
+    Generic,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -46,6 +58,11 @@ pub(super) fn run(args: ProxyConfigArgs) -> Result<(), CliError> {
         auth_host: args.auth_host,
         certgate: args.certgate,
         traefik_static: args.r#static,
+        app: args.app.map(|a| match a {
+            AppKind::HomeAssistant => App::HomeAssistant,
+            AppKind::Grafana => App::Grafana,
+            AppKind::Generic => App::Generic,
+        }),
     };
     let text = render(proxy, &params)
         .map_err(|e| CliError::usage("certgate proxy-config", e.to_string()))?;

@@ -1,6 +1,6 @@
-//! A real Home Assistant through the harness, with no proxy yet: what the certgate tests of
-//! issue 23 build on. Its tokens, its WebSocket authentication, and whom it bans when it trusts
-//! `X-Forwarded-For` from the proxy's address.
+//! A real Home Assistant: first alone (its tokens, its WebSocket authentication, and whom it
+//! bans when it trusts `X-Forwarded-For` from the proxy's address), then behind real nginx
+//! with the config `certgate proxy-config` prints.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -10,6 +10,7 @@ use crate::harness::home_assistant::{
     self, HaSocket, HomeAssistant, OWNER, OWNER_NAME, OWNER_PASSWORD,
 };
 use crate::harness::require;
+use crate::proxies::{Proxy, Stack};
 
 /// A client address behind the proxy (TEST-NET-3, never routed).
 const CLIENT: &str = "203.0.113.9";
@@ -128,4 +129,137 @@ fn home_assistant_tokens_websocket_and_the_forwarded_client_banned_not_the_proxy
         .header(&bearer)
         .get(&api);
     assert_eq!(other_client.status, 200, "{other_client:?}");
+}
+
+/// Home Assistant behind real nginx with the sign-in-host config `certgate proxy-config`
+/// prints: a script with certgate's token beside Home Assistant's, the Companion-style client
+/// with its certificate on every request (API and WebSocket), and a client-sent
+/// `X-Forwarded-For` that names someone else: Home Assistant bans the real client, never the
+/// proxy and never whom the client named.
+#[test]
+fn home_assistant_behind_the_printed_nginx_config() {
+    if !(require("curl") && require("nginx") && home_assistant::require()) {
+        return;
+    }
+    let ha = HomeAssistant::start();
+    let Some(s) = Stack::sso_in_front_of(Proxy::Nginx, ha.port()) else {
+        return;
+    };
+    let states = s.app(0, "/api/states");
+    let ha_bearer = format!("Authorization: Bearer {}", ha.access_token());
+
+    // A script: certgate's token in X-Certgate-Authorization, Home Assistant's in Authorization.
+    let minted = s
+        .curl()
+        .cert(&s.alice.cert, &s.alice.key)
+        .post(&s.auth("/token"), "");
+    assert_eq!(minted.status, 200, "{minted:?}");
+    let cg = json(&minted.body)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let script = s
+        .curl()
+        .header(&format!("X-Certgate-Authorization: Bearer {cg}"))
+        .header(&ha_bearer)
+        .get(&states);
+    assert_eq!(script.status, 200, "{script:?}");
+    assert!(json(&script.body).is_array(), "{script:?}");
+    // Without certgate's token the proxy stops it before Home Assistant counts anything.
+    let anonymous = s.curl().header(&ha_bearer).get(&states);
+    assert_eq!(anonymous.status, 401, "{anonymous:?}");
+
+    // The Companion app: its certificate on every request, Home Assistant's token, no cookie.
+    let app = s
+        .curl()
+        .cert(&s.alice.cert, &s.alice.key)
+        .header(&ha_bearer)
+        .get(&states);
+    assert_eq!(app.status, 200, "{app:?}");
+    assert!(json(&app.body).is_array(), "{app:?}");
+    assert!(
+        ha_socket_with_certificate(&s, ha.access_token()),
+        "the WebSocket with the certificate"
+    );
+
+    // A client on 127.0.0.2 claims to be 203.0.113.9 and fails to log in three times: the
+    // ban is for 127.0.0.2. The proxy (127.0.0.1) and the named address stay unbanned.
+    let from = |address: &'static str| {
+        let s = &s;
+        move || {
+            s.curl()
+                .arg("--interface")
+                .arg(address)
+                .cert(&s.alice.cert, &s.alice.key)
+                .header(&format!("X-Forwarded-For: {CLIENT}"))
+                .header("X-Real-IP: 203.0.113.9")
+        }
+    };
+    let base = s.app(0, "");
+    for attempt in 1..=3 {
+        let failed = ha.login_through(&from("127.0.0.2"), &base, OWNER, "wrong password");
+        assert_eq!(failed.status, 200, "attempt {attempt}: {failed:?}");
+        assert_eq!(
+            json(&failed.body)["errors"]["base"],
+            "invalid_auth",
+            "attempt {attempt}: {failed:?}"
+        );
+    }
+    let bans = ha.ip_bans().expect("ip_bans.yaml written at the ban");
+    assert!(bans.contains("127.0.0.2"), "ip_bans.yaml: {bans}");
+    assert!(!bans.contains(CLIENT), "ip_bans.yaml: {bans}");
+    assert!(!bans.contains("127.0.0.1"), "ip_bans.yaml: {bans}");
+    let banned = from("127.0.0.2")().header(&ha_bearer).get(&states);
+    assert_eq!(banned.status, 403, "{banned:?}");
+    let others = from("127.0.0.3")().header(&ha_bearer).get(&states);
+    assert_eq!(others.status, 200, "{others:?}");
+}
+
+/// Home Assistant's WebSocket through the proxy, the certificate in the TLS handshake and no
+/// cookie: whether its `auth` message with `token` gets `auth_ok`.
+fn ha_socket_with_certificate(s: &Stack, token: &str) -> bool {
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::Message;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(s.pki.ca.cert_der.clone().into()).unwrap();
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![s.alice.issued.cert_der.clone().into()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(s.alice.issued.key_der.clone().into()),
+        )
+        .unwrap();
+    let request = format!("wss://{}:{}/api/websocket", s.apps[0], s.port)
+        .into_client_request()
+        .unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let connector = tungstenite::Connector::Rustls(std::sync::Arc::new(tls));
+    let (mut ws, response) =
+        tungstenite::client_tls_with_config(request, tcp, None, Some(connector))
+            .expect("WebSocket handshake through the proxy");
+    assert_eq!(response.status().as_u16(), 101);
+    assert_eq!(next_json(&mut ws)["type"], "auth_required");
+    ws.send(Message::text(
+        json!({"type": "auth", "access_token": token}).to_string(),
+    ))
+    .unwrap();
+    let reply = next_json(&mut ws);
+    let _ = ws.close(None);
+    reply["type"] == "auth_ok"
+}
+
+/// The next JSON message on a WebSocket to Home Assistant.
+fn next_json<S: std::io::Read + std::io::Write>(ws: &mut tungstenite::WebSocket<S>) -> Value {
+    loop {
+        match ws.read().expect("read from Home Assistant's WebSocket") {
+            tungstenite::Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            tungstenite::Message::Close(frame) => {
+                panic!("Home Assistant closed the WebSocket: {frame:?}")
+            }
+            _ => continue,
+        }
+    }
 }

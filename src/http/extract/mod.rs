@@ -112,6 +112,8 @@ mod names {
     pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
     pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
     pub const X_SSL_CLIENT_VERIFY: HeaderName = HeaderName::from_static("x-ssl-client-verify");
+    pub const X_CERTGATE_AUTHORIZATION: HeaderName =
+        HeaderName::from_static("x-certgate-authorization");
 }
 use names::*;
 
@@ -184,7 +186,20 @@ fn last_entry(value: &HeaderValue) -> Option<&[u8]> {
 
 /// The token from `Authorization: Bearer …`, if any.
 pub fn bearer(req: &dyn Incoming) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_token(req.headers().get(header::AUTHORIZATION)?.to_str().ok()?)
+}
+
+/// The token from `X-Certgate-Authorization: Bearer …`: certgate's own header, for apps that
+/// keep `Authorization` for their own tokens (the printed proxy configs strip it before the
+/// app). Everything in it is meant for certgate, so a value that is no bearer token comes back
+/// as the empty token, which fails verification: refused, never skipped for another credential.
+pub fn certgate_bearer(req: &dyn Incoming) -> Option<&str> {
+    let value = req.headers().get(X_CERTGATE_AUTHORIZATION)?;
+    Some(value.to_str().ok().and_then(bearer_token).unwrap_or(""))
+}
+
+/// `token` from `Bearer token` (the scheme in any case).
+fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

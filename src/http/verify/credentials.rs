@@ -1,8 +1,9 @@
-//! Stage one of a check: the credential. Read in order (a certgate bearer token, the session
-//! cookie, a certificate presented on this very request), each verified (signature or chain)
-//! and then put through the one check of its standing, [`standing`] (the revocation store; a
-//! certificate's CRLs and the built-in CA's list are read by its chain check). A bearer token
-//! of ours decides alone; an unusable cookie gives way to the next one and to the certificate.
+//! Stage one of a check: the credential. Read in order (a certgate bearer token, from
+//! `X-Certgate-Authorization` before `Authorization`; the session cookie; a certificate
+//! presented on this very request), each verified (signature or chain) and then put through
+//! the one check of its standing, [`standing`] (the revocation store; a certificate's CRLs and
+//! the built-in CA's list are read by its chain check). A bearer token of ours decides alone;
+//! an unusable cookie gives way to the next one and to the certificate.
 
 use std::sync::Arc;
 
@@ -41,8 +42,11 @@ type Unusable = (Refused, String);
 /// state is unknown.
 pub(super) fn find(ck: &Check<'_>, now: i64) -> Result<Credential, AppError> {
     let refuse = |(refused, reason): Unusable| ck.challenge(Some(refused), reason);
-    // A foreign bearer token (the app's own API token) is not ours to judge.
-    if let Some(token) = extract::bearer(ck.req).filter(|t| ck.state.tokens.claims_to_be_ours(t)) {
+    // certgate's own header first (the app keeps `Authorization`); a foreign token in
+    // `Authorization` (the app's own API token) is not ours to judge.
+    let ours = extract::certgate_bearer(ck.req)
+        .or_else(|| extract::bearer(ck.req).filter(|t| ck.state.tokens.claims_to_be_ours(t)));
+    if let Some(token) = ours {
         let claims = ck
             .state
             .tokens

@@ -234,3 +234,62 @@ fn a_public_or_closed_path_reads_no_credential_in_either() {
     let (allowed, text) = explain(&w, home, &Who::Nobody);
     assert!(!allowed && text.contains("sign-in required"), "{text}");
 }
+
+/// What `/verify` answers for `url` with all of `headers`.
+fn verify_with(w: &World, url: &str, headers: &[(&str, String)]) -> u16 {
+    let req = headers.iter().fold(
+        TestRequest::default()
+            .peer_addr("127.0.0.1:40000".parse().unwrap())
+            .insert_header(("X-Original-URL", url)),
+        |req, (name, value)| req.insert_header((*name, value.as_str())),
+    );
+    answer(&req.to_http_request(), &w.state).status().as_u16()
+}
+
+#[test]
+fn x_certgate_authorization_carries_our_token_beside_the_apps_own() {
+    let w = world();
+    let (alice, _) = token(&w, "alice");
+    let (bob, _) = token(&w, "bob");
+    let ours = |t: &str| ("X-Certgate-Authorization", format!("Bearer {t}"));
+    let app_token = ("Authorization", "Bearer ha-long-lived-token".to_string());
+
+    assert_eq!(verify_with(&w, ADMIN, &[ours(&alice)]), 200);
+    assert_eq!(
+        verify_with(&w, ADMIN, &[ours(&alice), app_token.clone()]),
+        200,
+        "the app's own token beside ours is not ours to judge"
+    );
+    // Both headers hold a certgate token: X-Certgate-Authorization decides.
+    assert_eq!(
+        verify_with(
+            &w,
+            ADMIN,
+            &[ours(&bob), ("Authorization", format!("Bearer {alice}"))]
+        ),
+        403
+    );
+    assert_eq!(
+        verify_with(
+            &w,
+            ADMIN,
+            &[ours(&alice), ("Authorization", format!("Bearer {bob}"))]
+        ),
+        200
+    );
+    // Whatever is in certgate's own header is judged, never skipped for another credential.
+    for bad in ["Bearer not-a-token", "Basic YWxpY2U6eA==", "Bearer", ""] {
+        assert_eq!(
+            verify_with(
+                &w,
+                ADMIN,
+                &[
+                    ("X-Certgate-Authorization", bad.to_string()),
+                    ("Authorization", format!("Bearer {alice}"))
+                ]
+            ),
+            401,
+            "{bad:?}"
+        );
+    }
+}

@@ -12,17 +12,29 @@ pub struct Caddy {
 }
 
 impl Caddy {
-    /// Runs `caddyfile` (a shipped file, rendered) behind a global options block that pins
-    /// the ports and loopback binding for the test.
+    /// Runs `caddyfile` (a shipped file, rendered) with global options that pin the ports
+    /// and loopback binding for the test, added to the file's own global options block.
     pub fn start(dir: &Path, port: u16, caddyfile: &str) -> Self {
         let home = dir.join("caddy-home");
         std::fs::create_dir_all(&home).unwrap();
-        let global = format!(
-            "{{\n\tadmin off\n\tdefault_bind 127.0.0.1\n\thttp_port {}\n\thttps_port {port}\n\tauto_https disable_redirects\n\tskip_install_trust\n}}\n\n",
+        let ours = format!(
+            "\tadmin off\n\tdefault_bind 127.0.0.1\n\thttp_port {}\n\thttps_port {port}\n\tauto_https disable_redirects\n\tskip_install_trust\n",
             free_port()
         );
+        // The global options block is the first thing in the file but comments: a line `{`.
+        let text = match caddyfile.find("\n{\n") {
+            Some(at)
+                if caddyfile[..at]
+                    .lines()
+                    .all(|l| l.trim().is_empty() || l.starts_with('#')) =>
+            {
+                let (head, tail) = caddyfile.split_at(at + 3);
+                format!("{head}{ours}{tail}")
+            }
+            _ => format!("{{\n{ours}}}\n\n{caddyfile}"),
+        };
         let file = dir.join("Caddyfile");
-        std::fs::write(&file, format!("{global}{caddyfile}")).unwrap();
+        std::fs::write(&file, text).unwrap();
         let log = dir.join("caddy.log");
         let child = Command::new("caddy")
             .args(["run", "--adapter", "caddyfile", "--config"])

@@ -307,14 +307,21 @@ impl HomeAssistant {
     /// whose JSON `type` is `create_entry` (with the code in `result`) or `form` (with
     /// `errors.base == "invalid_auth"`, which counted toward a ban).
     pub fn login(&self, username: &str, password: &str, headers: &[&str]) -> Response {
-        let with_headers = |mut curl: Curl| {
-            for h in headers {
-                curl = curl.header(h);
-            }
-            curl.header("Content-Type: application/json")
-        };
-        let start = with_headers(self.curl()).post(
-            &self.url_of("/auth/login_flow"),
+        let with_headers = || headers.iter().fold(self.curl(), |curl, h| curl.header(h));
+        self.login_through(&with_headers, &self.url(), username, password)
+    }
+
+    /// [`Self::login`] through a proxy: each request from a fresh `curl()` to `base`.
+    pub fn login_through(
+        &self,
+        curl: &dyn Fn() -> Curl,
+        base: &str,
+        username: &str,
+        password: &str,
+    ) -> Response {
+        let with_headers = |c: Curl| c.header("Content-Type: application/json");
+        let start = with_headers(curl()).post(
+            &format!("{base}/auth/login_flow"),
             &json!({
                 "client_id": self.client_id,
                 "handler": ["homeassistant", null],
@@ -326,8 +333,8 @@ impl HomeAssistant {
             return start;
         }
         let flow_id = json_of(&start)["flow_id"].as_str().unwrap().to_string();
-        with_headers(self.curl()).post(
-            &self.url_of(&format!("/auth/login_flow/{flow_id}")),
+        with_headers(curl()).post(
+            &format!("{base}/auth/login_flow/{flow_id}"),
             &json!({"client_id": self.client_id, "username": username, "password": password})
                 .to_string(),
         )

@@ -1,7 +1,8 @@
 //! The protected app for proxy tests (a stand-in for Home Assistant or Grafana, not for
 //! anything certgate talks to): plain HTTP requests get back the identity headers the app
-//! received; WebSocket handshakes are accepted and every text message is echoed with the
-//! `Remote-User` the handshake carried.
+//! received, then every header as it arrived (see [`seen_headers`]); WebSocket handshakes
+//! are accepted and every text message is echoed with the `Remote-User` the handshake
+//! carried.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -57,6 +58,20 @@ fn peek_head(stream: &TcpStream) -> std::io::Result<String> {
     }
 }
 
+/// Where the app's answer starts listing every header it received, one `Name: value` a line.
+const HEADERS: &str = "--- headers ---\n";
+
+/// Every header the app received (name as sent, value trimmed), from its answer's body.
+pub fn seen_headers(body: &str) -> Vec<(String, String)> {
+    body.split_once(HEADERS)
+        .map(|(_, all)| all)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
 fn header<'a>(head: &'a str, name: &str) -> &'a str {
     head.lines()
         .skip(1)
@@ -70,8 +85,14 @@ fn plain(mut stream: TcpStream, head: &str) -> std::io::Result<()> {
     let mut consumed = vec![0u8; head.len()];
     stream.read_exact(&mut consumed)?;
     let path = head.split_whitespace().nth(1).unwrap_or("");
+    let all: String = head
+        .lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
     let body = format!(
-        "app saw: remote-user=[{}] remote-groups=[{}] remote-email=[{}] remote-name=[{}] path=[{path}] underscored=[{}{}{}{}]\n",
+        "app saw: remote-user=[{}] remote-groups=[{}] remote-email=[{}] remote-name=[{}] path=[{path}] underscored=[{}{}{}{}]\n{HEADERS}{all}",
         header(head, "remote-user"),
         header(head, "remote-groups"),
         header(head, "remote-email"),

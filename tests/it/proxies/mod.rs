@@ -65,6 +65,8 @@ pub struct Stack {
     pub certgate_http: u16,
     /// certgate's metrics listener (loopback; no proxy forwards to it).
     pub certgate_metrics: u16,
+    /// The proxy's own log files.
+    proxy_logs: Vec<std::path::PathBuf>,
     _processes: Vec<Box<dyn std::any::Any>>,
 }
 
@@ -125,7 +127,22 @@ impl Stack {
         Self::start(proxy, Layout::Sso, RULES)
     }
 
+    /// Layout (b) with the `[[rules]]` that `proxy-config --app APP` prints for the first app.
+    pub fn sso_with_preset(proxy: Proxy, app: &str) -> Option<Self> {
+        Self::start(proxy, Layout::Sso, &preset_rules(proxy, app))
+    }
+
+    /// Layout (b) in front of an app already listening on `app_port` (e.g. Home Assistant)
+    /// instead of the stand-in app.
+    pub fn sso_in_front_of(proxy: Proxy, app_port: u16) -> Option<Self> {
+        Self::start_for(proxy, Layout::Sso, "", Some(app_port))
+    }
+
     fn start(proxy: Proxy, layout: Layout, extra: &str) -> Option<Self> {
+        Self::start_for(proxy, layout, extra, None)
+    }
+
+    fn start_for(proxy: Proxy, layout: Layout, extra: &str, app_port: Option<u16>) -> Option<Self> {
         if !require(proxy.tool()) || !require("curl") {
             return None;
         }
@@ -134,7 +151,11 @@ impl Stack {
         let alice = pki.user("alice");
         let tls = pki.server(&HOSTS);
         let port = free_port();
-        let upstream = Upstream::start();
+        let upstream = match app_port {
+            Some(_) => None,
+            None => Some(Upstream::start()),
+        };
+        let upstream_port = app_port.unwrap_or_else(|| upstream.as_ref().unwrap().port);
         let (public_url, session) = match layout {
             Layout::Sso => (
                 format!("https://auth.example.com:{port}"),
@@ -173,7 +194,7 @@ groups = ["family"]
         let certgate_http = certgate.http_port;
         let certgate_metrics = certgate.metrics_port;
         let cg = format!("127.0.0.1:{certgate_http}");
-        let app = format!("127.0.0.1:{}", upstream.port);
+        let app = format!("127.0.0.1:{upstream_port}");
         let (cert, key, ca) = (
             tls.cert.display().to_string(),
             tls.key.display().to_string(),
@@ -308,6 +329,14 @@ groups = ["family"]
                 format!("https://app.example.com:{port}/.certgate"),
             ),
         };
+        let proxy_logs = match proxy {
+            Proxy::Nginx => vec![
+                dir.path().join("nginx/error.log"),
+                dir.path().join("nginx/stderr.log"),
+            ],
+            Proxy::Traefik => vec![dir.path().join("traefik.log")],
+            Proxy::Caddy => vec![dir.path().join("caddy.log")],
+        };
         let stack = Self {
             proxy,
             layout,
@@ -320,10 +349,51 @@ groups = ["family"]
             cookie,
             certgate_http,
             certgate_metrics,
+            proxy_logs,
             _processes: vec![process, Box::new(certgate), Box::new(upstream)],
         };
         stack.wait_until_routed();
+        let warnings = stack.proxy_warnings();
+        assert!(
+            warnings.is_empty(),
+            "{:?} warns about the shipped {:?} config:\n{}",
+            proxy,
+            layout,
+            warnings.join("\n")
+        );
         Some(stack)
+    }
+
+    /// What the proxy has logged as a warning or worse: the shipped configs start without
+    /// one. (Caddy's "admin endpoint disabled" comes from the test's own `admin off`.)
+    pub fn proxy_warnings(&self) -> Vec<String> {
+        let is_warning = |line: &str| match self.proxy {
+            Proxy::Nginx => ["[warn]", "[error]", "[crit]", "[alert]", "[emerg]"]
+                .iter()
+                .any(|level| line.contains(level)),
+            Proxy::Traefik => [" WRN ", " ERR ", " FTL "]
+                .iter()
+                .any(|level| line.contains(level)),
+            Proxy::Caddy => {
+                ["\"level\":\"warn\"", "\"level\":\"error\""]
+                    .iter()
+                    .any(|level| line.contains(level))
+                    && !line.contains("\"admin endpoint disabled\"")
+            }
+        };
+        self.proxy_logs
+            .iter()
+            .flat_map(|log| {
+                std::fs::read_to_string(log)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            // Traefik colours its levels: compare the text without the escape sequences.
+            .map(|line| strip_ansi(&line))
+            .filter(|line| is_warning(line))
+            .collect()
     }
 
     /// Traefik loads its routes after it listens: wait until the app answers as routed.
@@ -356,6 +426,45 @@ groups = ["family"]
     pub fn auth(&self, path: &str) -> String {
         format!("{}{path}", self.certgate_base)
     }
+}
+
+/// The certgate `[[rules]]` that `certgate proxy-config PROXY --app APP` prints (as comments,
+/// indented under the header) for app.example.com, uncommented.
+fn preset_rules(proxy: Proxy, app: &str) -> String {
+    let out = std::process::Command::new(crate::harness::certgate::binary())
+        .args(["proxy-config", proxy.tool(), "--host", "app.example.com"])
+        .args(["--upstream", "http://127.0.0.1:8123"])
+        .args(["--auth-host", "auth.example.com", "--app", app])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rules: String = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("#   "))
+        .skip_while(|l| !l.starts_with("# /"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(rules.contains("[[rules]]"), "{rules}");
+    rules
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 macro_rules! proxy_tests {
@@ -448,6 +557,44 @@ macro_rules! proxy_tests {
                 scenarios::websockets(&s);
             }
 
+            #[test]
+            fn a_certificate_outlives_the_session() {
+                let Some(s) = Stack::sso($proxy) else { return };
+                scenarios::certificate_after_session_end(&s);
+            }
+
+            #[test]
+            fn single_host_a_certificate_outlives_the_session() {
+                let Some(s) = Stack::single_host($proxy) else {
+                    return;
+                };
+                scenarios::certificate_after_session_end(&s);
+            }
+
+            #[test]
+            fn client_headers_never_reach_the_app() {
+                let Some(s) = Stack::sso($proxy) else { return };
+                scenarios::client_headers_never_reach_the_app(&s);
+                scenarios::certgate_token_beside_the_apps_own(&s);
+            }
+
+            #[test]
+            fn single_host_client_headers_never_reach_the_app() {
+                let Some(s) = Stack::single_host($proxy) else {
+                    return;
+                };
+                scenarios::client_headers_never_reach_the_app(&s);
+                scenarios::certgate_token_beside_the_apps_own(&s);
+            }
+
+            #[test]
+            fn home_assistant_preset_rules_open_only_the_manifest_and_webhooks() {
+                let Some(s) = Stack::sso_with_preset($proxy, "home-assistant") else {
+                    return;
+                };
+                scenarios::home_assistant_preset(&s);
+            }
+
             #[allow(dead_code)]
             fn _uses(_: Proxy) {}
         }
@@ -466,4 +613,35 @@ fn nginx_single_host_refused_certificates_get_certgates_page() {
         return;
     };
     scenarios::refused_certificates(&s);
+}
+
+/// `proxy-config traefik --static` prints traefik.yml without `--host`/`--upstream`; the route
+/// files name the missing flag.
+#[test]
+fn proxy_config_traefik_static_needs_no_host_and_routes_name_the_missing_flag() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::harness::certgate::binary())
+            .arg("proxy-config")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["traefik", "--static"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        include_str!("../../../config/proxies/traefik/traefik.yml")
+    );
+    let out = run(&["traefik"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--host: missing"),
+        "{out:?}"
+    );
+    let out = run(&["nginx", "--host", "ha.example.com"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--upstream: missing"),
+        "{out:?}"
+    );
 }

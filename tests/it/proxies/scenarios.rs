@@ -11,7 +11,8 @@ use tungstenite::Message;
 
 use super::{Layout, Proxy, Stack};
 use crate::direct::cookie_value;
-use crate::harness::pki::Pki;
+use crate::harness::pki::{CertFiles, Pki};
+use crate::harness::upstream::seen_headers;
 
 const HTML: &str = "Accept: text/html,application/xhtml+xml";
 
@@ -209,11 +210,27 @@ pub fn refused_certificates(s: &Stack) {
 }
 
 fn websocket(s: &Stack, header: Option<(&'static str, String)>) -> Result<String, u16> {
+    websocket_as(s, None, header)
+}
+
+/// A WebSocket handshake to the first app, presenting `cert` in the TLS handshake if given.
+fn websocket_as(
+    s: &Stack,
+    cert: Option<&CertFiles>,
+    header: Option<(&'static str, String)>,
+) -> Result<String, u16> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(s.pki.ca.cert_der.clone().into()).unwrap();
-    let tls = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let tls = match cert {
+        Some(c) => tls
+            .with_client_auth_cert(
+                vec![c.issued.cert_der.clone().into()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(c.issued.key_der.clone().into()),
+            )
+            .unwrap(),
+        None => tls.with_no_client_auth(),
+    };
     let mut request = format!("wss://{}:{}/api/websocket", s.apps[0], s.port)
         .into_client_request()
         .unwrap();
@@ -489,4 +506,351 @@ pub fn no_metrics_through_the_proxy(s: &Stack) {
         "{}",
         scraped.body
     );
+}
+
+/// A session cookie signed with certgate's own key as `/auth` would sign it, issued `age`
+/// seconds ago to live `ttl` seconds: an expired one without waiting out the leeway.
+fn minted_cookie(s: &Stack, age: i64, ttl: i64) -> String {
+    let keys = certgate::jwt::KeySet::load(&s.dir.path().join("data/keys")).unwrap();
+    let tokens = certgate::jwt::Tokens::new(keys, &s.certgate_base);
+    let subject = certgate::jwt::Subject {
+        user: "alice".into(),
+        groups: vec!["family".into()],
+        ..certgate::jwt::Subject::default()
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (token, _) = tokens
+        .mint(certgate::jwt::TokenKind::Session, &subject, ttl, now - age)
+        .unwrap();
+    format!("{}={token}", s.cookie)
+}
+
+/// Both layouts: a certificate on a new connection is enough, with no cookie or one whose
+/// session ended (a reload, a WebSocket reconnect after the cookie expired); the cookie stays
+/// the fallback for clients that present no certificate, and without either nothing passes.
+pub fn certificate_after_session_end(s: &Stack) {
+    let fresh = format!("Cookie: {}", minted_cookie(s, 0, 3600));
+    let expired_value = minted_cookie(s, 3 * 3600, 3600);
+    let expired = format!("Cookie: {expired_value}");
+
+    // Controls: the way the cookies are made is sound (the fresh one passes alone), and the
+    // expired one is refused alone.
+    let r = s
+        .curl()
+        .header(HTML)
+        .header(&fresh)
+        .get(&s.app(0, "/lovelace"));
+    assert_eq!(r.status, 200, "fresh cookie: {r:?}");
+    assert!(r.body.contains("remote-user=[alice]"), "{}", r.body);
+    let r = s
+        .curl()
+        .header(HTML)
+        .header(&expired)
+        .get(&s.app(0, "/lovelace"));
+    assert_eq!(r.status, 302, "expired cookie alone: {r:?}");
+    assert!(!r.body.contains("app saw"));
+    let r = s.curl().header(&expired).get(&s.app(0, "/api/states"));
+    assert_eq!(r.status, 401, "expired cookie alone, API: {r:?}");
+
+    for app in 0..s.apps.len() {
+        for cookie in [None, Some(&expired)] {
+            for (what, accept, path) in [
+                ("reload", HTML, "/lovelace/0"),
+                ("API", "Accept: application/json", "/api/states"),
+            ] {
+                let mut curl = s.curl().cert(&s.alice.cert, &s.alice.key).header(accept);
+                if let Some(c) = cookie {
+                    curl = curl.header(c);
+                }
+                let r = curl.get(&s.app(app, path));
+                assert_eq!(
+                    r.status, 200,
+                    "{what} on app {app}, cookie {cookie:?}: {r:?}"
+                );
+                assert!(
+                    r.body
+                        .contains("remote-user=[alice] remote-groups=[family]"),
+                    "{}",
+                    r.body
+                );
+            }
+        }
+    }
+
+    // The WebSocket reconnect: the certificate alone, or beside the expired cookie.
+    let cookie = || Some(("cookie", expired_value.clone()));
+    assert_eq!(
+        websocket_as(s, Some(&s.alice), None),
+        Ok("alice: hello".to_string())
+    );
+    assert_eq!(
+        websocket_as(s, Some(&s.alice), cookie()),
+        Ok("alice: hello".to_string())
+    );
+    assert_eq!(websocket_as(s, None, cookie()), Err(401));
+    assert_eq!(websocket_as(s, None, None), Err(401));
+
+    // Without certificate and cookie: the sign-in redirect and the API's 401, as before.
+    let r = s.curl().header(HTML).get(&s.app(0, "/lovelace"));
+    assert_eq!(r.status, 302, "{r:?}");
+    assert!(
+        r.header("location")
+            .is_some_and(|l| l.starts_with(&s.auth("/auth?rd="))),
+        "{r:?}"
+    );
+    let r = s.curl().get(&s.app(0, "/api/states"));
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(!r.body.contains("app saw"));
+
+    if s.layout == Layout::Sso {
+        // The app host asks for the certificate as the sign-in host does. Traefik and Caddy
+        // leave judging it to certgate: an expired one left in the browser never hides a good
+        // cookie, and alone it is sent to the sign-in page (which says what is wrong with
+        // it). nginx refuses an expired certificate itself, before any location: the app host
+        // hands that to certgate's page. Never let through.
+        let mut spec = certgate::ca::ClientSpec::new("alice", 0);
+        spec.valid_from = -10 * 86_400;
+        spec.valid_until = -86_400;
+        let old = s.pki.client(&spec);
+        let with_cookie = s
+            .curl()
+            .cert(&old.cert, &old.key)
+            .header(HTML)
+            .header(&fresh)
+            .get(&s.app(1, "/lovelace"));
+        let alone = s
+            .curl()
+            .cert(&old.cert, &old.key)
+            .header(HTML)
+            .get(&s.app(1, "/lovelace"));
+        assert!(!alone.body.contains("app saw"), "{alone:?}");
+        if s.proxy == Proxy::Nginx {
+            for r in [&with_cookie, &alone] {
+                assert_eq!(r.status, 495, "expired certificate: {r:?}");
+                assert!(r.body.contains("certificate expired"), "{}", r.body);
+            }
+        } else {
+            assert_eq!(
+                with_cookie.status, 200,
+                "expired certificate, good cookie: {with_cookie:?}"
+            );
+            assert!(
+                with_cookie.body.contains("remote-user=[alice]"),
+                "{}",
+                with_cookie.body
+            );
+            assert_eq!(alone.status, 302, "expired certificate alone: {alone:?}");
+            assert_eq!(websocket_as(s, Some(&old), None), Err(401));
+        }
+    }
+}
+
+/// Every spelling of the identity headers that some app server reads as `Remote-User` & co.
+fn identity_aliases() -> Vec<String> {
+    let mut names = Vec::new();
+    for field in ["User", "Groups", "Email", "Name"] {
+        for sep in [
+            '-', '_', '.', '~', '!', '#', '$', '%', '&', '\'', '*', '+', '^', '`', '|',
+        ] {
+            names.push(format!("Remote{sep}{field}"));
+        }
+        names.push(format!("remote_{}", field.to_ascii_lowercase()));
+        names.push(format!("REMOTE_{}", field.to_ascii_uppercase()));
+    }
+    names
+}
+
+/// No identity or address header a client sends reaches the app, in any spelling: the app
+/// sees certgate's identity and the client's own address, overwritten.
+pub fn client_headers_never_reach_the_app(s: &Stack) {
+    let token = bearer(s);
+    let address_headers = [
+        "X-Forwarded-For: 203.0.113.9",
+        "X-Real-IP: 203.0.113.9",
+        "Forwarded: for=203.0.113.9;proto=http;host=forged.example",
+        "X-Forwarded-Host: forged.example",
+        "X-Forwarded-Proto: forged",
+        "X-Forwarded-Port: 1",
+        "X-Forwarded-Server: forged.example",
+        "X-Forwarded-Prefix: /forged",
+        "X-Forwarded-Uri: /forged",
+        "X-Forwarded-Method: FORGED",
+        "X-Forwarded-Ssl: forged",
+        "X-Original-URL: https://forged.example/",
+        "X-Original-URI: /forged",
+        "X_Forwarded_For: 203.0.113.9",
+        "X.Forwarded.For: 203.0.113.9",
+        "X-Forwarded_For: 203.0.113.9",
+        "X~Real~IP: 203.0.113.9",
+        "X_Real_IP: 203.0.113.9",
+    ];
+    let aliases = identity_aliases();
+    for app in 0..s.apps.len() {
+        // From another loopback address than the proxy's own, so the client's address and
+        // the proxy's are told apart.
+        let mut curl = s
+            .curl()
+            .arg("--interface")
+            .arg("127.0.0.2")
+            .header(&format!("Authorization: Bearer {token}"));
+        for h in &address_headers {
+            curl = curl.header(h);
+        }
+        for name in &aliases {
+            curl = curl.header(&format!("{name}: forged"));
+        }
+        let r = curl.get(&s.app(app, "/api/states"));
+        assert_eq!(r.status, 200, "{r:?}");
+        let seen = seen_headers(&r.body);
+        assert!(!seen.is_empty(), "{}", r.body);
+        for (name, value) in &seen {
+            assert!(
+                !value.contains("forged")
+                    && !value.contains("FORGED")
+                    && !value.contains("203.0.113.9"),
+                "{:?}: the client's `{name}: {value}` reached the app:\n{}",
+                s.proxy,
+                r.body
+            );
+        }
+        let one = |wanted: &str| -> Vec<&str> {
+            seen.iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(wanted))
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        assert_eq!(one("remote-user"), ["alice"], "{}", r.body);
+        assert_eq!(one("remote-groups"), ["family"], "{}", r.body);
+        assert_eq!(one("x-forwarded-for"), ["127.0.0.2"], "{}", r.body);
+        assert_eq!(one("x-real-ip"), ["127.0.0.2"], "{}", r.body);
+        assert!(one("forwarded").is_empty(), "{}", r.body);
+        for (name, _) in &seen {
+            let lower = name.to_ascii_lowercase();
+            let squashed: String = lower
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            // Only the dash spellings, which nobody reads as another header.
+            assert!(
+                !squashed.starts_with("remote-") || lower == squashed,
+                "{:?}: `{name}` reached the app",
+                s.proxy
+            );
+            assert!(
+                !(squashed.starts_with("x-forwarded-") || squashed == "x-real-ip")
+                    || lower == squashed,
+                "{:?}: `{name}` reached the app",
+                s.proxy
+            );
+        }
+    }
+}
+
+/// certgate's token in `X-Certgate-Authorization` beside the app's own in `Authorization`:
+/// certgate judges its own, the app gets its own and never certgate's.
+pub fn certgate_token_beside_the_apps_own(s: &Stack) {
+    let token = bearer(s);
+    let app_token = "Bearer ha-long-lived-access-token";
+    for app in 0..s.apps.len() {
+        let r = s
+            .curl()
+            .header(&format!("X-Certgate-Authorization: Bearer {token}"))
+            .header(&format!("Authorization: {app_token}"))
+            .get(&s.app(app, "/api/states"));
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(r.body.contains("remote-user=[alice]"), "{}", r.body);
+        let seen = seen_headers(&r.body);
+        let authorization: Vec<&str> = seen
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(authorization, [app_token], "{}", r.body);
+        assert!(
+            !seen
+                .iter()
+                .any(|(n, v)| n.to_ascii_lowercase().contains("certgate") || v.contains(&token)),
+            "{:?}: certgate's token reached the app:\n{}",
+            s.proxy,
+            r.body
+        );
+    }
+
+    // A bad token in certgate's header is refused, whatever else the request carries.
+    for bad in ["Bearer not-a-certgate-token", "Basic YWxpY2U6cGFzc3dvcmQ="] {
+        let r = s
+            .curl()
+            .header(&format!("X-Certgate-Authorization: {bad}"))
+            .header(&format!("Authorization: {app_token}"))
+            .get(&s.app(0, "/api/states"));
+        assert_eq!(r.status, 401, "{bad}: {r:?}");
+        assert!(!r.body.contains("app saw"), "{bad}");
+    }
+    let r = s
+        .curl()
+        .header("X-Certgate-Authorization: Bearer not-a-certgate-token")
+        .header(&format!("Authorization: Bearer {token}"))
+        .get(&s.app(0, "/api/states"));
+    assert_eq!(r.status, 401, "{r:?}");
+
+    // On the WebSocket too (Home Assistant authenticates inside the socket).
+    assert_eq!(
+        websocket(
+            s,
+            Some(("x-certgate-authorization", format!("Bearer {token}")))
+        ),
+        Ok("alice: hello".to_string())
+    );
+    assert_eq!(
+        websocket(
+            s,
+            Some(("x-certgate-authorization", "Bearer forged".to_string()))
+        ),
+        Err(401)
+    );
+}
+
+/// The `[[rules]]` of `proxy-config --app home-assistant`: the manifest and webhooks of that
+/// app pass without credentials, and nothing else does.
+pub fn home_assistant_preset(s: &Stack) {
+    let manifest = s.curl().get(&s.app(0, "/manifest.json"));
+    assert_eq!(manifest.status, 200, "{manifest:?}");
+    assert!(
+        manifest.body.contains("remote-user=[]"),
+        "{}",
+        manifest.body
+    );
+    let webhook = s.curl().post(
+        &s.app(0, "/api/webhook/5f1e3c2a9b7d4e6f8a0b1c2d3e4f5a6b"),
+        "{}",
+    );
+    assert_eq!(webhook.status, 200, "{webhook:?}");
+    assert!(webhook.body.contains("remote-user=[]"), "{}", webhook.body);
+
+    for (what, r) in [
+        (
+            "webhook by GET",
+            s.curl().get(&s.app(0, "/api/webhook/abc")),
+        ),
+        (
+            "below a webhook",
+            s.curl().post(&s.app(0, "/api/webhook/abc/x"), "{}"),
+        ),
+        (
+            "webhook list",
+            s.curl().post(&s.app(0, "/api/webhook"), "{}"),
+        ),
+        (
+            "other app",
+            s.curl().post(&s.app(1, "/api/webhook/abc"), "{}"),
+        ),
+        (
+            "other app's manifest",
+            s.curl().get(&s.app(1, "/manifest.json")),
+        ),
+        ("API", s.curl().get(&s.app(0, "/api/states"))),
+    ] {
+        assert_eq!(r.status, 401, "{what}: {r:?}");
+        assert!(!r.body.contains("app saw"), "{what}");
+    }
 }
