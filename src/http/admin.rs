@@ -1,7 +1,7 @@
 //! Admin pages, for members of `admin.groups` signed in with their session: create an
 //! enrollment link (with its QR code) for a user's new device; revoke a user, a certificate or
-//! a session (also as an API for an admin's certificate, e.g. curl). Cross-site posts are
-//! refused.
+//! a session; lock a user out and let them back in (also as an API for an admin's
+//! certificate, e.g. curl). Cross-site posts are refused.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -65,7 +65,7 @@ pub(super) fn gate(req: &HttpRequest, state: &AppState) -> Result<(), AppError> 
 
 /// The certificate's holder, when they are in `admin.groups`.
 fn admin_by_cert(cert: &crate::cert::VerifiedCert, state: &AppState) -> Result<Identity, AppError> {
-    let who = identity::from_cert(cert, &state.config.identity)?;
+    let who = state.cert_holder(cert)?;
     if who
         .groups
         .iter()
@@ -252,6 +252,7 @@ fn revoke_form(state: &AppState, message: &str) -> Page {
         message: message.into(),
         hints: vec![
             "Fill in one field. A user: every session and token issued until now ends (they can sign in again with their certificate). A certificate serial: the certificate and every token minted from it stop working, for good. A device: the tokens minted from its certificate until now end, and it may sign in again. A session: one token id (jti) from the audit log.".into(),
+            "Lock a user out: their certificates, sessions and tokens are refused until you let them back in (a user disabled in the configuration file stays disabled).".into(),
         ],
         form: Some(Form {
             action: state.public("/admin/revoke"),
@@ -265,7 +266,11 @@ fn revoke_form(state: &AppState, message: &str) -> Page {
                 ),
                 ("jti".into(), "Session or token id (jti)".into(), String::new()),
             ],
-            buttons: vec![("revoke".into(), "1".into(), "Revoke".into())],
+            buttons: vec![
+                ("revoke".into(), "1".into(), "Revoke".into()),
+                ("lock".into(), "1".into(), "Lock user out".into()),
+                ("unlock".into(), "1".into(), "Let user back in".into()),
+            ],
         }),
         ..Page::default()
     }
@@ -306,9 +311,91 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
     }
 }
 
-/// The one revocation the form asks for.
+/// `POST /admin/user` with `user` and `action=disable|enable` (form-encoded): locks the user
+/// out, or lets them back in, everywhere within a second. A page for a browser,
+/// `{"user": name, "locked": bool}` for an API client.
+pub async fn user(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
+    let mut meta = RequestMeta::from_request(&req, &state);
+    meta.wants_html = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let asked = revoke_admin(&req, &state).and_then(|who| {
+        let form = extract::Form::parse(&body);
+        let entry = lock_requested(&form, state.clock.now_ms()).unwrap_or_else(|| {
+            Err(bad(
+                "action",
+                "missing: `disable` (lock the user out) or `enable` (let them back in)".into(),
+            ))
+        })?;
+        Ok((who, entry))
+    });
+    let result = match asked {
+        Ok((who, entry)) => store(&state, &meta, &who, entry).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(entry) => revoked(&state, &meta, &entry),
+        Err(e) => state.reply(&meta, &e),
+    }
+}
+
+/// A lock-out the form asks for, with `user`: `action=disable|enable` (`/admin/user`) or the
+/// revoke page's `lock` and `unlock` buttons. `None` when it asks for none.
+fn lock_requested(form: &extract::Form, now_ms: i64) -> Option<Result<Entry, AppError>> {
+    let given = |name: &str| form.get(name).map(str::trim).filter(|v| !v.is_empty());
+    let lock = match (given("action"), given("lock"), given("unlock")) {
+        (None, None, None) => return None,
+        (Some("disable"), None, None) | (None, Some(_), None) => true,
+        (Some("enable"), None, None) | (None, None, Some(_)) => false,
+        (Some(other), None, None) => {
+            return Some(Err(bad(
+                "action",
+                format!(
+                    "`{other}`: say `disable` (lock the user out) or `enable` (let them back in)"
+                ),
+            )))
+        }
+        _ => {
+            return Some(Err(AppError::BadRequest(BadInput::Revocation(
+                "lock the user out or let them back in, not both".into(),
+            ))))
+        }
+    };
+    Some(lock_entry(
+        given("user"),
+        ["serial", "device", "jti"]
+            .iter()
+            .any(|f| given(f).is_some()),
+        lock,
+        now_ms,
+    ))
+}
+
+fn lock_entry(user: Option<&str>, more: bool, lock: bool, now_ms: i64) -> Result<Entry, AppError> {
+    let user =
+        user.ok_or_else(|| bad("user", "missing: whom to lock out or let back in".into()))?;
+    crate::ca::store::check_name(user, 256).map_err(|e| bad("user", e))?;
+    if more {
+        return Err(AppError::BadRequest(BadInput::Revocation(
+            "a lock-out takes the user field only".into(),
+        )));
+    }
+    let id = user.to_string();
+    Ok(if lock {
+        Entry::Lock { id, at_ms: now_ms }
+    } else {
+        Entry::Unlock { id, at_ms: now_ms }
+    })
+}
+
+/// The one revocation (or lock-out) the form asks for.
 fn requested(body: &[u8], state: &AppState) -> Result<Entry, AppError> {
     let form = extract::Form::parse(body);
+    if let Some(lock) = lock_requested(&form, state.clock.now_ms()) {
+        return lock;
+    }
     let field = |name: &str| form.get(name);
     Entry::requested(
         field("user"),
@@ -339,17 +426,17 @@ async fn store(
         })?;
     let (kind, id) = entry.describe();
     state.metrics.revocations.with_label_values(&[kind]).inc();
-    crate::audit::revoke(
-        &crate::audit::Actor {
-            user: Some(&who.user),
-            device: None,
-            serial: None,
-            client: meta.client,
-        },
-        kind,
-        id,
-        "admin",
-    );
+    let actor = crate::audit::Actor {
+        user: Some(&who.user),
+        device: None,
+        serial: None,
+        client: meta.client,
+    };
+    match &entry {
+        Entry::Lock { id, .. } => crate::audit::lock(&actor, id, true, "admin"),
+        Entry::Unlock { id, .. } => crate::audit::lock(&actor, id, false, "admin"),
+        _ => crate::audit::revoke(&actor, kind, id, "admin"),
+    }
     Ok(entry)
 }
 
@@ -357,6 +444,9 @@ async fn store(
 /// serial (most often a mistyped or mis-copied one).
 fn revoked(state: &AppState, meta: &RequestMeta, entry: &Entry) -> HttpResponse {
     let (kind, id) = entry.describe();
+    if let Entry::Lock { id, .. } | Entry::Unlock { id, .. } = entry {
+        return lock_answer(state, meta, id, matches!(entry, Entry::Lock { .. }));
+    }
     let known = match entry {
         Entry::Serial { id, .. } | Entry::Device { id, .. } => {
             crate::cert::Serial::parse(id).ok().map(|serial| {
@@ -385,6 +475,34 @@ fn revoked(state: &AppState, meta: &RequestMeta, entry: &Entry) -> HttpResponse 
     if let Some((found, text)) = known {
         body["known"] = serde_json::Value::Bool(found);
         body["note"] = serde_json::Value::String(text);
+    }
+    HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+/// The answer to a lock-out or a lift: a page or `{"user": name, "locked": bool}`.
+fn lock_answer(state: &AppState, meta: &RequestMeta, user: &str, locked: bool) -> HttpResponse {
+    let mut note = String::new();
+    if let Some(listed) = state.config.identity.users.get(user) {
+        if listed.disabled && !locked {
+            note = " The configuration file disables this user ([[users]] disabled = true): they stay disabled until that line goes.".into();
+        }
+    }
+    if meta.wants_html {
+        let said = if locked {
+            format!("Locked out {user}: their certificates, sessions and tokens are refused everywhere within a second.{note}")
+        } else {
+            format!("Let {user} back in: their certificates sign in again within a second.{note}")
+        };
+        return answer::html(
+            StatusCode::OK,
+            state.pages.render(&revoke_form(state, &said)),
+        );
+    }
+    let mut body = serde_json::json!({"user": user, "locked": locked});
+    if !note.is_empty() {
+        body["note"] = serde_json::Value::String(note.trim().to_string());
     }
     HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
