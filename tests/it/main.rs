@@ -12,6 +12,7 @@ mod direct;
 mod explain;
 mod harness;
 mod home_assistant;
+mod lockout;
 mod operations;
 mod proxies;
 mod quickstart;
