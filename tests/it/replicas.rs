@@ -29,7 +29,7 @@ pub struct Replicas {
     pub b: Certgate,
 }
 
-fn config(ca: &Path, server: &CertFiles, redis: &str, max_staleness: &str) -> String {
+pub fn config(ca: &Path, server: &CertFiles, redis: &str, max_staleness: &str) -> String {
     format!(
         r#"
 public_url = "https://auth.example.com"
