@@ -15,6 +15,9 @@ use crate::error::{AppError, BadInput, Challenge, Denial};
 use crate::identity::{self, Identity};
 use crate::revocation::Entry;
 
+mod lockout;
+pub use lockout::user;
+
 fn admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
     let cfg = &state.config;
     let here = format!("{}/admin/enroll", cfg.public_base());
@@ -311,89 +314,10 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
     }
 }
 
-/// `POST /admin/user` with `user` and `action=disable|enable` (form-encoded): locks the user
-/// out, or lets them back in, everywhere within a second. A page for a browser,
-/// `{"user": name, "locked": bool}` for an API client.
-pub async fn user(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
-    let mut meta = RequestMeta::from_request(&req, &state);
-    meta.wants_html = req
-        .headers()
-        .get(actix_web::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
-    let asked = revoke_admin(&req, &state).and_then(|who| {
-        let form = extract::Form::parse(&body);
-        let entry = lock_requested(&form, state.clock.now_ms()).unwrap_or_else(|| {
-            Err(bad(
-                "action",
-                "missing: `disable` (lock the user out) or `enable` (let them back in)".into(),
-            ))
-        })?;
-        Ok((who, entry))
-    });
-    let result = match asked {
-        Ok((who, entry)) => store(&state, &meta, &who, entry).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(entry) => revoked(&state, &meta, &entry),
-        Err(e) => state.reply(&meta, &e),
-    }
-}
-
-/// A lock-out the form asks for, with `user`: `action=disable|enable` (`/admin/user`) or the
-/// revoke page's `lock` and `unlock` buttons. `None` when it asks for none.
-fn lock_requested(form: &extract::Form, now_ms: i64) -> Option<Result<Entry, AppError>> {
-    let given = |name: &str| form.get(name).map(str::trim).filter(|v| !v.is_empty());
-    let lock = match (given("action"), given("lock"), given("unlock")) {
-        (None, None, None) => return None,
-        (Some("disable"), None, None) | (None, Some(_), None) => true,
-        (Some("enable"), None, None) | (None, None, Some(_)) => false,
-        (Some(other), None, None) => {
-            return Some(Err(bad(
-                "action",
-                format!(
-                    "`{other}`: say `disable` (lock the user out) or `enable` (let them back in)"
-                ),
-            )))
-        }
-        _ => {
-            return Some(Err(AppError::BadRequest(BadInput::Revocation(
-                "lock the user out or let them back in, not both".into(),
-            ))))
-        }
-    };
-    Some(lock_entry(
-        given("user"),
-        ["serial", "device", "jti"]
-            .iter()
-            .any(|f| given(f).is_some()),
-        lock,
-        now_ms,
-    ))
-}
-
-fn lock_entry(user: Option<&str>, more: bool, lock: bool, now_ms: i64) -> Result<Entry, AppError> {
-    let user =
-        user.ok_or_else(|| bad("user", "missing: whom to lock out or let back in".into()))?;
-    crate::ca::store::check_name(user, 256).map_err(|e| bad("user", e))?;
-    if more {
-        return Err(AppError::BadRequest(BadInput::Revocation(
-            "a lock-out takes the user field only".into(),
-        )));
-    }
-    let id = user.to_string();
-    Ok(if lock {
-        Entry::Lock { id, at_ms: now_ms }
-    } else {
-        Entry::Unlock { id, at_ms: now_ms }
-    })
-}
-
 /// The one revocation (or lock-out) the form asks for.
 fn requested(body: &[u8], state: &AppState) -> Result<Entry, AppError> {
     let form = extract::Form::parse(body);
-    if let Some(lock) = lock_requested(&form, state.clock.now_ms()) {
+    if let Some(lock) = lockout::requested(&form, state.clock.now_ms()) {
         return lock;
     }
     let field = |name: &str| form.get(name);
@@ -445,7 +369,7 @@ async fn store(
 fn revoked(state: &AppState, meta: &RequestMeta, entry: &Entry) -> HttpResponse {
     let (kind, id) = entry.describe();
     if let Entry::Lock { id, .. } | Entry::Unlock { id, .. } = entry {
-        return lock_answer(state, meta, id, matches!(entry, Entry::Lock { .. }));
+        return lockout::answer(state, meta, id, matches!(entry, Entry::Lock { .. }));
     }
     let known = match entry {
         Entry::Serial { id, .. } | Entry::Device { id, .. } => {
@@ -475,34 +399,6 @@ fn revoked(state: &AppState, meta: &RequestMeta, entry: &Entry) -> HttpResponse 
     if let Some((found, text)) = known {
         body["known"] = serde_json::Value::Bool(found);
         body["note"] = serde_json::Value::String(text);
-    }
-    HttpResponse::Ok()
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(body)
-}
-
-/// The answer to a lock-out or a lift: a page or `{"user": name, "locked": bool}`.
-fn lock_answer(state: &AppState, meta: &RequestMeta, user: &str, locked: bool) -> HttpResponse {
-    let mut note = String::new();
-    if let Some(listed) = state.config.identity.users.get(user) {
-        if listed.disabled && !locked {
-            note = " The configuration file disables this user ([[users]] disabled = true): they stay disabled until that line goes.".into();
-        }
-    }
-    if meta.wants_html {
-        let said = if locked {
-            format!("Locked out {user}: their certificates, sessions and tokens are refused everywhere within a second.{note}")
-        } else {
-            format!("Let {user} back in: their certificates sign in again within a second.{note}")
-        };
-        return answer::html(
-            StatusCode::OK,
-            state.pages.render(&revoke_form(state, &said)),
-        );
-    }
-    let mut body = serde_json::json!({"user": user, "locked": locked});
-    if !note.is_empty() {
-        body["note"] = serde_json::Value::String(note.trim().to_string());
     }
     HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))

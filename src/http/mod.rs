@@ -75,6 +75,9 @@ impl crate::explain::Standings for AppState {
     fn certificate(&self, cert: &crate::cert::VerifiedCert, now: i64) -> Standing {
         self.cert_standing(cert, now)
     }
+    fn locked(&self, user: &str) -> bool {
+        self.revocations.is_locked(user)
+    }
 }
 
 /// The state in force; replaced whole on reload.
