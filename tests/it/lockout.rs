@@ -202,6 +202,16 @@ fn a_locked_user_is_refused_everywhere_within_a_second_let_back_in_and_a_restart
     within(SECOND, "enable after the restart", || {
         sign_in(&s.cg, &d, &s.alice).status == 200
     });
+
+    // A user disabled in the config file stays disabled whatever the store says.
+    let dave = s.pki.user("dave");
+    user_cli(&config, &["disable", "dave"]);
+    let said = user_cli(&config, &["enable", "dave"]);
+    assert!(said.contains("stays disabled"), "{said}");
+    std::thread::sleep(SECOND);
+    let r = sign_in(&s.cg, &d, &dave);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.body.contains("dave is disabled"), "{}", r.body);
 }
 
 #[test]
