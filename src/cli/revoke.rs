@@ -20,7 +20,8 @@ const DEFAULT_MAX_TTL: i64 = 30 * 86_400;
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["user", "serial", "device", "jti"])))]
 pub(super) struct RevokeArgs {
-    /// Every session and bearer token of this user issued until now ("log out everywhere").
+    /// Every session and bearer token of this user issued until now ("log out everywhere"):
+    /// their certificate signs them in again. To keep them out, `certgate user disable`.
     #[arg(long)]
     user: Option<String>,
     /// This certificate (hex serial, any CA) and every token minted from it.

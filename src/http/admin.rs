@@ -250,9 +250,19 @@ fn revoke_admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppErro
 }
 
 fn revoke_form(state: &AppState, message: &str) -> Page {
+    let locked = state.revocations.locked_users();
+    let sections = if locked.is_empty() {
+        Vec::new()
+    } else {
+        vec![super::pages::Section {
+            heading: "Locked out now".into(),
+            items: locked,
+        }]
+    };
     Page {
         title: "Revoke".into(),
         message: message.into(),
+        sections,
         hints: vec![
             "Fill in one field. A user: every session and token issued until now ends (they can sign in again with their certificate). A certificate serial: the certificate and every token minted from it stop working, for good. A device: the tokens minted from its certificate until now end, and it may sign in again. A session: one token id (jti) from the audit log.".into(),
             "Lock a user out: their certificates, sessions and tokens are refused until you let them back in (a user disabled in the configuration file stays disabled).".into(),

@@ -254,6 +254,19 @@ impl Revocations {
         serials
     }
 
+    /// The users locked out now, by name (for the admin page).
+    pub fn locked_users(&self) -> Vec<String> {
+        let view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut users: Vec<String> = view
+            .locks
+            .iter()
+            .filter(|(_, l)| l.locked)
+            .map(|(u, _)| u.clone())
+            .collect();
+        users.sort();
+        users
+    }
+
     /// Whether `user` is locked out (`certgate user disable`, the admin page).
     pub fn is_locked(&self, user: &str) -> bool {
         self.view

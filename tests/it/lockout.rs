@@ -167,6 +167,11 @@ fn a_locked_user_is_refused_everywhere_within_a_second_let_back_in_and_a_restart
         .post(&s.cg.mtls("/admin/revoke"), "user=alice&lock=1");
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.contains("Locked out alice"), "{}", r.body);
+    assert!(
+        r.body.contains("Locked out now"),
+        "the page lists who: {}",
+        r.body
+    );
     within(SECOND, "the second lock-out", || {
         check(&s.cg, &d, &fresh) == 401
     });
