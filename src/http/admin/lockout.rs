@@ -122,3 +122,45 @@ pub(super) fn answer(
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(body: &str) -> Option<Result<Entry, String>> {
+        requested(&extract::Form::parse(body.as_bytes()), 7).map(|r| r.map_err(|e| e.to_string()))
+    }
+
+    #[test]
+    fn a_lock_out_is_asked_for_by_action_or_button_with_the_user_alone() {
+        let lock = Entry::Lock {
+            id: "bob".into(),
+            at_ms: 7,
+        };
+        let unlock = Entry::Unlock {
+            id: "bob".into(),
+            at_ms: 7,
+        };
+        assert_eq!(asked("user=bob&action=disable"), Some(Ok(lock.clone())));
+        assert_eq!(asked("user=bob&lock=1&serial="), Some(Ok(lock)));
+        assert_eq!(asked("user=bob&action=enable"), Some(Ok(unlock.clone())));
+        assert_eq!(asked("user=+bob+&unlock=1"), Some(Ok(unlock)));
+        assert_eq!(
+            asked("user=bob&revoke=1"),
+            None,
+            "a revocation, not a lock-out"
+        );
+        for (body, says) in [
+            ("user=bob&action=off", "action"),
+            ("user=bob&lock=1&unlock=1", "not both"),
+            ("lock=1", "user: missing"),
+            ("user=bob&lock=1&serial=0a", "user field only"),
+            ("user=a,b&lock=1", "user:"),
+        ] {
+            let Some(Err(e)) = asked(body) else {
+                panic!("{body}: accepted");
+            };
+            assert!(e.contains(says), "{body}: {e}");
+        }
+    }
+}
