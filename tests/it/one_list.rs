@@ -188,6 +188,10 @@ fn ca_revoke_and_revoke_serial_are_one_list_across_redis_replicas() {
         })
     };
     assert!(gauge("laptop") && !gauge("phone"), "{metrics}");
+    assert!(
+        metrics.contains("certgate_revoked_serials 1\n"),
+        "{metrics}"
+    );
     let (code, list) = certgate(&b_dir, &["ca", "list", "--config", "certgate.toml"]);
     assert_eq!(code, 0, "{list}");
     assert!(row(&list, &phone_serial).ends_with("revoked"), "{list}");
