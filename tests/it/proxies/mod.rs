@@ -595,6 +595,34 @@ macro_rules! proxy_tests {
                 scenarios::home_assistant_preset(&s);
             }
 
+            #[test]
+            fn no_certificate_gets_the_how_to_page() {
+                let Some(s) = Stack::sso($proxy) else { return };
+                scenarios::no_certificate_page(&s);
+            }
+
+            #[test]
+            fn single_host_no_certificate_gets_the_how_to_page() {
+                let Some(s) = Stack::single_host($proxy) else {
+                    return;
+                };
+                scenarios::no_certificate_page(&s);
+            }
+
+            #[test]
+            fn api_clients_get_certgates_json_bodies() {
+                let Some(s) = Stack::sso($proxy) else { return };
+                scenarios::api_clients_get_certgates_json(&s);
+            }
+
+            #[test]
+            fn single_host_api_clients_get_certgates_json_bodies() {
+                let Some(s) = Stack::single_host($proxy) else {
+                    return;
+                };
+                scenarios::api_clients_get_certgates_json(&s);
+            }
+
             #[allow(dead_code)]
             fn _uses(_: Proxy) {}
         }
