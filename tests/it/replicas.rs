@@ -41,9 +41,8 @@ key = "{key}"
 bundle = "{ca}"
 [proxy]
 trusted = ["127.0.0.1/32"]
-[session]
-cookie_domain = "example.com"   # the sign-in host's cookie reaches the app hosts
-allowed_redirect_hosts = ["*.example.com"]
+# No [session]: /auth sends browsers back to auth.example.com only. These tests carry the
+# host-only cookie to the app hosts themselves; browsers would need session.cookie_domain.
 [[users]]
 name = "alice"
 groups = ["admins"]
@@ -110,8 +109,8 @@ impl Replicas {
             .get(&self.a.mtls("/auth"));
         assert_eq!(r.status, 200, "{r:?}");
         format!(
-            "Cookie: __Secure-certgate={}",
-            cookie_value(&r, "__Secure-certgate")
+            "Cookie: __Host-certgate={}",
+            cookie_value(&r, "__Host-certgate")
         )
     }
 
@@ -261,8 +260,8 @@ fn replicas_share_revocations_through_redis_and_keep_them_across_a_redis_restart
         .get(&r.a.mtls("/auth"));
     assert_eq!(signed_in.status, 200, "{signed_in:?}");
     let cookie3 = format!(
-        "Cookie: __Secure-certgate={}",
-        cookie_value(&signed_in, "__Secure-certgate")
+        "Cookie: __Host-certgate={}",
+        cookie_value(&signed_in, "__Host-certgate")
     );
     assert_eq!(r.verify(&c, &cookie3), 200);
     let serial = certgate::cert::ClientCert::parse(&phone.issued.cert_der)
