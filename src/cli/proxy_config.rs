@@ -37,9 +37,9 @@ pub(super) struct ProxyConfigArgs {
     /// [[rules]] it needs with why each bypass is or is not safe), as comments.
     #[arg(long, value_enum)]
     app: Option<AppKind>,
-    /// certgate's config: fills in the CA bundle, certgate's listener and the sign-in host
-    /// (public_url's host; under the app host's /.certgate/, the single-host layout). Flags
-    /// given explicitly win.
+    // certgate's config: fills in the CA bundle, certgate's listener and the sign-in host
+    // (public_url's host; under the app host's /.certgate/, the single-host layout). Flags
+    // given explicitly win.
     #[command(flatten)]
     file: ConfigFile,
 }
