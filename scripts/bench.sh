@@ -150,9 +150,6 @@ cert_header = "nginx"
 name = "alice"
 groups = ["family"]
 
-[session]
-allowed_redirect_hosts = ["$HOST"]
-
 [[rules]]
 host = "$HOST"
 groups = ["family"]

@@ -2,9 +2,15 @@
 //! printed with the operator's names. The files use fixed example values
 //! (`app.example.com`, `auth.example.com`, the app at `127.0.0.1:8123`, certgate at
 //! `127.0.0.1:9180`); rendering replaces exactly those, so what is printed is what the
-//! integration tests run.
+//! integration tests run. With `--config`, what the operator's certgate config already says
+//! (the CA bundle, certgate's listener, the sign-in host) fills the flags left out.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 
 use url::Url;
+
+use crate::cert::forwarded::CertHeaderFormat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proxy {
@@ -42,11 +48,126 @@ pub struct Params {
     pub upstream: Option<String>,
     /// A dedicated sign-in host: single sign-on across apps below a shared parent domain.
     pub auth_host: Option<String>,
-    pub certgate: String,
+    /// certgate's plain listener as the proxy reaches it (default `127.0.0.1:9180`).
+    pub certgate: Option<String>,
+    /// The client CA bundle the proxy asks browsers for certificates of (default
+    /// `/etc/certgate/client-ca.pem`).
+    pub client_ca: Option<String>,
     /// Traefik only: the static file (traefik.yml) instead of the routes.
     pub traefik_static: bool,
     /// The app's preset, if one was asked for.
     pub app: Option<App>,
+}
+
+/// What the operator's certgate config says that a proxy configuration needs.
+#[derive(Debug, Clone)]
+pub struct FromConfig {
+    /// `client_ca.bundle`, absolute.
+    pub client_ca: PathBuf,
+    /// `listen.http`.
+    pub listen_http: SocketAddr,
+    /// `public_url`: its host is the sign-in host, or the app host with certgate under
+    /// `/.certgate/`.
+    pub public_url: Url,
+    /// `proxy.cert_header`: the header this proxy's file sends must be the one certgate reads.
+    pub cert_header: CertHeaderFormat,
+}
+
+impl Params {
+    /// Fills what the flags left out from the operator's certgate config; flags given
+    /// explicitly win.
+    ///
+    /// # Errors
+    /// A [`ParamError`] for `--config` (or the flag at odds with it) when the config describes
+    /// no layout these files print, or certgate reads another proxy's certificate header.
+    pub fn fill_from(&mut self, proxy: Proxy, c: &FromConfig) -> Result<(), ParamError> {
+        if self.traefik_static {
+            return Ok(());
+        }
+        let expected = match proxy {
+            Proxy::Nginx => CertHeaderFormat::Nginx,
+            Proxy::Traefik => CertHeaderFormat::Traefik,
+            Proxy::Caddy => CertHeaderFormat::Caddy,
+        };
+        if c.cert_header != expected {
+            let name = format!("{expected:?}").to_ascii_lowercase();
+            return Err(ParamError {
+                flag: "--config",
+                problem: format!(
+                    "proxy.cert_header is `{}`, so certgate would never see the certificate this {name} configuration forwards (set cert_header = \"{name}\")",
+                    format!("{:?}", c.cert_header).to_ascii_lowercase()
+                ),
+            });
+        }
+        if self.client_ca.is_none() {
+            let path = std::path::absolute(&c.client_ca).unwrap_or_else(|_| c.client_ca.clone());
+            self.client_ca = Some(path.display().to_string());
+        }
+        if self.certgate.is_none() {
+            self.certgate = Some(reachable(c.listen_http).to_string());
+        }
+        if self.auth_host.is_some() {
+            return Ok(());
+        }
+        let public = c
+            .public_url
+            .host_str()
+            .unwrap_or_default()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        let host = self
+            .host
+            .as_deref()
+            .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase());
+        match c.public_url.path().trim_end_matches('/') {
+            // certgate under the app host's /.certgate/: the single-host layout.
+            "/.certgate" => match host {
+                None => self.host = Some(public),
+                Some(h) if h == public => {}
+                Some(h) => {
+                    return Err(ParamError {
+                        flag: "--host",
+                        problem: format!(
+                            "certgate's public_url serves it under /.certgate/ on `{public}`, not on `{h}`: print {public}'s configuration, or give --auth-host for a sign-in host"
+                        ),
+                    })
+                }
+            },
+            // certgate on a host of its own: the sign-in-host layout.
+            "" if host.as_deref() == Some(public.as_str()) => {
+                return Err(ParamError {
+                    flag: "--config",
+                    problem: format!(
+                        "public_url puts certgate at the root of the app host `{public}`: the printed layouts serve it on a sign-in host of its own, or under the app host's /.certgate/ (public_url = \"https://{public}/.certgate\")"
+                    ),
+                })
+            }
+            "" => self.auth_host = Some(public),
+            other => {
+                return Err(ParamError {
+                    flag: "--config",
+                    problem: format!(
+                        "public_url's path `{other}` is neither a sign-in host's root nor the app host's /.certgate"
+                    ),
+                })
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The address a proxy on this machine reaches a listener on: a wildcard bind is reached on
+/// loopback.
+fn reachable(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port())
+        }
+        _ => listen,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,16 +208,15 @@ pub fn render(proxy: Proxy, p: &Params) -> Result<String, ParamError> {
         "--upstream",
         required("--upstream", p.upstream.as_deref(), UPSTREAM_EXAMPLE)?,
     )?;
-    let certgate = p
-        .certgate
-        .parse::<std::net::SocketAddr>()
-        .map_err(|_| ParamError {
-            flag: "--certgate",
-            problem: format!(
-                "`{}` is not an IP address and port (e.g. 127.0.0.1:9180)",
-                p.certgate
-            ),
-        })?;
+    let raw_certgate = p.certgate.as_deref().unwrap_or(DEFAULT_CERTGATE);
+    let certgate = raw_certgate.parse::<SocketAddr>().map_err(|_| ParamError {
+        flag: "--certgate",
+        problem: format!("`{raw_certgate}` is not an IP address and port (e.g. 127.0.0.1:9180)"),
+    })?;
+    let client_ca = match &p.client_ca {
+        Some(path) => bundle_path(path)?,
+        None => DEFAULT_CLIENT_CA.to_string(),
+    };
     let template = match (proxy, &p.auth_host) {
         (Proxy::Nginx, None) => NGINX_SINGLE,
         (Proxy::Nginx, Some(_)) => NGINX_SSO,
@@ -110,6 +230,7 @@ pub fn render(proxy: Proxy, p: &Params) -> Result<String, ParamError> {
         None => template.to_string(),
     };
     text = text.replace("127.0.0.1:9180", &certgate.to_string());
+    text = text.replace(DEFAULT_CLIENT_CA, &client_ca);
     // The app: nginx and Traefik take a URL; Caddy an address (plain http) or a URL.
     let url = upstream.as_str().trim_end_matches('/').to_string();
     text = match proxy {
@@ -163,6 +284,28 @@ fn with_notes(template: &str, notes: &str) -> String {
         })
         .collect();
     format!("{header}#\n{commented}{rest}")
+}
+
+const DEFAULT_CERTGATE: &str = "127.0.0.1:9180";
+const DEFAULT_CLIENT_CA: &str = "/etc/certgate/client-ca.pem";
+
+/// The CA bundle's path as all three proxies' files take it unquoted.
+fn bundle_path(raw: &str) -> Result<String, ParamError> {
+    let ok = !raw.is_empty()
+        && raw.starts_with('/')
+        && !raw
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control() || "\"'`;{}[],#$\\".contains(ch));
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(ParamError {
+            flag: "--client-ca",
+            problem: format!(
+                "`{raw}` is not an absolute path the proxy configurations can take as written (no spaces, quotes, `;`, `#`, `$`, braces, brackets or commas)"
+            ),
+        })
+    }
 }
 
 const HOST_EXAMPLE: &str = "the app's host name, e.g. --host grafana.example.com";
@@ -243,7 +386,8 @@ mod tests {
             host: Some(host.into()),
             upstream: Some("http://127.0.0.1:8123".into()),
             auth_host: auth.map(String::from),
-            certgate: "127.0.0.1:9180".into(),
+            certgate: Some("127.0.0.1:9180".into()),
+            client_ca: None,
             traefik_static: false,
             app: None,
         }
@@ -309,7 +453,8 @@ mod tests {
             host: None,
             upstream: None,
             auth_host: None,
-            certgate: "127.0.0.1:9180".into(),
+            certgate: None,
+            client_ca: None,
             traefik_static: true,
             app: None,
         };
@@ -391,6 +536,187 @@ mod tests {
             .iter()
             .all(|r| r["host"].as_str() == Some("ha.example.com")
                 && r["action"].as_str() == Some("bypass")));
+    }
+
+    fn from_config(public_url: &str, listen: &str, header: CertHeaderFormat) -> FromConfig {
+        FromConfig {
+            client_ca: PathBuf::from("/srv/certgate/ca.pem"),
+            listen_http: listen.parse().unwrap(),
+            public_url: Url::parse(public_url).unwrap(),
+            cert_header: header,
+        }
+    }
+
+    fn unfilled(host: Option<&str>) -> Params {
+        Params {
+            host: host.map(String::from),
+            upstream: Some("http://127.0.0.1:8123".into()),
+            auth_host: None,
+            certgate: None,
+            client_ca: None,
+            traefik_static: false,
+            app: None,
+        }
+    }
+
+    #[test]
+    fn a_sign_in_host_config_fills_the_bundle_the_listener_and_the_sign_in_host() {
+        for (proxy, header) in [
+            (Proxy::Nginx, CertHeaderFormat::Nginx),
+            (Proxy::Traefik, CertHeaderFormat::Traefik),
+            (Proxy::Caddy, CertHeaderFormat::Caddy),
+        ] {
+            let mut p = unfilled(Some("ha.home.example.org"));
+            let c = from_config("https://login.home.example.org", "0.0.0.0:9280", header);
+            p.fill_from(proxy, &c).unwrap();
+            assert_eq!(p.auth_host.as_deref(), Some("login.home.example.org"));
+            assert_eq!(
+                p.certgate.as_deref(),
+                Some("127.0.0.1:9280"),
+                "wildcard: loopback"
+            );
+            assert_eq!(p.client_ca.as_deref(), Some("/srv/certgate/ca.pem"));
+            let text = render(proxy, &p).unwrap();
+            assert!(text.contains("/srv/certgate/ca.pem"), "{proxy:?}");
+            assert!(!text.contains("/etc/certgate/client-ca.pem"), "{proxy:?}");
+            assert!(text.contains("127.0.0.1:9280"), "{proxy:?}");
+            assert!(!text.contains("127.0.0.1:9180"), "{proxy:?}");
+            assert!(text.contains("login.home.example.org"), "{proxy:?}");
+            assert!(!text.contains("example.com"), "{proxy:?}");
+        }
+        let text = {
+            let mut p = unfilled(Some("ha.home.example.org"));
+            let c = from_config(
+                "https://login.home.example.org",
+                "[::]:9280",
+                CertHeaderFormat::Nginx,
+            );
+            p.fill_from(Proxy::Nginx, &c).unwrap();
+            render(Proxy::Nginx, &p).unwrap()
+        };
+        assert!(text.contains("server [::1]:9280;"), "{text}");
+        assert!(text.contains("ssl_client_certificate /srv/certgate/ca.pem;"));
+        assert!(text.contains("server_name login.home.example.org;"));
+    }
+
+    #[test]
+    fn a_single_host_config_picks_that_layout_and_may_name_the_host() {
+        for host in [None, Some("ha.example.org")] {
+            let mut p = unfilled(host);
+            let c = from_config(
+                "https://ha.example.org/.certgate",
+                "127.0.0.1:9180",
+                CertHeaderFormat::Nginx,
+            );
+            p.fill_from(Proxy::Nginx, &c).unwrap();
+            assert_eq!(p.auth_host, None);
+            assert_eq!(p.host.as_deref(), Some("ha.example.org"));
+            let text = render(Proxy::Nginx, &p).unwrap();
+            assert!(text.contains("location /.certgate/ {"), "{text}");
+            assert!(text.contains("server_name ha.example.org;"));
+            assert!(text.contains("ssl_client_certificate /srv/certgate/ca.pem;"));
+        }
+        let mut p = unfilled(Some("grafana.example.org"));
+        let c = from_config(
+            "https://ha.example.org/.certgate",
+            "127.0.0.1:9180",
+            CertHeaderFormat::Nginx,
+        );
+        let e = p.fill_from(Proxy::Nginx, &c).unwrap_err();
+        assert_eq!(e.flag, "--host");
+        assert!(e.problem.contains("ha.example.org") && e.problem.contains("grafana.example.org"));
+    }
+
+    #[test]
+    fn flags_given_win_over_the_config() {
+        let mut p = unfilled(Some("app.example.org"));
+        p.certgate = Some("10.0.0.5:9180".into());
+        p.client_ca = Some("/etc/nginx/family-ca.pem".into());
+        p.auth_host = Some("sso.example.org".into());
+        let c = from_config(
+            "https://auth.example.org",
+            "127.0.0.1:9280",
+            CertHeaderFormat::Nginx,
+        );
+        p.fill_from(Proxy::Nginx, &c).unwrap();
+        assert_eq!(p.certgate.as_deref(), Some("10.0.0.5:9180"));
+        assert_eq!(p.client_ca.as_deref(), Some("/etc/nginx/family-ca.pem"));
+        assert_eq!(p.auth_host.as_deref(), Some("sso.example.org"));
+        let text = render(Proxy::Nginx, &p).unwrap();
+        assert!(
+            text.contains("server 10.0.0.5:9180;") && text.contains("/etc/nginx/family-ca.pem")
+        );
+    }
+
+    #[test]
+    fn configs_no_printed_layout_fits_are_refused_with_why() {
+        let fill = |host: Option<&str>, url: &str, proxy: Proxy, header| {
+            unfilled(host)
+                .fill_from(proxy, &from_config(url, "127.0.0.1:9180", header))
+                .unwrap_err()
+        };
+        let e = fill(
+            Some("app.example.org"),
+            "https://auth.example.org",
+            Proxy::Caddy,
+            CertHeaderFormat::Nginx,
+        );
+        assert_eq!(e.flag, "--config");
+        assert!(
+            e.problem.contains("cert_header is `nginx`")
+                && e.problem.contains("cert_header = \"caddy\""),
+            "{e}"
+        );
+        let e = fill(
+            Some("app.example.org"),
+            "https://app.example.org",
+            Proxy::Nginx,
+            CertHeaderFormat::Nginx,
+        );
+        assert_eq!(e.flag, "--config");
+        assert!(
+            e.problem.contains("https://app.example.org/.certgate"),
+            "{e}"
+        );
+        let e = fill(
+            Some("app.example.org"),
+            "https://auth.example.org/sso",
+            Proxy::Nginx,
+            CertHeaderFormat::Nginx,
+        );
+        assert!(e.problem.contains("`/sso`"), "{e}");
+        // Traefik's static file names none of these.
+        let mut p = unfilled(None);
+        p.traefik_static = true;
+        p.fill_from(
+            Proxy::Traefik,
+            &from_config(
+                "https://auth.example.org",
+                "127.0.0.1:9180",
+                CertHeaderFormat::Nginx,
+            ),
+        )
+        .unwrap();
+        assert_eq!(render(Proxy::Traefik, &p).unwrap(), TRAEFIK_STATIC);
+    }
+
+    #[test]
+    fn a_bundle_path_the_files_cannot_take_as_written_is_refused() {
+        for bad in [
+            "relative/ca.pem",
+            "/srv/my ca.pem",
+            "/srv/ca;.pem",
+            "/srv/\"ca\".pem",
+            "/srv/a,b.pem",
+        ] {
+            let mut p = unfilled(Some("app.example.org"));
+            p.client_ca = Some(bad.into());
+            assert_eq!(
+                render(Proxy::Nginx, &p).unwrap_err().flag,
+                "--client-ca",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

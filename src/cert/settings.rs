@@ -24,6 +24,9 @@ pub struct RawClientCa {
 pub struct TrustSettings {
     /// Trust anchors for client certificates, DER, each checked to be a CA.
     pub bundle: Vec<CertificateDer<'static>>,
+    /// Where `client_ca.bundle` was read from (resolved against the config file's directory):
+    /// `proxy-config --config` gives the proxy the same file.
+    pub bundle_path: PathBuf,
     /// CRL files (re-read when they change) and whether an expired one still counts.
     pub crl_files: Vec<PathBuf>,
     pub danger_accept_expired_crl: bool,
@@ -32,8 +35,13 @@ pub struct TrustSettings {
 impl TrustSettings {
     /// `client_ca.bundle` is required; every CRL must already be readable.
     pub fn from_raw(c: &mut Checker, raw: &RawClientCa, base: &Path) -> Self {
+        let bundle_path = raw
+            .bundle
+            .as_deref()
+            .map(|p| resolve(base, p))
+            .unwrap_or_default();
         let bundle = match raw.bundle.as_deref() {
-            Some(path) => ca_bundle(c, &resolve(base, path)),
+            Some(_) => ca_bundle(c, &bundle_path),
             None => {
                 c.fail(
                     "client_ca.bundle",
@@ -55,6 +63,7 @@ impl TrustSettings {
         }
         Self {
             bundle,
+            bundle_path,
             crl_files,
             danger_accept_expired_crl: raw.danger_accept_expired_crl.unwrap_or(false),
         }

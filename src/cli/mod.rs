@@ -95,7 +95,9 @@ enum Command {
     },
     /// What the rules decide for a URL, and why: exit 0 allow, 1 deny.
     Explain(explain::ExplainArgs),
-    /// Print a tested proxy configuration for your hosts (config/proxies/ with your names).
+    /// Print a tested proxy configuration for your hosts (config/proxies/ with your names);
+    /// --config fills in the CA bundle, certgate's listener and the sign-in host from certgate's
+    /// config.
     ProxyConfig(proxy_config::ProxyConfigArgs),
 }
 

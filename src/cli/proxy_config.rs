@@ -1,8 +1,10 @@
 //! `certgate proxy-config nginx|traefik|caddy --host H --upstream URL`: a tested proxy
-//! configuration (config/proxies/) with the operator's names.
+//! configuration (config/proxies/) with the operator's names; with `--config`, the CA bundle,
+//! certgate's listener and the sign-in host come from certgate's own config.
 
+use super::common::{load, ConfigFile};
 use super::CliError;
-use crate::proxy_config::{render, App, Params, Proxy};
+use crate::proxy_config::{render, App, FromConfig, Params, Proxy};
 
 // The options of `proxy-config` (the variant's doc comment is its help).
 #[derive(clap::Args)]
@@ -20,9 +22,14 @@ pub(super) struct ProxyConfigArgs {
     /// host asks for the certificate itself).
     #[arg(long)]
     auth_host: Option<String>,
-    /// certgate's plain HTTP listener as the proxy reaches it.
-    #[arg(long, default_value = "127.0.0.1:9180")]
-    certgate: String,
+    /// certgate's plain HTTP listener as the proxy reaches it (default: the config's
+    /// listen.http, else 127.0.0.1:9180).
+    #[arg(long)]
+    certgate: Option<String>,
+    /// The client CA bundle the proxy asks for certificates of, an absolute path (default:
+    /// the config's client_ca.bundle, else /etc/certgate/client-ca.pem).
+    #[arg(long)]
+    client_ca: Option<String>,
     /// Traefik: print the static configuration (traefik.yml) instead of the routes.
     #[arg(long)]
     r#static: bool,
@@ -30,6 +37,11 @@ pub(super) struct ProxyConfigArgs {
     /// [[rules]] it needs with why each bypass is or is not safe), as comments.
     #[arg(long, value_enum)]
     app: Option<AppKind>,
+    // certgate's config: fills in the CA bundle, certgate's listener and the sign-in host
+    // (public_url's host; under the app host's /.certgate/, the single-host layout). Flags
+    // given explicitly win.
+    #[command(flatten)]
+    file: ConfigFile,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -52,11 +64,12 @@ pub(super) fn run(args: ProxyConfigArgs) -> Result<(), CliError> {
         ProxyKind::Traefik => Proxy::Traefik,
         ProxyKind::Caddy => Proxy::Caddy,
     };
-    let params = Params {
+    let mut params = Params {
         host: args.host,
         upstream: args.upstream,
         auth_host: args.auth_host,
         certgate: args.certgate,
+        client_ca: args.client_ca,
         traefik_static: args.r#static,
         app: args.app.map(|a| match a {
             AppKind::HomeAssistant => App::HomeAssistant,
@@ -64,6 +77,18 @@ pub(super) fn run(args: ProxyConfigArgs) -> Result<(), CliError> {
             AppKind::Generic => App::Generic,
         }),
     };
+    if let Some(path) = &args.file.config {
+        let config = load(path, None)?;
+        let from = FromConfig {
+            client_ca: config.client_ca.bundle_path.clone(),
+            listen_http: config.listen.http,
+            public_url: config.public_url.clone(),
+            cert_header: config.proxy.cert_header,
+        };
+        params
+            .fill_from(proxy, &from)
+            .map_err(|e| CliError::usage("certgate proxy-config", e.to_string()))?;
+    }
     let text = render(proxy, &params)
         .map_err(|e| CliError::usage("certgate proxy-config", e.to_string()))?;
     print!("{text}");

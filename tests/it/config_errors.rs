@@ -230,3 +230,66 @@ fn listen_keys_are_checked_and_a_taken_metrics_port_is_named() {
         "{stderr}"
     );
 }
+
+/// A sign-in host whose cookie cannot reach an app host it sends browsers back to is the
+/// redirect loop (ERR_TOO_MANY_REDIRECTS): refused, naming both hosts and the fix, by
+/// check-config and by serve; a cookie_domain covering both, or the single-host layout, passes.
+#[test]
+fn a_sign_in_host_whose_cookie_misses_the_app_host_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "Loop CA");
+    let config = |session: &str| {
+        format!(
+            "public_url = \"https://auth.example.com\"\ndata_dir = \"data\"\n[client_ca]\nbundle = \"{}\"\n[session]\n{session}\n",
+            pki.ca_pem.display()
+        )
+    };
+    for (hosts, names) in [
+        ("[\"app.example.com\"]", "`app.example.com`"),
+        ("[\"*.example.com\"]", "`*.example.com`"),
+    ] {
+        let toml = config(&format!("allowed_redirect_hosts = {hosts}"));
+        let (code, err) = check(dir.path(), &toml, &[]);
+        assert_eq!(code, 2, "{err}");
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("session.cookie_domain, session.allowed_redirect_hosts: "))
+            .unwrap_or_else(|| panic!("{err}"));
+        for says in [
+            "`auth.example.com`",
+            names,
+            "ERR_TOO_MANY_REDIRECTS",
+            "set session.cookie_domain = \"example.com\" (a parent domain of both)",
+            "single-host layout",
+        ] {
+            assert!(line.contains(says), "`{says}` missing: {line}");
+        }
+        let serve = Command::new(binary())
+            .args(["serve", "--config"])
+            .arg(dir.path().join("bad.toml"))
+            .output()
+            .unwrap();
+        assert_eq!(serve.status.code(), Some(2), "{serve:?}");
+        assert!(String::from_utf8_lossy(&serve.stderr).contains("ERR_TOO_MANY_REDIRECTS"));
+    }
+    // The fix from the message, or the override that sets it.
+    let (code, err) = check(
+        dir.path(),
+        &config("cookie_domain = \"example.com\"\nallowed_redirect_hosts = [\"*.example.com\"]"),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = check(
+        dir.path(),
+        &config("allowed_redirect_hosts = [\"app.example.com\"]"),
+        &[("CERTGATE__SESSION__COOKIE_DOMAIN", "example.com")],
+    );
+    assert_eq!(code, 0, "{err}");
+    // The single-host layout: certgate under the app host's /.certgate/.
+    let single = format!(
+        "public_url = \"https://app.example.com/.certgate\"\n[client_ca]\nbundle = \"{}\"\n[session]\nallowed_redirect_hosts = [\"app.example.com\"]\n",
+        pki.ca_pem.display()
+    );
+    let (code, err) = check(dir.path(), &single, &[]);
+    assert_eq!(code, 0, "{err}");
+}

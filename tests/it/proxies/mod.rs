@@ -595,6 +595,34 @@ macro_rules! proxy_tests {
                 scenarios::home_assistant_preset(&s);
             }
 
+            #[test]
+            fn no_certificate_gets_the_how_to_page() {
+                let Some(s) = Stack::sso($proxy) else { return };
+                scenarios::no_certificate_page(&s);
+            }
+
+            #[test]
+            fn single_host_no_certificate_gets_the_how_to_page() {
+                let Some(s) = Stack::single_host($proxy) else {
+                    return;
+                };
+                scenarios::no_certificate_page(&s);
+            }
+
+            #[test]
+            fn api_clients_get_certgates_json_bodies() {
+                let Some(s) = Stack::sso($proxy) else { return };
+                scenarios::api_clients_get_certgates_json(&s);
+            }
+
+            #[test]
+            fn single_host_api_clients_get_certgates_json_bodies() {
+                let Some(s) = Stack::single_host($proxy) else {
+                    return;
+                };
+                scenarios::api_clients_get_certgates_json(&s);
+            }
+
             #[allow(dead_code)]
             fn _uses(_: Proxy) {}
         }
@@ -644,4 +672,131 @@ fn proxy_config_traefik_static_needs_no_host_and_routes_name_the_missing_flag() 
         String::from_utf8_lossy(&out.stderr).contains("--upstream: missing"),
         "{out:?}"
     );
+}
+
+/// `proxy-config nginx --config FILE` fills in the config's CA bundle (absolute), certgate's
+/// listener and the sign-in host: the printed file passes `nginx -t` and signs a browser in
+/// with no edit but the server certificate (and, in this test, the listening port).
+#[test]
+fn proxy_config_with_the_certgate_config_needs_no_edit_but_the_server_certificate() {
+    if !require("nginx") || !require("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "Family CA");
+    let alice = pki.user("alice");
+    let tls = pki.server(&HOSTS);
+    std::fs::copy(&pki.ca_pem, dir.path().join("family-ca.pem")).unwrap();
+    let port = free_port();
+    let upstream = Upstream::start();
+    let certgate = Certgate::start(
+        dir.path(),
+        &format!(
+            r#"
+public_url = "https://auth.example.com:{port}"
+data_dir = "data"
+[client_ca]
+bundle = "family-ca.pem"
+[proxy]
+trusted = ["127.0.0.1/32"]
+cert_header = "nginx"
+[session]
+cookie_domain = "example.com"
+allowed_redirect_hosts = ["*.example.com"]
+[access]
+allow_unmatched = true
+[[users]]
+name = "alice"
+"#
+        ),
+        false,
+    );
+    let config = dir.path().join("certgate.toml");
+    // Run from elsewhere: the bundle's path is resolved against the config file, not here.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(crate::harness::certgate::binary())
+        .args(["proxy-config", "nginx", "--host", "app.example.com"])
+        .args(["--upstream", &format!("http://127.0.0.1:{}", upstream.port)])
+        .arg("--config")
+        .arg(&config)
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let bundle = dir.path().join("family-ca.pem");
+    assert!(bundle.is_absolute());
+    for expected in [
+        format!("ssl_client_certificate {};", bundle.display()),
+        format!("server 127.0.0.1:{};", certgate.http_port),
+        "server_name auth.example.com;".to_string(),
+        "server_name app.example.com;".to_string(),
+    ] {
+        assert!(
+            printed.contains(&expected),
+            "`{expected}` missing:\n{printed}"
+        );
+    }
+    assert!(!printed.contains("/etc/certgate/"), "{printed}");
+    assert!(!printed.contains("127.0.0.1:9180"), "{printed}");
+
+    // Only the server certificate (and the test's port) changed: nginx -t passes and it works.
+    let conf = render(
+        &printed,
+        &[
+            ("listen 443 ssl", format!("listen 127.0.0.1:{port} ssl")),
+            (
+                "/etc/nginx/tls/auth.example.com.pem",
+                tls.cert.display().to_string(),
+            ),
+            (
+                "/etc/nginx/tls/auth.example.com.key",
+                tls.key.display().to_string(),
+            ),
+            (
+                "/etc/nginx/tls/app.example.com.pem",
+                tls.cert.display().to_string(),
+            ),
+            (
+                "/etc/nginx/tls/app.example.com.key",
+                tls.key.display().to_string(),
+            ),
+        ],
+    );
+    let _nginx = Nginx::start(dir.path(), port, &conf);
+    let curl = || {
+        HOSTS
+            .iter()
+            .fold(Curl::new(dir.path()).cacert(&pki.ca_pem), |c, h| {
+                c.resolve(h, port)
+            })
+    };
+    let jar = dir.path().join("jar.txt");
+    let r = curl()
+        .jar(&jar)
+        .arg("-L")
+        .cert(&alice.cert, &alice.key)
+        .header("Accept: text/html")
+        .get(&format!("https://app.example.com:{port}/x"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("remote-user=[alice]"), "{}", r.body);
+    let r = curl().get(&format!("https://app.example.com:{port}/x"));
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(!r.body.contains("app saw"));
+
+    // A config that cannot be loaded: its problems, exit 2.
+    std::fs::write(dir.path().join("bad.toml"), "public_url = \"nope\"\n").unwrap();
+    let out = std::process::Command::new(crate::harness::certgate::binary())
+        .args(["proxy-config", "nginx", "--host", "app.example.com"])
+        .args(["--upstream", "http://127.0.0.1:8123", "--config"])
+        .arg(dir.path().join("bad.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("public_url") && stderr.contains("client_ca.bundle"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
 }

@@ -854,3 +854,114 @@ pub fn home_assistant_preset(s: &Stack) {
         assert!(!r.body.contains("app saw"), "{what}");
     }
 }
+
+/// A browser without a certificate asking to sign in gets certgate's help page saying none
+/// was sent (how to install one), never "a setup problem the administrator has to fix":
+/// the proxy tells certgate it asked and got nothing.
+pub fn no_certificate_page(s: &Stack) {
+    let r = s.curl().header(HTML).get(&s.app(0, "/lovelace"));
+    assert_eq!(r.status, 302, "{r:?}");
+    let login = r.header("location").unwrap().to_string();
+    let page = s.curl().header(HTML).get(&login);
+    assert_eq!(page.status, 401, "{:?} {:?}: {page:?}", s.proxy, s.layout);
+    assert!(
+        page.body.contains("No client certificate")
+            && page
+                .body
+                .contains("asked for a certificate and did not send one")
+            && page.body.contains("iPhone and iPad"),
+        "{:?} {:?}: {}",
+        s.proxy,
+        s.layout,
+        page.body
+    );
+    assert!(
+        !page.body.contains("setup problem") && !page.body.contains("certificate_not_forwarded"),
+        "{:?} {:?}: {}",
+        s.proxy,
+        s.layout,
+        page.body
+    );
+}
+
+/// The `error` of certgate's JSON body, with the answer's content type checked.
+fn json_error(r: &crate::harness::curl::Response, what: &str) -> String {
+    assert!(
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("application/json")),
+        "{what}: {r:?}"
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{what}: {e}: {r:?}"));
+    assert!(body["error_description"].is_string(), "{what}: {}", r.body);
+    body["error"].as_str().unwrap_or_default().to_string()
+}
+
+/// API clients get certgate's own JSON 401 and 403 bodies through the proxy (never the
+/// proxy's HTML), with its `WWW-Authenticate`; browsers still get the sign-in redirect.
+pub fn api_clients_get_certgates_json(s: &Stack) {
+    let json = "Accept: application/json";
+    let r = s.curl().header(json).get(&s.app(0, "/api/states"));
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(json_error(&r, "no credentials"), "unauthenticated");
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Bearer realm=\"certgate\"")),
+        "{r:?}"
+    );
+    assert!(!r.body.contains("app saw"));
+
+    for (what, header) in [
+        ("bad bearer", "Authorization: Bearer not-a-certgate-token"),
+        (
+            "bad certgate header",
+            "X-Certgate-Authorization: Bearer not-a-certgate-token",
+        ),
+    ] {
+        let r = s.curl().header(header).get(&s.app(0, "/api/states"));
+        assert_eq!(r.status, 401, "{what}: {r:?}");
+        // Word for word what certgate itself answers.
+        let direct = crate::harness::curl::Curl::new(s.dir.path())
+            .header(header)
+            .get(&format!("http://127.0.0.1:{}/verify", s.certgate_http));
+        assert_eq!(direct.status, 401, "{what}: {direct:?}");
+        assert_eq!(json_error(&r, what), json_error(&direct, what));
+        assert_eq!(r.body, direct.body, "{what}");
+        assert_eq!(
+            r.header("www-authenticate"),
+            direct.header("www-authenticate"),
+            "{what}"
+        );
+    }
+
+    // A token scoped to the API: certgate's JSON 403 elsewhere.
+    let minted = s.curl().cert(&s.alice.cert, &s.alice.key).post(
+        &s.auth("/token"),
+        &format!(
+            "scope={}",
+            utf8_percent_encode("GET:app.example.com/api/**", NON_ALPHANUMERIC)
+        ),
+    );
+    assert_eq!(minted.status, 200, "{minted:?}");
+    let token = serde_json::from_str::<serde_json::Value>(&minted.body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s
+        .curl()
+        .header(json)
+        .header(&format!("Authorization: Bearer {token}"))
+        .get(&s.app(0, "/dashboard"));
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(json_error(&r, "out of scope"), "insufficient_scope");
+    assert!(!r.body.contains("app saw"));
+
+    // Browsers are still sent to sign in.
+    let r = s.curl().header(HTML).get(&s.app(0, "/api/states"));
+    assert_eq!(r.status, 302, "{r:?}");
+    assert!(
+        r.header("location")
+            .is_some_and(|l| l.starts_with(&s.auth("/auth?rd="))),
+        "{r:?}"
+    );
+}
