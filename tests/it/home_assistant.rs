@@ -399,9 +399,32 @@ fn browser_after_session_end(g: &Gate, ha: &HomeAssistant) {
         session[0]["value"].as_str().unwrap()
     );
     eprintln!("frontend: <{element}> at {at}, {} assets", assets.len());
+    // Home Assistant's own login (certgate signs people in to the proxy, not to Home
+    // Assistant) ends with its tokens in the page's localStorage: put the owner's there, as
+    // that login would, and open the app. Its frontend connects its own WebSocket.
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let tokens = json!({
+        "access_token": ha.access_token(),
+        "refresh_token": ha.refresh_token(),
+        "token_type": "Bearer",
+        "expires_in": 1800,
+        "expires": now_ms + 1_500_000,
+        "hassUrl": home.trim_end_matches('/'),
+        "clientId": ha.client_id(),
+    });
+    b.eval(&format!(
+        "localStorage.setItem('hassTokens', {:?})",
+        tokens.to_string()
+    ));
+    b.goto(&home);
+    assert_eq!(frontend_running(&mut b), "home-assistant", "{}", b.url());
+    assert!(
+        frontend_connected(&mut b),
+        "the frontend's WebSocket at {}",
+        b.url()
+    );
 
-    // Wait the session out: certgate refuses its cookie from now on (its `exp` is past),
-    // whether or not the browser still sends it.
+    // Wait the session out (the cookie's `exp`).
     let ttl = Duration::from_secs(SESSION_TTL_SECS + 1);
     std::thread::sleep(ttl.saturating_sub(signed_in_at.elapsed()));
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -431,12 +454,19 @@ fn browser_after_session_end(g: &Gate, ha: &HomeAssistant) {
     // A reload: through the proxy to Home Assistant (nginx logs its 200, or 304 for the
     // browser's conditional request), on Home Assistant, not on the sign-in page.
     let logged = g.access_log().len();
+    let before = b.url();
     b.call("Page.reload", json!({}));
     b.wait_loaded(None);
-    frontend_running(&mut b);
+    assert_eq!(frontend_running(&mut b), "home-assistant", "{}", b.url());
     let again = b.url();
     assert!(again.starts_with(&home), "{again}");
-    let path = &again[home.len() - 1..];
+    // The frontend's own WebSocket, reconnected after the reload: the certificate carries it.
+    assert!(
+        frontend_connected(&mut b),
+        "the frontend's WebSocket at {again}"
+    );
+    assert!(before.starts_with(&home), "{before}");
+    let path = &before[home.len() - 1..];
     // The browser's lines only (the curl controls above may be logged late), waiting for
     // nginx to write the page's line after it answered.
     let browser_lines = || -> Vec<String> {
@@ -789,6 +819,31 @@ fn frontend_running(b: &mut Chromium) -> String {
             b.url(),
             b.text()
         );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether Home Assistant's frontend (`<home-assistant>`) says its WebSocket is connected
+/// and authenticated (`hass.connected`), waiting up to 20 s for it.
+fn frontend_connected(b: &mut Chromium) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let connected = b
+            .try_call(
+                "Runtime.evaluate",
+                json!({
+                    "expression": "document.querySelector('home-assistant')?.hass?.connected === true",
+                    "returnByValue": true,
+                }),
+            )
+            .map(|r| r["result"]["value"] == json!(true))
+            .unwrap_or(false);
+        if connected {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
