@@ -1,4 +1,4 @@
-//! The audit log: one event per sign-in, token, denial and revocation, on the tracing target
+//! The audit log: one event per sign-in, token, denial, revocation and lock-out, on the tracing target
 //! `audit` (one JSON line each with `--log-format json`; filter with `RUST_LOG=audit=info`).
 //! Each says who, with which device and certificate serial, why, and from which client
 //! address. Token ids (`jti`) are logged so a session can be revoked; tokens, keys and
@@ -61,5 +61,15 @@ pub fn revoke(a: &Actor<'_>, kind: &str, what: &str, reason: &str) {
         target: "audit", event = "revoke", user = a.user.unwrap_or(""),
         device = a.device.unwrap_or(""), serial = a.serial.unwrap_or(""),
         client = %client(a), kind, what, reason, "revoked"
+    );
+}
+
+/// A user was locked out (`locked`) or let back in; `via` says how (command, admin page).
+pub fn lock(a: &Actor<'_>, user: &str, locked: bool, via: &str) {
+    let event = if locked { "lock" } else { "unlock" };
+    tracing::info!(
+        target: "audit", event, user = a.user.unwrap_or(""),
+        client = %client(a), target_user = user, via,
+        "{}", if locked { "user locked out" } else { "user let back in" }
     );
 }

@@ -45,6 +45,10 @@ pub trait Standings {
     }
     fn token(&self, claims: &Claims, now: i64) -> Standing;
     fn certificate(&self, cert: &VerifiedCert, now: i64) -> Standing;
+    /// Whether `user` is locked out at run time (`certgate user disable`).
+    fn locked(&self, _user: &str) -> bool {
+        false
+    }
 }
 
 /// Revocations not consulted: every credential counts as live.
@@ -207,7 +211,11 @@ fn resolve(
                 Standing::Revoked(_) => return Err(CertError::Revoked.to_string()),
                 Standing::Unknown(why) => return Err(why),
             }
-            found(identity::from_cert(&cert, &config.identity).map_err(string)?)
+            let who = identity::from_cert(&cert, &config.identity).map_err(string)?;
+            if standings.locked(&who.user) {
+                return Err(identity::IdentityError::Locked(who.user).to_string());
+            }
+            found(who)
         }
         Who::Token(token) => {
             let (claims, kind) = token_claims(config, token, now)?;

@@ -155,17 +155,18 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         let mut out = String::from_utf8_lossy(&buf).into_owned();
+        let (expiry, revoked) = cert_expiry(data_dir, now, revoked_in_store);
         out.push_str(&format!(
             "# HELP certgate_revocation_sources_ok 1 while every CRL and the built-in CA's revocation list can be read; 0 means certgate lets nobody in.\n\
              # TYPE certgate_revocation_sources_ok gauge\n\
              certgate_revocation_sources_ok {}\n\
-             # HELP certgate_revoked_serials Certificate serials the built-in CA has revoked.\n\
+             # HELP certgate_revoked_serials Certificates of the built-in CA that are revoked (ca revoke or certgate revoke --serial).\n\
              # TYPE certgate_revoked_serials gauge\n\
              certgate_revoked_serials {}\n",
             u8::from(revoked_serials.is_some()),
-            revoked_serials.unwrap_or(0)
+            revoked_serials.map_or(0, |_| revoked)
         ));
-        out.push_str(&cert_expiry(data_dir, now, revoked_in_store));
+        out.push_str(&expiry);
         out
     }
 }
@@ -177,26 +178,33 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Days to expiry of every valid certificate the built-in CA issued, per user and device. One
+/// Days to expiry of every valid certificate the built-in CA issued, per user and device, and
+/// how many it issued are revoked (by its own list or the revocation store: one list). One
 /// whose status is unknown (an unreadable revocation list) is left out, never shown as valid.
 fn cert_expiry(
     data_dir: &std::path::Path,
     now: i64,
     revoked_in_store: &dyn Fn(&str) -> Option<bool>,
-) -> String {
+) -> (String, usize) {
     let store = CaStore::new(data_dir);
     let revoked = revoked_serials(&store.revoked_path()).ok();
     let mut out = String::from(
         "# HELP certgate_client_cert_days_to_expiry Days until a certificate of the built-in CA expires (valid, unrevoked ones).\n\
          # TYPE certgate_client_cert_days_to_expiry gauge\n",
     );
+    let mut revoked_count = 0;
     for r in store.list().unwrap_or_default() {
         let sources = [
             revoked.as_ref().map(|set| set.contains(&r.serial)),
             revoked_in_store(r.serial.as_str()),
         ];
-        let CertStatus::Valid { days_left: days } = CertStatus::of(&r, &sources, now) else {
-            continue;
+        let days = match CertStatus::of(&r, &sources, now) {
+            CertStatus::Valid { days_left } => days_left,
+            CertStatus::Revoked => {
+                revoked_count += 1;
+                continue;
+            }
+            CertStatus::Unknown | CertStatus::Expired => continue,
         };
         out.push_str(&format!(
             "certgate_client_cert_days_to_expiry{{user=\"{}\",device=\"{}\",serial=\"{}\"}} {days}\n",
@@ -205,7 +213,7 @@ fn cert_expiry(
             label(r.serial.as_str())
         ));
     }
-    out
+    (out, revoked_count)
 }
 
 #[cfg(test)]
@@ -230,7 +238,7 @@ mod tests {
             "certgate_store_staleness_seconds 0",
             "certgate_config_reloads_total{result=\"failed\"} 1",
             "certgate_config_last_reload_successful 1",
-            "certgate_revoked_serials 3",
+            "certgate_revoked_serials 0",
             "certgate_revocation_sources_ok 1",
             "certgate_check_duration_seconds_bucket{le=\"0.0005\"} 1",
             "certgate_check_duration_seconds_count 1",

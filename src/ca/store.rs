@@ -87,7 +87,7 @@ impl CaStore {
     /// # Errors
     /// When the serial was never issued here, or the file cannot be written.
     pub fn revoke(&self, serial: &Serial, now: i64) -> Result<bool, StoreError> {
-        if !self.list()?.iter().any(|r| &r.serial == serial) {
+        if !self.issued(serial)? {
             return Err(file_err(
                 &self.index_path(),
                 format!(
@@ -107,17 +107,46 @@ impl CaStore {
         Ok(true)
     }
 
-    /// A freshly signed CRL (PEM, DER) of every revocation, valid for `days`.
+    /// A freshly signed CRL (PEM, DER) of every revocation, valid for `days`: the CA's own
+    /// list and, of `also` (the revocation store's serials with when they were revoked),
+    /// those this CA issued. A serial of another CA is never listed: it is not this CA's to
+    /// revoke.
     ///
     /// # Errors
     /// When the CA or the revocations cannot be read, or signing fails.
-    pub fn crl(&self, now: i64, days: i64) -> Result<(String, Vec<u8>), StoreError> {
+    pub fn crl(
+        &self,
+        now: i64,
+        days: i64,
+        also: &[(Serial, i64)],
+    ) -> Result<(String, Vec<u8>), StoreError> {
         let ca = self.load()?;
-        let revoked = read_revoked(&self.revoked_path())?
+        let mut revoked: std::collections::BTreeMap<Serial, i64> =
+            read_revoked(&self.revoked_path())?
+                .into_iter()
+                .map(|r| (r.serial, r.revoked_at))
+                .collect();
+        if !also.is_empty() {
+            let issued: std::collections::HashSet<Serial> =
+                self.list()?.into_iter().map(|r| r.serial).collect();
+            for (serial, at) in also.iter().filter(|(s, _)| issued.contains(s)) {
+                let first = revoked.entry(serial.clone()).or_insert(*at);
+                *first = (*first).min(*at);
+            }
+        }
+        let revoked: Vec<(Vec<u8>, i64)> = revoked
             .into_iter()
-            .map(|r| (r.serial.to_bytes(), r.revoked_at))
-            .collect::<Vec<_>>();
+            .map(|(serial, at)| (serial.to_bytes(), at))
+            .collect();
         Ok(ca.crl(&revoked, now, days)?)
+    }
+
+    /// Whether this CA issued the certificate with `serial`.
+    ///
+    /// # Errors
+    /// When the index cannot be read.
+    pub fn issued(&self, serial: &Serial) -> Result<bool, StoreError> {
+        Ok(self.list()?.iter().any(|r| &r.serial == serial))
     }
 
     /// Creates a new CA, or imports one from PEM files; never replaces an existing CA.
@@ -400,4 +429,38 @@ fn file_part(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_crl_lists_store_revocations_of_certificates_this_ca_issued_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CaStore::new(dir.path());
+        let now = 1_900_000_000;
+        store
+            .init("Unit CA", crate::ca::KeyType::P256, None, now)
+            .unwrap();
+        let out = dir.path().join("out");
+        let alice = store.issue("alice", None, 30, &out, None, now).unwrap();
+        let bob = store.issue("bob", None, 30, &out, None, now).unwrap();
+        let stranger = Serial::parse("0badcafe").unwrap();
+        store.revoke(&alice.record.serial, now + 1).unwrap();
+        let also = [
+            (bob.record.serial.clone(), now + 2),
+            (stranger.clone(), now + 3),
+            (alice.record.serial.clone(), now + 4),
+        ];
+        let (_, der) = store.crl(now + 5, 1, &also).unwrap();
+        let crl = webpki::OwnedCertRevocationList::from_der(&der)
+            .map(webpki::CertRevocationList::from)
+            .unwrap();
+        let crls = [crl];
+        for listed in [&alice.record.serial, &bob.record.serial] {
+            assert!(crate::cert::crl::lists(&crls, listed.as_str()), "{listed}");
+        }
+        assert!(!crate::cert::crl::lists(&crls, stranger.as_str()));
+    }
 }

@@ -12,6 +12,8 @@ mod keys;
 mod proxy_config;
 mod revoke;
 mod serve;
+mod store;
+mod user;
 
 use std::process::ExitCode;
 
@@ -83,6 +85,14 @@ enum Command {
     /// same data directory (or, with store.backend = "redis", the same Redis) refuses it within
     /// a second, and after restarts.
     Revoke(revoke::RevokeArgs),
+    /// Lock a user out at run time (disable), or let them back in (enable): every certgate
+    /// sharing the store refuses their certificates, sessions and tokens within a second.
+    User {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
     /// What the rules decide for a URL, and why: exit 0 allow, 1 deny.
     Explain(explain::ExplainArgs),
     /// Print a tested proxy configuration for your hosts (config/proxies/ with your names).
@@ -109,6 +119,7 @@ fn run(command: Command) -> Result<(), CliError> {
         } => enroll::create(args),
         Command::Keys { common, command } => keys::run(&common, command),
         Command::Revoke(args) => revoke::run(args),
+        Command::User { common, command } => user::run(&common, command),
         Command::Explain(args) => explain::run(args),
         Command::ProxyConfig(args) => proxy_config::run(args),
     }

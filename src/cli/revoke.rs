@@ -2,14 +2,13 @@
 //! that every certgate on the same data directory (or the same Redis) follows.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use super::common::Common;
 use super::CliError;
 use crate::cert::Serial;
 use crate::clock::{Clock as _, SystemClock};
 use crate::config::Config;
-use crate::revocation::{Entry, Journal, RedisStore, Revocations, StoreBackend};
+use crate::revocation::Entry;
 
 /// Names this command in messages.
 const CMD: &str = "certgate revoke";
@@ -21,7 +20,8 @@ const DEFAULT_MAX_TTL: i64 = 30 * 86_400;
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["user", "serial", "device", "jti"])))]
 pub(super) struct RevokeArgs {
-    /// Every session and bearer token of this user issued until now ("log out everywhere").
+    /// Every session and bearer token of this user issued until now ("log out everywhere"):
+    /// their certificate signs them in again. To keep them out, `certgate user disable`.
     #[arg(long)]
     user: Option<String>,
     /// This certificate (hex serial, any CA) and every token minted from it.
@@ -45,18 +45,9 @@ pub(super) fn run(args: RevokeArgs) -> Result<(), CliError> {
     let dir = args.common.data_dir(config.as_ref());
     let entry = entry(&args, config.as_ref())?;
     // Through a loaded view, so a new cut-off covers every token minted after the last one.
-    let (view, reach) = match config.as_ref().map(|c| &c.store.backend) {
-        Some(StoreBackend::Redis(url)) => (
-            RedisStore::new(url)
-                .and_then(|store| Revocations::loaded_from_redis(Arc::new(store), now)),
-            "every certgate sharing this Redis (store.redis_url)".to_string(),
-        ),
-        _ => (
-            Revocations::open(Journal::in_data_dir(journal_dir(&dir)?), now),
-            format!("every certgate serving from {}", dir.display()),
-        ),
-    };
-    view.and_then(|view| view.revoke(entry.clone()))
+    let (view, reach) =
+        super::store::open(&dir, config.as_ref(), now).map_err(|e| CliError::failed(CMD, e))?;
+    view.revoke(entry.clone())
         .map_err(|e| CliError::failed(CMD, e))?;
     let (kind, id) = entry.describe();
     crate::audit::revoke(&crate::audit::Actor::default(), kind, id, "certgate revoke");
@@ -94,17 +85,6 @@ fn entry(args: &RevokeArgs, config: Option<&Config>) -> Result<Entry, CliError> 
     })
 }
 
-/// `dir`, when it is the data directory of a certgate keeping its revocations there.
-fn journal_dir(dir: &Path) -> Result<&Path, CliError> {
-    if !dir.is_dir() {
-        return Err(CliError::failed(CMD, format!("{}: no such data directory (give --config or --data-dir: the one certgate serves from)", dir.display())));
-    }
-    if Journal::redis_marker(dir).exists() {
-        return Err(CliError::failed(CMD, format!("the certgate serving from {} keeps revocations in Redis (store.backend = \"redis\"), not in this directory: give --config with its config file", dir.display())));
-    }
-    Ok(dir)
-}
-
 fn what(entry: &Entry) -> String {
     match entry {
         Entry::User { id, .. } => format!("every token of {id} issued until now"),
@@ -113,6 +93,8 @@ fn what(entry: &Entry) -> String {
             format!("every token minted from certificate {id} until now (it may sign in again)")
         }
         Entry::Jti { id, .. } => format!("token {id}"),
+        Entry::Lock { id, .. } => format!("{id}: locked out"),
+        Entry::Unlock { id, .. } => format!("{id}: let back in"),
     }
 }
 

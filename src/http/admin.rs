@@ -1,7 +1,7 @@
 //! Admin pages, for members of `admin.groups` signed in with their session: create an
 //! enrollment link (with its QR code) for a user's new device; revoke a user, a certificate or
-//! a session (also as an API for an admin's certificate, e.g. curl). Cross-site posts are
-//! refused.
+//! a session; lock a user out and let them back in (also as an API for an admin's
+//! certificate, e.g. curl). Cross-site posts are refused.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,6 +14,9 @@ use crate::ca::enroll::{EnrollStore, Enrollment};
 use crate::error::{AppError, BadInput, Challenge, Denial};
 use crate::identity::{self, Identity};
 use crate::revocation::Entry;
+
+mod lockout;
+pub use lockout::user;
 
 fn admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppError> {
     let cfg = &state.config;
@@ -65,7 +68,7 @@ pub(super) fn gate(req: &HttpRequest, state: &AppState) -> Result<(), AppError> 
 
 /// The certificate's holder, when they are in `admin.groups`.
 fn admin_by_cert(cert: &crate::cert::VerifiedCert, state: &AppState) -> Result<Identity, AppError> {
-    let who = identity::from_cert(cert, &state.config.identity)?;
+    let who = state.cert_holder(cert)?;
     if who
         .groups
         .iter()
@@ -247,11 +250,22 @@ fn revoke_admin(req: &HttpRequest, state: &AppState) -> Result<Identity, AppErro
 }
 
 fn revoke_form(state: &AppState, message: &str) -> Page {
+    let locked = state.revocations.locked_users();
+    let sections = if locked.is_empty() {
+        Vec::new()
+    } else {
+        vec![super::pages::Section {
+            heading: "Locked out now".into(),
+            items: locked,
+        }]
+    };
     Page {
         title: "Revoke".into(),
         message: message.into(),
+        sections,
         hints: vec![
             "Fill in one field. A user: every session and token issued until now ends (they can sign in again with their certificate). A certificate serial: the certificate and every token minted from it stop working, for good. A device: the tokens minted from its certificate until now end, and it may sign in again. A session: one token id (jti) from the audit log.".into(),
+            "Lock a user out: their certificates, sessions and tokens are refused until you let them back in (a user disabled in the configuration file stays disabled).".into(),
         ],
         form: Some(Form {
             action: state.public("/admin/revoke"),
@@ -265,7 +279,11 @@ fn revoke_form(state: &AppState, message: &str) -> Page {
                 ),
                 ("jti".into(), "Session or token id (jti)".into(), String::new()),
             ],
-            buttons: vec![("revoke".into(), "1".into(), "Revoke".into())],
+            buttons: vec![
+                ("revoke".into(), "1".into(), "Revoke".into()),
+                ("lock".into(), "1".into(), "Lock user out".into()),
+                ("unlock".into(), "1".into(), "Let user back in".into()),
+            ],
         }),
         ..Page::default()
     }
@@ -306,9 +324,12 @@ pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
     }
 }
 
-/// The one revocation the form asks for.
+/// The one revocation (or lock-out) the form asks for.
 fn requested(body: &[u8], state: &AppState) -> Result<Entry, AppError> {
     let form = extract::Form::parse(body);
+    if let Some(lock) = lockout::requested(&form, state.clock.now_ms()) {
+        return lock;
+    }
     let field = |name: &str| form.get(name);
     Entry::requested(
         field("user"),
@@ -339,17 +360,17 @@ async fn store(
         })?;
     let (kind, id) = entry.describe();
     state.metrics.revocations.with_label_values(&[kind]).inc();
-    crate::audit::revoke(
-        &crate::audit::Actor {
-            user: Some(&who.user),
-            device: None,
-            serial: None,
-            client: meta.client,
-        },
-        kind,
-        id,
-        "admin",
-    );
+    let actor = crate::audit::Actor {
+        user: Some(&who.user),
+        device: None,
+        serial: None,
+        client: meta.client,
+    };
+    match &entry {
+        Entry::Lock { id, .. } => crate::audit::lock(&actor, id, true, "admin"),
+        Entry::Unlock { id, .. } => crate::audit::lock(&actor, id, false, "admin"),
+        _ => crate::audit::revoke(&actor, kind, id, "admin"),
+    }
     Ok(entry)
 }
 
@@ -357,6 +378,9 @@ async fn store(
 /// serial (most often a mistyped or mis-copied one).
 fn revoked(state: &AppState, meta: &RequestMeta, entry: &Entry) -> HttpResponse {
     let (kind, id) = entry.describe();
+    if let Entry::Lock { id, .. } | Entry::Unlock { id, .. } = entry {
+        return lockout::answer(state, meta, id, matches!(entry, Entry::Lock { .. }));
+    }
     let known = match entry {
         Entry::Serial { id, .. } | Entry::Device { id, .. } => {
             crate::cert::Serial::parse(id).ok().map(|serial| {

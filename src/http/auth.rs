@@ -7,9 +7,9 @@ use super::answer;
 use super::extract::{self, RequestMeta};
 use super::pages::Page;
 use super::{cookie, redirect, AppState, State};
+use crate::audit;
 use crate::error::AppError;
 use crate::jwt::{JwtError, TokenKind};
-use crate::{audit, identity};
 
 pub async fn handle(req: HttpRequest, state: State) -> HttpResponse {
     let mut meta = RequestMeta::from_request(&req, &state);
@@ -42,7 +42,7 @@ fn login(
     let cfg = &state.config;
     let cert = extract::verified_cert(req, state, meta)?
         .ok_or_else(|| AppError::NoCertificate(extract::why_no_cert(req, state, meta)))?;
-    let who = identity::from_cert(&cert, &cfg.identity)?;
+    let who = state.cert_holder(&cert)?;
     let ttl = cfg.session.ttl;
     let subject = who.clone().subject_with_cert(&cert);
     let (jwt, claims) = state

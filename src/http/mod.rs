@@ -75,6 +75,9 @@ impl crate::explain::Standings for AppState {
     fn certificate(&self, cert: &crate::cert::VerifiedCert, now: i64) -> Standing {
         self.cert_standing(cert, now)
     }
+    fn locked(&self, user: &str) -> bool {
+        self.revocations.is_locked(user)
+    }
 }
 
 /// The state in force; replaced whole on reload.
@@ -144,6 +147,22 @@ impl AppState {
             Some(Err(e)) => Standing::Unknown(e.to_string()),
             Some(Ok(false)) | None => Standing::Live,
         }
+    }
+
+    /// The holder of a certificate whose chain verified, as the user table says, unless they
+    /// are locked out (`certgate user disable`): refused like a user disabled in the file.
+    ///
+    /// # Errors
+    /// When the user may not sign in (unlisted, disabled, the wrong CA, locked out).
+    pub fn cert_holder(
+        &self,
+        cert: &crate::cert::VerifiedCert,
+    ) -> Result<crate::identity::Identity, crate::identity::IdentityError> {
+        let who = crate::identity::from_cert(cert, &self.config.identity)?;
+        if self.revocations.is_locked(&who.user) {
+            return Err(crate::identity::IdentityError::Locked(who.user));
+        }
+        Ok(who)
     }
 
     /// Whether a certificate whose chain verified still counts: `certgate revoke --serial`
@@ -254,13 +273,21 @@ pub(crate) async fn jwks(state: State) -> HttpResponse {
         .json(state.tokens.jwks(state.clock.now()))
 }
 
-/// The built-in CA's CRL, signed fresh (valid 7 days), for proxies that fetch it.
+/// The built-in CA's CRL, signed fresh (valid 7 days), for proxies that fetch it: its own list
+/// and the serials it issued that the revocation store revoked. Not while the store's view is
+/// too stale to trust (a CRL missing a revocation would let its certificate through).
 pub(crate) async fn crl(state: State) -> HttpResponse {
     let store = crate::ca::store::CaStore::new(&state.config.data_dir);
     if !store.key_path().exists() {
         return HttpResponse::NotFound().body("no built-in CA here\n");
     }
-    match store.crl(state.clock.now(), 7) {
+    if let Some(why) = state.stale() {
+        tracing::warn!(reason = %why, "no CRL while the revocation view is stale");
+        return HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "5"))
+            .body("the revocation store cannot be read right now; try again soon\n");
+    }
+    match store.crl(state.clock.now(), 7, &state.revocations.revoked_serials()) {
         Ok((pem, _)) => HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, "application/x-pem-file"))
             .insert_header((header::CACHE_CONTROL, "max-age=300"))

@@ -95,6 +95,8 @@ pub static ROUTES: &[Route] = &[
         r.to(admin::show_revoke)
     }),
     row(POST, "/admin/revoke", Class::Admin, |r| r.to(admin::revoke)),
+    // Lock a user out, or let them back in (`action=disable|enable`).
+    row(POST, "/admin/user", Class::Admin, |r| r.to(admin::user)),
     // Names every user and device (certificate expiry) and counts every decision.
     row(GET, "/metrics", Class::Operator, |r| r.to(ops::metrics)),
     // Why this replica is not ready: store errors, file paths.

@@ -139,8 +139,7 @@ fn holder(
 ) -> Result<(Subject, Option<i64>, Option<String>), AppError> {
     match extract::verified_cert(req, state, meta) {
         Ok(Some(cert)) => {
-            let subject =
-                identity::from_cert(&cert, &state.config.identity)?.subject_with_cert(&cert);
+            let subject = state.cert_holder(&cert)?.subject_with_cert(&cert);
             Ok((subject, None, cert.cert().device.clone()))
         }
         Ok(None) => {

@@ -64,6 +64,9 @@ pub enum IdentityError {
     Unlisted(String),
     #[error("user {0} is disabled")]
     Disabled(String),
+    /// Locked out at run time (`certgate user disable`, the admin page): until let back in.
+    #[error("{0}'s account is locked: an administrator has locked it out for now")]
+    Locked(String),
     #[error("the user name {0:?} is not listed, and too like the listed user {1:?} to be let in as another")]
     LookAlike(String, String),
     #[error("user {user}'s certificates come from {expected}; this one was issued by {issuer}")]

@@ -30,6 +30,14 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at_ms: Option<i64>,
     },
+    /// The user is locked out as of `at_ms`: their certificates, sessions and tokens are
+    /// refused until an [`Entry::Unlock`] of a later time. Every token issued until then ends
+    /// for good, as with [`Entry::User`]: letting the user back in never revives a token
+    /// minted before the lock.
+    Lock { id: String, at_ms: i64 },
+    /// Lifts a [`Entry::Lock`] of an earlier time. The later of the two wins, whatever order
+    /// they are read in; in the same millisecond, the lock.
+    Unlock { id: String, at_ms: i64 },
 }
 
 impl Entry {
@@ -112,6 +120,8 @@ impl Entry {
             Self::Serial { id, .. } => ("serial", id),
             Self::Device { id, .. } => ("device", id),
             Self::Jti { id, .. } => ("session", id),
+            Self::Lock { id, .. } => ("lock", id),
+            Self::Unlock { id, .. } => ("unlock", id),
         }
     }
 }

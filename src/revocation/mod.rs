@@ -1,5 +1,5 @@
 //! Revocation state: revoked token ids (kept until each token would have expired anyway),
-//! per-user cut-offs ("log out everywhere") and revoked certificate serials.
+//! per-user cut-offs ("log out everywhere"), revoked certificate serials and locked-out users.
 //!
 //! Every check reads an in-memory view, so a check never waits on a disk or a network. The
 //! view follows a [`journal`]: an append-only file in `data_dir` that certgate, the
@@ -170,6 +170,13 @@ impl Revocations {
     pub fn revoke(&self, mut entry: Entry) -> Result<(), String> {
         {
             let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+            // `user enable` right after `user disable` (or a clock behind the one that
+            // locked) still lifts the lock: the later entry wins, so it is made later.
+            if let Entry::Lock { id, at_ms } | Entry::Unlock { id, at_ms } = &mut entry {
+                if let Some(old) = view.locks.get(id.as_str()) {
+                    *at_ms = (*at_ms).max(old.at_ms.saturating_add(1));
+                }
+            }
             // A sign-in in the very millisecond of the last cut-off was minted just past it
             // (see `mint_time`): a new cut-off for the same key covers it too.
             let (old, at, at_ms) = match &mut entry {
@@ -177,7 +184,10 @@ impl Revocations {
                 Entry::Device { id, at, at_ms } => {
                     (view.devices.get(Serial::canonical(id).as_ref()), at, at_ms)
                 }
-                Entry::Jti { .. } | Entry::Serial { .. } => (None, &mut 0, &mut None),
+                Entry::Jti { .. }
+                | Entry::Serial { .. }
+                | Entry::Lock { .. }
+                | Entry::Unlock { .. } => (None, &mut 0, &mut None),
             };
             if let (Some(&old), Some(ms)) = (old, at_ms.as_mut()) {
                 if *ms <= old {
@@ -228,11 +238,45 @@ impl Revocations {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .serials
-            .contains(Serial::canonical(serial).as_ref())
+            .contains_key(Serial::canonical(serial).as_ref())
     }
 
-    /// Why a token is dead (its id, its user's "log out everywhere", its certificate or its
-    /// device), or `None`: the check on every request, under one lock.
+    /// Every serial revoked here (`certgate revoke --serial`, `certgate ca revoke`) with when
+    /// it was first revoked (seconds): for the built-in CA's CRL.
+    pub fn revoked_serials(&self) -> Vec<(Serial, i64)> {
+        let view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut serials: Vec<(Serial, i64)> = view
+            .serials
+            .iter()
+            .map(|(s, at)| (s.clone(), *at))
+            .collect();
+        serials.sort();
+        serials
+    }
+
+    /// The users locked out now, by name (for the admin page).
+    pub fn locked_users(&self) -> Vec<String> {
+        let view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut users: Vec<String> = view
+            .locks
+            .iter()
+            .filter(|(_, l)| l.locked)
+            .map(|(u, _)| u.clone())
+            .collect();
+        users.sort();
+        users
+    }
+
+    /// Whether `user` is locked out (`certgate user disable`, the admin page).
+    pub fn is_locked(&self, user: &str) -> bool {
+        self.view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .locked(user)
+    }
+
+    /// Why a token is dead (its id, its user locked out or their "log out everywhere", its
+    /// certificate or its device), or `None`: the check on every request, under one lock.
     pub fn why_revoked(
         &self,
         jti: &str,
@@ -244,11 +288,14 @@ impl Revocations {
         if view.jtis.contains(jti) {
             return Some("revoked");
         }
+        if view.locked(user) {
+            return Some("its user is locked out");
+        }
         if view.user_ended(user, issued_ms) {
             return Some("signed out everywhere");
         }
         let serial = Serial::canonical(serial?);
-        if view.serials.contains(serial.as_ref()) {
+        if view.serials.contains_key(serial.as_ref()) {
             return Some("its certificate was revoked");
         }
         if view.device_ended(&serial, issued_ms) {

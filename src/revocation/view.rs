@@ -1,7 +1,7 @@
 //! The in-memory view every check reads: revoked token ids, per-user and per-device cut-offs,
-//! revoked serials. Built from [`Entry`]s; never waits on a disk or a network.
+//! revoked serials, locked-out users. Built from [`Entry`]s; never waits on a disk or a network.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::Entry;
 use crate::cert::Serial;
@@ -71,9 +71,19 @@ pub(super) struct View {
     pub(super) jtis: JtiSet,
     /// user → tokens issued up to this time (ms) are dead.
     pub(super) users: HashMap<String, i64>,
-    pub(super) serials: HashSet<Serial>,
+    /// Revoked certificate serial → when it was first revoked (seconds), for CRLs.
+    pub(super) serials: HashMap<Serial, i64>,
     /// certificate serial → tokens minted from it up to this time (ms) are dead.
     pub(super) devices: HashMap<Serial, i64>,
+    /// user → the latest lock or unlock: its time (ms) and whether it locks.
+    pub(super) locks: HashMap<String, Lock>,
+}
+
+/// The latest [`Entry::Lock`] or [`Entry::Unlock`] of one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Lock {
+    pub(super) at_ms: i64,
+    pub(super) locked: bool,
 }
 
 impl View {
@@ -88,6 +98,11 @@ impl View {
         self.devices
             .get(serial)
             .is_some_and(|&cut| issued_ms <= cut)
+    }
+
+    /// Whether `user` is locked out. On every check: one lookup, no allocation.
+    pub(super) fn locked(&self, user: &str) -> bool {
+        !self.locks.is_empty() && self.locks.get(user).is_some_and(|l| l.locked)
     }
 
     /// Entries read from a store as of `now`; long-expired token ids are not kept (a full
@@ -112,9 +127,10 @@ impl View {
                 let cutoff = self.users.entry(id.clone()).or_insert(at);
                 *cutoff = (*cutoff).max(at);
             }
-            Entry::Serial { id, .. } => {
+            Entry::Serial { id, at } => {
                 if let Some(serial) = stored_serial(id) {
-                    self.serials.insert(serial);
+                    let first = self.serials.entry(serial).or_insert(*at);
+                    *first = (*first).min(*at);
                 }
             }
             Entry::Device { id, at, at_ms } => {
@@ -124,6 +140,26 @@ impl View {
                 let at = Entry::cutoff_ms(*at, *at_ms);
                 let cutoff = self.devices.entry(serial).or_insert(at);
                 *cutoff = (*cutoff).max(at);
+            }
+            Entry::Lock { id, at_ms } => {
+                self.set_lock(id, *at_ms, true);
+                // Every token issued until the lock ends, and stays ended after an unlock.
+                let cutoff = self.users.entry(id.clone()).or_insert(*at_ms);
+                *cutoff = (*cutoff).max(*at_ms);
+            }
+            Entry::Unlock { id, at_ms } => self.set_lock(id, *at_ms, false),
+        }
+    }
+
+    /// The later of a user's lock and unlock wins, in whatever order they are read (a full
+    /// re-read, two stores' entries interleaved); in the same millisecond, the lock.
+    fn set_lock(&mut self, user: &str, at_ms: i64, locked: bool) {
+        let new = Lock { at_ms, locked };
+        match self.locks.get_mut(user) {
+            Some(old) if old.at_ms > at_ms || (old.at_ms == at_ms && old.locked) => {}
+            Some(old) => *old = new,
+            None => {
+                self.locks.insert(user.to_owned(), new);
             }
         }
     }

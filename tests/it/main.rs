@@ -12,6 +12,8 @@ mod direct;
 mod explain;
 mod harness;
 mod home_assistant;
+mod lockout;
+mod one_list;
 mod operations;
 mod proxies;
 mod quickstart;

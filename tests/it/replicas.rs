@@ -18,18 +18,18 @@ use crate::harness::upstream::Upstream;
 use crate::harness::{free_port, require};
 use crate::revocation::{assert_fails_closed, jti, revoke_cli};
 
-struct Replicas {
-    dir: tempfile::TempDir,
-    pki: Pki,
-    alice: CertFiles,
+pub struct Replicas {
+    pub dir: tempfile::TempDir,
+    pub pki: Pki,
+    pub alice: CertFiles,
     redis: Redis,
     body: String,
     /// Replica A, with an mTLS listener to sign in on.
-    a: Certgate,
-    b: Certgate,
+    pub a: Certgate,
+    pub b: Certgate,
 }
 
-fn config(ca: &Path, server: &CertFiles, redis: &str, max_staleness: &str) -> String {
+pub fn config(ca: &Path, server: &CertFiles, redis: &str, max_staleness: &str) -> String {
     format!(
         r#"
 public_url = "https://auth.example.com"
@@ -46,6 +46,8 @@ allowed_redirect_hosts = ["*.example.com"]
 [[users]]
 name = "alice"
 groups = ["admins"]
+[[users]]
+name = "bob"
 [admin]
 groups = ["admins"]
 [access]
@@ -62,7 +64,7 @@ max_staleness = "{max_staleness}"
 }
 
 impl Replicas {
-    fn start(max_staleness: &str) -> Option<Self> {
+    pub fn start(max_staleness: &str) -> Option<Self> {
         if !require("redis-server") || !require("redis-cli") || !require("curl") {
             return None;
         }
@@ -92,17 +94,17 @@ impl Replicas {
 
     /// A replica with A's signing keys (as an operator copies `data_dir/keys`) and no other
     /// state: whatever it knows of revocations, it learnt from Redis.
-    fn replica(&self, name: &str) -> Certgate {
+    pub fn replica(&self, name: &str) -> Certgate {
         let dir = replica_dir(self.dir.path(), name);
         copy_dir(&self.a.dir.join("data/keys"), &dir.join("data/keys"));
         Certgate::start(&dir, &self.body, false)
     }
 
-    fn curl(&self) -> Curl {
+    pub fn curl(&self) -> Curl {
         Curl::new(self.dir.path()).cacert(&self.pki.ca_pem)
     }
 
-    fn sign_in(&self) -> String {
+    pub fn sign_in(&self) -> String {
         let r = self
             .curl()
             .cert(&self.alice.cert, &self.alice.key)
@@ -114,7 +116,7 @@ impl Replicas {
         )
     }
 
-    fn bearer(&self) -> String {
+    pub fn bearer(&self) -> String {
         let r = self
             .curl()
             .cert(&self.alice.cert, &self.alice.key)
@@ -127,7 +129,7 @@ impl Replicas {
         )
     }
 
-    fn verify(&self, cg: &Certgate, credential: &str) -> u16 {
+    pub fn verify(&self, cg: &Certgate, credential: &str) -> u16 {
         self.curl()
             .header(credential)
             .header("X-Original-URL: https://app.example.com/")
@@ -157,7 +159,7 @@ fn ready(cg: &Certgate) -> u16 {
         .map_or(0, |r| r.status)
 }
 
-fn ready_within(cg: &Certgate, limit: Duration) {
+pub fn ready_within(cg: &Certgate, limit: Duration) {
     let deadline = Instant::now() + limit;
     while ready(cg) != 200 {
         assert!(

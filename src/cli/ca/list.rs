@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
 
 use super::CMD;
 use crate::ca::store::{revoked_serials, CaStore, IssuedRecord};
@@ -12,7 +11,7 @@ use crate::cert::Serial;
 use crate::cli::CliError;
 use crate::clock::{Clock as _, SystemClock};
 use crate::config::Config;
-use crate::revocation::{Journal, RedisStore, Revocations, StoreBackend};
+use crate::revocation::Revocations;
 
 /// What says a certificate is revoked: the CA's own list (`ca revoke`) and the revocation store
 /// (`certgate revoke --serial`). `None`: unreadable.
@@ -58,8 +57,8 @@ impl Revoked {
             }
         };
         // `certgate revoke --serial` revokes in the revocation store, not in the CA.
-        let in_store = match revocation_view(dir, config, now) {
-            Ok(view) => Some(view),
+        let in_store = match crate::cli::store::open(dir, config, now) {
+            Ok((view, _)) => Some(view),
             Err(e) => {
                 eprintln!("certgate ca list: warning: {e}: a status that is not revoked by the CA is unknown");
                 None
@@ -77,23 +76,4 @@ impl Revoked {
         ];
         CertStatus::of(r, &sources, now).word()
     }
-}
-
-/// The revocations of the certgate serving from `dir`: its journal, or Redis when its config
-/// says so.
-///
-/// # Errors
-/// Why they cannot be read (a certgate on Redis without its config, Redis away, a bad journal).
-fn revocation_view(dir: &Path, config: Option<&Config>, now: i64) -> Result<Revocations, String> {
-    if let Some(StoreBackend::Redis(url)) = config.map(|c| &c.store.backend) {
-        return RedisStore::new(url)
-            .and_then(|store| Revocations::loaded_from_redis(Arc::new(store), now));
-    }
-    if Journal::redis_marker(dir).exists() {
-        return Err(format!(
-            "the certgate serving from {} keeps revocations in Redis: give --config with its config file",
-            dir.display()
-        ));
-    }
-    Revocations::open(Journal::in_data_dir(dir), now)
 }

@@ -3,7 +3,7 @@
 mod issue;
 mod list;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
@@ -12,6 +12,8 @@ use super::CliError;
 use crate::ca::store::CaStore;
 use crate::cert::Serial;
 use crate::clock::{Clock as _, SystemClock};
+use crate::config::Config;
+use crate::revocation::Entry;
 
 pub(super) use issue::check_holder;
 
@@ -36,12 +38,14 @@ pub(super) enum CaCommand {
     Issue(issue::IssueArgs),
     /// Every certificate issued: serial, user, device, expiry, status.
     List,
-    /// Revoke an issued certificate: certgate refuses it at once; run `ca crl` for proxies.
+    /// Revoke an issued certificate: in the revocation store (every certgate following it
+    /// refuses it within a second) and the CA's list; run `ca crl` for proxies.
     Revoke {
         #[arg(value_parser = serial_arg)]
         serial: Serial,
     },
-    /// Print (or write) a signed CRL of every revocation, for nginx `ssl_crl` and the like.
+    /// Print (or write) a signed CRL of every revocation of this CA's certificates (`ca revoke`
+    /// and `certgate revoke --serial`), for nginx `ssl_crl` and the like.
     Crl {
         /// DER instead of PEM (needs --out).
         #[arg(long, requires = "out")]
@@ -86,8 +90,8 @@ pub(super) fn run(common: &Common, command: CaCommand) -> Result<(), CliError> {
         }
         CaCommand::Issue(args) => issue::run(&store, args),
         CaCommand::List => list::run(&store, &dir, config.as_ref()),
-        CaCommand::Revoke { serial } => revoke(&store, &serial),
-        CaCommand::Crl { der, out, days } => crl(&store, der, out, days),
+        CaCommand::Revoke { serial } => revoke(&store, &serial, &dir, config.as_ref()),
+        CaCommand::Crl { der, out, days } => crl(&store, &dir, config.as_ref(), der, out, days),
     }
 }
 
@@ -113,26 +117,69 @@ fn init(
     Ok(())
 }
 
-fn revoke(store: &CaStore, serial: &Serial) -> Result<(), CliError> {
-    let revoked = store
-        .revoke(serial, SystemClock.now())
-        .map_err(|e| CliError::failed(CMD, e))?;
-    if revoked {
-        let actor = crate::audit::Actor::default();
-        crate::audit::revoke(&actor, "serial", serial.as_str(), "certgate ca revoke");
-        println!("revoked {serial}: certgate refuses it from now on; publish the CRL to your proxy with `certgate ca crl`");
-    } else {
-        println!("{serial} was revoked already");
+/// Revokes a certificate this CA issued: in the revocation store, so that every certgate
+/// following it (every replica on Redis) refuses it within a second, and in the CA's own list.
+/// The store comes first: a failure there leaves nothing half done, and a CRL lists what the
+/// store revoked anyway.
+fn revoke(
+    store: &CaStore,
+    serial: &Serial,
+    dir: &Path,
+    config: Option<&Config>,
+) -> Result<(), CliError> {
+    let now = SystemClock.now();
+    if !store.issued(serial).map_err(|e| CliError::failed(CMD, e))? {
+        return Err(CliError::failed(
+            CMD,
+            format!("no certificate with serial {serial} was issued here (see `certgate ca list`)"),
+        ));
     }
+    let (view, reach) =
+        super::store::open(dir, config, now).map_err(|e| CliError::failed(CMD, e))?;
+    let in_store = view.is_serial_revoked(serial.as_str());
+    if !in_store {
+        view.revoke(Entry::Serial {
+            id: serial.to_string(),
+            at: now,
+        })
+        .map_err(|e| CliError::failed(CMD, e))?;
+    }
+    let by_ca = store
+        .revoke(serial, now)
+        .map_err(|e| CliError::failed(CMD, e))?;
+    if in_store && !by_ca {
+        println!("{serial} was revoked already");
+        return Ok(());
+    }
+    let actor = crate::audit::Actor::default();
+    crate::audit::revoke(&actor, "serial", serial.as_str(), "certgate ca revoke");
+    println!("revoked {serial}: {reach} refuses it within a second; publish the CRL to your proxy with `certgate ca crl`");
     Ok(())
 }
 
-fn crl(store: &CaStore, der: bool, out: Option<PathBuf>, days: i64) -> Result<(), CliError> {
+/// The CRL of the CA's own list and of the serials it issued that the revocation store
+/// revoked (`certgate revoke --serial`). A store that cannot be read makes no CRL: one
+/// without its revocations would let a revoked certificate through the proxy.
+fn crl(
+    store: &CaStore,
+    dir: &Path,
+    config: Option<&Config>,
+    der: bool,
+    out: Option<PathBuf>,
+    days: i64,
+) -> Result<(), CliError> {
     if !(1..=365).contains(&days) {
         return Err(CliError::flag(CMD, "--days", "must be between 1 and 365"));
     }
+    let now = SystemClock.now();
+    let (view, _) = super::store::open(dir, config, now).map_err(|e| {
+        CliError::failed(
+            CMD,
+            format!("the revocation store cannot be read, so no CRL is made: {e}"),
+        )
+    })?;
     let (pem, der_bytes) = store
-        .crl(SystemClock.now(), days)
+        .crl(now, days, &view.revoked_serials())
         .map_err(|e| CliError::failed(CMD, e))?;
     let bytes = if der { der_bytes } else { pem.into_bytes() };
     match out {

@@ -68,7 +68,7 @@ pub(super) fn resolve(
             (who, None, Source::Token(claims))
         }
         Credential::Certificate(cert) => {
-            let who = Arc::new(Holder::new(identity::from_cert(&cert, cfg)?));
+            let who = Arc::new(Holder::new(ck.state.cert_holder(&cert)?));
             let c = cert.cert();
             let from = Source::Certificate {
                 serial: c.serial.clone(),
