@@ -163,8 +163,9 @@ fn home_assistant_end_to_end_single_host_layout() {
 /// Assistant's token, no cookie) through API, webhook, token refresh and WebSocket; no
 /// client-sent address or identity header reaching the app; Chromium holding the certificate
 /// reaching Home Assistant's frontend, then a reload and a WebSocket after its session cookie
-/// expired; and last (it bans an address) a client naming another address in
-/// `X-Forwarded-For`, banned under its own.
+/// expired; the user locked out and let back in (`certgate user disable|enable`); and last (it
+/// bans an address) a client naming another address in `X-Forwarded-For`, banned under its
+/// own.
 fn end_to_end(layout: Layout) {
     if !(require("curl") && require("nginx") && home_assistant::require() && browser_tools()) {
         return;
@@ -322,11 +323,7 @@ fn end_to_end(layout: Layout) {
 
     browser_after_session_end(&g, &ha);
 
-    // TODO(issue 23, lock-out): "a locked-out user is refused everywhere within a second and
-    // let back in" waits for the lock-out a colleague is building (`certgate user
-    // disable|enable`, branch `lockout`). Once it lands: disable alice, then within a second
-    // the certificate (API, webhook, WebSocket), certgate's token and the browser all get
-    // refused here; enable her, and they pass again. Not checked yet.
+    lock_out_and_back_in(&g, &ha, &webhook, &cg_header, &fresh);
 
     // Last, as it bans an address: a client on 127.0.0.2 claims to be 203.0.113.9 and fails
     // to log in three times. The ban is for 127.0.0.2; the proxy (127.0.0.1) and the named
@@ -359,6 +356,130 @@ fn end_to_end(layout: Layout) {
     assert_eq!(banned.status, 403, "{banned:?}");
     let others = from("127.0.0.3")().header(&ha_bearer).get(&states);
     assert_eq!(others.status, 200, "{others:?}");
+}
+
+/// `certgate user disable alice` (the lock-out): within a second her certificate is refused
+/// on Home Assistant's page, API, webhook and WebSocket (403), and her certgate token (401),
+/// all at the proxy; `certgate user enable alice` lets the certificate and a new token back in
+/// within a second, while the token from before the lock stays ended.
+fn lock_out_and_back_in(g: &Gate, ha: &HomeAssistant, webhook: &str, cg_header: &str, token: &str) {
+    let ha_bearer = format!("Authorization: Bearer {}", ha.access_token());
+    let states = g.url(HA_HOST, "/api/states");
+    let get_config = json!({"type": "get_config"}).to_string();
+    let answers = |cg_header: &str| -> Vec<(&'static str, u16)> {
+        let socket = match ha_socket(g, Some(&g.alice), None, token) {
+            Ok(true) => 101,
+            Ok(false) => 0,
+            Err(status) => status,
+        };
+        vec![
+            (
+                "page",
+                g.with_cert()
+                    .header("Accept: text/html")
+                    .get(&g.url(HA_HOST, "/lovelace/0"))
+                    .status,
+            ),
+            ("API", g.with_cert().header(&ha_bearer).get(&states).status),
+            (
+                "webhook",
+                g.with_cert()
+                    .header("Content-Type: application/json")
+                    .post(webhook, &get_config)
+                    .status,
+            ),
+            ("WebSocket", socket),
+            (
+                "script",
+                g.curl()
+                    .header(cg_header)
+                    .header(&ha_bearer)
+                    .get(&states)
+                    .status,
+            ),
+        ]
+    };
+    let user = |action: &str| {
+        let out = std::process::Command::new(crate::harness::certgate::binary())
+            .args(["user", action, "alice", "--config"])
+            .arg(g.dir.path().join("certgate.toml"))
+            .current_dir(g.dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "certgate user {action}: {out:?}");
+        Instant::now()
+    };
+    let within_a_second = |since: Instant, want: &dyn Fn(&[(&str, u16)]) -> bool, cg: &str| loop {
+        let seen = answers(cg);
+        if want(&seen) {
+            return (seen, since.elapsed());
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(1),
+            "not within a second: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+
+    let locked = user("disable");
+    let (seen, took) = within_a_second(
+        locked,
+        &|seen| seen.iter().all(|(_, s)| *s == 403 || *s == 401),
+        cg_header,
+    );
+    assert_eq!(
+        seen,
+        [
+            ("page", 403),
+            ("API", 403),
+            ("webhook", 403),
+            ("WebSocket", 403),
+            ("script", 401),
+        ],
+        "locked out"
+    );
+    eprintln!(
+        "locked out everywhere {} ms after user disable",
+        took.as_millis()
+    );
+
+    let unlocked = user("enable");
+    let (seen, took) = within_a_second(
+        unlocked,
+        &|seen| {
+            seen.iter()
+                .filter(|(what, _)| *what != "script")
+                .all(|(_, s)| *s == 200 || *s == 101)
+        },
+        cg_header,
+    );
+    assert_eq!(
+        seen,
+        [
+            ("page", 200),
+            ("API", 200),
+            ("webhook", 200),
+            ("WebSocket", 101),
+            ("script", 401),
+        ],
+        "let back in; the token from before the lock stays ended"
+    );
+    eprintln!("let back in {} ms after user enable", took.as_millis());
+    let minted = g.with_cert().post(&g.certgate("/token"), "");
+    assert_eq!(minted.status, 200, "{minted:?}");
+    let new_token = json(&minted.body)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let script = g
+        .curl()
+        .header(&format!("X-Certgate-Authorization: Bearer {new_token}"))
+        .header(&ha_bearer)
+        .get(&states);
+    assert_eq!(
+        script.status, 200,
+        "a new token after user enable: {script:?}"
+    );
 }
 
 /// Chromium holding the certificate signs in at certgate's page (the cookie is what a browser
