@@ -358,6 +358,9 @@ fn end_to_end(layout: Layout) {
     assert_eq!(others.status, 200, "{others:?}");
 }
 
+/// What a client met: which request, and the HTTP status (101: the WebSocket authenticated).
+type Answer = (&'static str, u16);
+
 /// `certgate user disable alice` (the lock-out): within a second her certificate is refused
 /// on Home Assistant's page, API, webhook and WebSocket (403), and her certgate token (401),
 /// all at the proxy; `certgate user enable alice` lets the certificate and a new token back in
@@ -366,7 +369,7 @@ fn lock_out_and_back_in(g: &Gate, ha: &HomeAssistant, webhook: &str, cg_header: 
     let ha_bearer = format!("Authorization: Bearer {}", ha.access_token());
     let states = g.url(HA_HOST, "/api/states");
     let get_config = json!({"type": "get_config"}).to_string();
-    let answers = |cg_header: &str| -> Vec<(&'static str, u16)> {
+    let answers = |cg_header: &str| -> Vec<Answer> {
         let socket = match ha_socket(g, Some(&g.alice), None, token) {
             Ok(true) => 101,
             Ok(false) => 0,
@@ -409,7 +412,7 @@ fn lock_out_and_back_in(g: &Gate, ha: &HomeAssistant, webhook: &str, cg_header: 
         assert!(out.status.success(), "certgate user {action}: {out:?}");
         Instant::now()
     };
-    let within_a_second = |since: Instant, want: &dyn Fn(&[(&str, u16)]) -> bool, cg: &str| loop {
+    let within_a_second = |since: Instant, want: &dyn Fn(&[Answer]) -> bool, cg: &str| loop {
         let seen = answers(cg);
         if want(&seen) {
             return (seen, since.elapsed());
