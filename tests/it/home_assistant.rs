@@ -369,7 +369,7 @@ fn lock_out_and_back_in(g: &Gate, ha: &HomeAssistant, webhook: &str, cg_header: 
     let ha_bearer = format!("Authorization: Bearer {}", ha.access_token());
     let states = g.url(HA_HOST, "/api/states");
     let get_config = json!({"type": "get_config"}).to_string();
-    let answers = |cg_header: &str| -> Vec<Answer> {
+    let answers = || -> Vec<Answer> {
         let socket = match ha_socket(g, Some(&g.alice), None, token) {
             Ok(true) => 101,
             Ok(false) => 0,
@@ -412,8 +412,8 @@ fn lock_out_and_back_in(g: &Gate, ha: &HomeAssistant, webhook: &str, cg_header: 
         assert!(out.status.success(), "certgate user {action}: {out:?}");
         Instant::now()
     };
-    let within_a_second = |since: Instant, want: &dyn Fn(&[Answer]) -> bool, cg: &str| loop {
-        let seen = answers(cg);
+    let within_a_second = |since: Instant, want: &dyn Fn(&[Answer]) -> bool| loop {
+        let seen = answers();
         if want(&seen) {
             return (seen, since.elapsed());
         }
@@ -425,11 +425,9 @@ fn lock_out_and_back_in(g: &Gate, ha: &HomeAssistant, webhook: &str, cg_header: 
     };
 
     let locked = user("disable");
-    let (seen, took) = within_a_second(
-        locked,
-        &|seen| seen.iter().all(|(_, s)| *s == 403 || *s == 401),
-        cg_header,
-    );
+    let (seen, took) = within_a_second(locked, &|seen| {
+        seen.iter().all(|(_, s)| *s == 403 || *s == 401)
+    });
     assert_eq!(
         seen,
         [
@@ -447,15 +445,11 @@ fn lock_out_and_back_in(g: &Gate, ha: &HomeAssistant, webhook: &str, cg_header: 
     );
 
     let unlocked = user("enable");
-    let (seen, took) = within_a_second(
-        unlocked,
-        &|seen| {
-            seen.iter()
-                .filter(|(what, _)| *what != "script")
-                .all(|(_, s)| *s == 200 || *s == 101)
-        },
-        cg_header,
-    );
+    let (seen, took) = within_a_second(unlocked, &|seen| {
+        seen.iter()
+            .filter(|(what, _)| *what != "script")
+            .all(|(_, s)| *s == 200 || *s == 101)
+    });
     assert_eq!(
         seen,
         [
