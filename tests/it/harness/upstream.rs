@@ -84,6 +84,11 @@ fn header<'a>(head: &'a str, name: &str) -> &'a str {
 fn plain(mut stream: TcpStream, head: &str) -> std::io::Result<()> {
     let mut consumed = vec![0u8; head.len()];
     stream.read_exact(&mut consumed)?;
+    // Read the body too (a webhook's POST): a socket closed with unread data sends a reset,
+    // which can take the answer with it before the proxy has read it.
+    let length: usize = header(head, "content-length").parse().unwrap_or(0);
+    let mut request_body = vec![0u8; length];
+    stream.read_exact(&mut request_body)?;
     let path = head.split_whitespace().nth(1).unwrap_or("");
     let all: String = head
         .lines()
