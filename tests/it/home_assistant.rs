@@ -696,7 +696,9 @@ impl Gate {
             ),
             Layout::SingleHost => (
                 format!("https://{HA_HOST}:{port}/.certgate"),
-                format!("allowed_redirect_hosts = [\"{HA_HOST}\", \"{ECHO_HOST}\"]"),
+                // The echo host is only asked with certificates and tokens, never sent back to
+                // from /auth: listing it would be the redirect loop check-config refuses.
+                format!("allowed_redirect_hosts = [\"{HA_HOST}\"]"),
             ),
         };
         let certgate = Certgate::start(
