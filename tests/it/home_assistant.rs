@@ -496,10 +496,19 @@ fn browser_after_session_end(g: &Gate, ha: &HomeAssistant) {
         g.certgate("/auth"),
         url::form_urlencoded::byte_serialize(home.as_bytes()).collect::<String>()
     ));
-    let element = frontend_running(&mut b);
+    // The frontend sends `/` on to its own login page by script: read the files of the page
+    // that stays (under load the first look can land between the two).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (element, assets) = loop {
+        let element = frontend_running(&mut b);
+        let assets = frontend_assets(&mut b);
+        if !assets.is_empty() || Instant::now() > deadline {
+            break (element, assets);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let at = b.url();
     assert!(at.starts_with(&home), "{at}");
-    let assets = frontend_assets(&mut b);
     assert!(
         !assets.is_empty(),
         "no /frontend_latest/ file loaded at {at}"
