@@ -303,16 +303,22 @@ pub async fn show_revoke(req: HttpRequest, state: State) -> HttpResponse {
     }
 }
 
-/// `POST /admin/revoke` with one of `user`, `serial`, `device`, `jti` (form-encoded): a page for a
-/// browser, `{"revoked": kind, "id": id}` for an API client.
-pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
-    let mut meta = RequestMeta::from_request(&req, &state);
-    // A form post from a browser gets a page back (RequestMeta only says so for GET).
+/// The request of an admin form post: a browser's gets a page back (`RequestMeta` says so
+/// for GET only), an API client's JSON.
+fn form_post<'a>(req: &'a HttpRequest, state: &AppState) -> RequestMeta<'a> {
+    let mut meta = RequestMeta::from_request(req, state);
     meta.wants_html = req
         .headers()
         .get(actix_web::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
+    meta
+}
+
+/// `POST /admin/revoke` with one of `user`, `serial`, `device`, `jti` (form-encoded): a page for a
+/// browser, `{"revoked": kind, "id": id}` for an API client.
+pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
+    let meta = form_post(&req, &state);
     let asked = revoke_admin(&req, &state).and_then(|who| Ok((who, requested(&body, &state)?)));
     let result = match asked {
         Ok((who, entry)) => store(&state, &meta, &who, entry).await,

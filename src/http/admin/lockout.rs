@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{bad, revoke_admin, revoke_form, revoked, store};
+use super::{bad, form_post, revoke_admin, revoke_form, revoked, store};
 use crate::error::{AppError, BadInput};
 use crate::http::answer;
 use crate::http::extract::{self, RequestMeta};
@@ -15,12 +15,7 @@ use crate::revocation::Entry;
 /// out, or lets them back in, everywhere within a second. A page for a browser,
 /// `{"user": name, "locked": bool}` for an API client.
 pub async fn user(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
-    let mut meta = RequestMeta::from_request(&req, &state);
-    meta.wants_html = req
-        .headers()
-        .get(actix_web::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
+    let meta = form_post(&req, &state);
     let asked = revoke_admin(&req, &state).and_then(|who| {
         let form = extract::Form::parse(&body);
         let entry = requested(&form, state.clock.now_ms()).unwrap_or_else(|| {

@@ -17,11 +17,16 @@ use crate::harness::upstream::seen_headers;
 const HTML: &str = "Accept: text/html,application/xhtml+xml";
 
 fn bearer(s: &Stack) -> String {
+    bearer_with(s, "")
+}
+
+/// alice's bearer token from `/token` with `form` (`scope=…`, `aud=…`).
+fn bearer_with(s: &Stack, form: &str) -> String {
     let r = s
         .curl()
         .cert(&s.alice.cert, &s.alice.key)
-        .post(&s.auth("/token"), "");
-    assert_eq!(r.status, 200, "{r:?}");
+        .post(&s.auth("/token"), form);
+    assert_eq!(r.status, 200, "{form}: {r:?}");
     serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["access_token"]
         .as_str()
         .unwrap()
@@ -374,18 +379,13 @@ pub fn access_rules(s: &Stack) {
     );
 
     // A token scoped to the first app's API: good there, 403 insufficient_scope elsewhere.
-    let minted = s.curl().cert(&s.alice.cert, &s.alice.key).post(
-        &s.auth("/token"),
+    let token = bearer_with(
+        s,
         &format!(
             "scope={}",
             utf8_percent_encode("GET:app.example.com/api/**", NON_ALPHANUMERIC)
         ),
     );
-    assert_eq!(minted.status, 200, "{minted:?}");
-    let token = serde_json::from_str::<serde_json::Value>(&minted.body).unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let bearer = format!("Authorization: Bearer {token}");
     let inside = s.curl().header(&bearer).get(&s.app(0, "/api/states"));
     assert_eq!(inside.status, 200, "{inside:?}");
@@ -406,15 +406,7 @@ pub fn access_rules(s: &Stack) {
         assert!(!r.body.contains("app saw"), "{what}");
     }
     // `aud` limits a token to one app: 401 invalid_token on the other.
-    let minted = s
-        .curl()
-        .cert(&s.alice.cert, &s.alice.key)
-        .post(&s.auth("/token"), "aud=app.example.com");
-    assert_eq!(minted.status, 200, "{minted:?}");
-    let token = serde_json::from_str::<serde_json::Value>(&minted.body).unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = bearer_with(s, "aud=app.example.com");
     let mine = s
         .curl()
         .header(&format!("Authorization: Bearer {token}"))
@@ -442,14 +434,7 @@ pub fn access_rules(s: &Stack) {
     }
 
     // The scope never widens the holder's rights: alice's token cannot reach the admin area.
-    let wide = s
-        .curl()
-        .cert(&s.alice.cert, &s.alice.key)
-        .post(&s.auth("/token"), "scope=app.example.com");
-    let token = serde_json::from_str::<serde_json::Value>(&wide.body).unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = bearer_with(s, "scope=app.example.com");
     let r = s
         .curl()
         .header(&format!("Authorization: Bearer {token}"))
@@ -935,18 +920,13 @@ pub fn api_clients_get_certgates_json(s: &Stack) {
     }
 
     // A token scoped to the API: certgate's JSON 403 elsewhere.
-    let minted = s.curl().cert(&s.alice.cert, &s.alice.key).post(
-        &s.auth("/token"),
+    let token = bearer_with(
+        s,
         &format!(
             "scope={}",
             utf8_percent_encode("GET:app.example.com/api/**", NON_ALPHANUMERIC)
         ),
     );
-    assert_eq!(minted.status, 200, "{minted:?}");
-    let token = serde_json::from_str::<serde_json::Value>(&minted.body).unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let r = s
         .curl()
         .header(json)
