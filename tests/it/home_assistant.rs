@@ -854,18 +854,7 @@ fn ha_socket(
 ) -> Result<bool, u16> {
     use tungstenite::client::IntoClientRequest;
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(g.pki.ca.cert_der.clone().into()).unwrap();
-    let tls = rustls::ClientConfig::builder().with_root_certificates(roots);
-    let tls = match cert {
-        Some(c) => tls
-            .with_client_auth_cert(
-                vec![c.issued.cert_der.clone().into()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(c.issued.key_der.clone().into()),
-            )
-            .unwrap(),
-        None => tls.with_no_client_auth(),
-    };
+    let tls = g.pki.tls_client(cert);
     let mut request = g
         .url(HA_HOST, "/api/websocket")
         .replace("https://", "wss://")

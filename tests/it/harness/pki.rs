@@ -18,6 +18,22 @@ pub struct CertFiles {
 }
 
 impl Pki {
+    /// A TLS client that trusts this CA and presents `cert` when given (WebSocket tests).
+    pub fn tls_client(&self, cert: Option<&CertFiles>) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.cert_der.clone().into()).unwrap();
+        let tls = rustls::ClientConfig::builder().with_root_certificates(roots);
+        match cert {
+            Some(c) => tls
+                .with_client_auth_cert(
+                    vec![c.issued.cert_der.clone().into()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(c.issued.key_der.clone().into()),
+                )
+                .unwrap(),
+            None => tls.with_no_client_auth(),
+        }
+    }
+
     pub fn new(dir: &Path, name: &str) -> Self {
         let ca = Ca::generate(name, now()).unwrap();
         let ca_pem = dir.join(format!("{}.pem", slug(name)));

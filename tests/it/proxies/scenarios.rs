@@ -224,18 +224,7 @@ fn websocket_as(
     cert: Option<&CertFiles>,
     header: Option<(&'static str, String)>,
 ) -> Result<String, u16> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(s.pki.ca.cert_der.clone().into()).unwrap();
-    let tls = rustls::ClientConfig::builder().with_root_certificates(roots);
-    let tls = match cert {
-        Some(c) => tls
-            .with_client_auth_cert(
-                vec![c.issued.cert_der.clone().into()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(c.issued.key_der.clone().into()),
-            )
-            .unwrap(),
-        None => tls.with_no_client_auth(),
-    };
+    let tls = s.pki.tls_client(cert);
     let mut request = format!("wss://{}:{}/api/websocket", s.apps[0], s.port)
         .into_client_request()
         .unwrap();
