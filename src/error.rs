@@ -1,6 +1,6 @@
 //! What can go wrong while answering a request, as data: which credential, rule, header or
 //! field. Handlers return `Result<_, AppError>`; the status and the stable machine [`Code`] are
-//! decided here, and [`crate::http::answer`] turns the error into headers and a body (an HTML
+//! decided here, and `http::answer` (above this module) turns the error into headers and a body (an HTML
 //! page for people, JSON for programs).
 
 mod code;
@@ -312,7 +312,7 @@ impl fmt::Display for OneTime {
 // === NoCert ===
 
 /// Why `/auth` saw no certificate, as far as certgate can tell (see
-/// [`crate::http::extract::why_no_cert`]).
+/// `http::extract::why_no_cert`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoCert {
     /// The browser was asked and sent none: not installed, or the prompt was cancelled.

@@ -320,6 +320,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_crl_lists_a_top_bit_serial_under_its_canonical_spelling() {
+        use crate::cert::crl::lists;
+        use webpki::{CertRevocationList, OwnedCertRevocationList};
+        let now = 1_900_000_000;
+        let ca = Ca::generate("CRL CA", now).unwrap();
+        let revoked = [(vec![0x9a, 0x00, 0xab], 0), (vec![0x01, 0x02], 0)];
+        let (_, der) = ca.crl(&revoked, now, 1).unwrap();
+        let crl = OwnedCertRevocationList::from_der(&der)
+            .map(CertRevocationList::from)
+            .unwrap();
+        let crls = [crl];
+        assert!(lists(&crls, "9a00ab"));
+        assert!(lists(&crls, "0102"));
+        assert!(!lists(&crls, "9a00ac"));
+        assert!(lists(&crls, "009A00AB"));
+        assert!(!lists(&crls, "not hex"));
+        assert!(!lists(
+            &crls,
+            &"ab".repeat(crate::cert::serial::MAX_BYTES + 1)
+        ));
+    }
+
+    #[test]
     fn issued_client_cert_chains_to_its_ca_and_carries_client_auth() {
         // Any time: the CA reads no clock of its own.
         let now = 1_900_000_000;

@@ -261,29 +261,3 @@ impl Revocation {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_crl_lists_a_top_bit_serial_under_its_canonical_spelling() {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let ca = crate::ca::Ca::generate("CRL CA", now).unwrap_or_else(|e| panic!("{e}"));
-        let revoked = [(vec![0x9a, 0x00, 0xab], 0), (vec![0x01, 0x02], 0)];
-        let (_, der) = ca.crl(&revoked, now, 1).unwrap_or_else(|e| panic!("{e}"));
-        let crl = OwnedCertRevocationList::from_der(&der)
-            .map(CertRevocationList::from)
-            .unwrap_or_else(|e| panic!("{e:?}"));
-        let crls = [crl];
-        assert!(lists(&crls, "9a00ab"));
-        assert!(lists(&crls, "0102"));
-        assert!(!lists(&crls, "9a00ac"));
-        assert!(lists(&crls, "009A00AB"));
-        assert!(!lists(&crls, "not hex"));
-        assert!(!lists(
-            &crls,
-            &"ab".repeat(super::super::serial::MAX_BYTES + 1)
-        ));
-    }
-}

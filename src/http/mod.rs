@@ -15,7 +15,7 @@ pub mod redirect;
 pub mod routes;
 mod status;
 mod token;
-mod verify;
+pub mod verify;
 
 pub use front::Front;
 pub use verify::Holders;

@@ -57,3 +57,6 @@ pub async fn serve(state: AppState, reload: Option<Reloader>) -> Result<(), Star
     tasks::follow_revocations(live.clone());
     listeners::run(bound, &cfg, live).await
 }
+
+#[cfg(test)]
+mod tests;

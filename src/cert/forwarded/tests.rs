@@ -4,22 +4,21 @@ use super::*;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
-use crate::ca::Ca;
-
 struct Fixture {
     leaf_pem: String,
     leaf_der: Vec<u8>,
     ca_der: Vec<u8>,
 }
 
+/// Two certificates, as a chain's first and second: the decoders only carry bytes, and
+/// `TrustStore::verify` checks the chain later.
 fn fixture() -> Fixture {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let ca = Ca::generate("Forwarded CA", now).unwrap();
-    let leaf = ca.issue_client("alice", 30, now).unwrap();
+    let leaf = rcgen::generate_simple_self_signed(vec!["alice".to_string()]).unwrap();
+    let ca = rcgen::generate_simple_self_signed(vec!["Forwarded CA".to_string()]).unwrap();
     Fixture {
-        leaf_pem: leaf.cert_pem,
-        leaf_der: leaf.cert_der,
-        ca_der: ca.cert_der.clone(),
+        leaf_pem: leaf.cert.pem(),
+        leaf_der: leaf.cert.der().to_vec(),
+        ca_der: ca.cert.der().to_vec(),
     }
 }
 

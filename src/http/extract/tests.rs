@@ -71,3 +71,41 @@ fn the_client_is_the_last_forwarded_entry_or_unknown() {
         assert_eq!(client_addr(peer, false, &forwarded(values)), peer);
     }
 }
+
+fn forwarded_for(xff: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        HeaderName::from_static("x-forwarded-for"),
+        HeaderValue::from_str(xff).unwrap(),
+    );
+    h
+}
+
+#[test]
+fn x_forwarded_for_from_an_untrusted_peer_is_never_the_client() {
+    // 10.x stands for the inside network a rule may allow, 203.0.113.9 for outside.
+    const TEN: &str = "10.1.2.3";
+    const OUT: &str = "203.0.113.9";
+    let ip = |s: &str| s.parse::<IpAddr>().ok();
+    // An untrusted peer's header is ignored: the peer is the client.
+    assert_eq!(client_addr(ip(OUT), false, &forwarded_for(TEN)), ip(OUT));
+    // From a trusted proxy, the last entry is the client it saw.
+    let trusted = client_addr(
+        ip("127.0.0.1"),
+        true,
+        &forwarded_for(&format!("{OUT}, {TEN}")),
+    );
+    assert_eq!(trusted, ip(TEN));
+    // Nor does junk a client put before the entry its proxy (here on the inside network)
+    // appended: before, a non-ASCII byte made certgate ignore the header and judge the proxy's
+    // own address, which an inside-network rule allowed.
+    let junk = client_addr(ip(TEN), true, &forwarded_for(&format!("ÿ, {OUT}")));
+    assert_eq!(junk, ip(OUT));
+    // A client-prepended entry does not help.
+    let spoofed = client_addr(
+        ip("127.0.0.1"),
+        true,
+        &forwarded_for(&format!("{TEN}, {OUT}")),
+    );
+    assert_eq!(spoofed, ip(OUT));
+}

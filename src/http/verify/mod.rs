@@ -1,7 +1,7 @@
 //! `/verify` (any method): the forward-auth check, in stages. The request is canonicalised
 //! and [`policy::decide`] judges it by the rules, the same function `certgate explain` calls;
 //! when the rules need to know who asks, the credential is found and checked for revocation
-//! ([`credentials`]) and its holder resolved ([`holder`]). 200 with every identity header, or
+//! (`credentials`) and its holder resolved (`holder`). 200 with every identity header, or
 //! a challenge, 403 or 400; never 101, never a cookie (proxies drop it), never cached.
 
 mod credentials;
@@ -189,6 +189,3 @@ fn allow(state: &AppState, who: Option<Arc<Holder>>) -> HttpResponse {
     }
     res
 }
-
-#[cfg(test)]
-mod tests;

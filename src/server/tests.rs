@@ -1,16 +1,17 @@
 //! `/verify` and `certgate explain` decide through the same [`crate::policy::decide`]: for
-//! the same rules, credential and revocation state they must agree.
+//! the same rules, credential and revocation state they must agree. Here, above both, on a
+//! state built as `certgate serve` builds it.
 
 use std::sync::Arc;
 
 use actix_web::test::TestRequest;
 use rustls_pki_types::CertificateDer;
 
-use super::answer;
 use crate::cert::PresentedChain;
 use crate::clock::FixedClock;
 use crate::config::{self, Source};
 use crate::explain::{explain_against, Case, Who};
+use crate::http::verify::answer;
 use crate::http::AppState;
 use crate::jwt::{Subject, TokenKind};
 
@@ -66,7 +67,7 @@ fn world() -> World {
     std::fs::write(path.join("certgate.toml"), CONFIG).unwrap();
     let source = Source::file(&path.join("certgate.toml")).unwrap();
     let config = config::load(&source, Vec::new()).unwrap();
-    let state = crate::server::build_state(config, Arc::new(FixedClock::at(NOW))).unwrap();
+    let state = super::build_state(config, Arc::new(FixedClock::at(NOW))).unwrap();
     World {
         _dir: dir,
         dir: path,
