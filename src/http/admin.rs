@@ -320,13 +320,22 @@ fn form_post<'a>(req: &'a HttpRequest, state: &AppState) -> RequestMeta<'a> {
 pub async fn revoke(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
     let meta = form_post(&req, &state);
     let asked = revoke_admin(&req, &state).and_then(|who| Ok((who, requested(&body, &state)?)));
-    let result = match asked {
-        Ok((who, entry)) => store(&state, &meta, &who, entry).await,
+    carry_out(&state, &meta, asked).await
+}
+
+/// Stores what an admin asked for (a revocation or a lock-out) and answers, or says why not.
+pub(super) async fn carry_out(
+    state: &AppState,
+    meta: &RequestMeta<'_>,
+    asked: Result<(Identity, Entry), AppError>,
+) -> HttpResponse {
+    let stored = match asked {
+        Ok((who, entry)) => store(state, meta, &who, entry).await,
         Err(e) => Err(e),
     };
-    match result {
-        Ok(entry) => revoked(&state, &meta, &entry),
-        Err(e) => state.reply(&meta, &e),
+    match stored {
+        Ok(entry) => revoked(state, meta, &entry),
+        Err(e) => state.reply(meta, &e),
     }
 }
 

@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{bad, form_post, revoke_admin, revoke_form, revoked, store};
+use super::{bad, carry_out, form_post, revoke_admin, revoke_form};
 use crate::error::{AppError, BadInput};
 use crate::http::answer;
 use crate::http::extract::{self, RequestMeta};
@@ -26,14 +26,7 @@ pub async fn user(req: HttpRequest, body: web::Bytes, state: State) -> HttpRespo
         })?;
         Ok((who, entry))
     });
-    let result = match asked {
-        Ok((who, entry)) => store(&state, &meta, &who, entry).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(entry) => revoked(&state, &meta, &entry),
-        Err(e) => state.reply(&meta, &e),
-    }
+    carry_out(&state, &meta, asked).await
 }
 
 /// A lock-out the form asks for, with `user`: `action=disable|enable` (`/admin/user`) or the
