@@ -8,18 +8,12 @@ use crate::harness::pki::Pki;
 use crate::harness::require;
 
 fn ca(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(binary())
-        .args(["ca", "--data-dir", "data"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let all: Vec<&str> = ["ca", "--data-dir", "data"]
+        .iter()
+        .chain(args)
+        .copied()
+        .collect();
+    crate::harness::certgate::run(dir, &all)
 }
 
 fn password(issue_output: &str) -> String {

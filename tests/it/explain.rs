@@ -1,25 +1,14 @@
 //! `certgate explain` on the shipped example configuration.
 
-use std::process::Command;
-
 use certgate::jwt::{KeySet, Subject, TokenKind, Tokens};
 
-use crate::harness::certgate::binary;
 use crate::harness::pki::Pki;
 
 fn explain(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(binary())
-        .args(["explain", "--config"])
-        .arg(dir.join("certgate.toml"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let config = dir.join("certgate.toml");
+    let mut all = vec!["explain", "--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    crate::harness::certgate::run(dir, &all)
 }
 
 #[test]

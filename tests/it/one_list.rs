@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::direct::cookie_value;
-use crate::harness::certgate::{binary, Certgate};
+use crate::harness::certgate::Certgate;
 use crate::harness::curl::Curl;
 use crate::harness::pki::Pki;
 use crate::harness::redis::Redis;
@@ -17,18 +17,7 @@ use crate::replicas::{config, ready_within, within};
 
 /// `certgate ARGS` run in `dir` (where `data` is the data directory); exit code and output.
 fn certgate(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(binary())
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CERTGATE_CONFIG")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    crate::harness::certgate::run(dir, args)
 }
 
 fn serial_of(pem: &str) -> String {

@@ -31,6 +31,23 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_certgate")
 }
 
+/// `certgate ARGS` run in `dir` without `CERTGATE_CONFIG` from the environment: its exit code
+/// and what it printed (stdout, then stderr).
+pub fn run<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> (i32, String) {
+    let out = std::process::Command::new(binary())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CERTGATE_CONFIG")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
 impl Certgate {
     /// Starts `certgate serve --config` with a config whose `listen` section the harness fills in.
     /// `body` is the rest of the TOML file.
