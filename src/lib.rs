@@ -43,6 +43,7 @@ pub mod cert;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod db;
 pub mod error;
 pub mod explain;
 pub mod http;

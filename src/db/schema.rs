@@ -1,0 +1,78 @@
+//! The schema, as numbered migrations: `PRAGMA user_version` is the number applied. A migration
+//! is only ever appended, never edited, so every database reaches the same schema.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::{write_with, DbError};
+
+/// Migration `n` takes the schema from version `n` to `n + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: what certgate kept in files up to 0.1 (revocations.jsonl, ca/*.jsonl, enroll/).
+    "CREATE TABLE revocations (
+        -- The order entries were written in; followers read what is past their last seq.
+        -- AUTOINCREMENT: a pruned seq is never handed out again, so nothing is skipped.
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        -- The revocation as JSON, one line of the old revocations.jsonl.
+        entry TEXT NOT NULL UNIQUE,
+        -- When the entry stops mattering (a token id's expiry, Unix seconds); NULL: it decides
+        -- for as long as it is the latest of its kind and key.
+        expires INTEGER
+    );
+    CREATE INDEX revocations_expires ON revocations (expires) WHERE expires IS NOT NULL;
+    CREATE TABLE ca_issued (
+        serial TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        device TEXT,
+        not_after INTEGER NOT NULL,
+        issued_at INTEGER NOT NULL
+    );
+    CREATE TABLE ca_revoked (
+        serial TEXT PRIMARY KEY,
+        revoked_at INTEGER NOT NULL
+    );
+    CREATE TABLE enrollments (
+        -- SHA-256 of the link's secret, hex: the secret itself is never stored.
+        secret_hash TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        device TEXT,
+        days INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );",
+];
+
+/// The schema version this certgate writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Applies the migrations the database lacks, each in its own transaction (two processes
+/// opening a new database at once apply each migration once).
+///
+/// # Errors
+/// When the schema is newer than this certgate, or a migration fails.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    loop {
+        let step = write_with(conn, |tx| {
+            let at: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let Some(sql) = usize::try_from(at).ok().and_then(|i| MIGRATIONS.get(i)) else {
+                return Ok(Some(at));
+            };
+            tx.execute_batch(sql)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", at + 1))?;
+            Ok(None)
+        })
+        .map_err(|e| DbError::sql(path, &e))?;
+        match step {
+            None => continue,
+            Some(at) if at == VERSION => return Ok(()),
+            Some(at) => {
+                return Err(DbError::new(
+                    path,
+                    format!(
+                        "its schema version is {at}, newer than this certgate knows ({VERSION}): it was written by a newer certgate. Run that version again, or restore a backup made before the upgrade"
+                    ),
+                ))
+            }
+        }
+    }
+}
