@@ -15,7 +15,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::ca::store::{revoked_serials, CaStore};
+use crate::ca::store::CaStore;
 use crate::ca::CertStatus;
 use crate::error::{Code, Outcome};
 
@@ -187,7 +187,7 @@ fn cert_expiry(
     revoked_in_store: &dyn Fn(&str) -> Option<bool>,
 ) -> (String, usize) {
     let store = CaStore::new(data_dir);
-    let revoked = revoked_serials(&store.revoked_path()).ok();
+    let revoked = store.revoked().ok();
     let mut out = String::from(
         "# HELP certgate_client_cert_days_to_expiry Days until a certificate of the built-in CA expires (valid, unrevoked ones).\n\
          # TYPE certgate_client_cert_days_to_expiry gauge\n",
