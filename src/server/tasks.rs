@@ -98,6 +98,10 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
                 .metrics
                 .store_staleness
                 .set(state.revocations.age(now) as f64);
+            state
+                .metrics
+                .revoked_token_ids
+                .set(i64::try_from(state.revocations.jti_count()).unwrap_or(i64::MAX));
         }
     });
 }
