@@ -233,3 +233,46 @@ fn pruning_keeps_the_database_and_the_view_to_the_live_revocations() {
         size("certgate.db-wal")
     );
 }
+
+#[test]
+fn a_database_from_a_newer_certgate_stops_serve_and_every_command_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("data")).unwrap();
+    // A database this certgate made, then upgraded by a newer one.
+    assert_eq!(
+        run(d, &["revoke", "--data-dir", "data", "--user", "bob"]).0,
+        0
+    );
+    let db = d.join("data/certgate.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99")
+        .unwrap();
+    let pki = Pki::new(d, "Client CA");
+    std::fs::write(
+        d.join("c.toml"),
+        format!(
+            "public_url = \"https://auth.example.test\"\ndata_dir = \"data\"\n[listen]\nhttp = \"127.0.0.1:0\"\nmetrics = \"\"\n[client_ca]\nbundle = \"{}\"\n",
+            pki.ca_pem.display()
+        ),
+    )
+    .unwrap();
+    for args in [
+        &["serve", "--config", "c.toml"][..],
+        &["check-config", "--config", "c.toml"],
+        &["revoke", "--data-dir", "data", "--user", "eve"],
+        &["user", "disable", "eve", "--data-dir", "data"],
+        &["backup", "copy.db", "--data-dir", "data"],
+    ] {
+        let (code, out) = run(d, args);
+        assert_ne!(code, 0, "{args:?}: {out}");
+        assert!(
+            out.contains("data/certgate.db")
+                && out.contains("schema version is 99")
+                && out.contains("restore a backup"),
+            "{args:?}: {out}"
+        );
+    }
+    assert!(!d.join("copy.db").exists());
+}
