@@ -3,6 +3,7 @@
 //! Series: `certgate_decisions_total{result,reason}`, `certgate_check_duration_seconds`,
 //! `certgate_logins_total{result}`, `certgate_tokens_minted_total`,
 //! `certgate_revocations_total{kind}`, `certgate_store_staleness_seconds`,
+//! `certgate_revoked_token_ids`,
 //! `certgate_config_reloads_total{result}`, `certgate_config_last_reload_successful`, and at
 //! scrape time `certgate_revocation_sources_ok`, `certgate_revoked_serials` and
 //! `certgate_client_cert_days_to_expiry{user,device,serial}`.
@@ -37,9 +38,12 @@ pub struct Metrics {
     pub tokens: IntCounter,
     /// Revocations by `kind` (session, user, serial).
     pub revocations: IntCounterVec,
-    /// Age of this process's view of the revocation store (journal or Redis) since it was last
+    /// Age of this process's view of the revocation store (database or Redis) since it was last
     /// brought up to date; checks answer 503 past `store.max_staleness`.
     pub store_staleness: Gauge,
+    /// Revoked token ids this process remembers (until each token would have expired): what
+    /// pruning keeps bounded.
+    pub revoked_token_ids: IntGauge,
     /// SIGHUP reloads by `result` (ok, failed).
     pub reloads: IntCounterVec,
     /// 1 while the last reload succeeded (or none was tried), 0 after a failed one.
@@ -87,6 +91,10 @@ impl Metrics {
             "certgate_store_staleness_seconds",
             "Age of this replica's view of revocation state; checks answer 503 when it is too old.",
         )?;
+        let revoked_token_ids = IntGauge::new(
+            "certgate_revoked_token_ids",
+            "Revoked token ids remembered (each until its token would have expired).",
+        )?;
         let reloads = IntCounterVec::new(
             Opts::new(
                 "certgate_config_reloads_total",
@@ -109,6 +117,7 @@ impl Metrics {
         registry.register(Box::new(tokens.clone()))?;
         registry.register(Box::new(revocations.clone()))?;
         registry.register(Box::new(store_staleness.clone()))?;
+        registry.register(Box::new(revoked_token_ids.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(reload_ok.clone()))?;
         Ok(Self {
@@ -120,6 +129,7 @@ impl Metrics {
             tokens,
             revocations,
             store_staleness,
+            revoked_token_ids,
             reloads,
             reload_ok,
         })

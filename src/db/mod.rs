@@ -145,7 +145,11 @@ impl Db {
     /// The failed statement.
     pub fn compact(&self) -> Result<(), DbError> {
         self.read(|conn| {
-            conn.execute_batch("PRAGMA incremental_vacuum;")?;
+            // It frees pages one step at a time: step it to the end.
+            let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
+            let mut steps = vacuum.query([])?;
+            while steps.next()?.is_some() {}
+            drop(steps);
             // A checkpoint that cannot finish now (a reader is busy) is done the next time.
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         })

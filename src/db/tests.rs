@@ -26,16 +26,21 @@ fn count(db: &Db, table: &str) -> i64 {
 fn a_new_database_is_private_in_wal_mode_with_the_current_schema() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).unwrap();
-    let (mode, sync, version): (String, i64, i64) = db
+    let (mode, sync, version, vacuum): (String, i64, i64, i64) = db
         .read(|c| {
             Ok((
                 c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
                 c.query_row("PRAGMA synchronous", [], |r| r.get(0))?,
                 c.query_row("PRAGMA user_version", [], |r| r.get(0))?,
+                c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?,
             ))
         })
         .unwrap();
-    assert_eq!((mode.as_str(), sync, version), ("wal", 2, schema::VERSION));
+    // FULL (2), and pages freed on `compact` (INCREMENTAL, 2).
+    assert_eq!(
+        (mode.as_str(), sync, version, vacuum),
+        ("wal", 2, schema::VERSION, 2)
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -205,4 +210,26 @@ fn a_backup_is_a_database_with_everything_committed_and_never_overwrites() {
         count(&Db::open(restored.path()).unwrap(), "revocations"),
         100
     );
+}
+
+#[test]
+fn compact_gives_the_pages_of_deleted_rows_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    db.write(|tx| {
+        let mut insert = tx.prepare("INSERT INTO revocations (entry) VALUES (?1)")?;
+        for i in 0..20_000 {
+            insert.execute([format!("{{\"kind\":\"jti\",\"id\":\"{i:040}\"}}")])?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    db.compact().unwrap();
+    let size = || std::fs::metadata(db.path()).unwrap().len();
+    let full = size();
+    assert!(full > 1 << 20, "{full}");
+    db.write(|tx| tx.execute("DELETE FROM revocations", []))
+        .unwrap();
+    db.compact().unwrap();
+    assert!(size() < full / 10, "{} of {full} bytes", size());
 }

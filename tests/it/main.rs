@@ -22,3 +22,4 @@ mod revocation;
 mod routes;
 mod serials;
 mod slow_clients;
+mod upgrade;
