@@ -66,12 +66,12 @@ pub struct Revocation {
     /// `client_ca.danger_accept_expired_crl`: an expired CRL still counts instead of refusing.
     pub accept_expired: bool,
     state: RwLock<State>,
-    /// When the files were last looked at for a token check (ms since `born`; 0: never).
+    /// When the sources were last looked at for a token check (ms since `born`; 0: never).
     looked_at: std::sync::atomic::AtomicU64,
     born: std::time::Instant,
 }
 
-/// How often a token's certificate makes certgate look at the files (a `stat` each), rather
+/// How often a token's certificate makes certgate look at the sources (a `stat` or a query each), rather
 /// than on every check: a revocation reaches live tokens within this.
 const LOOK_EVERY_MS: u64 = 200;
 
@@ -178,7 +178,7 @@ impl Revocation {
     }
 
     /// [`Self::refresh`] at most every 200 ms: for the certificate behind a token, checked on
-    /// every request, where a `stat` per source would cost more than the rest of the check.
+    /// every request, where looking at every source would cost more than the rest of the check.
     pub fn refresh_often(&self) {
         use std::sync::atomic::Ordering;
         let now = u64::try_from(self.born.elapsed().as_millis())
