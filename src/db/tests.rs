@@ -233,3 +233,39 @@ fn compact_gives_the_pages_of_deleted_rows_back() {
     db.compact().unwrap();
     assert!(size() < full / 10, "{} of {full} bytes", size());
 }
+
+/// The POSIX locks this process holds on `file`, as Linux lists them.
+#[cfg(target_os = "linux")]
+fn posix_locks_on(file: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(file).unwrap().ino();
+    let me = std::process::id().to_string();
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&"POSIX")
+                && f.get(4) == Some(&me.as_str())
+                && f.get(5)
+                    .and_then(|id| id.rsplit(':').next())
+                    .is_some_and(|i| i == inode.to_string())
+        })
+        .count()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_second_open_in_the_same_process_keeps_the_locks_of_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Db::open(dir.path()).unwrap();
+    let file = dir.path().join(FILE);
+    let held = posix_locks_on(&file);
+    assert!(held > 0, "an open connection holds a lock on its file");
+    let second = Db::open(dir.path()).unwrap();
+    drop(second);
+    // Closing a descriptor of the file drops every lock of the process on it: another
+    // process would then think it is alone and delete the write-ahead log.
+    assert_eq!(posix_locks_on(&file), held);
+    drop(first);
+}
