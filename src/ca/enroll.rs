@@ -2,14 +2,11 @@
 //! link's secret is kept, with the user, device and expiry. A link works once: using it
 //! deletes its row in one statement, which succeeds for exactly one request.
 
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
-
 use rusqlite::{params, OptionalExtension as _, Row};
 use serde::{Deserialize, Serialize};
 
 use super::store::StoreError;
-use crate::db::Db;
+use crate::db::{Db, Lazy};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enrollment {
@@ -23,8 +20,7 @@ pub struct Enrollment {
 
 /// The links of one data directory. The database is opened at its first use.
 pub struct EnrollStore {
-    dir: PathBuf,
-    db: OnceLock<Arc<Db>>,
+    db: Lazy,
 }
 
 fn enrollment(row: &Row<'_>) -> rusqlite::Result<Enrollment> {
@@ -53,17 +49,12 @@ impl EnrollStore {
     /// Does no I/O: the database is opened when a link is first created or looked up.
     pub fn new(data_dir: &std::path::Path) -> Self {
         Self {
-            dir: data_dir.to_path_buf(),
-            db: OnceLock::new(),
+            db: Lazy::new(data_dir),
         }
     }
 
     fn db(&self) -> Result<&Db, StoreError> {
-        if let Some(db) = self.db.get() {
-            return Ok(db);
-        }
-        let opened = Arc::new(Db::open(&self.dir)?);
-        Ok(self.db.get_or_init(|| opened))
+        Ok(self.db.get()?)
     }
 
     /// Creates a link secret for `enrollment`.

@@ -5,14 +5,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
 
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::{export_p12, Ca, CaError, ClientSpec, P12Kind};
 use crate::cert::Serial;
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Lazy};
 use crate::jwt::keys::{create_private_dir, write_private};
 
 /// A record of one issued certificate.
@@ -30,7 +29,7 @@ pub struct IssuedRecord {
 #[derive(Debug, Clone)]
 pub struct CaStore {
     pub dir: PathBuf,
-    db: OnceLock<Arc<Db>>,
+    db: Lazy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,17 +63,12 @@ impl CaStore {
     pub fn new(data_dir: &Path) -> Self {
         Self {
             dir: data_dir.to_path_buf(),
-            db: OnceLock::new(),
+            db: Lazy::new(data_dir),
         }
     }
 
-    /// The database, opened now if it is not yet (two threads racing both open it; one wins).
     fn db(&self) -> Result<&Db, StoreError> {
-        if let Some(db) = self.db.get() {
-            return Ok(db);
-        }
-        let opened = Arc::new(Db::open(&self.dir)?);
-        Ok(self.db.get_or_init(|| opened))
+        Ok(self.db.get()?)
     }
 
     pub fn cert_path(&self) -> PathBuf {

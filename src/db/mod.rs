@@ -182,6 +182,41 @@ impl Db {
     }
 }
 
+/// The database of a data directory, opened at its first use: for stores that are made often
+/// (per request) and may not need it at all.
+#[derive(Debug, Clone)]
+pub struct Lazy {
+    data_dir: PathBuf,
+    /// Shared by clones: a clone made after the open does not open again.
+    db: std::sync::OnceLock<std::sync::Arc<Db>>,
+}
+
+impl Lazy {
+    /// Does no I/O.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_path_buf(),
+            db: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The database, opened now if it is not yet (two threads racing both open it; one wins).
+    ///
+    /// # Errors
+    /// As [`Db::open`].
+    pub fn get(&self) -> Result<&Db, DbError> {
+        if let Some(db) = self.db.get() {
+            return Ok(db);
+        }
+        let opened = std::sync::Arc::new(Db::open(&self.data_dir)?);
+        Ok(self.db.get_or_init(|| opened))
+    }
+}
+
 /// `f` in an immediate transaction, committed.
 fn write_with<T>(
     conn: &mut Connection,

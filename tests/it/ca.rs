@@ -252,7 +252,9 @@ fn login(
         .get(&cg.mtls("/auth"))
 }
 
-fn certgate_for(d: &std::path::Path, bundle: &std::path::Path, extra: &str) -> (Certgate, Pki) {
+/// certgate on `d/data` (mTLS on localhost with a server CA of its own), taking client
+/// certificates of `bundle`, letting in anyone it knows.
+pub fn certgate_for(d: &std::path::Path, bundle: &std::path::Path, extra: &str) -> (Certgate, Pki) {
     let pki = Pki::new(d, "Server CA");
     let server = pki.server(&["localhost"]);
     let body = format!(

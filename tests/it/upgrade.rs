@@ -30,15 +30,7 @@ fn now() -> i64 {
 /// certgate on `d/data`, its mTLS listener serving a certificate of its own server CA, taking
 /// client certificates of `bundle`.
 fn start(d: &Path, bundle: &Path) -> (Certgate, Pki) {
-    let pki = Pki::new(d, "Server CA");
-    let server = pki.server(&["localhost"]);
-    let body = format!(
-        "public_url = \"https://localhost:{{MTLS_PORT}}\"\ndata_dir = \"data\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[client_ca]\nbundle = \"{}\"\n[identity]\nallow_unlisted = true\n[access]\nallow_unmatched = true\n",
-        server.cert.display(),
-        server.key.display(),
-        bundle.display()
-    );
-    (Certgate::start(d, &body, true), pki)
+    crate::ca::certgate_for(d, bundle, "")
 }
 
 fn rows(db: &Path, table: &str) -> i64 {
