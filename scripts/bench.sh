@@ -21,7 +21,7 @@
 #     (not quite like for like: nginx verifies the client chain in the handshake, certgate
 #     checks possession there and verifies the chain per request);
 #   - CPU per /verify with 100 forged session-cookie values as a ratio to one forged value;
-#   - certgate VmRSS idle, and with 100,000 revoked jtis in data_dir/revocations.jsonl.
+#   - certgate VmRSS idle, and with 100,000 revoked jtis in data_dir/certgate.db.
 # Missed targets print MISSED but do not fail; broken setup or a missing refusal exits non-zero.
 #
 # Environment: DURATION (5s), CONNS (16), ROUNDS (3), HS_TIME (3, seconds per s_time run),
@@ -491,8 +491,8 @@ echo "certgate/nginx: $HS_RATIO"
 # --- memory -----------------------------------------------------------------------------------
 echo "== certgate RSS"
 RSS_LOADED=$(rss_kib "$CG_PID")
-# A second session, revoked by the journal's LAST line: once it is refused, certgate has
-# read all $REVOKED lines before it.
+# A second session, revoked by the store's LAST row: once it is refused, certgate has
+# read all $REVOKED rows before it.
 COOKIE2=$(login)
 [[ $COOKIE2 == *=?* && $COOKIE2 != "$COOKIE" ]] || die "no second session cookie"
 payload=${COOKIE2#*=}
@@ -505,18 +505,26 @@ JTI2=$(sed -n 's/.*"jti":"\([^"]*\)".*/\1/p' <<<"$claims")
 EXP2=$(sed -n 's/.*"exp":\([0-9]*\).*/\1/p' <<<"$claims")
 [[ -n $JTI2 && -n $EXP2 ]] || die "cannot read jti/exp from the session cookie: $claims"
 [[ $(status "$URL_D" -H "$ORIGINAL" -H "Cookie: $COOKIE2") == 200 ]] || die "second session not allowed"
-# The journal line format of src/revocation (Entry, serde tag "kind"): 22-character ids like jwt::random_id's.
+# The row format of src/revocation/table.rs (Entry as JSON, serde tag "kind"; `expires` its
+# `until`), written into data_dir/certgate.db by Python's sqlite3 while certgate runs, as a
+# second process would: 22-character ids like jwt::random_id's.
 UNTIL=$(($(date +%s) + 3600))
 awk -v n="$REVOKED" -v until_all="$UNTIL" -v jti="$JTI2" -v until_jti="$EXP2" 'BEGIN {
 	for (i = 1; i < n; i++) printf "{\"kind\":\"jti\",\"id\":\"bench%017d\",\"until\":%d}\n", i, until_all
 	printf "{\"kind\":\"jti\",\"id\":\"%s\",\"until\":%d}\n", jti, until_jti
 }' >"$T/revocations.part"
-cat "$T/revocations.part" >>"$DATA/revocations.jsonl"
+python3 - "$DATA/certgate.db" "$T/revocations.part" <<'PY' || die "cannot write the revocations into $DATA/certgate.db"
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=10)
+with db, open(sys.argv[2]) as lines:
+    db.executemany("INSERT OR IGNORE INTO revocations (entry, expires) VALUES (?, ?)",
+                   ((l.strip(), json.loads(l)["until"]) for l in lines if l.strip()))
+PY
 for ((i = 0; i < 100; i++)); do
 	[[ $(status "$URL_D" -H "$ORIGINAL" -H "Cookie: $COOKIE2") != 200 ]] && break
 	sleep 0.1
 done
-((i < 100)) || die "certgate did not pick up $DATA/revocations.jsonl within 10 s"
+((i < 100)) || die "certgate did not pick up the revocations in $DATA/certgate.db within 10 s"
 sleep 3 # let the reader settle; then one more check
 [[ $(status "$URL_D" -H "$ORIGINAL" -H "Cookie: $COOKIE") == 200 ]] || die "the first session stopped working after the revocations"
 RSS_REVOKED=$(rss_kib "$CG_PID")

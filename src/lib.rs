@@ -21,7 +21,8 @@
 //! - [`identity`]: certificate or token ▶ user, groups, email, name.
 //! - [`policy`]: the canonical request, `[[rules]]` (first match wins, default deny), scopes.
 //! - [`jwt`]: signing keys and their rotation, mint, verify (with a cache), JWKS.
-//! - [`revocation`]: the in-memory revocation view, its journal and Redis.
+//! - [`revocation`]: the in-memory revocation view, its table in the database, and Redis.
+//! - [`db`]: `data_dir/certgate.db` (SQLite): schema, migrations, backup, the import of old files.
 //! - [`http`]: one module per endpoint (`/verify` in stages: credentials, holder, decision),
 //!   the route table, pages, and `answer`, where an [`error::AppError`] becomes an answer.
 //! - [`error`]: what went wrong, with its data, its stable [`error::Code`] and its status.

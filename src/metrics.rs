@@ -37,7 +37,7 @@ pub struct Metrics {
     pub tokens: IntCounter,
     /// Revocations by `kind` (session, user, serial).
     pub revocations: IntCounterVec,
-    /// Age of this process's view of the revocation store (journal or Redis) since it was last
+    /// Age of this process's view of the revocation store (database or Redis) since it was last
     /// brought up to date; checks answer 503 past `store.max_staleness`.
     pub store_staleness: Gauge,
     /// SIGHUP reloads by `result` (ok, failed).

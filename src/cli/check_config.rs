@@ -4,6 +4,7 @@ use super::common::{load, ConfigFile};
 use super::CliError;
 use crate::cert::IssuerCa;
 use crate::config::Config;
+use crate::db::Db;
 
 pub(super) fn run(file: &ConfigFile) -> Result<(), CliError> {
     let Some(path) = &file.config else {
@@ -13,6 +14,28 @@ pub(super) fn run(file: &ConfigFile) -> Result<(), CliError> {
     let config = load(path, None)?;
     println!("{}: ok", path.display());
     print_bindings(&config);
+    print_database(&config.data_dir)
+}
+
+/// Opens the database as the server will (importing an older certgate's files the first time)
+/// and says what it found: a database certgate cannot open stops the server too.
+fn print_database(data_dir: &std::path::Path) -> Result<(), CliError> {
+    if !data_dir.is_dir() {
+        println!(
+            "{}: not created yet (certgate creates it at its first start)",
+            data_dir.display()
+        );
+        return Ok(());
+    }
+    let db = Db::open(data_dir).map_err(|e| CliError::failed("certgate check-config", e))?;
+    println!("{}: ok", db.path().display());
+    let imported = db.imported();
+    if !imported.is_empty() {
+        println!("  imported from an earlier certgate's files: {imported}");
+        for kept in &imported.kept {
+            println!("  kept: {}", kept.display());
+        }
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! [`CliError`], their exit codes: 0 done, 1 failed (or `explain`: denied), 2 a bad
 //! configuration or command line (as clap's own usage errors).
 
+mod backup;
 mod ca;
 mod check_config;
 mod common;
@@ -95,6 +96,9 @@ enum Command {
     },
     /// What the rules decide for a URL, and why: exit 0 allow, 1 deny.
     Explain(explain::ExplainArgs),
+    /// Copy the database (revocations, the CA's records, enrollment links) to FILE while
+    /// certgate runs: a consistent snapshot of every change committed before it started.
+    Backup(backup::BackupArgs),
     /// Print a tested proxy configuration for your hosts (config/proxies/ with your names);
     /// --config fills in the CA bundle, certgate's listener and the sign-in host from certgate's
     /// config.
@@ -123,6 +127,7 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Revoke(args) => revoke::run(args),
         Command::User { common, command } => user::run(&common, command),
         Command::Explain(args) => explain::run(args),
+        Command::Backup(args) => backup::run(&args),
         Command::ProxyConfig(args) => proxy_config::run(args),
     }
 }

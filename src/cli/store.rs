@@ -1,19 +1,20 @@
 //! The revocation store a command reads or writes: Redis when the configuration says so, else
-//! the journal in the data directory. One opener, so `revoke`, `user`, `ca revoke`, `ca crl` and
+//! the database in the data directory. One opener, so `revoke`, `user`, `ca revoke`, `ca crl` and
 //! `ca list` always reach the store the running certgate follows.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::revocation::{Journal, RedisStore, Revocations, StoreBackend};
+use crate::db::Db;
+use crate::revocation::{RedisStore, Revocations, StoreBackend, Table};
 
 /// The store's current state, loaded whole, and who follows it (for messages: "every certgate
 /// sharing this Redis").
 ///
 /// # Errors
 /// Why it cannot be read: a data directory that does not exist, a certgate on Redis named
-/// without its configuration, Redis away, a malformed journal.
+/// without its configuration, Redis away, a database that cannot be read.
 pub(super) fn open(
     dir: &Path,
     config: Option<&Config>,
@@ -30,10 +31,11 @@ pub(super) fn open(
     if !dir.is_dir() {
         return Err(format!("{}: no such data directory (give --config or --data-dir: the one certgate serves from)", dir.display()));
     }
-    if Journal::redis_marker(dir).exists() {
+    if Table::redis_marker(dir).exists() {
         return Err(format!("the certgate serving from {} keeps revocations in Redis (store.backend = \"redis\"), not in this directory: give --config with its config file", dir.display()));
     }
-    let view = Revocations::open(Journal::in_data_dir(dir), now)?;
+    let db = Db::open(dir).map_err(|e| e.to_string())?;
+    let view = Revocations::open(Table::new(Arc::new(db)), now)?;
     Ok((
         view,
         format!("every certgate serving from {}", dir.display()),

@@ -1,4 +1,4 @@
-//! One revocation as stored (journal line, Redis stream entry) and as an operator asks for it.
+//! One revocation as stored (database row, Redis stream entry) and as an operator asks for it.
 
 use serde::{Deserialize, Serialize};
 

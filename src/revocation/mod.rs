@@ -2,17 +2,18 @@
 //! per-user cut-offs ("log out everywhere"), revoked certificate serials and locked-out users.
 //!
 //! Every check reads an in-memory view, so a check never waits on a disk or a network. The
-//! view follows a [`journal`]: an append-only file in `data_dir` that certgate, the
-//! `certgate revoke` command and other processes on the host all append to, and that each
-//! server re-reads a few times a second. It survives restarts. A view that could not be
-//! brought up to date for longer than `store.max_staleness` is *stale*: checks that would
-//! allow answer 503 instead, never an allow on unknown state.
+//! view follows a [`table`] in `data_dir/certgate.db` that certgate, the `certgate revoke`
+//! command and other processes on the host all write to (each write on disk before it is
+//! acknowledged), and that each server reads a few times a second; or a Redis stream
+//! ([`redis`]) shared by replicas. A view that could not be brought up to date for longer than
+//! `store.max_staleness` is *stale*: checks that would allow answer 503 instead, never an allow
+//! on unknown state.
 
 mod entry;
-pub mod journal;
 pub mod known;
 pub mod redis;
 mod settings;
+pub mod table;
 mod view;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,9 +22,9 @@ use std::sync::{Mutex, PoisonError};
 use crate::cert::Serial;
 
 pub use entry::Entry;
-pub use journal::Journal;
 pub use redis::RedisStore;
 pub use settings::{RawStore, StoreBackend, StoreSettings};
+pub use table::{Pruned, Table};
 
 use view::View;
 
@@ -41,8 +42,8 @@ pub enum Standing {
 pub enum Backend {
     /// This process only (tests and tools).
     Memory,
-    /// `data_dir/revocations.jsonl`, read by polling.
-    Journal(Journal),
+    /// The `revocations` table of `data_dir/certgate.db`, read by polling.
+    Table(Table),
     /// A Redis stream, followed by a thread that pushes what it reads.
     Redis(std::sync::Arc<RedisStore>),
 }
@@ -120,24 +121,24 @@ impl Revocations {
         Ok(me)
     }
 
-    /// The view of `journal`, loaded whole.
+    /// The view of `table`, loaded whole.
     ///
     /// # Errors
-    /// When the journal cannot be read or holds a malformed line: certgate does not start on
+    /// When the table cannot be read or holds a malformed row: certgate does not start on
     /// unknown revocations.
-    pub fn open(journal: Journal, now: i64) -> Result<Self, String> {
-        let me = Self::new(Backend::Journal(journal), now);
+    pub fn open(table: Table, now: i64) -> Result<Self, String> {
+        let me = Self::new(Backend::Table(table), now);
         me.sync(now)?;
         Ok(me)
     }
 
-    /// Reads what was appended since the last sync (by anyone).
+    /// Reads what was written since the last sync (by anyone).
     ///
     /// # Errors
-    /// Why the journal cannot be read; the view keeps what it had and grows stale.
+    /// Why the table cannot be read; the view keeps what it had and grows stale.
     pub fn sync(&self, now: i64) -> Result<(), String> {
-        let journal = match &self.backend {
-            Backend::Journal(j) => j,
+        let table = match &self.backend {
+            Backend::Table(t) => t,
             Backend::Memory => {
                 self.synced_at.store(now, Ordering::Relaxed);
                 return Ok(());
@@ -145,7 +146,7 @@ impl Revocations {
             // Its own thread keeps it current.
             Backend::Redis(_) => return Ok(()),
         };
-        let result = journal.read_new().map(|entries| {
+        let result = table.read_new().map(|entries| {
             self.view
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -163,7 +164,7 @@ impl Revocations {
     }
 
     /// Records a revocation: in this view at once, then in the store (so it survives and the
-    /// other processes see it).
+    /// other processes see it). `Ok` means it is in the store: on disk (embedded) or in Redis.
     ///
     /// # Errors
     /// When the store cannot be written; the revocation is still in force here.
@@ -198,7 +199,7 @@ impl Revocations {
             view.apply(&entry);
         }
         match &self.backend {
-            Backend::Journal(j) => j.append(&entry),
+            Backend::Table(t) => t.append(&entry),
             Backend::Redis(r) => r.append(&entry),
             Backend::Memory => Ok(()),
         }
@@ -347,6 +348,29 @@ impl Revocations {
         Some(format!(
             "the revocation view is {age} s old (store.max_staleness is {max_staleness} s): {why}"
         ))
+    }
+
+    /// Deletes from the store what can no longer decide anything (see [`table`]), and forgets
+    /// expired token ids here. Redis keeps its own stream.
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    pub fn prune(&self, now: i64) -> Result<Pruned, String> {
+        self.view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .jtis
+            .prune(now);
+        match &self.backend {
+            Backend::Table(t) => {
+                let pruned = t.prune(now)?;
+                if pruned != Pruned::default() {
+                    t.db().compact().map_err(|e| e.to_string())?;
+                }
+                Ok(pruned)
+            }
+            Backend::Redis(_) | Backend::Memory => Ok(Pruned::default()),
+        }
     }
 
     /// Revoked token ids currently remembered (for `/metrics` and memory checks).

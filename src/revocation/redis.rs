@@ -153,7 +153,7 @@ fn read_all(con: &mut redis::Connection) -> Result<(String, Vec<Entry>), String>
 }
 
 /// One `XREAD` after `after`: (id, entry) pairs. An entry this certgate cannot read fails the
-/// read, as a malformed journal line does: skipping it could skip a revocation (one written by
+/// read, as a malformed database row does: skipping it could skip a revocation (one written by
 /// a newer certgate, say), so the view goes stale and checks answer 503 until it is dealt with.
 fn read(
     con: &mut redis::Connection,

@@ -23,7 +23,7 @@ pub struct StoreSettings {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreBackend {
-    /// `data_dir/revocations.jsonl`, shared by every certgate on the host.
+    /// The `revocations` table of `data_dir/certgate.db`, shared by every certgate on the host.
     Embedded,
     /// A Redis stream, shared by replicas anywhere; the URL as given.
     Redis(String),

@@ -4,16 +4,21 @@ fn device_entry(serial: &str, now_ms: i64) -> Entry {
     Entry::device(&Serial::parse(serial).unwrap(), now_ms)
 }
 
-fn journal() -> (tempfile::TempDir, Journal) {
+fn table() -> (tempfile::TempDir, Table) {
     let dir = tempfile::tempdir().unwrap();
-    let j = Journal::in_data_dir(dir.path());
-    (dir, j)
+    let t = table_in(dir.path());
+    (dir, t)
+}
+
+/// Another process's view of the same database (its own connection).
+fn table_in(dir: &std::path::Path) -> Table {
+    Table::new(std::sync::Arc::new(crate::db::Db::open(dir).unwrap()))
 }
 
 #[test]
 fn revoked_jti_is_remembered_until_it_would_expire() {
-    let (dir, j) = journal();
-    let r = Revocations::open(j, 50).unwrap();
+    let (dir, t) = table();
+    let r = Revocations::open(t, 50).unwrap();
     r.revoke_jti("a", 100).unwrap();
     assert!(r.is_jti_revoked("a"));
     assert!(!r.is_jti_revoked("b"));
@@ -86,10 +91,10 @@ fn repeated_cutoffs_move_only_their_own_key() {
 }
 
 #[test]
-fn another_process_appending_is_seen_on_the_next_sync_and_a_restart_keeps_everything() {
-    let (dir, j) = journal();
-    let server = Revocations::open(j, 0).unwrap();
-    let cli = Journal::in_data_dir(dir.path());
+fn another_process_writing_is_seen_on_the_next_sync_and_a_restart_keeps_everything() {
+    let (dir, t) = table();
+    let server = Revocations::open(t, 0).unwrap();
+    let cli = table_in(dir.path());
     cli.append(&Entry::Serial {
         id: "0A1B".into(),
         at: 1,
@@ -100,46 +105,141 @@ fn another_process_appending_is_seen_on_the_next_sync_and_a_restart_keeps_everyt
     server.sync(1).unwrap();
     assert!(server.is_serial_revoked("0a1b") && server.is_user_revoked("bob", 5_000));
     server.revoke_jti("t1", 1000).unwrap();
-    let restarted = Revocations::open(Journal::in_data_dir(dir.path()), 2).unwrap();
+    let restarted = Revocations::open(table_in(dir.path()), 2).unwrap();
     assert!(restarted.is_jti_revoked("t1"));
     assert!(restarted.is_serial_revoked("0A1B"));
     assert!(restarted.is_user_revoked("bob", 4));
 }
 
 #[test]
-fn a_half_written_line_waits_and_a_malformed_one_fails_closed() {
-    let (dir, j) = journal();
-    let path = j.path().to_path_buf();
-    let r = Revocations::open(j, 0).unwrap();
-    std::fs::write(
-        &path,
-        "{\"kind\":\"jti\",\"id\":\"x\",\"until\":99}\n{\"kind\":\"jti\"",
-    )
-    .unwrap();
-    r.sync(1).unwrap();
-    assert!(r.is_jti_revoked("x"));
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
+fn a_malformed_row_fails_closed_and_what_was_known_stays_known() {
+    let (dir, t) = table();
+    let r = Revocations::open(t, 0).unwrap();
+    r.revoke_jti("x", 99).unwrap();
+    let other = crate::db::Db::open(dir.path()).unwrap();
+    other
+        .write(|tx| tx.execute("INSERT INTO revocations (entry) VALUES ('nonsense')", []))
         .unwrap();
-    std::io::Write::write_all(&mut f, b",\"id\":\"y\",\"until\":99}\nnonsense\n").unwrap();
     assert!(r.sync(2).is_err());
     assert!(r.is_jti_revoked("x"), "what was known stays known");
     assert_eq!(r.stale(2, 10), None, "stale only after max_staleness");
-    assert!(r.stale(20, 10).unwrap().contains("not a revocation"));
-    assert!(Revocations::open(Journal::in_data_dir(dir.path()), 0).is_err());
+    let why = r.stale(20, 10).unwrap();
+    assert!(
+        why.contains("not a revocation") && why.contains("certgate.db"),
+        "{why}"
+    );
+    assert!(Revocations::open(table_in(dir.path()), 0).is_err());
 }
 
 #[test]
-fn a_deleted_journal_is_trouble_not_a_clean_slate() {
-    let (_dir, j) = journal();
-    let path = j.path().to_path_buf();
-    let r = Revocations::open(j, 0).unwrap();
+fn an_unreadable_database_is_trouble_not_a_clean_slate() {
+    let (dir, t) = table();
+    let r = Revocations::open(t, 0).unwrap();
     r.revoke_jti("x", 99).unwrap();
     r.sync(1).unwrap();
-    std::fs::remove_file(&path).unwrap();
+    let other = crate::db::Db::open(dir.path()).unwrap();
+    other
+        .write(|tx| tx.execute_batch("DROP TABLE revocations"))
+        .unwrap();
     assert!(r.sync(2).is_err());
     assert!(r.is_jti_revoked("x"));
+}
+
+#[test]
+fn pruning_removes_expired_token_ids_and_covered_cutoffs_only() {
+    let (dir, t) = table();
+    let r = Revocations::open(t, 0).unwrap();
+    let now = 1_000_000;
+    // 2,000 token ids, all but 10 of them expired.
+    for i in 0..2_000 {
+        let until = if i < 10 {
+            now + 600
+        } else {
+            now - crate::jwt::LEEWAY - i
+        };
+        r.revoke_jti(&format!("jti-{i}"), until).unwrap();
+    }
+    for ms in [1_000, 5_000, 3_000] {
+        r.revoke_user("alice", ms).unwrap();
+        r.revoke(device_entry("0a", ms)).unwrap();
+    }
+    r.revoke(Entry::Lock {
+        id: "eve".into(),
+        at_ms: 1,
+    })
+    .unwrap();
+    r.revoke(Entry::Unlock {
+        id: "eve".into(),
+        at_ms: 2,
+    })
+    .unwrap();
+    r.revoke(Entry::Serial {
+        id: "0b".into(),
+        at: 1,
+    })
+    .unwrap();
+    let pruned = r.prune(now).unwrap();
+    assert_eq!(
+        pruned,
+        Pruned {
+            expired: 1_990,
+            superseded: 4
+        }
+    );
+    let rows = table_in(dir.path()).rows().unwrap();
+    assert_eq!(
+        rows,
+        10 + 2 + 3,
+        "live ids, the latest cut-offs, lock, unlock, serial"
+    );
+    assert_eq!(r.jti_count(), 10, "the view forgets them too");
+    // A restart from the pruned table decides exactly as before.
+    let again = Revocations::open(table_in(dir.path()), now).unwrap();
+    assert!(again.is_jti_revoked("jti-3") && !again.is_jti_revoked("jti-11"));
+    // The third cut-off (asked for at 3,000, written just past the 5,000 before it) stays.
+    assert!(again.is_user_revoked("alice", 5_001) && !again.is_user_revoked("alice", 5_002));
+    assert!(again.is_device_revoked("0a", 5_001) && !again.is_device_revoked("0a", 5_002));
+    assert!(!again.is_locked("eve"));
+    assert!(again.is_serial_revoked("0b"));
+    assert_eq!(r.prune(now).unwrap(), Pruned::default(), "nothing twice");
+}
+
+#[test]
+fn a_pruned_token_id_can_no_longer_be_presented_its_token_has_expired() {
+    // The proof that pruning lets nobody in: an id is pruned only once `exp + LEEWAY <= now`,
+    // and from then on the token fails its own expiry check before revocation is asked.
+    let now = 1_900_000_000;
+    let (dir, t) = table();
+    let keys = crate::jwt::KeySet::load_or_create(&dir.path().join("keys"), now).unwrap();
+    let tokens = crate::jwt::Tokens::new(keys, "https://auth.example.test");
+    let alice = crate::jwt::Subject {
+        user: "alice".into(),
+        ..crate::jwt::Subject::default()
+    };
+    let (jwt, claims) = tokens
+        .mint(crate::jwt::TokenKind::Bearer, &alice, 60, now)
+        .unwrap();
+    let r = Revocations::open(t, now).unwrap();
+    r.revoke_jti(&claims.jti, claims.exp).unwrap();
+    let horizon = claims.exp + crate::jwt::LEEWAY;
+    assert_eq!(
+        r.prune(horizon - 1).unwrap().expired,
+        0,
+        "kept while it could be used"
+    );
+    assert!(tokens
+        .verify(&jwt, crate::jwt::TokenKind::Bearer, horizon - 1)
+        .is_ok());
+    assert_eq!(r.prune(horizon).unwrap().expired, 1);
+    assert!(!Revocations::open(table_in(dir.path()), horizon)
+        .unwrap()
+        .is_jti_revoked(&claims.jti));
+    assert!(
+        tokens
+            .verify(&jwt, crate::jwt::TokenKind::Bearer, horizon)
+            .is_err(),
+        "the token is refused as expired at the moment its revocation is pruned"
+    );
 }
 
 #[test]
@@ -289,7 +389,8 @@ fn a_serial_revoked_in_any_spelling_ends_the_certificate_and_its_tokens() {
 
 #[test]
 fn entries_an_older_certgate_stored_with_the_sign_byte_still_revoke() {
-    let (dir, j) = journal();
+    // Its journal, imported into the database when it is first opened.
+    let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("revocations.jsonl"),
         concat!(
@@ -302,7 +403,7 @@ fn entries_an_older_certgate_stored_with_the_sign_byte_still_revoke() {
         ),
     )
     .unwrap();
-    let r = Revocations::open(j, 50).unwrap();
+    let r = Revocations::open(table_in(dir.path()), 50).unwrap();
     assert!(r.is_serial_revoked("9a00ab"));
     assert!(r.is_serial_revoked("9A:00:AB"));
     assert!(r.is_device_revoked("8f01", 5_000));
@@ -369,9 +470,9 @@ fn the_later_of_a_lock_and_an_unlock_wins_in_any_order_and_a_tie_locks() {
 }
 
 #[test]
-fn locks_and_serials_survive_a_restart_through_the_journal() {
-    let (dir, j) = journal();
-    let r = Revocations::open(j, 0).unwrap();
+fn locks_and_serials_survive_a_restart_through_the_table() {
+    let (dir, t) = table();
+    let r = Revocations::open(t, 0).unwrap();
     r.revoke(Entry::Lock {
         id: "alice".into(),
         at_ms: 5_000,
@@ -387,16 +488,23 @@ fn locks_and_serials_survive_a_restart_through_the_journal() {
         at: 9,
     })
     .unwrap();
-    let again = Revocations::open(Journal::in_data_dir(dir.path()), 10).unwrap();
+    let again = Revocations::open(table_in(dir.path()), 10).unwrap();
     assert!(again.is_locked("alice"));
     assert_eq!(
         again.revoked_serials(),
         vec![(Serial::parse("0a1b").unwrap(), 7)],
         "one serial, revoked when first revoked"
     );
-    let text = std::fs::read_to_string(dir.path().join("revocations.jsonl")).unwrap();
-    assert!(
-        text.contains(r#"{"kind":"lock","id":"alice","at_ms":5000}"#),
-        "{text}"
-    );
+    // Rows keep the journal's line format (an import and a new write of one entry are one row).
+    let stored: i64 = crate::db::Db::open(dir.path())
+        .unwrap()
+        .read(|c| {
+            c.query_row(
+                r#"SELECT count(*) FROM revocations WHERE entry = '{"kind":"lock","id":"alice","at_ms":5000}'"#,
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap();
+    assert_eq!(stored, 1);
 }

@@ -51,7 +51,7 @@ impl JtiSet {
     }
 
     /// Forgets ids whose tokens have expired; at most once a minute, as it reads them all.
-    fn prune(&mut self, now: i64) {
+    pub(super) fn prune(&mut self, now: i64) {
         if now.saturating_sub(self.pruned_at) < 60 {
             return;
         }

@@ -32,8 +32,10 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("revocation: {0} (fix the file; certgate does not start on unknown revocations)")]
+    #[error("revocation: {0} (fix it; certgate does not start on unknown revocations)")]
     Revocation(String),
+    #[error("database: {0}")]
+    Database(String),
     #[error("templates: {0}")]
     Pages(String),
     #[error("metrics: {0}")]

@@ -7,7 +7,7 @@ use super::StartError;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::AppState;
-use crate::{ca, cert, http, jwt, metrics, revocation};
+use crate::{ca, cert, db, http, jwt, metrics, revocation};
 
 /// Builds the state at start-up: keys (created on first start), then everything that follows
 /// the configuration (see [`with_config`]).
@@ -39,23 +39,22 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
     })
 }
 
-/// The revocation view: the journal in `data_dir` (embedded), or one that follows Redis. Leaves
+/// The revocation view: the table in `data_dir/certgate.db` (embedded), or one that follows Redis. Leaves
 /// a note in `data_dir` when revocations are in Redis, so `certgate revoke` without the config
 /// does not write where no server reads; removes it otherwise.
 fn revocations_for(
     config: &Config,
     clock: &Arc<dyn Clock>,
 ) -> Result<Arc<revocation::Revocations>, StartError> {
-    let marker = revocation::Journal::redis_marker(&config.data_dir);
+    let marker = revocation::Table::redis_marker(&config.data_dir);
     Ok(match &config.store.backend {
         revocation::StoreBackend::Embedded => {
             let _ = std::fs::remove_file(&marker);
+            let db =
+                db::Db::open(&config.data_dir).map_err(|e| StartError::Database(e.to_string()))?;
             Arc::new(
-                revocation::Revocations::open(
-                    revocation::Journal::in_data_dir(&config.data_dir),
-                    clock.now(),
-                )
-                .map_err(StartError::Revocation)?,
+                revocation::Revocations::open(revocation::Table::new(Arc::new(db)), clock.now())
+                    .map_err(StartError::Revocation)?,
             )
         }
         // Not ready (503, /readyz false) until the first read from Redis completes.

@@ -62,6 +62,26 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
                     }
                 }
             }
+            // Pruning every minute, the first at start-up: off this thread, as it writes.
+            if tick % 240 == 1 {
+                let revocations = std::sync::Arc::clone(&state.revocations);
+                let pruned = web::block(move || revocations.prune(now)).await;
+                match pruned {
+                    Ok(Ok(p)) if p.expired + p.superseded > 0 => tracing::info!(
+                        event = "store_pruned",
+                        expired = p.expired,
+                        superseded = p.superseded,
+                        "revocations that can no longer decide anything removed"
+                    ),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot prune the revocation store; it is tried again in a minute")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot prune the revocation store; it is tried again in a minute")
+                    }
+                }
+            }
             match state.revocations.sync(now) {
                 Ok(()) if failing => {
                     failing = false;

@@ -1,6 +1,6 @@
 //! Locking a user out at run time (`certgate user disable|enable`, `POST /admin/user`): their
 //! certificates, sessions and bearer tokens are refused within a second by every certgate
-//! following the store (the embedded journal, or Redis with two replicas); other users are
+//! following the store (the embedded database, or Redis with two replicas); other users are
 //! untouched; letting them back in lets their certificate sign in again; a restart keeps the
 //! lock. A locked user's token or cookie is refused as revoked (401); their certificate as a
 //! locked account (403, a page that says so).
@@ -193,7 +193,7 @@ fn a_locked_user_is_refused_everywhere_within_a_second_let_back_in_and_a_restart
         );
     }
 
-    // A restart keeps the lock (the journal in data_dir).
+    // A restart keeps the lock (the database in data_dir).
     let body = s.body();
     drop(std::mem::replace(
         &mut s.cg,

@@ -223,7 +223,7 @@ fn replicas_share_revocations_through_redis_and_keep_them_across_a_redis_restart
         .to_string();
     let said = revoke_cli(&r.a.dir.join("certgate.toml"), &["--serial", &serial]);
     assert!(said.contains("Redis"), "the CLI says where it went: {said}");
-    // Without the config, the CLI would write a journal no replica reads: it refuses.
+    // Without the config, the CLI would write a database no replica reads: it refuses.
     let out = std::process::Command::new(crate::harness::certgate::binary())
         .args(["revoke", "--user", "bob", "--data-dir"])
         .arg(r.a.dir.join("data"))

@@ -181,11 +181,12 @@ fn an_unreadable_store_answers_503_after_max_staleness_and_recovers_by_itself() 
     let ready = |s: &Setup| Curl::new(s.dir.path()).get(&s.cg.http("/readyz")).status;
     assert_eq!((verify(&s, &s.cg, &cookie), ready(&s)), (200, 200));
 
-    // The journal becomes unreadable (a directory where the file was).
-    let journal = s.dir.path().join("data/revocations.jsonl");
-    let saved = std::fs::read(&journal).unwrap_or_default();
-    let _ = std::fs::remove_file(&journal);
-    std::fs::create_dir(&journal).unwrap();
+    // The store becomes unreadable: its table is gone from the database (as after a botched
+    // manual edit or restore).
+    let db = rusqlite::Connection::open(s.dir.path().join("data/certgate.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute_batch("ALTER TABLE revocations RENAME TO revocations_away")
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while verify(&s, &s.cg, &cookie) != 503 {
         assert!(Instant::now() < deadline, "never 503:\n{}", s.cg.logs());
@@ -201,8 +202,8 @@ fn an_unreadable_store_answers_503_after_max_staleness_and_recovers_by_itself() 
     assert_fails_closed(&s.cg, s.curl(), &cookie);
 
     // Mended: service is back within two seconds, without a restart.
-    std::fs::remove_dir(&journal).unwrap();
-    std::fs::write(&journal, saved).unwrap();
+    db.execute_batch("ALTER TABLE revocations_away RENAME TO revocations")
+        .unwrap();
     crate::replicas::within(Duration::from_secs(2), "service back", || {
         verify(&s, &s.cg, &cookie) == 200
     });

@@ -1,0 +1,183 @@
+//! The embedded store: the `revocations` table of `data_dir/certgate.db`, one [`Entry`] (as
+//! JSON) per row, in the order written. The server, `certgate revoke` and a second certgate
+//! on the host all write it at once; each reader remembers the last row it read, so following
+//! it is one indexed query a few times a second.
+//!
+//! Rows that can no longer decide anything are pruned ([`Table::prune`]): a token id once its
+//! token has expired (then the token fails its own expiry check first, see `jwt::LEEWAY`), and
+//! a user's or device's cut-off once a later one of the same key covers everything it did.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rusqlite::params;
+
+use super::Entry;
+use crate::cert::Serial;
+use crate::db::Db;
+
+#[derive(Debug)]
+pub struct Table {
+    db: Arc<Db>,
+    /// The last `seq` read; `None` before the first read.
+    read_to: Mutex<Option<i64>>,
+}
+
+/// What one [`Table::prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub expired: usize,
+    pub superseded: usize,
+}
+
+impl Table {
+    pub fn new(db: Arc<Db>) -> Self {
+        Self {
+            db,
+            read_to: Mutex::new(None),
+        }
+    }
+
+    /// Left in `data_dir` by a certgate that keeps revocations in Redis, so that a tool
+    /// writing to this directory's table (which that certgate never reads) refuses.
+    pub fn redis_marker(data_dir: &Path) -> std::path::PathBuf {
+        data_dir.join("revocations-are-in-redis")
+    }
+
+    pub fn path(&self) -> &Path {
+        self.db.path()
+    }
+
+    /// Writes one entry; on `Ok` it is on disk and every reader will see it.
+    ///
+    /// # Errors
+    /// When the database cannot be written; the message names it.
+    pub fn append(&self, entry: &Entry) -> Result<(), String> {
+        let json = serde_json::to_string(entry).map_err(|e| e.to_string())?;
+        let expires = match entry {
+            Entry::Jti { until, .. } => Some(*until),
+            _ => None,
+        };
+        self.db
+            .write(|tx| {
+                tx.execute(
+                    "INSERT OR IGNORE INTO revocations (entry, expires) VALUES (?1, ?2)",
+                    params![json, expires],
+                )
+            })
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The entries written since the last call (all of them on the first).
+    ///
+    /// # Errors
+    /// When the database cannot be read, or a row is not an entry: revocations that cannot be
+    /// read must not be taken as none.
+    pub fn read_new(&self) -> Result<Vec<Entry>, String> {
+        let mut read_to = self.read_to.lock().unwrap_or_else(PoisonError::into_inner);
+        let from = read_to.unwrap_or(0);
+        let rows = self
+            .db
+            .read(|conn| {
+                let mut query = conn.prepare_cached(
+                    "SELECT seq, entry FROM revocations WHERE seq > ?1 ORDER BY seq",
+                )?;
+                let rows = query.query_map([from], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(|e| e.to_string())?;
+        let mut entries = Vec::with_capacity(rows.len());
+        let mut last = from;
+        for (seq, json) in rows {
+            let entry = serde_json::from_str(&json).map_err(|e| {
+                format!(
+                    "{}: revocations row {seq} is not a revocation: {e}",
+                    self.path().display()
+                )
+            })?;
+            entries.push(entry);
+            last = seq;
+        }
+        *read_to = Some(last);
+        Ok(entries)
+    }
+
+    /// Deletes the rows that can no longer decide anything as of `now` (see the module docs).
+    ///
+    /// # Errors
+    /// When the database cannot be read or written.
+    pub fn prune(&self, now: i64) -> Result<Pruned, String> {
+        let horizon = now.saturating_sub(crate::jwt::LEEWAY);
+        self.db
+            .write(|tx| {
+                let expired = tx.execute(
+                    "DELETE FROM revocations WHERE expires IS NOT NULL AND expires <= ?1",
+                    [horizon],
+                )?;
+                let superseded = superseded(tx)?;
+                let mut delete = tx.prepare("DELETE FROM revocations WHERE seq = ?1")?;
+                for seq in &superseded {
+                    delete.execute([seq])?;
+                }
+                Ok(Pruned {
+                    expired,
+                    superseded: superseded.len(),
+                })
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    /// Rows in the table (for tests and `check-config`).
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn rows(&self) -> Result<i64, String> {
+        self.db
+            .read(|c| c.query_row("SELECT count(*) FROM revocations", [], |r| r.get(0)))
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+}
+
+/// The user and device cut-offs covered by a later one of the same key (a cut-off ends every
+/// token issued up to it, so the latest covers all earlier ones). Locks are kept: each also
+/// ends tokens, and their order with unlocks decides whether the user is locked.
+fn superseded(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<Vec<i64>> {
+    // Everything but token ids: one row per user, device, serial or lock an operator acted on.
+    let mut query = tx.prepare("SELECT seq, entry FROM revocations WHERE expires IS NULL")?;
+    let rows = query.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    // key → (cut-off, seq) of the latest so far.
+    let mut latest: HashMap<(bool, String), (i64, i64)> = HashMap::new();
+    let mut covered = Vec::new();
+    for row in rows {
+        let (seq, json) = row?;
+        let key_cutoff = match serde_json::from_str::<Entry>(&json) {
+            Ok(Entry::User { id, at, at_ms }) => ((true, id), Entry::cutoff_ms(at, at_ms)),
+            Ok(Entry::Device { id, at, at_ms }) => (
+                (false, Serial::canonical(&id).into_owned()),
+                Entry::cutoff_ms(at, at_ms),
+            ),
+            // Not ours to judge here: left as it is (the reader says what is wrong with it).
+            _ => continue,
+        };
+        let (key, cutoff) = key_cutoff;
+        match latest.get_mut(&key) {
+            Some(best) if best.0 >= cutoff => covered.push(seq),
+            Some(best) => {
+                covered.push(best.1);
+                *best = (cutoff, seq);
+            }
+            None => {
+                latest.insert(key, (cutoff, seq));
+            }
+        }
+    }
+    Ok(covered)
+}
