@@ -300,7 +300,7 @@ fn every_revocation_acknowledged_before_a_sigkill_is_in_force_after_the_restart(
         let (first_ack, acked_once) = std::sync::mpsc::channel();
         let killed = AtomicBool::new(false);
         let delay = Duration::from_millis(rng.between(50, 500));
-        let (this, kill_at, writer_end) = std::thread::scope(|scope| {
+        let this = std::thread::scope(|scope| {
             let (s, dir, real, killed) = (&s, &dir, &real, &killed);
             let writer = scope.spawn(move || {
                 // Every other call revokes a real token (while they last), the rest made-up ids.
@@ -321,7 +321,7 @@ fn every_revocation_acknowledged_before_a_sigkill_is_in_force_after_the_restart(
                                 killed.load(Ordering::SeqCst),
                                 "call {i} before the kill: {e}"
                             );
-                            return (mine, Instant::now());
+                            return mine;
                         }
                     }
                     i += 1;
@@ -333,15 +333,12 @@ fn every_revocation_acknowledged_before_a_sigkill_is_in_force_after_the_restart(
             std::thread::sleep(delay);
             killed.store(true, Ordering::SeqCst);
             s.cg.signal("KILL");
-            let kill_at = Instant::now();
-            let (mine, end) = writer.join().unwrap();
-            (mine, kill_at, end)
+            writer.join().unwrap()
         });
         assert!(
             s.cg.wait_exit(Duration::from_secs(5)).is_some(),
             "SIGKILL did not end it"
         );
-        assert!(writer_end >= kill_at, "the stream ran until the kill");
         eprintln!(
             "cycle {cycle}: killed {delay:?} after the first acknowledgement, {} acknowledged",
             this.len()
@@ -419,11 +416,12 @@ fn a_backup_taken_while_revocations_are_written_holds_every_one_acknowledged_bef
                 acks.lock().unwrap().push((id, Instant::now()));
             }
         });
-        // Both writers well under way (the real tokens' revocations acknowledged), then the
-        // backup, then a little more writing.
+        // Both writers under way (the real tokens' revocations acknowledged, and more), then
+        // the backup, then a little more writing.
         let deadline = Instant::now() + Duration::from_secs(10);
         let going = loop {
-            if acks.lock().unwrap().len() >= 8 {
+            let acked: Vec<String> = acks.lock().unwrap().iter().map(|a| a.0.clone()).collect();
+            if acked.len() >= 8 && real.iter().all(|t| acked.contains(&jti(t))) {
                 break true;
             }
             if Instant::now() > deadline || api.is_finished() || cli.is_finished() {
