@@ -3,6 +3,7 @@
 //! Series: `certgate_decisions_total{result,reason}`, `certgate_check_duration_seconds`,
 //! `certgate_logins_total{result}`, `certgate_tokens_minted_total`,
 //! `certgate_revocations_total{kind}`, `certgate_store_staleness_seconds`,
+//! `certgate_revoked_token_ids`,
 //! `certgate_config_reloads_total{result}`, `certgate_config_last_reload_successful`, and at
 //! scrape time `certgate_revocation_sources_ok`, `certgate_revoked_serials` and
 //! `certgate_client_cert_days_to_expiry{user,device,serial}`.
@@ -15,7 +16,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::ca::store::{revoked_serials, CaStore};
+use crate::ca::store::CaStore;
 use crate::ca::CertStatus;
 use crate::error::{Code, Outcome};
 
@@ -40,6 +41,9 @@ pub struct Metrics {
     /// Age of this process's view of the revocation store (database or Redis) since it was last
     /// brought up to date; checks answer 503 past `store.max_staleness`.
     pub store_staleness: Gauge,
+    /// Revoked token ids this process remembers (until each token would have expired): what
+    /// pruning keeps bounded.
+    pub revoked_token_ids: IntGauge,
     /// SIGHUP reloads by `result` (ok, failed).
     pub reloads: IntCounterVec,
     /// 1 while the last reload succeeded (or none was tried), 0 after a failed one.
@@ -87,6 +91,10 @@ impl Metrics {
             "certgate_store_staleness_seconds",
             "Age of this replica's view of revocation state; checks answer 503 when it is too old.",
         )?;
+        let revoked_token_ids = IntGauge::new(
+            "certgate_revoked_token_ids",
+            "Revoked token ids remembered (each until its token would have expired).",
+        )?;
         let reloads = IntCounterVec::new(
             Opts::new(
                 "certgate_config_reloads_total",
@@ -109,6 +117,7 @@ impl Metrics {
         registry.register(Box::new(tokens.clone()))?;
         registry.register(Box::new(revocations.clone()))?;
         registry.register(Box::new(store_staleness.clone()))?;
+        registry.register(Box::new(revoked_token_ids.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(reload_ok.clone()))?;
         Ok(Self {
@@ -120,6 +129,7 @@ impl Metrics {
             tokens,
             revocations,
             store_staleness,
+            revoked_token_ids,
             reloads,
             reload_ok,
         })
@@ -187,7 +197,7 @@ fn cert_expiry(
     revoked_in_store: &dyn Fn(&str) -> Option<bool>,
 ) -> (String, usize) {
     let store = CaStore::new(data_dir);
-    let revoked = revoked_serials(&store.revoked_path()).ok();
+    let revoked = store.revoked().ok();
     let mut out = String::from(
         "# HELP certgate_client_cert_days_to_expiry Days until a certificate of the built-in CA expires (valid, unrevoked ones).\n\
          # TYPE certgate_client_cert_days_to_expiry gauge\n",

@@ -1,8 +1,8 @@
 //! Revoked client certificates: CRL files (`client_ca.crl`, PEM or DER, for external CAs) and
-//! the built-in CA's revocations (`data_dir/ca/revoked.jsonl`). Each source is re-read when it
-//! changes (checked on every verification: one `stat` per source), so a revocation applies at
-//! once. A source that cannot be read, or that disappeared, fails closed: every certificate is
-//! refused until it is readable again.
+//! the built-in CA's revocations (a [`SerialSource`]: its table in the database). Each source
+//! is re-read when it changes (checked on every verification: one `stat` per file, one small
+//! query for the built-in CA), so a revocation applies at once. A source that cannot be read,
+//! or that disappeared, fails closed: every certificate is refused until it is readable again.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -29,32 +29,49 @@ fn stamp(path: &Path) -> Stamp {
 #[derive(Default)]
 struct State {
     stamps: Vec<Stamp>,
+    /// The built-in source's stamp when it was last read (`None`: never read, or unreadable).
+    builtin: Option<SourceStamp>,
     crls: Vec<CertRevocationList<'static>>,
     serials: HashSet<Serial>,
     /// Why the revocation state cannot be trusted right now (fail closed).
     broken: Option<String>,
 }
 
-/// A file of serials that certgate's own CA revoked, with the function that reads it: the
-/// format belongs to `ca`, which sits above `cert` and passes it in.
-pub struct SerialFile {
-    pub path: PathBuf,
-    pub read: fn(&Path) -> Result<HashSet<Serial>, String>,
+/// What identifies a [`SerialSource`]'s content cheaply: equal stamps, same serials.
+pub type SourceStamp = [i64; 3];
+
+/// The serials certgate's own CA revoked. Their table belongs to `ca`, which sits above `cert`
+/// and passes its reader in.
+pub trait SerialSource: Send + Sync + std::fmt::Debug {
+    /// What to name in messages (the database file).
+    fn name(&self) -> String;
+
+    /// Cheap enough for every verification; a change means the serials must be read again.
+    ///
+    /// # Errors
+    /// A sentence naming the source: it cannot be read (every certificate is refused).
+    fn stamp(&self) -> Result<SourceStamp, String>;
+
+    /// Every revoked serial.
+    ///
+    /// # Errors
+    /// A sentence naming the source: it cannot be read (every certificate is refused).
+    fn read(&self) -> Result<HashSet<Serial>, String>;
 }
 
 /// The revocation sources and what was last read from them.
 pub struct Revocation {
     crl_files: Vec<PathBuf>,
-    builtin: Option<SerialFile>,
+    builtin: Option<Box<dyn SerialSource>>,
     /// `client_ca.danger_accept_expired_crl`: an expired CRL still counts instead of refusing.
     pub accept_expired: bool,
     state: RwLock<State>,
-    /// When the files were last looked at for a token check (ms since `born`; 0: never).
+    /// When the sources were last looked at for a token check (ms since `born`; 0: never).
     looked_at: std::sync::atomic::AtomicU64,
     born: std::time::Instant,
 }
 
-/// How often a token's certificate makes certgate look at the files (a `stat` each), rather
+/// How often a token's certificate makes certgate look at the sources (a `stat` or a query each), rather
 /// than on every check: a revocation reaches live tokens within this.
 const LOOK_EVERY_MS: u64 = 200;
 
@@ -64,7 +81,7 @@ impl std::fmt::Debug for Revocation {
             f,
             "Revocation({} CRL files, builtin {:?})",
             self.crl_files.len(),
-            self.builtin.as_ref().map(|b| &b.path)
+            self.builtin.as_ref().map(|b| b.name())
         )
     }
 }
@@ -133,7 +150,7 @@ impl Revocation {
     /// A sentence naming the source that cannot be read: certgate does not start on it.
     pub fn new(
         crl_files: Vec<PathBuf>,
-        builtin: Option<SerialFile>,
+        builtin: Option<Box<dyn SerialSource>>,
         accept_expired: bool,
     ) -> Result<Self, String> {
         let me = Self {
@@ -151,12 +168,6 @@ impl Revocation {
         }
     }
 
-    fn paths(&self) -> impl Iterator<Item = &PathBuf> {
-        self.crl_files
-            .iter()
-            .chain(self.builtin.iter().map(|b| &b.path))
-    }
-
     /// Why the state is not trustworthy, if it is not.
     pub fn broken(&self) -> Option<String> {
         self.state
@@ -167,7 +178,7 @@ impl Revocation {
     }
 
     /// [`Self::refresh`] at most every 200 ms: for the certificate behind a token, checked on
-    /// every request, where a `stat` per source would cost more than the rest of the check.
+    /// every request, where looking at every source would cost more than the rest of the check.
     pub fn refresh_often(&self) {
         use std::sync::atomic::Ordering;
         let now = u64::try_from(self.born.elapsed().as_millis())
@@ -182,31 +193,39 @@ impl Revocation {
     }
 
     /// Re-reads the sources if any changed since last time (for a certificate presented now,
-    /// so its revocation counts at once).
+    /// so its revocation counts at once), and while the built-in source cannot be read.
     pub fn refresh(&self) {
         if self.crl_files.is_empty() && self.builtin.is_none() {
             return;
         }
-        let stamps: Vec<Stamp> = self.paths().map(|p| stamp(p)).collect();
+        let stamps: Vec<Stamp> = self.crl_files.iter().map(|p| stamp(p)).collect();
+        let builtin = self.builtin.as_ref().map(|b| b.stamp());
         let current = self
             .state
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if current.stamps == stamps && !current.stamps.is_empty() {
+        let builtin_same = match &builtin {
+            None => true,
+            Some(Ok(now)) => current.builtin.as_ref() == Some(now),
+            Some(Err(_)) => false,
+        };
+        let read_before = !current.stamps.is_empty() || current.builtin.is_some();
+        if read_before && current.stamps == stamps && builtin_same {
             return;
         }
-        let had_builtin = current.stamps.last().is_some_and(Option::is_some);
+        let was = current.broken.clone();
         drop(current);
         let mut state = self
             .state
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (crls, serials, broken) = self.read_all(had_builtin);
-        if let Some(why) = &broken {
+        let (crls, serials, broken) = self.read_all(builtin.as_ref());
+        if let Some(why) = broken.as_ref().filter(|why| was.as_ref() != Some(*why)) {
             tracing::error!(problem = %why, "revocation sources unreadable: refusing every certificate until they are fixed");
         }
         *state = State {
             stamps,
+            builtin: builtin.and_then(Result::ok).filter(|_| broken.is_none()),
             crls,
             serials,
             broken,
@@ -215,7 +234,7 @@ impl Revocation {
 
     fn read_all(
         &self,
-        had_builtin: bool,
+        builtin_stamp: Option<&Result<SourceStamp, String>>,
     ) -> (
         Vec<CertRevocationList<'static>>,
         HashSet<Serial>,
@@ -231,12 +250,13 @@ impl Revocation {
         }
         let mut serials = HashSet::new();
         if let Some(builtin) = &self.builtin {
-            if had_builtin && !builtin.path.exists() {
-                problems.push(format!("{} disappeared", builtin.path.display()));
-            }
-            match (builtin.read)(&builtin.path) {
-                Ok(s) => serials = s,
-                Err(e) => problems.push(e),
+            if let Some(Err(e)) = builtin_stamp {
+                problems.push(e.clone());
+            } else {
+                match builtin.read() {
+                    Ok(s) => serials = s,
+                    Err(e) => problems.push(e),
+                }
             }
         }
         let broken = (!problems.is_empty()).then(|| problems.join("; "));
@@ -259,5 +279,76 @@ impl Revocation {
             Some(why) => Err(why.clone()),
             None => Ok(f(&state.crls, &state.serials)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A source whose stamp and content the test sets; `stamp < 0`: unreadable.
+    #[derive(Debug, Default)]
+    struct Fake {
+        stamp: AtomicI64,
+        reads: AtomicUsize,
+    }
+
+    impl SerialSource for Arc<Fake> {
+        fn name(&self) -> String {
+            "fake".into()
+        }
+        fn stamp(&self) -> Result<SourceStamp, String> {
+            match self.stamp.load(Ordering::SeqCst) {
+                n if n < 0 => Err("fake: unreadable".into()),
+                n => Ok([n, 0, 0]),
+            }
+        }
+        fn read(&self) -> Result<HashSet<Serial>, String> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            let n = self.stamp.load(Ordering::SeqCst);
+            Ok((0..n).map(|i| Serial::from_der(&[1, i as u8])).collect())
+        }
+    }
+
+    fn count(rev: &Revocation) -> Result<usize, String> {
+        rev.refresh();
+        rev.with(|_, serials| serials.len())
+    }
+
+    #[test]
+    fn the_builtin_source_is_read_again_only_when_its_stamp_changes() {
+        let fake = Arc::new(Fake::default());
+        let rev = Revocation::new(Vec::new(), Some(Box::new(Arc::clone(&fake))), false).unwrap();
+        assert_eq!(count(&rev), Ok(0));
+        assert_eq!(count(&rev), Ok(0));
+        assert_eq!(
+            fake.reads.load(Ordering::SeqCst),
+            1,
+            "unchanged: not read again"
+        );
+        fake.stamp.store(2, Ordering::SeqCst);
+        assert_eq!(count(&rev), Ok(2));
+        assert_eq!(fake.reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn an_unreadable_builtin_source_refuses_everything_until_it_reads_again() {
+        let fake = Arc::new(Fake::default());
+        fake.stamp.store(-1, Ordering::SeqCst);
+        let e = Revocation::new(Vec::new(), Some(Box::new(Arc::clone(&fake))), false).unwrap_err();
+        assert!(e.contains("fake: unreadable"), "{e}");
+
+        fake.stamp.store(1, Ordering::SeqCst);
+        let rev = Revocation::new(Vec::new(), Some(Box::new(Arc::clone(&fake))), false).unwrap();
+        assert_eq!(count(&rev), Ok(1));
+        fake.stamp.store(-1, Ordering::SeqCst);
+        assert_eq!(count(&rev), Err("fake: unreadable".into()));
+        assert_eq!(rev.broken().as_deref(), Some("fake: unreadable"));
+        // Readable again with the very content it had: trusted again.
+        fake.stamp.store(1, Ordering::SeqCst);
+        assert_eq!(count(&rev), Ok(1));
+        assert_eq!(rev.broken(), None);
     }
 }

@@ -145,7 +145,11 @@ impl Db {
     /// The failed statement.
     pub fn compact(&self) -> Result<(), DbError> {
         self.read(|conn| {
-            conn.execute_batch("PRAGMA incremental_vacuum;")?;
+            // It frees pages one step at a time: step it to the end.
+            let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
+            let mut steps = vacuum.query([])?;
+            while steps.next()?.is_some() {}
+            drop(steps);
             // A checkpoint that cannot finish now (a reader is busy) is done the next time.
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         })
@@ -213,16 +217,22 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Creates the file with mode 0600 if it does not exist (SQLite gives its -wal and -shm files
-/// the same mode).
+/// the same mode). An existing file is never opened here: closing any descriptor of it drops
+/// every POSIX lock this process holds on it, those of its open connections too, and another
+/// process could then checkpoint and delete the write-ahead log under them.
 fn create_private(path: &Path) -> Result<(), DbError> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(false);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .map(drop)
-        .map_err(|e| DbError::new(path, e))
+    match options.open(path) {
+        Ok(file) => {
+            drop(file);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(DbError::new(path, e)),
+    }
 }
 
 #[cfg(test)]

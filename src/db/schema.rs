@@ -51,6 +51,13 @@ pub const VERSION: i64 = MIGRATIONS.len() as i64;
 /// # Errors
 /// When the schema is newer than this certgate, or a migration fails.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    // Every open comes here: a current schema is read, not locked for writing.
+    let at: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| DbError::sql(path, &e))?;
+    if at == VERSION {
+        return Ok(());
+    }
     loop {
         let step = write_with(conn, |tx| {
             let at: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -26,16 +26,21 @@ fn count(db: &Db, table: &str) -> i64 {
 fn a_new_database_is_private_in_wal_mode_with_the_current_schema() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).unwrap();
-    let (mode, sync, version): (String, i64, i64) = db
+    let (mode, sync, version, vacuum): (String, i64, i64, i64) = db
         .read(|c| {
             Ok((
                 c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
                 c.query_row("PRAGMA synchronous", [], |r| r.get(0))?,
                 c.query_row("PRAGMA user_version", [], |r| r.get(0))?,
+                c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?,
             ))
         })
         .unwrap();
-    assert_eq!((mode.as_str(), sync, version), ("wal", 2, schema::VERSION));
+    // FULL (2), and pages freed on `compact` (INCREMENTAL, 2).
+    assert_eq!(
+        (mode.as_str(), sync, version, vacuum),
+        ("wal", 2, schema::VERSION, 2)
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -205,4 +210,62 @@ fn a_backup_is_a_database_with_everything_committed_and_never_overwrites() {
         count(&Db::open(restored.path()).unwrap(), "revocations"),
         100
     );
+}
+
+#[test]
+fn compact_gives_the_pages_of_deleted_rows_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    db.write(|tx| {
+        let mut insert = tx.prepare("INSERT INTO revocations (entry) VALUES (?1)")?;
+        for i in 0..20_000 {
+            insert.execute([format!("{{\"kind\":\"jti\",\"id\":\"{i:040}\"}}")])?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    db.compact().unwrap();
+    let size = || std::fs::metadata(db.path()).unwrap().len();
+    let full = size();
+    assert!(full > 1 << 20, "{full}");
+    db.write(|tx| tx.execute("DELETE FROM revocations", []))
+        .unwrap();
+    db.compact().unwrap();
+    assert!(size() < full / 10, "{} of {full} bytes", size());
+}
+
+/// The POSIX locks this process holds on `file`, as Linux lists them.
+#[cfg(target_os = "linux")]
+fn posix_locks_on(file: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(file).unwrap().ino();
+    let me = std::process::id().to_string();
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&"POSIX")
+                && f.get(4) == Some(&me.as_str())
+                && f.get(5)
+                    .and_then(|id| id.rsplit(':').next())
+                    .is_some_and(|i| i == inode.to_string())
+        })
+        .count()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_second_open_in_the_same_process_keeps_the_locks_of_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Db::open(dir.path()).unwrap();
+    let file = dir.path().join(FILE);
+    let held = posix_locks_on(&file);
+    assert!(held > 0, "an open connection holds a lock on its file");
+    let second = Db::open(dir.path()).unwrap();
+    drop(second);
+    // Closing a descriptor of the file drops every lock of the process on it: another
+    // process would then think it is alone and delete the write-ahead log.
+    assert_eq!(posix_locks_on(&file), held);
+    drop(first);
 }

@@ -74,8 +74,10 @@ fn person<'a>(req: &'a HttpRequest, state: &AppState) -> RequestMeta<'a> {
 pub async fn show(req: HttpRequest, path: web::Path<String>, state: State) -> HttpResponse {
     let meta = person(&req, &state);
     let store = EnrollStore::new(&state.config.data_dir);
-    let Some(e) = store.peek(&path, state.clock.now()) else {
-        return state.reply(&meta, &gone());
+    let e = match store.peek(&path, state.clock.now()) {
+        Ok(Some(e)) => e,
+        Ok(None) => return state.reply(&meta, &gone()),
+        Err(e) => return state.reply(&meta, &AppError::Internal(e.to_string())),
     };
     let who = match &e.device {
         Some(d) => format!("{} ({d})", e.user),
@@ -137,7 +139,10 @@ fn issue(secret: &str, body: &[u8], state: &AppState) -> Result<Page, AppError> 
         }
     };
     let links = EnrollStore::new(&state.config.data_dir);
-    let e = links.consume(secret, now).ok_or_else(gone)?;
+    let e = links
+        .consume(secret, now)
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .ok_or_else(gone)?;
     let password = crate::jwt::random_id()
         .ok_or_else(|| AppError::Internal("the system RNG failed".into()))?;
     let issued = CaStore::new(&state.config.data_dir).issue_p12(

@@ -9,7 +9,7 @@ use super::answer;
 use super::extract::RequestMeta;
 use super::pages::{Form, Page, Section};
 use super::{AppState, State};
-use crate::ca::store::{revoked_serials, CaStore};
+use crate::ca::store::CaStore;
 use crate::ca::CertStatus;
 use crate::error::{AppError, Challenge};
 use crate::identity;
@@ -76,7 +76,7 @@ fn page(req: &HttpRequest, state: &AppState) -> Result<Page, AppError> {
 fn devices(state: &AppState, user: &str, this_serial: Option<&str>, now: i64) -> Vec<String> {
     let store = CaStore::new(&state.config.data_dir);
     // A list that cannot be read leaves every status unknown, never "valid".
-    let revoked = revoked_serials(&store.revoked_path()).ok();
+    let revoked = store.revoked().ok();
     let mut items = Vec::new();
     for r in store
         .list()

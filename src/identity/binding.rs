@@ -56,8 +56,7 @@ impl Bundle {
         let issued_here = match &builtin {
             Some(_) => {
                 let store = crate::ca::store::CaStore::new(data_dir);
-                let revoked =
-                    crate::ca::store::revoked_serials(&store.revoked_path()).unwrap_or_default();
+                let revoked = store.revoked().unwrap_or_default();
                 store
                     .list()
                     .map(|records| {

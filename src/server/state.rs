@@ -100,7 +100,10 @@ pub fn with_config(old: &AppState, config: Config) -> Result<AppState, StartErro
 fn trust_for(config: &Config) -> Result<cert::TrustStore, StartError> {
     let revocation = cert::crl::Revocation::new(
         config.client_ca.crl_files.clone(),
-        Some(ca::store::revoked_source(&config.data_dir)),
+        Some(
+            ca::store::revoked_source(&config.data_dir)
+                .map_err(|e| StartError::Revocation(e.to_string()))?,
+        ),
         config.client_ca.danger_accept_expired_crl,
     )
     .map_err(StartError::Revocation)?;

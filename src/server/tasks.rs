@@ -64,23 +64,7 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
             }
             // Pruning every minute, the first at start-up: off this thread, as it writes.
             if tick % 240 == 1 {
-                let revocations = std::sync::Arc::clone(&state.revocations);
-                let pruned = web::block(move || revocations.prune(now)).await;
-                match pruned {
-                    Ok(Ok(p)) if p.expired + p.superseded > 0 => tracing::info!(
-                        event = "store_pruned",
-                        expired = p.expired,
-                        superseded = p.superseded,
-                        "revocations that can no longer decide anything removed"
-                    ),
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "cannot prune the revocation store; it is tried again in a minute")
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot prune the revocation store; it is tried again in a minute")
-                    }
-                }
+                prune(&state, now).await;
             }
             match state.revocations.sync(now) {
                 Ok(()) if failing => {
@@ -98,8 +82,53 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
                 .metrics
                 .store_staleness
                 .set(state.revocations.age(now) as f64);
+            state
+                .metrics
+                .revoked_token_ids
+                .set(i64::try_from(state.revocations.jti_count()).unwrap_or(i64::MAX));
         }
     });
+}
+
+/// Deletes what can no longer decide anything: revocations of expired tokens and covered
+/// cut-offs, expired enrollment links. A failure is said and tried again in a minute.
+async fn prune(state: &crate::http::AppState, now: i64) {
+    let revocations = std::sync::Arc::clone(&state.revocations);
+    let links = crate::ca::enroll::EnrollStore::new(&state.config.data_dir);
+    let pruned = web::block(move || {
+        (
+            revocations.prune(now),
+            links.prune(now).map_err(|e| e.to_string()),
+        )
+    })
+    .await;
+    let (revocations, links) = match pruned {
+        Ok(both) => both,
+        Err(e) => (Err(e.to_string()), Err(e.to_string())),
+    };
+    match revocations {
+        Ok(p) if p.expired + p.superseded > 0 => tracing::info!(
+            event = "store_pruned",
+            expired = p.expired,
+            superseded = p.superseded,
+            "revocations that can no longer decide anything removed"
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot prune the revocation store; it is tried again in a minute")
+        }
+    }
+    match links {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            event = "enrollments_pruned",
+            links = n,
+            "expired enrollment links removed"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot prune the enrollment links; it is tried again in a minute")
+        }
+    }
 }
 
 fn reload_once(live: &Live, reload: &Reloader) {

@@ -181,12 +181,15 @@ fn explain_and_verify_agree_on_certificates() {
     // Revoked by the built-in CA's own list (`certgate ca revoke`), which the chain check
     // reads: refused by both.
     let (bob2, bob2_header, bob2_serial) = issue("bob");
-    std::fs::create_dir_all(w.dir.join("data/ca")).unwrap();
-    std::fs::write(
-        w.dir.join("data/ca/revoked.jsonl"),
-        format!("{{\"serial\":\"{bob2_serial}\",\"revoked_at\":{NOW}}}\n"),
-    )
-    .unwrap();
+    crate::db::Db::open(&w.dir.join("data"))
+        .unwrap()
+        .write(|tx| {
+            tx.execute(
+                "INSERT INTO ca_revoked (serial, revoked_at) VALUES (?1, ?2)",
+                rusqlite::params![bob2_serial, NOW],
+            )
+        })
+        .unwrap();
     assert_eq!(verify(&w, ADMIN, bob2_header), 401);
     let (allowed, text) = explain(&w, ADMIN, &bob2);
     assert!(

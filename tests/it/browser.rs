@@ -130,14 +130,19 @@ fn chromium_signs_in_through_nginx_and_every_page_is_readable() {
     b.screenshot("06-signed-out");
 
     // 503: the revocation list cannot be read, so nobody is let in, and the page says so.
-    let revoked = dir.join("data/ca/revoked.jsonl");
-    std::fs::create_dir_all(revoked.parent().unwrap()).unwrap();
-    std::fs::write(&revoked, "not json\n").unwrap();
+    let db = certgate::db::Db::open(&dir.join("data")).unwrap();
+    let revoked = |sql: &str, serial: &str| {
+        db.write(|tx| tx.execute(sql, [serial])).unwrap();
+    };
+    revoked(
+        "INSERT INTO ca_revoked (serial, revoked_at) VALUES (?1, 1)",
+        "not a serial",
+    );
     b.goto(&stack.auth("/auth"));
     let text = b.text();
     assert!(text.contains("Temporarily unavailable"), "{text}");
     b.screenshot("07-unavailable");
-    std::fs::remove_file(&revoked).unwrap();
+    revoked("DELETE FROM ca_revoked WHERE serial = ?1", "not a serial");
     drop(b);
 
     // No certificate at all: the help page names the likely cause and each platform.
@@ -186,11 +191,10 @@ fn chromium_signs_in_through_nginx_and_every_page_is_readable() {
     let serial = certgate::cert::ClientCert::parse(&lost.issued.cert_der)
         .unwrap()
         .serial;
-    std::fs::write(
-        &revoked,
-        format!("{{\"serial\":\"{serial}\",\"revoked_at\":1}}\n"),
-    )
-    .unwrap();
+    revoked(
+        "INSERT INTO ca_revoked (serial, revoked_at) VALUES (?1, 1)",
+        serial.as_str(),
+    );
     let lost_p12 = p12(dir, &stack.pki, &lost, "lost");
     let mut phone = holding(&stack, &lost_p12);
     phone.goto(&stack.auth("/auth"));

@@ -1068,12 +1068,17 @@ fn unreadable_revocations_fail_closed() {
         "{metrics}"
     );
 
-    // The revocation record is damaged while certgate runs: nobody gets in (503: certgate's
-    // state is unknown, the certificate is not at fault), nobody revoked slips through, and
-    // the log says why.
-    let revoked = d.join("data/ca/revoked.jsonl");
-    let good = std::fs::read_to_string(&revoked).unwrap();
-    std::fs::write(&revoked, format!("{good}{{broken\n")).unwrap();
+    // The CA's revocation list is damaged while certgate runs (a row that is no serial, as a
+    // hand edit leaves it): nobody gets in (503: certgate's state is unknown, the certificate
+    // is not at fault), nobody revoked slips through, and the log says why.
+    let data = d.join("data");
+    let db = certgate::db::Db::open(&data).unwrap();
+    let saved = d.join("saved.db");
+    db.backup(&saved).unwrap();
+    let broken_row = |sql: &str| {
+        assert_eq!(db.write(|tx| tx.execute(sql, [])).unwrap(), 1, "{sql}");
+    };
+    broken_row("INSERT INTO ca_revoked (serial, revoked_at) VALUES ('{broken', 1)");
 
     // Every display says "unknown" meanwhile, never "valid": `ca list`, and the expiry gauge
     // leaves out what it cannot vouch for. bob stays revoked: `ca revoke` put him in the
@@ -1102,7 +1107,7 @@ fn unreadable_revocations_fail_closed() {
     assert_eq!(r.status, 503, "{r:?}");
     assert!(r.body.contains("Temporarily unavailable"), "{}", r.body);
     assert!(
-        cg.logs().contains("revoked.jsonl"),
+        cg.logs().contains(certgate::db::FILE) && cg.logs().contains("ca_revoked"),
         "the log names the file:\n{}",
         cg.logs()
     );
@@ -1118,18 +1123,12 @@ fn unreadable_revocations_fail_closed() {
             != 200
     );
     // Mended: service is back.
-    std::fs::write(&revoked, &good).unwrap();
+    broken_row("DELETE FROM ca_revoked WHERE serial = '{broken'");
+    drop(db);
     assert_eq!(
         login(d, &cg, &server_pki.ca_pem, &alice, &alice_key).status,
         200
     );
-    // Deleted: fails closed as well (deleting it must not un-revoke).
-    std::fs::remove_file(&revoked).unwrap();
-    assert_eq!(
-        login(d, &cg, &server_pki.ca_pem, &alice, &alice_key).status,
-        503
-    );
-    std::fs::write(&revoked, &good).unwrap();
 
     // /metrics names users and devices: only the metrics listener serves it, not even to a
     // trusted peer on the plain listener.
@@ -1142,24 +1141,36 @@ fn unreadable_revocations_fail_closed() {
             .status,
         404
     );
+    // The database deleted under it: fails closed as well (what is written to a new file
+    // would never be seen, and deleting it must not un-revoke).
+    let db_file = data.join(certgate::db::FILE);
+    std::fs::remove_file(&db_file).unwrap();
+    assert_eq!(
+        login(d, &cg, &server_pki.ca_pem, &alice, &alice_key).status,
+        503
+    );
     drop(cg);
 
-    // At start, a damaged record keeps certgate from starting, with a message.
-    std::fs::write(&revoked, "{broken\n").unwrap();
+    // At start, a damaged database keeps certgate from starting, with a message naming it.
+    for f in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(data.join(format!("{}{f}", certgate::db::FILE)));
+    }
+    std::fs::write(&db_file, vec![b'x'; 4096]).unwrap();
     let out = Command::new(binary())
         .args(["serve", "--config"])
         .arg(d.join("certgate.toml"))
         .output()
         .unwrap();
     assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("revocation"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains(certgate::db::FILE) && stderr.contains("restore it from a backup"),
+        "{stderr}"
     );
 
     // Issuing into existing files is refused before anything is signed or recorded.
-    std::fs::write(&revoked, &good).unwrap();
+    std::fs::copy(&saved, &db_file).unwrap();
+    assert!(ca(d, &["list"]).1.contains(" alice "), "restored");
     let before = ca(d, &["list"]).1;
     let (code, out) = ca(d, &["issue", "--user", "alice", "--out", "out"]);
     assert_eq!(code, 1, "{out}");

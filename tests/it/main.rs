@@ -23,3 +23,4 @@ mod revocation;
 mod routes;
 mod serials;
 mod slow_clients;
+mod upgrade;

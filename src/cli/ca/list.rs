@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::CMD;
-use crate::ca::store::{revoked_serials, CaStore, IssuedRecord};
+use crate::ca::store::{CaStore, IssuedRecord};
 use crate::ca::CertStatus;
 use crate::cert::Serial;
 use crate::cli::CliError;
@@ -49,7 +49,7 @@ pub(super) fn run(store: &CaStore, dir: &Path, config: Option<&Config>) -> Resul
 impl Revoked {
     /// Both lists; a warning on stderr for each that cannot be read.
     fn read(store: &CaStore, dir: &Path, config: Option<&Config>, now: i64) -> Self {
-        let by_ca = match revoked_serials(&store.revoked_path()) {
+        let by_ca = match store.revoked() {
             Ok(set) => Some(set),
             Err(e) => {
                 eprintln!("certgate ca list: warning: {e}: every status is unknown");
