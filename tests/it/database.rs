@@ -95,10 +95,14 @@ fn verify_each(cg: &Certgate, tokens: &[String]) -> Vec<u16> {
 }
 
 /// The token ids of the `jti` revocations in a certgate database, read as another process
-/// reads it (read-only, while a server may be writing).
+/// reads it (read-only, while a server may be writing), once SQLite finds the file whole.
 fn revoked_jtis(db: &Path) -> HashSet<String> {
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .unwrap_or_else(|e| panic!("{}: {e}", db.display()));
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok", "{}", db.display());
     let mut stmt = conn.prepare("SELECT entry FROM revocations").unwrap();
     let entries: Vec<String> = stmt
         .query_map([], |row| row.get(0))
@@ -477,12 +481,6 @@ fn a_backup_taken_while_revocations_are_written_holds_every_one_acknowledged_bef
     );
 
     // The copy opens, is whole, and holds every one acknowledged before the backup started.
-    let conn = Connection::open_with_flags(&file, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
-    drop(conn);
     let copied = revoked_jtis(&file);
     assert_eq!(
         missing(&before, &copied),
