@@ -8,6 +8,7 @@ mod binding;
 mod browser;
 mod ca;
 mod config_errors;
+mod database;
 mod direct;
 mod explain;
 mod harness;
