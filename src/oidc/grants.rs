@@ -49,7 +49,7 @@ pub enum Redeemed {
     /// Used before: its grant is revoked now.
     Replayed,
     Fresh {
-        grant: Grant,
+        grant: Box<Grant>,
         redirect_uri: String,
         challenge: Option<String>,
     },
@@ -190,7 +190,7 @@ impl Grants {
             }
             match load(tx, &grant_id)? {
                 Some(grant) => Ok(Redeemed::Fresh {
-                    grant,
+                    grant: Box::new(grant),
                     redirect_uri,
                     challenge,
                 }),

@@ -14,6 +14,7 @@ mod explain;
 mod harness;
 mod home_assistant;
 mod lockout;
+mod oidc;
 mod one_list;
 mod operations;
 mod proxies;
