@@ -13,6 +13,7 @@
 
 pub mod grants;
 pub mod keys;
+pub mod params;
 pub mod settings;
 
 use std::sync::Arc;

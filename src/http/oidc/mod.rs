@@ -3,6 +3,7 @@
 //! 404, as an unknown route would.
 
 pub mod authorize;
+mod client;
 pub mod token;
 pub mod userinfo;
 
@@ -38,19 +39,10 @@ pub fn not_configured() -> HttpResponse {
         .body("not found\n")
 }
 
-/// Form or query parameters by name. A parameter given twice is refused (OAuth 2.0 §3.1,
-/// §3.2): which of the two counts would be a guess. An empty value counts as absent.
+/// Form or query parameters by name (see [`crate::oidc::params::parse`]): a parameter given
+/// twice is refused, an empty value counts as absent.
 fn params(raw: &[u8]) -> Result<HashMap<String, String>, String> {
-    let mut out = HashMap::new();
-    for (name, value) in url::form_urlencoded::parse(raw) {
-        if value.is_empty() {
-            continue;
-        }
-        if out.insert(name.to_string(), value.into_owned()).is_some() {
-            return Err(format!("the parameter {name} is given twice"));
-        }
-    }
-    Ok(out)
+    crate::oidc::params::parse(raw).map_err(|e| e.to_string())
 }
 
 /// Whether a grant still counts, and its person: not revoked (a replayed code, a reused

@@ -4,76 +4,45 @@
 //! all; secrets are compared in constant time.
 
 use actix_web::http::{header, StatusCode};
+use std::collections::HashMap;
+
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::Engine;
 
 use super::super::extract::RequestMeta;
 use super::super::{answer, AppState, Standing, State};
+use super::client::{self, oauth};
 use crate::error::{AppError, OAuthError};
 use crate::identity::Identity;
-use crate::oidc::{
-    grants, AuthMethod, Client, Grant, IdToken, Profile, Provider, Redeemed, Refreshed,
-};
+use crate::oidc::{grants, Client, Grant, IdToken, Profile, Provider, Redeemed, Refreshed};
 
-pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
+pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
     let meta = RequestMeta::from_request(&req, &state);
     let Some(provider) = state.oidc.clone() else {
         return super::not_configured();
     };
-    match token(&req, &body, &state, &provider) {
+    let params = match client::form(&req, payload).await {
+        Ok(params) => params,
+        Err(e) => return client::refuse(&state, &meta, &e),
+    };
+    match token(&req, &params, &state, &provider) {
         Ok(json) => {
             let mut res = answer::json(StatusCode::OK, &json);
             res.headers_mut()
                 .insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
             res
         }
-        Err(e) => {
-            let mut res = state.reply(&meta, &e);
-            if matches!(
-                e,
-                AppError::OAuth {
-                    error: OAuthError::InvalidClient,
-                    ..
-                }
-            ) {
-                res.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Basic realm=\"certgate\""),
-                );
-            }
-            res
-        }
-    }
-}
-
-fn oauth(error: OAuthError, description: impl Into<String>) -> AppError {
-    AppError::OAuth {
-        error,
-        description: description.into(),
+        Err(e) => client::refuse(&state, &meta, &e),
     }
 }
 
 fn token(
     req: &HttpRequest,
-    body: &[u8],
+    params: &HashMap<String, String>,
     state: &AppState,
     provider: &Provider,
 ) -> Result<serde_json::Value, AppError> {
-    let form_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::trim);
-    if !form_type.is_some_and(|t| t.eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
-        return Err(oauth(
-            OAuthError::InvalidRequest,
-            "send the parameters as application/x-www-form-urlencoded",
-        ));
-    }
-    let params = super::params(body).map_err(|why| oauth(OAuthError::InvalidRequest, why))?;
     let get = |name: &str| params.get(name).map(String::as_str);
-    let client = client(req, provider, get("client_id"), get("client_secret"))?;
+    let client = client::authenticate(req, provider, get("client_id"), get("client_secret"))?;
     let now = state.clock.now();
     match get("grant_type") {
         Some("authorization_code") => {
@@ -180,83 +149,6 @@ fn token(
 
 fn unavailable(e: crate::db::DbError) -> AppError {
     AppError::Unavailable(format!("the grants cannot be read: {e}"))
-}
-
-/// The client the request authenticates as, by its configured method.
-fn client<'a>(
-    req: &HttpRequest,
-    provider: &'a Provider,
-    form_id: Option<&str>,
-    form_secret: Option<&str>,
-) -> Result<&'a Client, AppError> {
-    let invalid = |why: &str| oauth(OAuthError::InvalidClient, why);
-    let basic = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .map(|b64| {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .ok_or_else(|| invalid("the Basic credentials are not base64 of id:secret"))?;
-            let (id, secret) = decoded
-                .split_once(':')
-                .ok_or_else(|| invalid("the Basic credentials are not id:secret"))?;
-            // RFC 6749 §2.3.1: each is form-urlencoded before it is joined.
-            let unescape = |s: &str| {
-                url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            };
-            Ok::<_, AppError>((unescape(id), unescape(secret)))
-        })
-        .transpose()?;
-    let (id, secret, method) = match (basic, form_id, form_secret) {
-        (Some(_), _, Some(_)) => {
-            return Err(oauth(
-                OAuthError::InvalidRequest,
-                "use one way to authenticate the client, not Basic and client_secret",
-            ))
-        }
-        (Some((id, secret)), form, None) => {
-            if form.is_some_and(|f| f != id) {
-                return Err(invalid("client_id differs from the Basic credentials"));
-            }
-            (id, Some(secret), AuthMethod::SecretBasic)
-        }
-        (None, Some(id), Some(secret)) => (
-            id.to_string(),
-            Some(secret.to_string()),
-            AuthMethod::SecretPost,
-        ),
-        (None, Some(id), None) => (id.to_string(), None, AuthMethod::None),
-        (None, None, _) => return Err(invalid("no client credentials")),
-    };
-    let client = provider
-        .settings
-        .client(&id)
-        .ok_or_else(|| invalid("unknown client"))?;
-    if client.auth_method != method {
-        return Err(invalid(&format!(
-            "this client authenticates with {}",
-            client.auth_method.as_str()
-        )));
-    }
-    let matches = match (&client.secret, secret) {
-        (Some(expected), Some(given)) => bool::from(subtle::ConstantTimeEq::ct_eq(
-            expected.as_bytes(),
-            given.as_bytes(),
-        )),
-        (None, None) => true,
-        _ => false,
-    };
-    if !matches {
-        return Err(invalid("wrong client secret"));
-    }
-    Ok(client)
 }
 
 /// The person of a grant, if the grant still counts (see `grant_standing`).
