@@ -75,6 +75,10 @@ const MIGRATIONS: &[&str] = &[
         used INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX oidc_tokens_grant ON oidc_tokens (grant_id);",
+    // 3: one token revoked on its own (RFC 7009: an access token), and when each was issued
+    // (introspection's `iat`; NULL for tokens issued before).
+    "ALTER TABLE oidc_tokens ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE oidc_tokens ADD COLUMN issued INTEGER;",
 ];
 
 /// The schema version this certgate writes.

@@ -65,6 +65,34 @@ pub enum Refreshed {
     Fresh(Grant),
 }
 
+/// Which token a hash names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Access,
+    Refresh,
+}
+
+/// A token as stored, whatever its state: what introspection and revocation look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub kind: Kind,
+    pub expires: i64,
+    /// `None` for tokens issued before certgate recorded it.
+    pub issued: Option<i64>,
+    /// A refresh token that was exchanged (rotated) already.
+    pub used: bool,
+    /// Revoked on its own (RFC 7009); a revoked grant is [`Grant::revoked`].
+    pub revoked: bool,
+    pub grant: Grant,
+}
+
+impl Token {
+    /// Whether the token itself still works at `now` (its grant's standing aside).
+    pub fn usable(&self, now: i64) -> bool {
+        self.expires > now && !self.used && !self.revoked && !self.grant.revoked
+    }
+}
+
 /// SHA-256 of a code or token, hex.
 pub fn hash(secret: &str) -> String {
     hex::encode(aws_lc_rs::digest::digest(
@@ -199,23 +227,24 @@ impl Grants {
         })
     }
 
-    /// Stores the tokens issued for `grant_id` (by their hashes, with their expiries).
+    /// Stores the tokens issued for `grant_id` at `now` (by their hashes, with their expiries).
     ///
     /// # Errors
     /// When the database cannot be written.
     pub fn add_tokens(
         &self,
         grant_id: &str,
+        now: i64,
         access: (&str, i64),
         refresh: Option<(&str, i64)>,
     ) -> Result<(), DbError> {
         self.db.write(|tx| {
             let mut insert = tx.prepare(
-                "INSERT INTO oidc_tokens (hash, grant_id, kind, expires) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO oidc_tokens (hash, grant_id, kind, expires, issued) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            insert.execute(params![access.0, grant_id, "access", access.1])?;
+            insert.execute(params![access.0, grant_id, "access", access.1, now])?;
             if let Some((hash, expires)) = refresh {
-                insert.execute(params![hash, grant_id, "refresh", expires])?;
+                insert.execute(params![hash, grant_id, "refresh", expires, now])?;
             }
             Ok(())
         })
@@ -267,7 +296,7 @@ impl Grants {
         self.db.read(|conn| {
             let grant_id: Option<String> = conn
                 .query_row(
-                    "SELECT grant_id FROM oidc_tokens WHERE hash = ?1 AND kind = 'access' AND expires > ?2",
+                    "SELECT grant_id FROM oidc_tokens WHERE hash = ?1 AND kind = 'access' AND expires > ?2 AND revoked = 0",
                     params![hash, now],
                     |r| r.get(0),
                 )
@@ -276,6 +305,53 @@ impl Grants {
                 Some(id) => load(conn, &id),
                 None => Ok(None),
             }
+        })
+    }
+
+    /// The token with `hash`, in whatever state (expired, used, revoked), and its grant.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn token(&self, hash: &str) -> Result<Option<Token>, DbError> {
+        self.db.read(|conn| {
+            let row = conn
+                .query_row(
+                    "SELECT grant_id, kind, expires, issued, used, revoked FROM oidc_tokens WHERE hash = ?1",
+                    [hash],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)? == "refresh",
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, Option<i64>>(3)?,
+                            r.get::<_, i64>(4)? != 0,
+                            r.get::<_, i64>(5)? != 0,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((grant_id, refresh, expires, issued, used, revoked)) = row else {
+                return Ok(None);
+            };
+            Ok(load(conn, &grant_id)?.map(|grant| Token {
+                kind: if refresh { Kind::Refresh } else { Kind::Access },
+                expires,
+                issued,
+                used,
+                revoked,
+                grant,
+            }))
+        })
+    }
+
+    /// Ends one token (its grant and the grant's other tokens live on).
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn revoke_token(&self, hash: &str) -> Result<(), DbError> {
+        self.db.write(|tx| {
+            tx.execute("UPDATE oidc_tokens SET revoked = 1 WHERE hash = ?1", [hash])
+                .map(drop)
         })
     }
 
@@ -360,7 +436,7 @@ mod tests {
             (grant.made, redirect_uri.as_str(), challenge.as_deref()),
             (alice(), "https://app/cb", Some("ch"))
         );
-        g.add_tokens("g1", (&hash("at"), 700), None).unwrap();
+        g.add_tokens("g1", 100, (&hash("at"), 700), None).unwrap();
         assert!(g.access(&hash("at"), 120).unwrap().is_some());
         assert_eq!(g.redeem(&hash("code"), 111).unwrap(), Redeemed::Replayed);
         assert!(
@@ -408,12 +484,12 @@ mod tests {
         let (_d, g) = grants();
         g.create("g1", &alice(), &hash("code"), "https://app/cb", None, 160)
             .unwrap();
-        g.add_tokens("g1", (&hash("at1"), 700), Some((&hash("rt1"), 9_000)))
+        g.add_tokens("g1", 100, (&hash("at1"), 700), Some((&hash("rt1"), 9_000)))
             .unwrap();
         assert!(
             matches!(g.refresh(&hash("rt1"), 200).unwrap(), Refreshed::Fresh(ref gr) if !gr.revoked)
         );
-        g.add_tokens("g1", (&hash("at2"), 800), Some((&hash("rt2"), 9_000)))
+        g.add_tokens("g1", 100, (&hash("at2"), 800), Some((&hash("rt2"), 9_000)))
             .unwrap();
         assert_eq!(g.refresh(&hash("rt1"), 201).unwrap(), Refreshed::Reused);
         let Refreshed::Fresh(grant) = g.refresh(&hash("rt2"), 202).unwrap() else {
@@ -429,13 +505,49 @@ mod tests {
     }
 
     #[test]
+    fn one_access_token_is_revoked_on_its_own_and_every_token_is_found_in_any_state() {
+        let (_d, g) = grants();
+        g.create("g1", &alice(), &hash("code"), "https://app/cb", None, 160)
+            .unwrap();
+        g.add_tokens("g1", 150, (&hash("at1"), 700), Some((&hash("rt1"), 9_000)))
+            .unwrap();
+        g.add_tokens("g1", 150, (&hash("at2"), 700), None).unwrap();
+        let at1 = g.token(&hash("at1")).unwrap().unwrap();
+        assert_eq!(
+            (at1.kind, at1.issued, at1.expires, at1.usable(200)),
+            (Kind::Access, Some(150), 700, true)
+        );
+        assert!(!at1.usable(700), "expired at its expiry");
+        g.revoke_token(&hash("at1")).unwrap();
+        assert!(g.access(&hash("at1"), 200).unwrap().is_none());
+        let at1 = g.token(&hash("at1")).unwrap().unwrap();
+        assert!(at1.revoked && !at1.usable(200));
+        assert!(
+            g.access(&hash("at2"), 200).unwrap().is_some(),
+            "its grant lives on"
+        );
+        assert!(g.token(&hash("rt1")).unwrap().unwrap().usable(200));
+        assert!(matches!(
+            g.refresh(&hash("rt1"), 200).unwrap(),
+            Refreshed::Fresh(_)
+        ));
+        let rt1 = g.token(&hash("rt1")).unwrap().unwrap();
+        assert_eq!(
+            (rt1.kind, rt1.used, rt1.usable(200)),
+            (Kind::Refresh, true, false)
+        );
+        assert_eq!(g.token(&hash("nothing")).unwrap(), None);
+    }
+
+    #[test]
     fn pruning_deletes_what_expired_and_the_grants_left_empty() {
         let (_d, g) = grants();
         g.create("g1", &alice(), &hash("c1"), "https://app/cb", None, 160)
             .unwrap();
         g.create("g2", &alice(), &hash("c2"), "https://app/cb", None, 160)
             .unwrap();
-        g.add_tokens("g2", (&hash("at"), 10_000), None).unwrap();
+        g.add_tokens("g2", 100, (&hash("at"), 10_000), None)
+            .unwrap();
         assert_eq!(g.prune(200).unwrap(), 3, "two codes, one grant");
         assert!(g.access(&hash("at"), 300).unwrap().is_some());
         assert_eq!(g.redeem(&hash("c1"), 100).unwrap(), Redeemed::Unknown);

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use grants::{Grant, Grants, NewGrant, Redeemed, Refreshed};
+pub use grants::{Grant, Grants, NewGrant, Redeemed, Refreshed, Token};
 pub use keys::OidcKeys;
 pub use settings::{Alg, AuthMethod, Client, RawOidc, Settings};
 

@@ -192,6 +192,7 @@ fn issue(
         .grants
         .add_tokens(
             &grant.id,
+            now,
             (&grants::hash(&access), now.saturating_add(access_ttl)),
             refresh
                 .as_ref()
