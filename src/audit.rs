@@ -73,3 +73,67 @@ pub fn lock(a: &Actor<'_>, user: &str, locked: bool, via: &str) {
         "{}", if locked { "user locked out" } else { "user let back in" }
     );
 }
+
+// === OpenID Connect ===
+//
+// `client_id` is the relying party (a configured client id, or empty when the request named
+// none that is configured); `client` stays the address, as in every other event. `grant` is the
+// grant's id: `certgate revoke --jti <grant>` ends it.
+
+/// An authorization code was issued at `/oidc/authorize`.
+pub fn oidc_code(a: &Actor<'_>, client_id: &str, grant: &str) {
+    tracing::info!(
+        target: "audit", event = "oidc_code", user = a.user.unwrap_or(""),
+        device = a.device.unwrap_or(""), serial = a.serial.unwrap_or(""),
+        client = %client(a), client_id, grant, "authorization code issued"
+    );
+}
+
+/// Tokens were issued at `/oidc/token`, for a code or (`refresh`) a refresh token.
+pub fn oidc_token(a: &Actor<'_>, client_id: &str, grant: &str, refresh: bool) {
+    tracing::info!(
+        target: "audit", event = "oidc_token", user = a.user.unwrap_or(""),
+        client = %client(a), client_id, grant, refresh, "tokens issued"
+    );
+}
+
+/// `/oidc/authorize` or `/oidc/token` (`endpoint`) refused a request: `error` is the OAuth
+/// error code, `reason` its description.
+pub fn oidc_refused(a: &Actor<'_>, endpoint: &str, client_id: &str, error: &str, reason: &str) {
+    tracing::info!(
+        target: "audit", event = "oidc_refused", user = a.user.unwrap_or(""),
+        device = a.device.unwrap_or(""), serial = a.serial.unwrap_or(""),
+        client = %client(a), endpoint, client_id, error, reason, "OpenID Connect request refused"
+    );
+}
+
+/// A used code or refresh token (`what`) was presented again: its grant is revoked now.
+pub fn oidc_replayed(a: &Actor<'_>, client_id: &str, what: &str) {
+    let event = if what == "code" {
+        "oidc_code_replayed"
+    } else {
+        "oidc_refresh_reused"
+    };
+    tracing::warn!(
+        target: "audit", event, client = %client(a), client_id, what,
+        "a used {what} was presented again: its grant is revoked"
+    );
+}
+
+/// A client introspected a token (RFC 7662): whether it counts, and whose it is (`user`,
+/// `grant` and `kind` are empty unless it is this client's token).
+pub fn oidc_introspect(a: &Actor<'_>, client_id: &str, active: bool, kind: &str, grant: &str) {
+    tracing::info!(
+        target: "audit", event = "oidc_introspect", user = a.user.unwrap_or(""),
+        client = %client(a), client_id, active, kind, grant, "token introspected"
+    );
+}
+
+/// A client revoked a token (RFC 7009): `kind` `access` (that token), `refresh` (its whole
+/// grant), or empty (not one of this client's tokens: nothing changed).
+pub fn oidc_revoke(a: &Actor<'_>, client_id: &str, kind: &str, grant: &str) {
+    tracing::info!(
+        target: "audit", event = "oidc_revoke", user = a.user.unwrap_or(""),
+        client = %client(a), client_id, kind, grant, "token revocation"
+    );
+}

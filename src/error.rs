@@ -14,7 +14,7 @@ use crate::cert::CertError;
 use crate::identity::IdentityError;
 use crate::jwt::TokenKind;
 use crate::policy::canonical::CanonicalError;
-pub use code::{Code, Outcome};
+pub use code::{Code, OidcOutcome, Outcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

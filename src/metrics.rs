@@ -4,7 +4,8 @@
 //! `certgate_logins_total{result}`, `certgate_tokens_minted_total`,
 //! `certgate_revocations_total{kind}`, `certgate_store_staleness_seconds`,
 //! `certgate_revoked_token_ids`,
-//! `certgate_config_reloads_total{result}`, `certgate_config_last_reload_successful`, and at
+//! `certgate_config_reloads_total{result}`, `certgate_config_last_reload_successful`,
+//! `certgate_oidc_requests_total{endpoint,client,outcome}`, and at
 //! scrape time `certgate_revocation_sources_ok`, `certgate_revoked_serials` and
 //! `certgate_client_cert_days_to_expiry{user,device,serial}`.
 //!
@@ -18,7 +19,29 @@ use prometheus::{
 
 use crate::ca::store::CaStore;
 use crate::ca::CertStatus;
-use crate::error::{Code, Outcome};
+use crate::error::{Code, OidcOutcome, Outcome};
+
+/// The `endpoint` label of `certgate_oidc_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OidcEndpoint {
+    Authorize,
+    Token,
+    Userinfo,
+    Introspect,
+    Revoke,
+}
+
+impl OidcEndpoint {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorize => "authorize",
+            Self::Token => "token",
+            Self::Userinfo => "userinfo",
+            Self::Introspect => "introspect",
+            Self::Revoke => "revoke",
+        }
+    }
+}
 
 /// Every metric certgate keeps, registered once at start-up and shared across reloads.
 #[derive(Debug, Clone)]
@@ -48,6 +71,9 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     /// 1 while the last reload succeeded (or none was tried), 0 after a failed one.
     pub reload_ok: IntGauge,
+    /// OpenID Connect requests by `endpoint`, `client` (a configured client id, or `unknown`)
+    /// and `outcome` ([`OidcOutcome`]).
+    oidc_requests: IntCounterVec,
 }
 
 impl Metrics {
@@ -107,6 +133,13 @@ impl Metrics {
             "1 when the last configuration reload succeeded (or none was tried), 0 after a failure.",
         )?;
         reload_ok.set(1);
+        let oidc_requests = IntCounterVec::new(
+            Opts::new(
+                "certgate_oidc_requests_total",
+                "OpenID Connect provider requests by endpoint, client (a configured id or unknown) and outcome.",
+            ),
+            &["endpoint", "client", "outcome"],
+        )?;
         let allowed = [Code::Bypass, Code::Bearer, Code::Session, Code::Certificate].map(|via| {
             let labels = [Outcome::Allow.as_str(), via.as_str()];
             (via, decisions.with_label_values(&labels))
@@ -120,6 +153,7 @@ impl Metrics {
         registry.register(Box::new(revoked_token_ids.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(reload_ok.clone()))?;
+        registry.register(Box::new(oidc_requests.clone()))?;
         Ok(Self {
             registry,
             decisions,
@@ -132,7 +166,20 @@ impl Metrics {
             revoked_token_ids,
             reloads,
             reload_ok,
+            oidc_requests,
         })
+    }
+
+    /// Counts one OpenID Connect request. `client` must be a configured client id (or
+    /// `None`: counted as `unknown`), never what a request claims, so the series stay bounded.
+    pub fn oidc_request(&self, endpoint: OidcEndpoint, client: Option<&str>, outcome: OidcOutcome) {
+        self.oidc_requests
+            .with_label_values(&[
+                endpoint.as_str(),
+                client.unwrap_or("unknown"),
+                outcome.as_str(),
+            ])
+            .inc();
     }
 
     /// Counts one `/verify` answer.
@@ -238,6 +285,12 @@ mod tests {
         m.revocations.with_label_values(&["session"]).inc();
         m.reloads.with_label_values(&["failed"]).inc();
         m.check_seconds.observe(0.0003);
+        m.oidc_request(OidcEndpoint::Token, Some("grafana"), OidcOutcome::Ok);
+        m.oidc_request(
+            OidcEndpoint::Introspect,
+            None,
+            OidcOutcome::Refused(Code::InvalidClient),
+        );
         let dir = tempfile::tempdir().unwrap();
         let text = m.render(dir.path(), 0, Some(3), &|_| Some(false));
         for line in [
@@ -253,6 +306,8 @@ mod tests {
             "certgate_check_duration_seconds_bucket{le=\"0.0005\"} 1",
             "certgate_check_duration_seconds_count 1",
             "# TYPE certgate_client_cert_days_to_expiry gauge",
+            "certgate_oidc_requests_total{client=\"grafana\",endpoint=\"token\",outcome=\"ok\"} 1",
+            "certgate_oidc_requests_total{client=\"unknown\",endpoint=\"introspect\",outcome=\"invalid_client\"} 1",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

@@ -56,6 +56,13 @@ pub enum Code {
     InvalidGrant,
     UnsupportedGrantType,
 
+    // --- OAuth 2.0 and OpenID Connect errors of `/oidc/authorize` (RFC 6749 §4.1.2.1,
+    // OpenID Connect Core §3.1.2.6)
+    UnsupportedResponseType,
+    RequestNotSupported,
+    RequestUriNotSupported,
+    LoginRequired,
+
     // --- how an allowed check was let through (metric reasons)
     Bypass,
     Bearer,
@@ -100,6 +107,10 @@ impl Code {
             Self::InvalidClient => "invalid_client",
             Self::InvalidGrant => "invalid_grant",
             Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::LoginRequired => "login_required",
             Self::Bypass => "bypass",
             Self::Bearer => "bearer",
             Self::Session => "session",
@@ -152,6 +163,28 @@ impl Outcome {
             Self::BadRequest => "bad_request",
             Self::Unavailable => "unavailable",
             Self::Error => "error",
+        }
+    }
+}
+
+/// The `outcome` label of `certgate_oidc_requests_total`: `ok`, `sign_in`, `inactive` (introspection of
+/// a token that does not count), or the [`Code`] of the refusal (a small fixed set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OidcOutcome {
+    Ok,
+    /// `/oidc/authorize` sent a browser to `/auth` to sign in first.
+    SignIn,
+    Inactive,
+    Refused(Code),
+}
+
+impl OidcOutcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::SignIn => "sign_in",
+            Self::Inactive => "inactive",
+            Self::Refused(code) => code.as_str(),
         }
     }
 }

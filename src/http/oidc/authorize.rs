@@ -14,8 +14,9 @@ use super::super::auth::mint_session;
 use super::super::extract::{self, RequestMeta};
 use super::super::pages::Page;
 use super::super::{answer, AppState, State};
-use crate::error::AppError;
+use crate::error::{AppError, Code, OidcOutcome};
 use crate::identity::Identity;
+use crate::metrics::OidcEndpoint as Endpoint;
 use crate::oidc::{AuthMethod, Client, NewGrant, Provider};
 
 /// The longest value certgate takes for any parameter (a `state` or `nonce` longer than this
@@ -28,11 +29,39 @@ pub async fn handle(req: HttpRequest, state: State) -> HttpResponse {
     let Some(provider) = state.oidc.clone() else {
         return super::not_configured();
     };
+    // The metric's and the audit log's client: only ever a configured one.
+    let client_id = super::params(req.query_string().as_bytes())
+        .ok()
+        .and_then(|p| p.get("client_id").cloned())
+        .and_then(|id| provider.settings.client(&id))
+        .map(|c| c.id.as_str());
+    let refused = |error: Code, why: &str| {
+        super::refused_because(&state, &meta, Endpoint::Authorize, client_id, error, why);
+    };
     match authorize(&req, &state, &meta, &provider) {
-        Ok(res) => res,
-        Err(Refusal::Page(status, why)) => page(&state, status, &why),
-        Err(Refusal::App(e)) => state.reply(&meta, &e),
-        Err(Refusal::Back(back)) => back.response(),
+        Ok((res, outcome)) => {
+            super::count(&state, Endpoint::Authorize, client_id, outcome);
+            res
+        }
+        Err(Refusal::Page(status, why)) => {
+            let error = if status == StatusCode::FORBIDDEN {
+                Code::Forbidden
+            } else {
+                Code::InvalidRequest
+            };
+            refused(error, &why);
+            page(&state, status, &why)
+        }
+        Err(Refusal::App(e)) => {
+            super::refused(&state, &meta, Endpoint::Authorize, client_id, &e);
+            state.reply(&meta, &e)
+        }
+        Err(Refusal::Back(back)) => {
+            if let Some((error, why)) = &back.error {
+                refused(*error, why);
+            }
+            back.response()
+        }
     }
 }
 
@@ -43,7 +72,7 @@ enum Refusal {
     /// As certgate refuses a certificate anywhere (a page saying why).
     App(AppError),
     /// Back to the client's registered redirect URI with an error.
-    Back(Back),
+    Back(Box<Back>),
 }
 
 impl From<AppError> for Refusal {
@@ -56,6 +85,8 @@ impl From<AppError> for Refusal {
 struct Back {
     redirect_uri: url::Url,
     params: Vec<(&'static str, String)>,
+    /// The error it carries, and why (`None`: a code).
+    error: Option<(Code, String)>,
 }
 
 impl Back {
@@ -63,21 +94,22 @@ impl Back {
         redirect_uri: &url::Url,
         issuer: &str,
         state: Option<&str>,
-        error: &str,
+        error: Code,
         why: &str,
     ) -> Refusal {
         let mut params = vec![
-            ("error", error.to_string()),
+            ("error", error.as_str().to_string()),
             ("error_description", why.to_string()),
         ];
         if let Some(s) = state {
             params.push(("state", s.to_string()));
         }
         params.push(("iss", issuer.to_string()));
-        Refusal::Back(Self {
+        Refusal::Back(Box::new(Self {
             redirect_uri: redirect_uri.clone(),
             params,
-        })
+            error: Some((error, why.to_string())),
+        }))
     }
 
     fn response(self) -> HttpResponse {
@@ -109,7 +141,7 @@ fn authorize(
     state: &AppState,
     meta: &RequestMeta,
     provider: &Provider,
-) -> Result<HttpResponse, Refusal> {
+) -> Result<(HttpResponse, OidcOutcome), Refusal> {
     let bad = |why: String| Refusal::Page(StatusCode::BAD_REQUEST, why);
     let params = super::params(req.query_string().as_bytes()).map_err(bad)?;
     for (name, value) in &params {
@@ -138,29 +170,29 @@ fn authorize(
     let issuer = provider.settings.issuer.as_str();
     let client_state = get("state");
     let back =
-        |error: &str, why: &str| Back::error(&redirect_uri, issuer, client_state, error, why);
+        |error: Code, why: &str| Back::error(&redirect_uri, issuer, client_state, error, why);
 
     if get("request").is_some() {
         return Err(back(
-            "request_not_supported",
+            Code::RequestNotSupported,
             "request objects are not supported",
         ));
     }
     if get("request_uri").is_some() {
         return Err(back(
-            "request_uri_not_supported",
+            Code::RequestUriNotSupported,
             "request_uri is not supported",
         ));
     }
     if get("response_type") != Some("code") {
         return Err(back(
-            "unsupported_response_type",
+            Code::UnsupportedResponseType,
             "only the authorization code flow (response_type=code) is supported",
         ));
     }
     if get("response_mode").is_some_and(|m| m != "query") {
         return Err(back(
-            "invalid_request",
+            Code::InvalidRequest,
             "only response_mode=query is supported",
         ));
     }
@@ -169,7 +201,7 @@ fn authorize(
         .split_whitespace()
         .collect();
     if !requested.contains("openid") {
-        return Err(back("invalid_scope", "the scope must include openid"));
+        return Err(back(Code::InvalidScope, "the scope must include openid"));
     }
     let scopes: Vec<&str> = requested
         .iter()
@@ -177,14 +209,14 @@ fn authorize(
         .filter(|s| client.scopes.contains(*s))
         .collect();
     let challenge = pkce(client, get("code_challenge"), get("code_challenge_method"))
-        .map_err(|why| back("invalid_request", why))?;
+        .map_err(|why| back(Code::InvalidRequest, why))?;
     let prompt: BTreeSet<&str> = get("prompt")
         .unwrap_or_default()
         .split_whitespace()
         .collect();
     if prompt.contains("none") && prompt.len() > 1 {
         return Err(back(
-            "invalid_request",
+            Code::InvalidRequest,
             "prompt=none cannot be combined with other values",
         ));
     }
@@ -192,7 +224,7 @@ fn authorize(
     let Some(person) = person(req, state, meta)? else {
         if prompt.contains("none") {
             return Err(back(
-                "login_required",
+                Code::LoginRequired,
                 "no certgate session and no client certificate",
             ));
         }
@@ -202,10 +234,11 @@ fn authorize(
             state.config.public_base(),
             req.query_string()
         );
-        return Ok(HttpResponse::Found()
+        let res = HttpResponse::Found()
             .insert_header((header::LOCATION, state.auth_url(Some(&here))))
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .finish());
+            .finish();
+        return Ok((res, OidcOutcome::SignIn));
     };
     if !client.admits(&person.who.user, &person.who.groups) {
         return Err(Refusal::Page(
@@ -248,15 +281,11 @@ fn authorize(
             expires,
         )
         .map_err(|e| AppError::Unavailable(format!("cannot store the grant: {e}")))?;
-    tracing::info!(
-        target: "audit",
-        event = "oidc_code",
-        user = %person.who.user,
-        client = %client.id,
-        grant = %grant_id,
-        serial = person.serial.as_deref().unwrap_or(""),
-        "authorization code issued"
-    );
+    let actor = crate::audit::Actor {
+        serial: person.serial.as_deref(),
+        ..super::actor(meta, Some(&person.who.user))
+    };
+    crate::audit::oidc_code(&actor, &client.id, &grant_id);
     let mut params = vec![("code", code)];
     if let Some(s) = client_state {
         params.push(("state", s.to_string()));
@@ -265,6 +294,7 @@ fn authorize(
     let mut res = Back {
         redirect_uri,
         params,
+        error: None,
     }
     .response();
     if let Some(cookie) = person.set_cookie {
@@ -272,7 +302,7 @@ fn authorize(
             res.headers_mut().insert(header::SET_COOKIE, v);
         }
     }
-    Ok(res)
+    Ok((res, OidcOutcome::Ok))
 }
 
 /// The PKCE challenge to bind to the code: S256 only; required of public clients.

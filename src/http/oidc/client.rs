@@ -73,6 +73,20 @@ pub async fn form(
     params::parse(&body).map_err(|e| oauth(OAuthError::InvalidRequest, e.to_string()))
 }
 
+/// The configured client a request names, authenticated or not: the metric label and the
+/// audit log's client are only ever a configured id (or none).
+pub fn named<'a>(
+    req: &HttpRequest,
+    provider: &'a Provider,
+    form_id: Option<&str>,
+) -> Option<&'a Client> {
+    let basic = basic(req).and_then(Result::ok).map(|(id, _)| id);
+    basic
+        .as_deref()
+        .or(form_id)
+        .and_then(|id| provider.settings.client(id))
+}
+
 fn basic(req: &HttpRequest) -> Option<Result<(String, String), &'static str>> {
     req.headers()
         .get(header::AUTHORIZATION)

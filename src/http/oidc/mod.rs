@@ -12,8 +12,12 @@ use std::collections::HashMap;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 
+use super::extract::RequestMeta;
 use super::{answer, AppState, Standing, State};
+use crate::audit::Actor;
+use crate::error::{AppError, Code, OidcOutcome};
 use crate::identity::Identity;
+use crate::metrics::OidcEndpoint as Endpoint;
 use crate::oidc::{Grant, Provider};
 
 /// `GET /.well-known/openid-configuration` (and RFC 8414's `oauth-authorization-server`).
@@ -43,6 +47,55 @@ pub fn not_configured() -> HttpResponse {
 /// twice is refused, an empty value counts as absent.
 fn params(raw: &[u8]) -> Result<HashMap<String, String>, String> {
     crate::oidc::params::parse(raw).map_err(|e| e.to_string())
+}
+
+/// Counts one request in `certgate_oidc_requests_total`; `client` is a configured id.
+fn count(state: &AppState, endpoint: Endpoint, client: Option<&str>, outcome: OidcOutcome) {
+    state.metrics.oidc_request(endpoint, client, outcome);
+}
+
+/// The audit actor of a request: its address, and the user when known.
+fn actor<'a>(meta: &RequestMeta, user: Option<&'a str>) -> Actor<'a> {
+    Actor {
+        user,
+        client: meta.client,
+        ..Actor::default()
+    }
+}
+
+/// A refusal at an endpoint that authenticates clients (or `/authorize`): counted, and in the
+/// audit log with its OAuth error and description (which never hold a token).
+fn refused(
+    state: &AppState,
+    meta: &RequestMeta,
+    endpoint: Endpoint,
+    client: Option<&str>,
+    e: &AppError,
+) {
+    let reason = match e {
+        AppError::OAuth { description, .. } => description.clone(),
+        other => other.to_string(),
+    };
+    refused_because(state, meta, endpoint, client, e.code(), &reason);
+}
+
+/// [`refused`], with the error's code and description given apart.
+fn refused_because(
+    state: &AppState,
+    meta: &RequestMeta,
+    endpoint: Endpoint,
+    client: Option<&str>,
+    error: Code,
+    reason: &str,
+) {
+    count(state, endpoint, client, OidcOutcome::Refused(error));
+    crate::audit::oidc_refused(
+        &actor(meta, None),
+        endpoint.as_str(),
+        client.unwrap_or(""),
+        error.as_str(),
+        reason,
+    );
 }
 
 /// Whether a grant still counts, and its person: not revoked (a replayed code, a reused

@@ -11,8 +11,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::super::extract::RequestMeta;
 use super::super::{answer, AppState, Standing, State};
 use super::client::{self, oauth};
-use crate::error::{AppError, OAuthError};
+use crate::audit;
+use crate::error::{AppError, OAuthError, OidcOutcome};
 use crate::identity::Identity;
+use crate::metrics::OidcEndpoint as Endpoint;
 use crate::oidc::{grants, Client, Grant, IdToken, Profile, Provider, Redeemed, Refreshed};
 
 pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
@@ -20,18 +22,26 @@ pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> Ht
     let Some(provider) = state.oidc.clone() else {
         return super::not_configured();
     };
-    let params = match client::form(&req, payload).await {
-        Ok(params) => params,
-        Err(e) => return client::refuse(&state, &meta, &e),
+    let (named, answer) = match client::form(&req, payload).await {
+        Ok(params) => (
+            client::named(&req, &provider, params.get("client_id").map(String::as_str)),
+            token(&req, &params, &state, &provider, &meta),
+        ),
+        Err(e) => (client::named(&req, &provider, None), Err(e)),
     };
-    match token(&req, &params, &state, &provider) {
+    let client_id = named.map(|c| c.id.as_str());
+    match answer {
         Ok(json) => {
+            super::count(&state, Endpoint::Token, client_id, OidcOutcome::Ok);
             let mut res = answer::json(StatusCode::OK, &json);
             res.headers_mut()
                 .insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
             res
         }
-        Err(e) => client::refuse(&state, &meta, &e),
+        Err(e) => {
+            super::refused(&state, &meta, Endpoint::Token, client_id, &e);
+            client::refuse(&state, &meta, &e)
+        }
     }
 }
 
@@ -40,6 +50,7 @@ fn token(
     params: &HashMap<String, String>,
     state: &AppState,
     provider: &Provider,
+    meta: &RequestMeta,
 ) -> Result<serde_json::Value, AppError> {
     let get = |name: &str| params.get(name).map(String::as_str);
     let client = client::authenticate(req, provider, get("client_id"), get("client_secret"))?;
@@ -59,7 +70,7 @@ fn token(
                     challenge,
                 } => (grant, redirect_uri, challenge),
                 Redeemed::Replayed => {
-                    tracing::warn!(target: "audit", event = "oidc_code_replayed", client = %client.id, "an authorization code was presented twice: its grant is revoked");
+                    audit::oidc_replayed(&super::actor(meta, None), &client.id, "code");
                     return Err(oauth(
                         OAuthError::InvalidGrant,
                         "the code was used already; every token issued from it is revoked",
@@ -104,7 +115,7 @@ fn token(
                 (None, None) => {}
             }
             let who = live(state, provider, &grant, now)?;
-            issue(state, provider, client, &grant, &who, true)
+            issue(state, provider, meta, client, &grant, &who, true)
         }
         Some("refresh_token") => {
             let refresh = get("refresh_token")
@@ -116,7 +127,7 @@ fn token(
             {
                 Refreshed::Fresh(grant) => grant,
                 Refreshed::Reused => {
-                    tracing::warn!(target: "audit", event = "oidc_refresh_reused", client = %client.id, "a refresh token was presented twice: its grant is revoked");
+                    audit::oidc_replayed(&super::actor(meta, None), &client.id, "refresh token");
                     return Err(oauth(
                         OAuthError::InvalidGrant,
                         "the refresh token was used already; the sign-in is revoked",
@@ -137,7 +148,7 @@ fn token(
                 ));
             }
             let who = live(state, provider, &grant, now)?;
-            issue(state, provider, client, &grant, &who, false)
+            issue(state, provider, meta, client, &grant, &who, false)
         }
         Some(_) => Err(oauth(
             OAuthError::UnsupportedGrantType,
@@ -173,6 +184,7 @@ fn live(
 fn issue(
     state: &AppState,
     provider: &Provider,
+    meta: &RequestMeta,
     client: &Client,
     grant: &Grant,
     who: &Identity,
@@ -223,14 +235,11 @@ fn issue(
         .keys
         .sign(client.alg, &claims)
         .map_err(AppError::Internal)?;
-    tracing::info!(
-        target: "audit",
-        event = "oidc_token",
-        user = %grant.made.user,
-        client = %client.id,
-        grant = %grant.id,
-        refresh = !first,
-        "tokens issued"
+    audit::oidc_token(
+        &super::actor(meta, Some(&grant.made.user)),
+        &client.id,
+        &grant.id,
+        !first,
     );
     let mut json = serde_json::json!({
         "access_token": access,

@@ -4,13 +4,28 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::super::{answer, Standing, State};
-use crate::oidc::{grants, Profile};
+use super::super::{answer, AppState, Standing, State};
+use crate::error::{Code, OidcOutcome};
+use crate::metrics::OidcEndpoint as Endpoint;
+use crate::oidc::{grants, Profile, Provider};
 
 pub async fn handle(req: HttpRequest, state: State) -> HttpResponse {
     let Some(provider) = state.oidc.clone() else {
         return super::not_configured();
     };
+    let (client, outcome, res) = userinfo(&req, &state, &provider);
+    // Only ever a configured client's id: the grant may outlive its client's configuration.
+    let client = client.and_then(|id| provider.settings.client(&id).map(|c| c.id.as_str()));
+    super::count(&state, Endpoint::Userinfo, client, outcome);
+    res
+}
+
+/// The answer, the grant's client (if the token named one) and the outcome to count.
+fn userinfo(
+    req: &HttpRequest,
+    state: &AppState,
+    provider: &Provider,
+) -> (Option<String>, OidcOutcome, HttpResponse) {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -18,53 +33,63 @@ pub async fn handle(req: HttpRequest, state: State) -> HttpResponse {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let Some(token) = token else {
-        return refuse(None, "send the access token as Authorization: Bearer");
+        let res = refuse(None, "send the access token as Authorization: Bearer");
+        return (None, OidcOutcome::Refused(Code::InvalidRequest), res);
     };
+    let invalid = OidcOutcome::Refused(Code::InvalidToken);
     let now = state.clock.now();
     let grant = match provider.grants.access(&grants::hash(token), now) {
         Ok(Some(grant)) => grant,
         Ok(None) => {
-            return refuse(
-                Some("invalid_token"),
+            let res = refuse(
+                Some(Code::InvalidToken),
                 "the access token is unknown or expired",
-            )
+            );
+            return (None, invalid, res);
         }
-        Err(e) => return unavailable(&e.to_string()),
+        Err(e) => return (None, UNAVAILABLE, unavailable(&e.to_string())),
     };
-    let who = match super::grant_standing(&state, &provider, &grant, now) {
+    let client = Some(grant.made.client_id.clone());
+    let who = match super::grant_standing(state, provider, &grant, now) {
         Ok(who) => who,
-        Err(Standing::Unknown(why)) => return unavailable(&why),
+        Err(Standing::Unknown(why)) => return (client, UNAVAILABLE, unavailable(&why)),
         Err(standing) => {
             let why = match standing {
                 Standing::Revoked(why) => why,
                 _ => "revoked",
             };
-            return refuse(Some("invalid_token"), why);
+            return (client, invalid, refuse(Some(Code::InvalidToken), why));
         }
     };
     let mut claims = serde_json::to_value(Profile::of(&who, &grant)).unwrap_or_default();
     if let Some(map) = claims.as_object_mut() {
         map.insert("sub".into(), grant.made.user.clone().into());
     }
-    answer::json(StatusCode::OK, &claims)
+    (
+        client,
+        OidcOutcome::Ok,
+        answer::json(StatusCode::OK, &claims),
+    )
 }
+
+const UNAVAILABLE: OidcOutcome = OidcOutcome::Refused(Code::TemporarilyUnavailable);
 
 fn unavailable(why: &str) -> HttpResponse {
     answer::json(
         StatusCode::SERVICE_UNAVAILABLE,
-        &serde_json::json!({"error": "temporarily_unavailable", "error_description": why}),
+        &serde_json::json!({"error": Code::TemporarilyUnavailable.as_str(), "error_description": why}),
     )
 }
 
 /// 401 with the RFC 6750 challenge.
-fn refuse(error: Option<&str>, why: &str) -> HttpResponse {
+fn refuse(error: Option<Code>, why: &str) -> HttpResponse {
     let challenge = match error {
-        Some(e) => format!("Bearer realm=\"certgate\", error=\"{e}\""),
+        Some(e) => format!("Bearer realm=\"certgate\", error=\"{}\"", e.as_str()),
         None => "Bearer realm=\"certgate\"".into(),
     };
     let mut res = answer::json(
         StatusCode::UNAUTHORIZED,
-        &serde_json::json!({"error": error.unwrap_or("invalid_request"), "error_description": why}),
+        &serde_json::json!({"error": error.unwrap_or(Code::InvalidRequest).as_str(), "error_description": why}),
     );
     if let Ok(v) = header::HeaderValue::from_str(&challenge) {
         res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
