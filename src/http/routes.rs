@@ -100,6 +100,13 @@ pub static ROUTES: &[Route] = &[
     row(POST, "/oidc/token", Class::Public, |r| {
         r.to(oidc::token::handle)
     }),
+    // Clients authenticate (as at /oidc/token): RFC 7662 introspection, RFC 7009 revocation.
+    row(POST, "/oidc/introspect", Class::Public, |r| {
+        r.to(oidc::introspect::handle)
+    }),
+    row(POST, "/oidc/revoke", Class::Public, |r| {
+        r.to(oidc::revoke::handle)
+    }),
     row(GET, "/oidc/userinfo", Class::Public, |r| {
         r.to(oidc::userinfo::handle)
     }),

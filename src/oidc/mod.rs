@@ -8,7 +8,10 @@
 //! - Every grant is checked against the revocation view when it is used (refresh, userinfo):
 //!   `certgate revoke --user/--device/--serial`, a lock-out, or `--jti <grant id>` end it.
 //!
-//! Not yet here (issue 17): introspection, token revocation, RP-initiated and back-channel
+//! - Introspection (RFC 7662) and revocation (RFC 7009) look a token up in any state
+//!   ([`grants::Token`]); one access token can be revoked on its own.
+//!
+//! Not yet here (issue 17): RP-initiated and back-channel
 //! logout, the device grant, `tls_client_auth`, certificate-bound tokens, Redis.
 
 pub mod grants;
@@ -70,7 +73,11 @@ impl Provider {
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": algs,
             "scopes_supported": settings::SCOPES,
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "token_endpoint_auth_methods_supported": AUTH_METHODS,
+            "introspection_endpoint": self.endpoint("introspect"),
+            "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+            "revocation_endpoint": self.endpoint("revoke"),
+            "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "at_hash",
                 "name", "preferred_username", "email", "groups"],
             "code_challenge_methods_supported": ["S256"],
@@ -81,6 +88,9 @@ impl Provider {
         })
     }
 }
+
+/// How clients authenticate at the token, introspection and revocation endpoints.
+const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
 
 /// The claims of an ID token.
 #[derive(Debug, Serialize)]

@@ -13,8 +13,8 @@ use crate::harness::certgate::run;
 use crate::harness::curl::Response;
 use crate::harness::require;
 
-const SECRET: &str = "grafana-secret-0123456789abcdef";
-const CALLBACK: &str = "https://app.example.test/callback";
+pub(crate) const SECRET: &str = "grafana-secret-0123456789abcdef";
+pub(crate) const CALLBACK: &str = "https://app.example.test/callback";
 
 fn provider(extra_client: &str) -> Setup {
     setup_env(
@@ -41,7 +41,7 @@ users = ["bob"]
     )
 }
 
-fn query(url: &str) -> std::collections::HashMap<String, String> {
+pub(crate) fn query(url: &str) -> std::collections::HashMap<String, String> {
     url::Url::parse(url)
         .unwrap()
         .query_pairs()
@@ -49,11 +49,11 @@ fn query(url: &str) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn authorize_url(s: &Setup, params: &[(&str, &str)]) -> String {
+pub(crate) fn authorize_url(s: &Setup, params: &[(&str, &str)]) -> String {
     let q: Vec<String> = params
         .iter()
         .map(|(k, v)| format!("{k}={}", enc(v)))
@@ -61,7 +61,10 @@ fn authorize_url(s: &Setup, params: &[(&str, &str)]) -> String {
     format!("{}?{}", s.cg.mtls("/oidc/authorize"), q.join("&"))
 }
 
-fn code_request<'a>(client: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn code_request<'a>(
+    client: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
     let mut p = vec![
         ("response_type", "code"),
         ("client_id", client),
@@ -75,7 +78,7 @@ fn code_request<'a>(client: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a s
 }
 
 /// A code for alice (her certificate at /oidc/authorize).
-fn new_code(s: &Setup, client: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) fn new_code(s: &Setup, client: &str, extra: &[(&str, &str)]) -> String {
     let r = s
         .as_alice()
         .get(&authorize_url(s, &code_request(client, extra)));
@@ -86,7 +89,7 @@ fn new_code(s: &Setup, client: &str, extra: &[(&str, &str)]) -> String {
     q["code"].clone()
 }
 
-fn token(s: &Setup, form: &str, basic: bool) -> Response {
+pub(crate) fn token(s: &Setup, form: &str, basic: bool) -> Response {
     let mut c = s.curl();
     if basic {
         c = c.arg("-u").arg(format!("grafana:{SECRET}"));
@@ -94,11 +97,11 @@ fn token(s: &Setup, form: &str, basic: bool) -> Response {
     c.post(&s.cg.mtls("/oidc/token"), form)
 }
 
-fn json(r: &Response) -> serde_json::Value {
+pub(crate) fn json(r: &Response) -> serde_json::Value {
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {r:?}"))
 }
 
-fn userinfo(s: &Setup, access: &str) -> Response {
+pub(crate) fn userinfo(s: &Setup, access: &str) -> Response {
     s.curl()
         .header(&format!("Authorization: Bearer {access}"))
         .get(&s.cg.mtls("/oidc/userinfo"))

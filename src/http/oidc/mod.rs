@@ -1,9 +1,12 @@
 //! The OpenID Connect provider's endpoints ([`crate::oidc`] holds what they share):
-//! discovery and JWKS, [`authorize`], [`token`] and [`userinfo`]. Without `[oidc]` each answers
+//! discovery and JWKS, [`authorize`], [`token`], [`userinfo`], [`introspect`] (RFC 7662) and
+//! [`revoke`] (RFC 7009). Without `[oidc]` each answers
 //! 404, as an unknown route would.
 
 pub mod authorize;
 mod client;
+pub mod introspect;
+pub mod revoke;
 pub mod token;
 pub mod userinfo;
 
@@ -47,6 +50,11 @@ pub fn not_configured() -> HttpResponse {
 /// twice is refused, an empty value counts as absent.
 fn params(raw: &[u8]) -> Result<HashMap<String, String>, String> {
     crate::oidc::params::parse(raw).map_err(|e| e.to_string())
+}
+
+/// A grant store that cannot be read or written: 503, never a guess.
+fn unavailable(e: crate::db::DbError) -> AppError {
+    AppError::Unavailable(format!("the grants cannot be read: {e}"))
 }
 
 /// Counts one request in `certgate_oidc_requests_total`; `client` is a configured id.

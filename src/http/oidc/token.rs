@@ -11,6 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::super::extract::RequestMeta;
 use super::super::{answer, AppState, Standing, State};
 use super::client::{self, oauth};
+use super::unavailable;
 use crate::audit;
 use crate::error::{AppError, OAuthError, OidcOutcome};
 use crate::identity::Identity;
@@ -156,10 +157,6 @@ fn token(
         )),
         None => Err(oauth(OAuthError::InvalidRequest, "grant_type is missing")),
     }
-}
-
-fn unavailable(e: crate::db::DbError) -> AppError {
-    AppError::Unavailable(format!("the grants cannot be read: {e}"))
 }
 
 /// The person of a grant, if the grant still counts (see `grant_standing`).
