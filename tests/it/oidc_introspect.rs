@@ -14,7 +14,7 @@ use crate::oidc::{enc, json, new_code, token, userinfo, CALLBACK, SECRET};
 const WIKI_SECRET: &str = "wiki-secret-0123456789abcdef";
 
 /// grafana (client_secret_basic) and wiki (client_secret_post) both admit alice; JSON logs.
-fn provider() -> Setup {
+pub(crate) fn provider() -> Setup {
     setup_env(
         LOOPBACK,
         &format!(
@@ -98,7 +98,7 @@ fn counted(s: &Setup, endpoint: &str, client: &str, outcome: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
-fn events(s: &Setup, event: &str) -> Vec<serde_json::Value> {
+pub(crate) fn events(s: &Setup, event: &str) -> Vec<serde_json::Value> {
     s.cg.audit_events()
         .into_iter()
         .filter(|e| e["fields"]["event"] == event)

@@ -184,11 +184,21 @@ fn authorize(
             "request_uri is not supported",
         ));
     }
-    if get("response_type") != Some("code") {
-        return Err(back(
-            Code::UnsupportedResponseType,
-            "only the authorization code flow (response_type=code) is supported",
-        ));
+    match get("response_type") {
+        Some("code") => {}
+        // A required parameter missing (RFC 6749 §4.1.2.1).
+        None => {
+            return Err(back(
+                Code::InvalidRequest,
+                "response_type is missing (send response_type=code)",
+            ))
+        }
+        Some(_) => {
+            return Err(back(
+                Code::UnsupportedResponseType,
+                "only the authorization code flow (response_type=code) is supported",
+            ))
+        }
     }
     if get("response_mode").is_some_and(|m| m != "query") {
         return Err(back(
