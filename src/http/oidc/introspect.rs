@@ -1,7 +1,7 @@
 //! `POST /oidc/introspect` (RFC 7662): whether a token certgate issued still counts, asked by
 //! the client it was issued to. Clients authenticate as at the token endpoint. A token is
 //! `active` only while it is unexpired, unused (a rotated refresh token is not), not revoked,
-//! its grant still counts ([`super::grant_standing`]) and it is the asking client's; anything
+//! its grant still counts (`grant_standing`) and it is the asking client's; anything
 //! else is `{"active": false}`, which never says which of these failed.
 
 use std::collections::HashMap;

@@ -1,11 +1,12 @@
 //! `POST /oidc/token`: a code (with PKCE) or a refresh token becomes an ID token, an access
 //! token and, with `offline_access`, a new refresh token (RFC 6749 §4.1.3, §6; OpenID Connect
 //! Core §3.1.3). Clients authenticate with HTTP Basic, the form, or (public clients) not at
-//! all; secrets are compared in constant time.
+//! all; secrets are compared in constant time (`client.rs`, shared with introspection
+//! and revocation).
 
-use actix_web::http::{header, StatusCode};
 use std::collections::HashMap;
 
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::super::extract::RequestMeta;
