@@ -100,6 +100,14 @@ fn cases(code: &str) -> Vec<Case> {
             },
         ),
         case(
+            "authorize: a 20 kB query",
+            (400, Page, "invalid_request"),
+            |s| {
+                let long = "q".repeat(20_000);
+                authorize(s, &code_flow(&[]), &format!("&x={long}"))
+            },
+        ),
+        case(
             "authorize: a client_id with NUL",
             (400, Page, "invalid_request"),
             |s| {
@@ -288,6 +296,24 @@ fn cases(code: &str) -> Vec<Case> {
     ];
     for (name, expect, form) in token_cases {
         cases.push(case(name, expect, move |s| post(s, "token", &form)));
+    }
+    for (name, chunked) in [
+        ("token: a 1 MiB body", false),
+        ("token: a 1 MiB body, chunked", true),
+    ] {
+        let form = format!("{exchange}&padding={}", "p".repeat(1 << 20));
+        cases.push(case(name, (400, Json, "invalid_request"), move |s| {
+            let file = s.dir.path().join("big-form");
+            std::fs::write(&file, &form).unwrap();
+            let mut c = grafana(s)
+                .header("Content-Type: application/x-www-form-urlencoded")
+                .arg("--data-binary")
+                .arg(format!("@{}", file.display()));
+            if chunked {
+                c = c.header("Transfer-Encoding: chunked");
+            }
+            c.get(&s.cg.mtls("/oidc/token"))
+        }));
     }
     let token = exchange.clone();
     cases.push(case(
