@@ -507,6 +507,65 @@ fn bad_input_at_every_oidc_endpoint_gets_its_rfc_error_and_nothing_is_issued() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
+    // Each refusal counted under a configured client or `unknown`, and audited with its
+    // error and reason (never a token: the code is in no log line).
+    let counted = |endpoint: &str, client: &str, outcome: &str| {
+        s.cg.metric(&format!(
+            "certgate_oidc_requests_total{{client=\"{client}\",endpoint=\"{endpoint}\",outcome=\"{outcome}\"}}"
+        ))
+        .unwrap_or(0.0)
+    };
+    assert_eq!(
+        counted("authorize", "grafana", "unsupported_response_type"),
+        2.0
+    );
+    assert_eq!(
+        counted("authorize", "grafana", "request_not_supported"),
+        1.0
+    );
+    // Parameters that cannot be read (given twice, too long) name no client either.
+    assert_eq!(counted("authorize", "unknown", "invalid_request"), 5.0);
+    assert_eq!(counted("token", "grafana", "unsupported_grant_type"), 3.0);
+    assert_eq!(counted("token", "unknown", "invalid_client"), 2.0);
+    assert_eq!(counted("userinfo", "unknown", "invalid_token"), 3.0);
+    for (endpoint, client) in [("introspect", "grafana"), ("revoke", "grafana")] {
+        assert_eq!(
+            counted(endpoint, client, "invalid_request"),
+            6.0,
+            "{endpoint}"
+        );
+        assert_eq!(
+            counted(endpoint, "unknown", "invalid_client"),
+            1.0,
+            "{endpoint}"
+        );
+    }
+    let refused = crate::oidc_introspect::events(&s, "oidc_refused");
+    let found = |endpoint: &str, error: &str, reason: &str| {
+        refused.iter().any(|e| {
+            e["endpoint"] == endpoint
+                && e["error"] == error
+                && e["reason"].as_str().is_some_and(|r| r.contains(reason))
+        })
+    };
+    assert!(
+        found("authorize", "request_not_supported", "request objects"),
+        "{refused:?}"
+    );
+    assert!(
+        found("token", "invalid_request", "grant_type is given twice"),
+        "{refused:?}"
+    );
+    assert!(
+        found("token", "invalid_request", "16384 bytes"),
+        "{refused:?}"
+    );
+    assert!(
+        found("introspect", "invalid_client", "no client credentials"),
+        "{refused:?}"
+    );
+    assert!(!s.cg.logs().contains(&code), "the code in the log");
+
     // Nothing issued, nothing answered 500, and the code none of them could use still works.
     assert_eq!(crate::oidc_introspect::events(&s, "oidc_token").len(), 0);
     assert_eq!(crate::oidc_introspect::events(&s, "oidc_code").len(), 1);
