@@ -7,7 +7,8 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::super::{answer, AppState, Standing, State};
 use crate::error::{Code, OidcOutcome};
 use crate::metrics::OidcEndpoint as Endpoint;
-use crate::oidc::{grants, Profile, Provider};
+use crate::oidc::grants::{self, Kind};
+use crate::oidc::{Profile, Provider};
 
 pub async fn handle(req: HttpRequest, state: State) -> HttpResponse {
     let Some(provider) = state.oidc.clone() else {
@@ -38,17 +39,22 @@ fn userinfo(
     };
     let invalid = OidcOutcome::Refused(Code::InvalidToken);
     let now = state.clock.now();
-    let grant = match provider.grants.access(&grants::hash(token), now) {
-        Ok(Some(grant)) => grant,
-        Ok(None) => {
-            let res = refuse(
-                Some(Code::InvalidToken),
-                "the access token is unknown or expired",
-            );
-            return (None, invalid, res);
-        }
+    let found = match provider.grants.token(&grants::hash(token)) {
+        Ok(found) => found.filter(|t| t.kind == Kind::Access),
         Err(e) => return (None, UNAVAILABLE, unavailable(&e.to_string())),
     };
+    let Some(found) = found else {
+        let res = refuse(Some(Code::InvalidToken), "the access token is unknown");
+        return (None, invalid, res);
+    };
+    let grant = found.grant;
+    if found.expires <= now || found.revoked {
+        let res = refuse(
+            Some(Code::InvalidToken),
+            "the access token has expired or was revoked",
+        );
+        return (Some(grant.made.client_id), invalid, res);
+    }
     let client = Some(grant.made.client_id.clone());
     let who = match super::grant_standing(state, provider, &grant, now) {
         Ok(who) => who,
