@@ -13,6 +13,7 @@ mod explain;
 mod harness;
 mod home_assistant;
 mod lockout;
+mod oidc_rp;
 mod one_list;
 mod operations;
 mod proxies;
