@@ -21,11 +21,17 @@
 #     (not quite like for like: nginx verifies the client chain in the handshake, certgate
 #     checks possession there and verifies the chain per request);
 #   - CPU per /verify with 100 forged session-cookie values as a ratio to one forged value;
+#   - revocations per second: $REVOKES sequential `certgate revoke --jti` runs (a process each:
+#     load, open the database, commit with fsync) as a ratio to as many `certgate --version`
+#     runs (process start alone, the floor); $REVOKES POST /admin/revoke with alice's
+#     certificate through curl (one call per process, sequential, then $REVOKE_PARALLEL at once)
+#     as a ratio to the same calls to GET /healthz (the same handshake, no write);
 #   - certgate VmRSS idle, and with 100,000 revoked jtis in data_dir/certgate.db.
 # Missed targets print MISSED but do not fail; broken setup or a missing refusal exits non-zero.
 #
 # Environment: DURATION (5s), CONNS (16), ROUNDS (3), HS_TIME (3, seconds per s_time run),
-# NGINX_WORKERS (1, main nginx), BENCH_CRITERION=1 to also run `cargo bench --bench verify`.
+# NGINX_WORKERS (1, main nginx), REVOKES (200, revocations per way of revoking),
+# REVOKE_PARALLEL (4), BENCH_CRITERION=1 to also run `cargo bench --bench verify`.
 set -euo pipefail
 
 DURATION=${DURATION:-5s}
@@ -33,6 +39,8 @@ CONNS=${CONNS:-16}
 ROUNDS=${ROUNDS:-3}
 HS_TIME=${HS_TIME:-3}
 NGINX_WORKERS=${NGINX_WORKERS:-1}
+REVOKES=${REVOKES:-200}
+REVOKE_PARALLEL=${REVOKE_PARALLEL:-4}
 REVOKED=100000
 HOST=app.example.com
 
@@ -47,6 +55,7 @@ for tool in cargo nginx wrk openssl curl awk ss; do
 	command -v "$tool" >/dev/null || die "$tool not found (wrk: apt-get install wrk)"
 done
 [[ $ROUNDS -ge 3 ]] || die "ROUNDS must be at least 3"
+((REVOKES >= REVOKE_PARALLEL && REVOKE_PARALLEL >= 1)) || die "REVOKES must be at least REVOKE_PARALLEL (>= 1)"
 
 # The build the Dockerfile ships (Cargo.toml, [profile.release-lto]).
 echo "== cargo build --profile release-lto"
@@ -148,6 +157,10 @@ cert_header = "nginx"
 
 [[users]]
 name = "alice"
+groups = ["family"]
+
+# alice may revoke (POST /admin/revoke, measured below).
+[admin]
 groups = ["family"]
 
 [[rules]]
@@ -487,6 +500,74 @@ HS_RATIO=$(awk -v a="$HS_CG_MED" -v b="$HS_NGX_MED" 'BEGIN { printf "%.2f", a / 
 echo "certgate: ${HS_CG[*]}  median $HS_CG_MED"
 echo "nginx:    ${HS_NGX[*]}  median $HS_NGX_MED"
 echo "certgate/nginx: $HS_RATIO"
+
+# --- revocations per second ---------------------------------------------------------------------
+# Before the memory section's 100,000 rows: `certgate revoke` loads the revocations it extends,
+# and these figures are for a store of everyday size. Every call must succeed, and the database
+# must hold every revocation acknowledged.
+per_second() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; } # n t0 t1
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'; }
+now() { date +%s.%N; }
+mtls_calls() { # count path [form-prefix]: one curl per call with alice's certificate (an API client:
+	# no cookie, no Origin); prints each call's status. The form is the prefix and the call's number.
+	local i data=()
+	for ((i = 0; i < $1; i++)); do
+		[[ -n ${3:-} ]] && data=(--data "$3$i")
+		curl -sS -o /dev/null -w '%{http_code}\n' --cacert "$DATA/ca.pem" --cert "$CLIENT_CERT" \
+			--key "$CLIENT_KEY" "${data[@]}" "https://127.0.0.1:$CG_MTLS$2" || true
+	done
+}
+parallel_calls() { # path [form-prefix]: $REVOKE_PARALLEL mtls_calls loops at once, sharing $REVOKES
+	local k pids=()
+	for ((k = 0; k < REVOKE_PARALLEL; k++)); do
+		mtls_calls "$((REVOKES / REVOKE_PARALLEL))" "$1" "${2:+$2$k-}" >"$T/calls.$k" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	cat "$T"/calls.[0-9]*
+}
+all_200() { # what: every status on stdin is 200
+	awk '$1 != 200 { bad++ } END { if (NR == 0 || bad) { printf "%d of %d answered otherwise\n", bad, NR; exit 1 } }' ||
+		die "$1: not every call answered 200"
+}
+PAR=$((REVOKES / REVOKE_PARALLEL * REVOKE_PARALLEL))
+echo "== revocations/s: $REVOKES per way, one certgate or curl process per revocation; sequential, then $REVOKE_PARALLEL loops at once; data_dir on $(stat -f -c %T "$DATA")"
+t0=$(now)
+for ((i = 0; i < REVOKES; i++)); do "$CG" --version >/dev/null || die "certgate --version failed"; done
+t1=$(now)
+for ((i = 0; i < REVOKES; i++)); do
+	"$CG" revoke --config "$T/certgate.toml" --jti "revoke-bench-cli-$i" >/dev/null 2>"$T/revoke.err" ||
+		die "certgate revoke failed: $(<"$T/revoke.err")"
+done
+t2=$(now)
+mtls_calls "$REVOKE_PARALLEL" /healthz | all_200 "GET /healthz (warm-up)"
+t3=$(now)
+mtls_calls "$REVOKES" /healthz >"$T/calls.floor"
+t4=$(now)
+mtls_calls "$REVOKES" /admin/revoke "jti=revoke-bench-api-" >"$T/calls.api"
+t5=$(now)
+parallel_calls /healthz >"$T/calls.floor-par"
+t6=$(now)
+parallel_calls /admin/revoke "jti=revoke-bench-par-" >"$T/calls.api-par"
+t7=$(now)
+all_200 "GET /healthz" <"$T/calls.floor"
+all_200 "POST /admin/revoke" <"$T/calls.api"
+all_200 "GET /healthz, $REVOKE_PARALLEL at once" <"$T/calls.floor-par"
+all_200 "POST /admin/revoke, $REVOKE_PARALLEL at once" <"$T/calls.api-par"
+stored=$(python3 - "$DATA/certgate.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=10)
+print(db.execute("""SELECT count(*) FROM revocations WHERE entry LIKE '%"id":"revoke-bench-%'""").fetchone()[0])
+PY
+) || die "cannot read $DATA/certgate.db"
+((stored == 2 * REVOKES + PAR)) || die "$((2 * REVOKES + PAR)) revocations acknowledged, $stored in $DATA/certgate.db"
+CLI_FLOOR=$(per_second "$REVOKES" "$t0" "$t1") CLI_RPS=$(per_second "$REVOKES" "$t1" "$t2")
+API_FLOOR=$(per_second "$REVOKES" "$t3" "$t4") API_RPS=$(per_second "$REVOKES" "$t4" "$t5")
+PAR_FLOOR=$(per_second "$PAR" "$t5" "$t6") PAR_RPS=$(per_second "$PAR" "$t6" "$t7")
+printf '%-52s %10s %9s %6s\n' "way (floor)" "revoked/s" "floor/s" ratio
+printf '%-52s %10s %9s %6s\n' "certgate revoke (certgate --version)" "$CLI_RPS" "$CLI_FLOOR" "$(ratio "$CLI_RPS" "$CLI_FLOOR")"
+printf '%-52s %10s %9s %6s\n' "POST /admin/revoke, curl (GET /healthz, same cert)" "$API_RPS" "$API_FLOOR" "$(ratio "$API_RPS" "$API_FLOOR")"
+printf '%-52s %10s %9s %6s\n' "the same, $REVOKE_PARALLEL at once" "$PAR_RPS" "$PAR_FLOOR" "$(ratio "$PAR_RPS" "$PAR_FLOOR")"
 
 # --- memory -----------------------------------------------------------------------------------
 echo "== certgate RSS"

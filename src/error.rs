@@ -266,6 +266,9 @@ pub enum OAuthError {
     InvalidTarget,
     /// No credential, or one that does not verify: 401.
     InvalidClient,
+    /// A code or refresh token that is unknown, expired, used, or not this client's.
+    InvalidGrant,
+    UnsupportedGrantType,
 }
 
 impl OAuthError {
@@ -275,15 +278,19 @@ impl OAuthError {
             Self::InvalidScope => Code::InvalidScope,
             Self::InvalidTarget => Code::InvalidTarget,
             Self::InvalidClient => Code::InvalidClient,
+            Self::InvalidGrant => Code::InvalidGrant,
+            Self::UnsupportedGrantType => Code::UnsupportedGrantType,
         }
     }
 
     pub const fn status(self) -> StatusCode {
         match self {
             Self::InvalidClient => StatusCode::UNAUTHORIZED,
-            Self::InvalidRequest | Self::InvalidScope | Self::InvalidTarget => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidRequest
+            | Self::InvalidScope
+            | Self::InvalidTarget
+            | Self::InvalidGrant
+            | Self::UnsupportedGrantType => StatusCode::BAD_REQUEST,
         }
     }
 }

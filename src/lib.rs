@@ -31,6 +31,7 @@
 //! - [`session`]: the session cookie's and bearer tokens' settings, and what was issued to
 //!   whom (for the status page).
 //! - [`settings`]: what every module's settings share (problems named by key, durations).
+//! - [`oidc`]: the OpenID Connect provider (`[oidc]`): settings, signing keys, grants.
 //! - [`metrics`] (Prometheus), [`audit`] (the audit log), [`clock`] (time as a parameter).
 
 #![cfg_attr(
@@ -51,6 +52,7 @@ pub mod http;
 pub mod identity;
 pub mod jwt;
 pub mod metrics;
+pub mod oidc;
 pub mod policy;
 pub mod proxy_config;
 pub mod quickstart;

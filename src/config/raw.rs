@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::cert::forwarded::RawProxy;
 use crate::cert::RawClientCa;
 use crate::identity::{RawHeaders, RawIdentity, RawUser};
+use crate::oidc::RawOidc;
 use crate::policy::{RawAccess, RawRule};
 use crate::revocation::RawStore;
 use crate::session::{RawSession, RawToken};
@@ -31,6 +32,8 @@ pub struct RawConfig {
     pub access: RawAccess,
     pub rules: Vec<RawRule>,
     pub admin: RawAdmin,
+    /// Absent: certgate is no OpenID Connect provider (no OIDC routes).
+    pub oidc: Option<RawOidc>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,6 +12,7 @@ use super::Problems;
 use crate::cert::forwarded::ProxySettings;
 use crate::cert::TrustSettings;
 use crate::identity;
+use crate::oidc;
 use crate::policy::Policy;
 use crate::revocation::StoreSettings;
 use crate::session;
@@ -41,6 +42,8 @@ pub struct Config {
     /// Whom to ask for access (`admin.contact`), shown on refusal pages.
     pub admin_contact: Option<String>,
     pub store: StoreSettings,
+    /// `[oidc]`: `None` when certgate is no OpenID Connect provider.
+    pub oidc: Option<oidc::Settings>,
 }
 
 impl Config {
@@ -117,6 +120,13 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
     token.check(&mut c);
     let headers = identity::HeaderNames::from_raw(&mut c, raw.headers);
     let policy = Policy::from_raw(&mut c, &raw.rules, &raw.access, origin);
+    let oidc = raw
+        .oidc
+        .as_ref()
+        .and_then(|raw| oidc::Settings::from_raw(&mut c, raw, public_url.as_ref(), base));
+    if let (Some(_), Some(url)) = (&oidc, &public_url) {
+        oidc_fits(&mut c, url, &session, &store);
+    }
 
     match public_url {
         Some(public_url) if c.0.is_empty() => Ok(Config {
@@ -134,8 +144,37 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
             policy,
             admin_groups: raw.admin.groups,
             admin_contact: raw.admin.contact.filter(|c| !c.trim().is_empty()),
+            oidc,
         }),
         _ => Err(Problems(c.0)),
+    }
+}
+
+/// What `[oidc]` needs of the rest: a person without a session goes through `/auth` and back
+/// to `/oidc/authorize` on certgate's own host, and grants live in the embedded database.
+fn oidc_fits(
+    c: &mut Checker,
+    public_url: &Url,
+    session: &session::Settings,
+    store: &StoreSettings,
+) {
+    let host = public_url
+        .host_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if !crate::policy::host_allowed(&host, &session.allowed_redirect_hosts) {
+        c.fail(
+            "session.allowed_redirect_hosts",
+            format!("does not allow {host}, certgate's own host: /auth could not send a person back to /oidc/authorize"),
+            format!("add \"{host}\""),
+        );
+    }
+    if store.backend != crate::revocation::StoreBackend::Embedded {
+        c.fail(
+            "oidc",
+            "needs store.backend = \"embedded\" for now: its grants live in data_dir/certgate.db, which replicas on several hosts do not share",
+            "run the OpenID Connect provider on one host (embedded store), or remove [oidc]",
+        );
     }
 }
 

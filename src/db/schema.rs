@@ -40,6 +40,41 @@ const MIGRATIONS: &[&str] = &[
         days INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
     );",
+    // 2: the OpenID Connect provider's grants (src/oidc/grants.rs).
+    "CREATE TABLE oidc_grants (
+        -- Random; also the grant's token id: `certgate revoke --jti` ends it.
+        id TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        user TEXT NOT NULL,
+        -- The certgate session it was made from (the ID token's sid), and its certificate.
+        sid TEXT,
+        cert_serial TEXT,
+        scopes TEXT NOT NULL,
+        nonce TEXT,
+        auth_time INTEGER NOT NULL,
+        -- When it was made (ms): a user's or device's later cut-off ends it.
+        created_ms INTEGER NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE oidc_codes (
+        -- SHA-256 of the code, hex: the code itself is never stored.
+        hash TEXT PRIMARY KEY,
+        grant_id TEXT NOT NULL REFERENCES oidc_grants (id) ON DELETE CASCADE,
+        redirect_uri TEXT NOT NULL,
+        challenge TEXT,
+        expires INTEGER NOT NULL,
+        -- Kept until it expires once used, so that a replay is recognised.
+        used INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX oidc_codes_grant ON oidc_codes (grant_id);
+    CREATE TABLE oidc_tokens (
+        hash TEXT PRIMARY KEY,
+        grant_id TEXT NOT NULL REFERENCES oidc_grants (id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
+        expires INTEGER NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX oidc_tokens_grant ON oidc_tokens (grant_id);",
 ];
 
 /// The schema version this certgate writes.

@@ -53,6 +53,8 @@ pub enum Code {
     InvalidScope,
     InvalidTarget,
     InvalidClient,
+    InvalidGrant,
+    UnsupportedGrantType,
 
     // --- how an allowed check was let through (metric reasons)
     Bypass,
@@ -96,6 +98,8 @@ impl Code {
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
             Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::Bypass => "bypass",
             Self::Bearer => "bearer",
             Self::Session => "session",

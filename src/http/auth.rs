@@ -43,32 +43,7 @@ fn login(
     let cert = extract::verified_cert(req, state, meta)?
         .ok_or_else(|| AppError::NoCertificate(extract::why_no_cert(req, state, meta)))?;
     let who = state.cert_holder(&cert)?;
-    let ttl = cfg.session.ttl;
-    let subject = who.clone().subject_with_cert(&cert);
-    let (jwt, claims) = state
-        .tokens
-        .mint_at_ms(
-            TokenKind::Session,
-            &subject,
-            i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
-            state.revocations.mint_time(
-                &who.user,
-                subject.cert_serial.as_deref(),
-                state.clock.now_ms(),
-            ),
-        )
-        .map_err(|e: JwtError| AppError::Internal(e.to_string()))?;
-    state.issued(
-        &claims,
-        TokenKind::Session,
-        cert.cert().device.as_deref(),
-        meta,
-    );
-    // Found on the next check even behind junk values of the cookie's name (verify_each).
-    state
-        .tokens
-        .remember(&jwt, TokenKind::Session, claims.clone());
-    let set_cookie = cookie::session(&cfg.session, &jwt, ttl);
+    let (_, set_cookie) = mint_session(state, &cert, &who, meta)?;
     let target = rd_param(req).and_then(|rd| {
         let url = redirect::validate(
             &rd,
@@ -102,6 +77,43 @@ fn login(
         }
     };
     Ok(res)
+}
+
+/// A session for `who`, signed in with `cert` now: the token's claims and the `Set-Cookie`
+/// value that carries it. Recorded for the status page and remembered by the token cache.
+pub(super) fn mint_session(
+    state: &AppState,
+    cert: &crate::cert::VerifiedCert,
+    who: &crate::identity::Identity,
+    meta: &RequestMeta,
+) -> Result<(crate::jwt::Claims, String), AppError> {
+    let cfg = &state.config;
+    let ttl = cfg.session.ttl;
+    let subject = who.clone().subject_with_cert(cert);
+    let (jwt, claims) = state
+        .tokens
+        .mint_at_ms(
+            TokenKind::Session,
+            &subject,
+            i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+            state.revocations.mint_time(
+                &who.user,
+                subject.cert_serial.as_deref(),
+                state.clock.now_ms(),
+            ),
+        )
+        .map_err(|e: JwtError| AppError::Internal(e.to_string()))?;
+    state.issued(
+        &claims,
+        TokenKind::Session,
+        cert.cert().device.as_deref(),
+        meta,
+    );
+    // Found on the next check even behind junk values of the cookie's name (verify_each).
+    state
+        .tokens
+        .remember(&jwt, TokenKind::Session, claims.clone());
+    Ok((claims, cookie::session(&cfg.session, &jwt, ttl)))
 }
 
 /// `rd` exactly once; two values are ambiguous and get the default page.

@@ -9,6 +9,7 @@ pub mod enroll;
 pub mod extract;
 mod front;
 mod logout;
+pub mod oidc;
 mod ops;
 pub mod pages;
 pub mod redirect;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub holders: verify::Holders,
     /// Certificates presented here, so a revoked serial can be told apart from a typo.
     pub seen: Arc<crate::revocation::known::Seen>,
+    /// The OpenID Connect provider, when `[oidc]` is configured.
+    pub oidc: Option<Arc<crate::oidc::Provider>>,
 }
 
 pub use crate::revocation::Standing;
@@ -133,16 +136,26 @@ impl AppState {
     /// Whether a verified token still counts: not revoked by its id, by its user's "log out
     /// everywhere", or through the certificate it was minted from. `now` is `clock.now()`.
     pub fn standing(&self, c: &Claims, now: i64) -> Standing {
+        self.standing_of(&c.jti, &c.sub, c.x5s.as_deref(), c.issued_ms(), now)
+    }
+
+    /// [`Self::standing`] of anything issued to `user` at `issued_ms` under the id `jti`
+    /// (from the certificate `serial`): a token, or an OpenID Connect grant.
+    pub fn standing_of(
+        &self,
+        jti: &str,
+        user: &str,
+        serial: Option<&str>,
+        issued_ms: i64,
+        now: i64,
+    ) -> Standing {
         if let Some(why) = self.stale_at(now) {
             return Standing::Unknown(why);
         }
-        if let Some(why) =
-            self.revocations
-                .why_revoked(&c.jti, &c.sub, c.x5s.as_deref(), c.issued_ms())
-        {
+        if let Some(why) = self.revocations.why_revoked(jti, user, serial, issued_ms) {
             return Standing::Revoked(why);
         }
-        match c.x5s.as_deref().map(|s| self.trust.serial_revoked(s)) {
+        match serial.map(|s| self.trust.serial_revoked(s)) {
             Some(Ok(true)) => Standing::Revoked("its certificate was revoked"),
             Some(Err(e)) => Standing::Unknown(e.to_string()),
             Some(Ok(false)) | None => Standing::Live,

@@ -21,7 +21,7 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{guard, web, HttpResponse};
 
 use super::extract::RequestMeta;
-use super::{admin, auth, enroll, logout, ops, status, token, verify, Live};
+use super::{admin, auth, enroll, logout, oidc, ops, status, token, verify, Live};
 
 /// Who may call a route; see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +79,33 @@ pub static ROUTES: &[Route] = &[
     row(GET, "/healthz", Class::Public, |r| r.to(ops::healthz)),
     row(GET, "/readyz", Class::Public, |r| r.to(ops::readyz)),
     row(GET, "/ca/crl.pem", Class::Public, |r| r.to(super::crl)),
+    // The OpenID Connect provider (`[oidc]`; without it, 404). Who may sign in to which app is
+    // the client's `users`/`groups`, checked by the handlers.
+    row(
+        GET,
+        "/.well-known/openid-configuration",
+        Class::Public,
+        |r| r.to(oidc::discovery),
+    ),
+    row(
+        GET,
+        "/.well-known/oauth-authorization-server",
+        Class::Public,
+        |r| r.to(oidc::discovery),
+    ),
+    row(GET, "/oidc/jwks", Class::Public, |r| r.to(oidc::jwks)),
+    row(GET, "/oidc/authorize", Class::Public, |r| {
+        r.to(oidc::authorize::handle)
+    }),
+    row(POST, "/oidc/token", Class::Public, |r| {
+        r.to(oidc::token::handle)
+    }),
+    row(GET, "/oidc/userinfo", Class::Public, |r| {
+        r.to(oidc::userinfo::handle)
+    }),
+    row(POST, "/oidc/userinfo", Class::Public, |r| {
+        r.to(oidc::userinfo::handle)
+    }),
     // A one-time link; its secret is the credential.
     row(GET, "/enroll/download/{id}", Class::Public, |r| {
         r.to(enroll::download)

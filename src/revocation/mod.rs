@@ -146,11 +146,11 @@ impl Revocations {
             // Its own thread keeps it current.
             Backend::Redis(_) => return Ok(()),
         };
-        let result = table.read_new().map(|entries| {
+        let result = table.read_new(|entries| {
             self.view
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .apply_read(&entries, now);
+                .apply_read(entries, now);
         });
         let mut trouble = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
         match &result {

@@ -70,40 +70,60 @@ impl Table {
             .map_err(|e| e.to_string())
     }
 
-    /// The entries written since the last call (all of them on the first).
+    /// Hands `each` the entries written since the last call (all of them on the first), in
+    /// the order written. Read in batches, each parsed straight from SQLite's buffer: a start
+    /// with a million rows never holds them all as text at once.
     ///
     /// # Errors
     /// When the database cannot be read, or a row is not an entry: revocations that cannot be
-    /// read must not be taken as none.
-    pub fn read_new(&self) -> Result<Vec<Entry>, String> {
+    /// read must not be taken as none. The entries before that row were handed over, and the
+    /// next call starts at that row again.
+    pub fn read_new(&self, mut each: impl FnMut(&[Entry])) -> Result<(), String> {
+        const BATCH: i64 = 4096;
         let mut read_to = self.read_to.lock().unwrap_or_else(PoisonError::into_inner);
-        let from = read_to.unwrap_or(0);
-        let rows = self
-            .db
-            .read(|conn| {
-                let mut query = conn.prepare_cached(
-                    "SELECT seq, entry FROM revocations WHERE seq > ?1 ORDER BY seq",
-                )?;
-                let rows = query.query_map([from], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map_err(|e| e.to_string())?;
-        let mut entries = Vec::with_capacity(rows.len());
-        let mut last = from;
-        for (seq, json) in rows {
-            let entry = serde_json::from_str(&json).map_err(|e| {
-                format!(
+        loop {
+            let from = read_to.unwrap_or(0);
+            let mut bad = None;
+            let batch = self
+                .db
+                .read(|conn| {
+                    let mut query = conn.prepare_cached(
+                        "SELECT seq, entry FROM revocations WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                    )?;
+                    let mut rows = query.query(params![from, BATCH])?;
+                    let mut batch = Vec::new();
+                    while let Some(row) = rows.next()? {
+                        let seq: i64 = row.get(0)?;
+                        let text = row.get_ref(1)?.as_str().unwrap_or("");
+                        match serde_json::from_str::<Entry>(text) {
+                            Ok(entry) => batch.push((seq, entry)),
+                            Err(e) => {
+                                bad = Some((seq, e));
+                                break;
+                            }
+                        }
+                    }
+                    Ok(batch)
+                })
+                .map_err(|e| e.to_string())?;
+            let full = batch.len() as i64 == BATCH;
+            if let Some(&(last, _)) = batch.last() {
+                let entries: Vec<Entry> = batch.into_iter().map(|(_, e)| e).collect();
+                each(&entries);
+                *read_to = Some(last);
+            } else if read_to.is_none() {
+                *read_to = Some(0);
+            }
+            if let Some((seq, e)) = bad {
+                return Err(format!(
                     "{}: revocations row {seq} is not a revocation: {e}",
                     self.path().display()
-                )
-            })?;
-            entries.push(entry);
-            last = seq;
+                ));
+            }
+            if !full {
+                return Ok(());
+            }
         }
-        *read_to = Some(last);
-        Ok(entries)
     }
 
     /// Deletes the rows that can no longer decide anything as of `now` (see the module docs).

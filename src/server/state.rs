@@ -7,7 +7,7 @@ use super::StartError;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::AppState;
-use crate::{ca, cert, db, http, jwt, metrics, revocation};
+use crate::{ca, cert, db, http, jwt, metrics, oidc, revocation};
 
 /// Builds the state at start-up: keys (created on first start), then everything that follows
 /// the configuration (see [`with_config`]).
@@ -22,6 +22,7 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
     let metrics = metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
     let trust = trust_for(&config)?;
     let revocations = revocations_for(&config, &clock)?;
+    let oidc = oidc_for(&config)?;
     let config_data_dir = config.data_dir.clone();
     Ok(AppState {
         policy: Arc::new(config.policy.clone()),
@@ -36,7 +37,18 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
         downloads: Arc::default(),
         holders: http::Holders::default(),
         seen: Arc::new(revocation::known::Seen::in_data_dir(&config_data_dir)),
+        oidc,
     })
+}
+
+/// The OpenID Connect provider of `[oidc]`: its keys (created on first start) and grants.
+fn oidc_for(config: &Config) -> Result<Option<Arc<oidc::Provider>>, StartError> {
+    let Some(settings) = &config.oidc else {
+        return Ok(None);
+    };
+    let db = db::Db::open(&config.data_dir).map_err(|e| StartError::Database(e.to_string()))?;
+    let provider = oidc::Provider::new(settings.clone(), &config.data_dir, Arc::new(db))?;
+    Ok(Some(Arc::new(provider)))
 }
 
 /// The revocation view: the table in `data_dir/certgate.db` (embedded), or one that follows Redis. Leaves
@@ -80,6 +92,7 @@ fn revocations_for(
 /// When the new trust anchors or revocation sources are unusable.
 pub fn with_config(old: &AppState, config: Config) -> Result<AppState, StartError> {
     let trust = trust_for(&config)?;
+    let oidc = oidc_for(&config)?;
     Ok(AppState {
         policy: Arc::new(config.policy.clone()),
         config: Arc::new(config),
@@ -93,6 +106,7 @@ pub fn with_config(old: &AppState, config: Config) -> Result<AppState, StartErro
         downloads: Arc::clone(&old.downloads),
         holders: http::Holders::default(),
         seen: Arc::clone(&old.seen),
+        oidc,
     })
 }
 

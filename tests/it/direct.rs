@@ -78,6 +78,14 @@ impl Setup {
         let json: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         json["access_token"].as_str().unwrap().to_string()
     }
+
+    /// The configuration certgate was started with, less its `[listen]` section: the body of
+    /// another [`Certgate::start`] on the same data directory. Start that one without an mTLS
+    /// listener: `public_url` (the tokens' issuer) then stays the one the first certgate named.
+    pub fn body(&self) -> String {
+        let config = std::fs::read_to_string(self.dir.path().join("certgate.toml")).unwrap();
+        config.split("[listen]").next().unwrap().to_string()
+    }
 }
 
 pub fn cookie_value(r: &Response, name: &str) -> String {

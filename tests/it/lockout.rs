@@ -194,8 +194,7 @@ fn a_locked_user_is_refused_everywhere_within_a_second_let_back_in_and_a_restart
     }
 
     // A restart keeps the lock (the database in data_dir).
-    let text = std::fs::read_to_string(&config).unwrap();
-    let body = text.split("[listen]").next().unwrap().to_string();
+    let body = s.body();
     drop(std::mem::replace(
         &mut s.cg,
         Certgate::start(&d, &body, false),

@@ -144,7 +144,8 @@ fn replica_dir(root: &Path, name: &str) -> PathBuf {
     dir
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// Copies the files of `from` into a new `to` (as an operator copies `data_dir/keys`).
+pub fn copy_dir(from: &Path, to: &Path) {
     let _ = std::fs::remove_dir_all(to);
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

@@ -80,10 +80,8 @@ pub fn assert_fails_closed(cg: &Certgate, curl: Curl, cookie: &str) {
 }
 
 /// Another certgate on the same config and data directory (no mTLS listener).
-fn second_certgate(s: &Setup) -> Certgate {
-    let config = std::fs::read_to_string(s.dir.path().join("certgate.toml")).unwrap();
-    let body = config.split("[listen]").next().unwrap().to_string();
-    Certgate::start(s.dir.path(), &body, false)
+pub fn second_certgate(s: &Setup) -> Certgate {
+    Certgate::start(s.dir.path(), &s.body(), false)
 }
 
 /// The promise is "refused everywhere within a second": a check that starts a second after
@@ -137,10 +135,10 @@ fn certgate_revoke_reaches_live_tokens_within_a_second_and_survives_a_restart() 
     assert!(login.body.contains("revoked"), "{}", login.body);
 
     // A restart forgets nothing.
-    let config = std::fs::read_to_string(s.dir.path().join("certgate.toml")).unwrap();
-    let body = config.split("[listen]").next().unwrap().to_string();
     let mtls_port = s.cg.mtls_port.unwrap();
-    let body = body.replace(&format!("localhost:{mtls_port}"), "localhost:{MTLS_PORT}");
+    let body = s
+        .body()
+        .replace(&format!("localhost:{mtls_port}"), "localhost:{MTLS_PORT}");
     drop(std::mem::replace(
         &mut s.cg,
         Certgate::start(s.dir.path(), &body, true),

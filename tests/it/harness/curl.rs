@@ -74,10 +74,12 @@ impl Curl {
     }
 
     pub fn post(self, url: &str, form: &str) -> Response {
-        self.arg("--data")
-            .arg(form)
-            .run(url)
-            .unwrap_or_else(|e| panic!("{e}"))
+        self.try_post(url, form).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Curl::post`], but a connection failure is an `Err` (a server killed mid-request).
+    pub fn try_post(self, url: &str, form: &str) -> Result<Response, String> {
+        self.arg("--data").arg(form).run(url)
     }
 
     fn run(self, url: &str) -> Result<Response, String> {

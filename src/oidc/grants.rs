@@ -1,0 +1,443 @@
+//! What certgate granted relying parties, in the database: a grant per sign-in to an app
+//! (who, which client, which scopes, from which session and certificate), the authorization
+//! code that starts it, and the access and refresh tokens made from it. Codes and tokens are
+//! kept only as SHA-256 hashes; each is single use where the protocol says so, enforced by one
+//! atomic `UPDATE … WHERE used = 0`, so two replicas or two threads cannot both win.
+//!
+//! A replayed code or a reused refresh token revokes its whole grant (RFC 6749 §4.1.2, and
+//! refresh-token reuse detection of the OAuth 2.0 Security BCP).
+
+use std::sync::Arc;
+
+use rusqlite::{params, OptionalExtension as _, Row};
+
+use crate::db::{Db, DbError};
+
+/// A new grant, as `/authorize` makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewGrant {
+    pub client_id: String,
+    pub user: String,
+    pub sid: Option<String>,
+    pub cert_serial: Option<String>,
+    /// Space-separated, as granted.
+    pub scopes: String,
+    pub nonce: Option<String>,
+    pub auth_time: i64,
+    pub created_ms: i64,
+}
+
+/// A grant as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    pub made: NewGrant,
+    pub revoked: bool,
+}
+
+impl Grant {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.made.scopes.split(' ').any(|s| s == scope)
+    }
+}
+
+/// What presenting a code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    Unknown,
+    Expired,
+    /// Used before: its grant is revoked now.
+    Replayed,
+    Fresh {
+        grant: Box<Grant>,
+        redirect_uri: String,
+        challenge: Option<String>,
+    },
+}
+
+/// What presenting a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refreshed {
+    Unknown,
+    Expired,
+    /// Used before: the whole grant (every token of its family) is revoked now.
+    Reused,
+    Fresh(Grant),
+}
+
+/// SHA-256 of a code or token, hex.
+pub fn hash(secret: &str) -> String {
+    hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        secret.as_bytes(),
+    ))
+}
+
+#[derive(Debug, Clone)]
+pub struct Grants {
+    db: Arc<Db>,
+}
+
+const GRANT_COLUMNS: &str =
+    "id, client_id, user, sid, cert_serial, scopes, nonce, auth_time, created_ms, revoked";
+
+fn grant(row: &Row<'_>) -> rusqlite::Result<Grant> {
+    Ok(Grant {
+        id: row.get(0)?,
+        made: NewGrant {
+            client_id: row.get(1)?,
+            user: row.get(2)?,
+            sid: row.get(3)?,
+            cert_serial: row.get(4)?,
+            scopes: row.get(5)?,
+            nonce: row.get(6)?,
+            auth_time: row.get(7)?,
+            created_ms: row.get(8)?,
+        },
+        revoked: row.get::<_, i64>(9)? != 0,
+    })
+}
+
+fn load(tx: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Grant>> {
+    tx.query_row(
+        &format!("SELECT {GRANT_COLUMNS} FROM oidc_grants WHERE id = ?1"),
+        [id],
+        grant,
+    )
+    .optional()
+}
+
+impl Grants {
+    pub fn new(db: Arc<Db>) -> Self {
+        Self { db }
+    }
+
+    /// Stores a grant (id `id`) and the code that redeems it (by its hash).
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn create(
+        &self,
+        id: &str,
+        new: &NewGrant,
+        code_hash: &str,
+        redirect_uri: &str,
+        challenge: Option<&str>,
+        code_expires: i64,
+    ) -> Result<(), DbError> {
+        self.db.write(|tx| {
+            tx.execute(
+                &format!("INSERT INTO oidc_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"),
+                params![
+                    id,
+                    new.client_id,
+                    new.user,
+                    new.sid,
+                    new.cert_serial,
+                    new.scopes,
+                    new.nonce,
+                    new.auth_time,
+                    new.created_ms
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO oidc_codes (hash, grant_id, redirect_uri, challenge, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![code_hash, id, redirect_uri, challenge, code_expires],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Uses the code with `code_hash`: at most one caller ever gets `Fresh`.
+    ///
+    /// # Errors
+    /// When the database cannot be read or written.
+    pub fn redeem(&self, code_hash: &str, now: i64) -> Result<Redeemed, DbError> {
+        self.db.write(|tx| {
+            let taken = tx
+                .query_row(
+                    "UPDATE oidc_codes SET used = 1 WHERE hash = ?1 AND used = 0
+                     RETURNING grant_id, redirect_uri, challenge, expires",
+                    [code_hash],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((grant_id, redirect_uri, challenge, expires)) = taken else {
+                let used: Option<String> = tx
+                    .query_row(
+                        "SELECT grant_id FROM oidc_codes WHERE hash = ?1",
+                        [code_hash],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                return match used {
+                    Some(grant_id) => {
+                        revoke_in(tx, &grant_id)?;
+                        Ok(Redeemed::Replayed)
+                    }
+                    None => Ok(Redeemed::Unknown),
+                };
+            };
+            if expires <= now {
+                return Ok(Redeemed::Expired);
+            }
+            match load(tx, &grant_id)? {
+                Some(grant) => Ok(Redeemed::Fresh {
+                    grant: Box::new(grant),
+                    redirect_uri,
+                    challenge,
+                }),
+                None => Ok(Redeemed::Unknown),
+            }
+        })
+    }
+
+    /// Stores the tokens issued for `grant_id` (by their hashes, with their expiries).
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn add_tokens(
+        &self,
+        grant_id: &str,
+        access: (&str, i64),
+        refresh: Option<(&str, i64)>,
+    ) -> Result<(), DbError> {
+        self.db.write(|tx| {
+            let mut insert = tx.prepare(
+                "INSERT INTO oidc_tokens (hash, grant_id, kind, expires) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            insert.execute(params![access.0, grant_id, "access", access.1])?;
+            if let Some((hash, expires)) = refresh {
+                insert.execute(params![hash, grant_id, "refresh", expires])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Uses the refresh token with `hash`: at most one caller ever gets `Fresh`; a second
+    /// use revokes the grant.
+    ///
+    /// # Errors
+    /// When the database cannot be read or written.
+    pub fn refresh(&self, hash: &str, now: i64) -> Result<Refreshed, DbError> {
+        self.db.write(|tx| {
+            let taken = tx
+                .query_row(
+                    "UPDATE oidc_tokens SET used = 1 WHERE hash = ?1 AND kind = 'refresh' AND used = 0
+                     RETURNING grant_id, expires",
+                    [hash],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+                )
+                .optional()?;
+            let Some((grant_id, expires)) = taken else {
+                let used: Option<String> = tx
+                    .query_row(
+                        "SELECT grant_id FROM oidc_tokens WHERE hash = ?1 AND kind = 'refresh'",
+                        [hash],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                return match used {
+                    Some(grant_id) => {
+                        revoke_in(tx, &grant_id)?;
+                        Ok(Refreshed::Reused)
+                    }
+                    None => Ok(Refreshed::Unknown),
+                };
+            };
+            if expires <= now {
+                return Ok(Refreshed::Expired);
+            }
+            Ok(load(tx, &grant_id)?.map_or(Refreshed::Unknown, Refreshed::Fresh))
+        })
+    }
+
+    /// The grant of a live access token.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn access(&self, hash: &str, now: i64) -> Result<Option<Grant>, DbError> {
+        self.db.read(|conn| {
+            let grant_id: Option<String> = conn
+                .query_row(
+                    "SELECT grant_id FROM oidc_tokens WHERE hash = ?1 AND kind = 'access' AND expires > ?2",
+                    params![hash, now],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match grant_id {
+                Some(id) => load(conn, &id),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Ends a grant: every token made from it stops working.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn revoke(&self, grant_id: &str) -> Result<(), DbError> {
+        self.db.write(|tx| revoke_in(tx, grant_id))
+    }
+
+    /// Deletes expired codes and tokens, and grants nothing can use any more.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn prune(&self, now: i64) -> Result<usize, DbError> {
+        self.db.write(|tx| {
+            let codes = tx.execute("DELETE FROM oidc_codes WHERE expires <= ?1", [now])?;
+            let tokens = tx.execute("DELETE FROM oidc_tokens WHERE expires <= ?1", [now])?;
+            let grants = tx.execute(
+                "DELETE FROM oidc_grants WHERE NOT EXISTS (SELECT 1 FROM oidc_codes c WHERE c.grant_id = oidc_grants.id)
+                 AND NOT EXISTS (SELECT 1 FROM oidc_tokens t WHERE t.grant_id = oidc_grants.id)",
+                [],
+            )?;
+            Ok(codes + tokens + grants)
+        })
+    }
+}
+
+fn revoke_in(tx: &rusqlite::Transaction<'_>, grant_id: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE oidc_grants SET revoked = 1 WHERE id = ?1",
+        [grant_id],
+    )
+    .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grants() -> (tempfile::TempDir, Grants) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path()).unwrap());
+        (dir, Grants::new(db))
+    }
+
+    fn alice() -> NewGrant {
+        NewGrant {
+            client_id: "app".into(),
+            user: "alice".into(),
+            sid: Some("s1".into()),
+            cert_serial: Some("0a".into()),
+            scopes: "openid profile".into(),
+            nonce: Some("n".into()),
+            auth_time: 100,
+            created_ms: 100_000,
+        }
+    }
+
+    #[test]
+    fn a_code_redeems_once_and_a_replay_revokes_its_grant() {
+        let (_d, g) = grants();
+        g.create(
+            "g1",
+            &alice(),
+            &hash("code"),
+            "https://app/cb",
+            Some("ch"),
+            160,
+        )
+        .unwrap();
+        let Redeemed::Fresh {
+            grant,
+            redirect_uri,
+            challenge,
+        } = g.redeem(&hash("code"), 110).unwrap()
+        else {
+            panic!("not fresh");
+        };
+        assert_eq!(
+            (grant.made, redirect_uri.as_str(), challenge.as_deref()),
+            (alice(), "https://app/cb", Some("ch"))
+        );
+        g.add_tokens("g1", (&hash("at"), 700), None).unwrap();
+        assert!(g.access(&hash("at"), 120).unwrap().is_some());
+        assert_eq!(g.redeem(&hash("code"), 111).unwrap(), Redeemed::Replayed);
+        assert!(
+            g.access(&hash("at"), 120).unwrap().unwrap().revoked,
+            "tokens of the code die with it"
+        );
+        assert_eq!(g.redeem(&hash("other"), 111).unwrap(), Redeemed::Unknown);
+    }
+
+    #[test]
+    fn a_late_code_is_expired_and_used_up() {
+        let (_d, g) = grants();
+        g.create("g1", &alice(), &hash("code"), "https://app/cb", None, 160)
+            .unwrap();
+        assert_eq!(g.redeem(&hash("code"), 160).unwrap(), Redeemed::Expired);
+        assert_eq!(g.redeem(&hash("code"), 100).unwrap(), Redeemed::Replayed);
+    }
+
+    #[test]
+    fn eight_threads_redeem_one_code_and_exactly_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Grants::new(Arc::new(Db::open(dir.path()).unwrap()));
+        g.create("g1", &alice(), &hash("code"), "https://app/cb", None, 160)
+            .unwrap();
+        let wins: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        // Each its own connection, as replicas on one host would be.
+                        let mine = Grants::new(Arc::new(Db::open(dir.path()).unwrap()));
+                        usize::from(matches!(
+                            mine.redeem(&hash("code"), 110).unwrap(),
+                            Redeemed::Fresh { .. }
+                        ))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(wins, 1);
+    }
+
+    #[test]
+    fn a_refresh_token_rotates_and_its_reuse_revokes_the_family() {
+        let (_d, g) = grants();
+        g.create("g1", &alice(), &hash("code"), "https://app/cb", None, 160)
+            .unwrap();
+        g.add_tokens("g1", (&hash("at1"), 700), Some((&hash("rt1"), 9_000)))
+            .unwrap();
+        assert!(
+            matches!(g.refresh(&hash("rt1"), 200).unwrap(), Refreshed::Fresh(ref gr) if !gr.revoked)
+        );
+        g.add_tokens("g1", (&hash("at2"), 800), Some((&hash("rt2"), 9_000)))
+            .unwrap();
+        assert_eq!(g.refresh(&hash("rt1"), 201).unwrap(), Refreshed::Reused);
+        let Refreshed::Fresh(grant) = g.refresh(&hash("rt2"), 202).unwrap() else {
+            panic!("the newest token of the family is found, revoked");
+        };
+        assert!(grant.revoked);
+        assert!(g.access(&hash("at2"), 300).unwrap().unwrap().revoked);
+        assert_eq!(
+            g.refresh(&hash("at2"), 300).unwrap(),
+            Refreshed::Unknown,
+            "an access token is no refresh token"
+        );
+    }
+
+    #[test]
+    fn pruning_deletes_what_expired_and_the_grants_left_empty() {
+        let (_d, g) = grants();
+        g.create("g1", &alice(), &hash("c1"), "https://app/cb", None, 160)
+            .unwrap();
+        g.create("g2", &alice(), &hash("c2"), "https://app/cb", None, 160)
+            .unwrap();
+        g.add_tokens("g2", (&hash("at"), 10_000), None).unwrap();
+        assert_eq!(g.prune(200).unwrap(), 3, "two codes, one grant");
+        assert!(g.access(&hash("at"), 300).unwrap().is_some());
+        assert_eq!(g.redeem(&hash("c1"), 100).unwrap(), Redeemed::Unknown);
+    }
+}

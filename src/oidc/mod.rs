@@ -1,0 +1,196 @@
+//! certgate as an OpenID Connect provider whose login is the client certificate (DESIGN.md
+//! §8): relying parties (apps) send people to `/oidc/authorize`, where the certgate session or
+//! the certificate says who they are, and redeem the code at `/oidc/token` for an ID token, an
+//! access token for `/oidc/userinfo` and, with `offline_access`, a refresh token.
+//!
+//! - [`settings`]: `[oidc]` and its clients; [`keys`]: the ID-token signing keys and JWKS;
+//!   [`grants`]: codes, grants and tokens in the database; [`pkce`]: S256 only.
+//! - Every grant is checked against the revocation view when it is used (refresh, userinfo):
+//!   `certgate revoke --user/--device/--serial`, a lock-out, or `--jti <grant id>` end it.
+//!
+//! Not yet here (issue 17): introspection, token revocation, RP-initiated and back-channel
+//! logout, the device grant, `tls_client_auth`, certificate-bound tokens, Redis.
+
+pub mod grants;
+pub mod keys;
+pub mod settings;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use grants::{Grant, Grants, NewGrant, Redeemed, Refreshed};
+pub use keys::OidcKeys;
+pub use settings::{Alg, AuthMethod, Client, RawOidc, Settings};
+
+use crate::identity::Identity;
+
+/// The provider: its settings, keys and grants.
+#[derive(Debug)]
+pub struct Provider {
+    pub settings: Settings,
+    pub keys: OidcKeys,
+    pub grants: Grants,
+}
+
+impl Provider {
+    /// Keys from `data_dir/oidc-keys` (created on first start), grants in `db`.
+    ///
+    /// # Errors
+    /// When a key cannot be read or written.
+    pub fn new(
+        settings: Settings,
+        data_dir: &std::path::Path,
+        db: Arc<crate::db::Db>,
+    ) -> Result<Self, crate::jwt::keys::KeyError> {
+        Ok(Self {
+            keys: OidcKeys::load_or_create(&data_dir.join("oidc-keys"))?,
+            settings,
+            grants: Grants::new(db),
+        })
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}/oidc/{path}", self.settings.issuer)
+    }
+
+    /// The discovery document (OpenID Connect Discovery 1.0, RFC 8414).
+    pub fn discovery(&self) -> serde_json::Value {
+        let algs: Vec<&str> = settings::Alg::ALL.iter().map(|a| a.as_str()).collect();
+        serde_json::json!({
+            "issuer": self.settings.issuer,
+            "authorization_endpoint": self.endpoint("authorize"),
+            "token_endpoint": self.endpoint("token"),
+            "userinfo_endpoint": self.endpoint("userinfo"),
+            "jwks_uri": self.endpoint("jwks"),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": algs,
+            "scopes_supported": settings::SCOPES,
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "at_hash",
+                "name", "preferred_username", "email", "groups"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": true,
+            "request_parameter_supported": false,
+            "request_uri_parameter_supported": false,
+            "claims_parameter_supported": false,
+        })
+    }
+}
+
+/// The claims of an ID token.
+#[derive(Debug, Serialize)]
+pub struct IdToken<'a> {
+    pub iss: &'a str,
+    pub sub: &'a str,
+    pub aud: &'a str,
+    pub exp: i64,
+    pub iat: i64,
+    pub auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<&'a str>,
+    pub amr: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_hash: Option<String>,
+    #[serde(flatten)]
+    pub profile: Profile,
+}
+
+/// What the granted scopes show of the person (ID token and userinfo).
+#[derive(Debug, Default, Serialize)]
+pub struct Profile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+}
+
+impl Profile {
+    /// The claims `grant`'s scopes allow of `who`.
+    pub fn of(who: &Identity, grant: &Grant) -> Self {
+        let profile = grant.has_scope("profile");
+        Self {
+            name: profile.then(|| who.name.clone().unwrap_or_else(|| who.user.clone())),
+            preferred_username: profile.then(|| who.user.clone()),
+            email: grant
+                .has_scope("email")
+                .then(|| who.email.clone())
+                .flatten(),
+            groups: grant.has_scope("groups").then(|| who.groups.clone()),
+        }
+    }
+}
+
+/// `at_hash`: the left half of the access token's hash with the ID token's algorithm's hash
+/// (OpenID Connect Core §3.1.3.6). EdDSA defines none, so there is none.
+pub fn at_hash(alg: Alg, access_token: &str) -> Option<String> {
+    use base64::Engine;
+    let digest = match alg {
+        Alg::Rs256 | Alg::Es256 => {
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access_token.as_bytes())
+        }
+        Alg::EdDsa => return None,
+    };
+    let half = digest.as_ref().get(..16)?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(half))
+}
+
+/// PKCE (RFC 7636), S256 only: whether `verifier` is the one `challenge` was made from.
+pub fn pkce_matches(challenge: &str, verifier: &str) -> bool {
+    use base64::Engine;
+    // RFC 7636 §4.1: 43 to 128 unreserved characters.
+    let shaped = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if !shaped {
+        return false;
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
+    subtle::ConstantTimeEq::ct_eq(computed.as_bytes(), challenge.as_bytes()).into()
+}
+
+/// A new code or token: 256 random bits, base64url; `None` only if the system RNG fails.
+pub fn secret() -> Option<String> {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_matches_the_rfc_7636_example_and_nothing_else() {
+        // RFC 7636 Appendix B.
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(pkce_matches(challenge, verifier));
+        assert!(!pkce_matches(challenge, &verifier.replace('d', "e")));
+        assert!(!pkce_matches(verifier, verifier), "plain is not S256");
+        assert!(!pkce_matches(challenge, "short"));
+    }
+
+    #[test]
+    fn at_hash_is_the_left_half_of_sha256_and_absent_for_eddsa() {
+        // OpenID Connect Core §A.3: the access token and at_hash of its RS256 example.
+        let token = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
+        assert_eq!(
+            at_hash(Alg::Rs256, token).as_deref(),
+            Some("77QmUPtjPfzWtF2AnpK9RQ")
+        );
+        assert_eq!(at_hash(Alg::EdDsa, token), None);
+    }
+}

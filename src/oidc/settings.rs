@@ -1,0 +1,411 @@
+//! `[oidc]` and `[[oidc.clients]]`: the relying parties certgate signs people in to.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::settings::{list, resolve, Checker};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawOidc {
+    pub issuer: Option<String>,
+    pub code_ttl: Option<String>,
+    pub access_token_ttl: Option<String>,
+    pub id_token_ttl: Option<String>,
+    pub refresh_token_ttl: Option<String>,
+    pub clients: Vec<RawClient>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawClient {
+    pub id: Option<String>,
+    pub secret: Option<String>,
+    pub secret_file: Option<String>,
+    #[serde(deserialize_with = "list::string_or_list")]
+    pub redirect_uris: Vec<String>,
+    #[serde(deserialize_with = "list::string_or_list")]
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub id_token_signed_response_alg: Option<String>,
+    pub token_endpoint_auth_method: Option<String>,
+    #[serde(deserialize_with = "list::opt_string_or_list")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(deserialize_with = "list::string_or_list")]
+    pub users: Vec<String>,
+    #[serde(deserialize_with = "list::string_or_list")]
+    pub groups: Vec<String>,
+}
+
+/// The scopes certgate knows; a client may be limited to fewer.
+pub const SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_access"];
+
+/// How an ID token is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Alg {
+    Rs256,
+    Es256,
+    EdDsa,
+}
+
+impl Alg {
+    pub const ALL: [Self; 3] = [Self::Rs256, Self::Es256, Self::EdDsa];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::Es256 => "ES256",
+            Self::EdDsa => "EdDSA",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == raw)
+    }
+}
+
+/// How a client proves itself at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic with the id and secret.
+    SecretBasic,
+    /// `client_id` and `client_secret` in the form.
+    SecretPost,
+    /// A public client (a browser app, a phone app): no secret, PKCE required.
+    None,
+}
+
+impl AuthMethod {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::SecretBasic => "client_secret_basic",
+            Self::SecretPost => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+}
+
+/// One relying party.
+#[derive(Clone)]
+pub struct Client {
+    pub id: String,
+    /// `None`: a public client.
+    pub secret: Option<zeroize::Zeroizing<String>>,
+    pub redirect_uris: Vec<String>,
+    pub alg: Alg,
+    pub auth_method: AuthMethod,
+    pub scopes: BTreeSet<String>,
+    /// Who may sign in to it (by name, or by group); both empty: anyone certgate knows.
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("alg", &self.alg)
+            .field("auth_method", &self.auth_method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Whether `user` (in `groups`) may sign in to this client.
+    pub fn admits(&self, user: &str, groups: &[String]) -> bool {
+        (self.users.is_empty() && self.groups.is_empty())
+            || self.users.iter().any(|u| u == user)
+            || self.groups.iter().any(|g| groups.contains(g))
+    }
+}
+
+/// `[oidc]`, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// No trailing slash; every endpoint is under it.
+    pub issuer: String,
+    pub code_ttl: Duration,
+    pub access_token_ttl: Duration,
+    pub id_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub clients: Vec<Client>,
+}
+
+impl Settings {
+    pub fn client(&self, id: &str) -> Option<&Client> {
+        self.clients.iter().find(|c| c.id == id)
+    }
+
+    /// `[oidc]` as written; `public_url` is certgate's own (`None` when it is itself invalid).
+    pub fn from_raw(
+        c: &mut Checker,
+        raw: &RawOidc,
+        public_url: Option<&Url>,
+        base: &Path,
+    ) -> Option<Self> {
+        let public = public_url.map(|u| u.as_str().trim_end_matches('/').to_string());
+        let issuer = match (&raw.issuer, &public) {
+            (Some(issuer), Some(public)) if issuer.trim_end_matches('/') != public => {
+                c.fail(
+                    "oidc.issuer",
+                    format!("`{issuer}` is not public_url (`{public}`)"),
+                    "certgate serves OpenID Connect under its public_url: remove oidc.issuer, or set it to public_url",
+                );
+                None
+            }
+            (_, public) => public.clone(),
+        };
+        let code_ttl = c.duration(
+            "oidc.code_ttl",
+            raw.code_ttl.as_deref(),
+            Duration::from_secs(60),
+        );
+        if code_ttl > Duration::from_secs(60) {
+            c.fail(
+                "oidc.code_ttl",
+                "is longer than 60s",
+                "an authorization code is redeemed at once; at most \"60s\" (RFC 6749 §4.1.2 advises 10 min at most, certgate keeps it shorter)",
+            );
+        }
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        let access_token_ttl = c.duration(
+            "oidc.access_token_ttl",
+            raw.access_token_ttl.as_deref(),
+            minutes(10),
+        );
+        let id_token_ttl = c.duration(
+            "oidc.id_token_ttl",
+            raw.id_token_ttl.as_deref(),
+            minutes(10),
+        );
+        let refresh_token_ttl = c.duration(
+            "oidc.refresh_token_ttl",
+            raw.refresh_token_ttl.as_deref(),
+            minutes(30 * 24 * 60),
+        );
+        if raw.clients.is_empty() {
+            c.fail(
+                "oidc.clients",
+                "none: [oidc] without a client signs nobody in",
+                "add a [[oidc.clients]] entry with an id and redirect_uris (see the README's OpenID Connect section), or remove [oidc]",
+            );
+        }
+        let mut clients: Vec<Client> = Vec::new();
+        for (i, rc) in raw.clients.iter().enumerate() {
+            let key = format!("oidc.clients[{i}]");
+            if let Some(client) = client(c, &key, rc, base) {
+                if clients.iter().any(|other| other.id == client.id) {
+                    c.fail(
+                        &format!("{key}.id"),
+                        format!("`{}` is used twice", client.id),
+                        "give every client its own id",
+                    );
+                }
+                clients.push(client);
+            }
+        }
+        Some(Self {
+            issuer: issuer?,
+            code_ttl,
+            access_token_ttl,
+            id_token_ttl,
+            refresh_token_ttl,
+            clients,
+        })
+    }
+}
+
+fn client(c: &mut Checker, key: &str, raw: &RawClient, base: &Path) -> Option<Client> {
+    let id = raw.id.as_deref().map(str::trim).unwrap_or_default();
+    let id_ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !id_ok {
+        c.fail(
+            &format!("{key}.id"),
+            format!("`{id}` is not a client id"),
+            "1 to 128 letters, digits, '.', '_' or '-', e.g. \"grafana\"",
+        );
+    }
+    let secret = secret(c, key, raw, base);
+    let auth_method = match (raw.token_endpoint_auth_method.as_deref(), &secret) {
+        (None, Some(_)) | (Some("client_secret_basic"), Some(_)) => AuthMethod::SecretBasic,
+        (Some("client_secret_post"), Some(_)) => AuthMethod::SecretPost,
+        (None | Some("none"), None) => AuthMethod::None,
+        (Some("none"), Some(_)) => {
+            c.fail(
+                &format!("{key}.token_endpoint_auth_method"),
+                "\"none\" (a public client), but a secret is set",
+                "remove secret/secret_file, or use \"client_secret_basic\"",
+            );
+            AuthMethod::None
+        }
+        (Some(m @ ("client_secret_basic" | "client_secret_post")), None) => {
+            c.fail(
+                &format!("{key}.token_endpoint_auth_method"),
+                format!("\"{m}\" needs a secret"),
+                "set secret_file (or secret), e.g. from `openssl rand -base64 32`; or \"none\" for a public client",
+            );
+            AuthMethod::None
+        }
+        (Some("tls_client_auth"), _) => {
+            c.fail(
+                &format!("{key}.token_endpoint_auth_method"),
+                "\"tls_client_auth\" is not supported by this certgate yet",
+                "use \"client_secret_basic\" with a secret_file",
+            );
+            AuthMethod::None
+        }
+        (Some(other), _) => {
+            c.fail(
+                &format!("{key}.token_endpoint_auth_method"),
+                format!("`{other}` is not a method certgate knows"),
+                "one of \"client_secret_basic\", \"client_secret_post\", \"none\"",
+            );
+            AuthMethod::None
+        }
+    };
+    if raw.redirect_uris.is_empty() {
+        c.fail(
+            &format!("{key}.redirect_uris"),
+            "none",
+            "the exact callback URL(s) the app sends, e.g. [\"https://grafana.example.com/login/generic_oauth\"]",
+        );
+    }
+    for (j, uri) in raw.redirect_uris.iter().enumerate() {
+        if let Err(why) = redirect_uri(uri) {
+            c.fail(
+                &format!("{key}.redirect_uris[{j}]"),
+                format!("`{uri}` {why}"),
+                "an absolute URL without a fragment, exactly as the app sends it",
+            );
+        }
+    }
+    for (name, set) in [
+        (
+            "post_logout_redirect_uris",
+            !raw.post_logout_redirect_uris.is_empty(),
+        ),
+        (
+            "backchannel_logout_uri",
+            raw.backchannel_logout_uri.is_some(),
+        ),
+    ] {
+        if set {
+            c.fail(
+                &format!("{key}.{name}"),
+                "is not supported by this certgate yet (logout reaches apps in a later version)",
+                "remove it for now",
+            );
+        }
+    }
+    let alg = match raw.id_token_signed_response_alg.as_deref() {
+        None => Alg::Rs256,
+        Some(raw_alg) => Alg::parse(raw_alg).unwrap_or_else(|| {
+            c.fail(
+                &format!("{key}.id_token_signed_response_alg"),
+                format!("`{raw_alg}` is not an algorithm certgate signs with"),
+                "\"RS256\" (what most apps accept), \"ES256\" or \"EdDSA\"",
+            );
+            Alg::Rs256
+        }),
+    };
+    let scopes: BTreeSet<String> = match &raw.scopes {
+        None => SCOPES.iter().map(|s| (*s).to_string()).collect(),
+        Some(list) => list.iter().map(|s| s.trim().to_string()).collect(),
+    };
+    for scope in &scopes {
+        if !SCOPES.contains(&scope.as_str()) {
+            c.fail(
+                &format!("{key}.scopes"),
+                format!("`{scope}` is not a scope certgate knows"),
+                format!("some of {}", SCOPES.join(", ")),
+            );
+        }
+    }
+    if !scopes.contains("openid") {
+        c.fail(
+            &format!("{key}.scopes"),
+            "lacks \"openid\"",
+            "every OpenID Connect sign-in asks for \"openid\": add it",
+        );
+    }
+    Some(Client {
+        id: id.to_string(),
+        secret,
+        redirect_uris: raw.redirect_uris.clone(),
+        alg,
+        auth_method,
+        scopes,
+        users: raw.users.clone(),
+        groups: raw.groups.clone(),
+    })
+}
+
+/// The client's secret, from `secret` or the file `secret_file` names (trimmed).
+fn secret(
+    c: &mut Checker,
+    key: &str,
+    raw: &RawClient,
+    base: &Path,
+) -> Option<zeroize::Zeroizing<String>> {
+    let value = match (&raw.secret, &raw.secret_file) {
+        (Some(_), Some(_)) => {
+            c.fail(
+                &format!("{key}.secret"),
+                "both secret and secret_file are set",
+                "keep one (secret_file keeps it out of the config)",
+            );
+            return None;
+        }
+        (Some(s), None) => zeroize::Zeroizing::new(s.trim().to_string()),
+        (None, Some(file)) => {
+            let path = resolve(base, file);
+            match std::fs::read_to_string(&path) {
+                Ok(s) => zeroize::Zeroizing::new(s.trim().to_string()),
+                Err(e) => {
+                    c.fail(
+                        &format!("{key}.secret_file"),
+                        format!("cannot read {}: {e}", path.display()),
+                        "a file holding the client secret, readable by certgate",
+                    );
+                    return None;
+                }
+            }
+        }
+        (None, None) => return None,
+    };
+    if value.len() < 16 {
+        c.fail(
+            &format!("{key}.secret"),
+            "is shorter than 16 characters",
+            "use a long random secret, e.g. `openssl rand -base64 32`",
+        );
+    }
+    Some(value)
+}
+
+/// Why `uri` cannot be a redirect URI, if it cannot.
+fn redirect_uri(uri: &str) -> Result<(), &'static str> {
+    let url = Url::parse(uri).map_err(|_| "is not an absolute URL")?;
+    if url.fragment().is_some() {
+        return Err("has a fragment (#…)");
+    }
+    if matches!(
+        url.scheme(),
+        "javascript" | "data" | "file" | "vbscript" | "blob"
+    ) {
+        return Err("has a scheme a browser must never be sent to");
+    }
+    if matches!(url.scheme(), "http" | "https") && url.host().is_none() {
+        return Err("has no host");
+    }
+    Ok(())
+}

@@ -1,0 +1,608 @@
+//! certgate as an OpenID Connect provider, over HTTP as a relying party and a browser meet it:
+//! the code flow with a client certificate, every refusal the contract names (DESIGN.md §8,
+//! issue 17), and revocation reaching the grants. The relying-party libraries' own runs are in
+//! `oidc_rp.rs`.
+
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+use crate::direct::{setup_env, Setup, LOOPBACK};
+use crate::harness::certgate::run;
+use crate::harness::curl::Response;
+use crate::harness::require;
+
+const SECRET: &str = "grafana-secret-0123456789abcdef";
+const CALLBACK: &str = "https://app.example.test/callback";
+
+fn provider(extra_client: &str) -> Setup {
+    setup_env(
+        LOOPBACK,
+        &format!(
+            r#"[oidc]
+[[oidc.clients]]
+id = "grafana"
+secret = "{SECRET}"
+redirect_uris = ["{CALLBACK}"]
+[[oidc.clients]]
+id = "spa"
+token_endpoint_auth_method = "none"
+redirect_uris = ["{CALLBACK}"]
+id_token_signed_response_alg = "ES256"
+[[oidc.clients]]
+id = "bobs-app"
+secret = "{SECRET}"
+redirect_uris = ["{CALLBACK}"]
+users = ["bob"]
+{extra_client}"#
+        ),
+        &[],
+    )
+}
+
+fn query(url: &str) -> std::collections::HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn authorize_url(s: &Setup, params: &[(&str, &str)]) -> String {
+    let q: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", enc(v)))
+        .collect();
+    format!("{}?{}", s.cg.mtls("/oidc/authorize"), q.join("&"))
+}
+
+fn code_request<'a>(client: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut p = vec![
+        ("response_type", "code"),
+        ("client_id", client),
+        ("redirect_uri", CALLBACK),
+        ("scope", "openid profile email groups offline_access"),
+        ("state", "st-123"),
+        ("nonce", "n-456"),
+    ];
+    p.extend_from_slice(extra);
+    p
+}
+
+/// A code for alice (her certificate at /oidc/authorize).
+fn new_code(s: &Setup, client: &str, extra: &[(&str, &str)]) -> String {
+    let r = s
+        .as_alice()
+        .get(&authorize_url(s, &code_request(client, extra)));
+    assert_eq!(r.status, 302, "{r:?}");
+    let q = query(r.header("location").unwrap());
+    assert_eq!(q["state"], "st-123");
+    assert_eq!(q["iss"], s.cg.mtls(""));
+    q["code"].clone()
+}
+
+fn token(s: &Setup, form: &str, basic: bool) -> Response {
+    let mut c = s.curl();
+    if basic {
+        c = c.arg("-u").arg(format!("grafana:{SECRET}"));
+    }
+    c.post(&s.cg.mtls("/oidc/token"), form)
+}
+
+fn json(r: &Response) -> serde_json::Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {r:?}"))
+}
+
+fn userinfo(s: &Setup, access: &str) -> Response {
+    s.curl()
+        .header(&format!("Authorization: Bearer {access}"))
+        .get(&s.cg.mtls("/oidc/userinfo"))
+}
+
+/// The ID token's claims, its signature checked with the published JWKS.
+fn verified_claims(s: &Setup, id_token: &str, aud: &str) -> serde_json::Value {
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_str(&s.curl().get(&s.cg.mtls("/oidc/jwks")).body).unwrap();
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+    let mut v = jsonwebtoken::Validation::new(header.alg);
+    v.set_audience(&[aud]);
+    v.set_issuer(&[s.cg.mtls("")]);
+    jsonwebtoken::decode::<serde_json::Value>(
+        id_token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &v,
+    )
+    .unwrap()
+    .claims
+}
+
+#[test]
+fn discovery_names_every_endpoint_under_the_issuer_and_without_oidc_there_is_none() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let issuer = s.cg.mtls("");
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let d = json(&s.curl().get(&s.cg.mtls(path)));
+        assert_eq!(d["issuer"], issuer.as_str());
+        for key in [
+            "authorization_endpoint",
+            "token_endpoint",
+            "userinfo_endpoint",
+            "jwks_uri",
+        ] {
+            assert!(
+                d[key]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{issuer}/oidc/")),
+                "{key}: {d}"
+            );
+        }
+        assert_eq!(
+            d["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+        assert_eq!(d["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(d["id_token_signing_alg_values_supported"][0], "RS256");
+    }
+    let jwks = json(&s.curl().get(&s.cg.mtls("/oidc/jwks")));
+    let algs: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            assert!(k["kid"].as_str().is_some_and(|kid| !kid.is_empty()));
+            k["alg"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(algs, ["RS256", "ES256", "EdDSA"]);
+
+    let plain = setup_env(LOOPBACK, "", &[]);
+    for path in [
+        "/.well-known/openid-configuration",
+        "/oidc/jwks",
+        "/oidc/authorize",
+    ] {
+        assert_eq!(plain.curl().get(&plain.cg.mtls(path)).status, 404, "{path}");
+    }
+}
+
+#[test]
+fn a_certificate_signs_in_to_an_app_and_its_tokens_work_until_revoked() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    // The browser with the certificate gets a code, and a certgate session beside it.
+    let r = s
+        .as_alice()
+        .get(&authorize_url(&s, &code_request("grafana", &[])));
+    assert_eq!(r.status, 302, "{r:?}");
+    assert!(
+        r.header("set-cookie")
+            .is_some_and(|c| c.contains("certgate=")),
+        "{r:?}"
+    );
+    let code = query(r.header("location").unwrap())["code"].clone();
+    let form = format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}",
+        enc(&code),
+        enc(CALLBACK)
+    );
+    let t = token(&s, &form, true);
+    assert_eq!(t.status, 200, "{t:?}");
+    assert_eq!(t.header("cache-control"), Some("no-store"));
+    let t = json(&t);
+    let claims = verified_claims(&s, t["id_token"].as_str().unwrap(), "grafana");
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["nonce"], "n-456");
+    assert_eq!(claims["email"], "alice@example.test");
+    assert_eq!(claims["name"], "Alice Liddell");
+    assert_eq!(claims["groups"], serde_json::json!(["admins", "family"]));
+    assert_eq!(claims["amr"], serde_json::json!(["mtls"]));
+    assert!(claims["sid"].as_str().is_some_and(|s| !s.is_empty()));
+    // at_hash: the left half of SHA-256 of the access token (RS256).
+    let access = t["access_token"].as_str().unwrap().to_string();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access.as_bytes());
+    assert_eq!(
+        claims["at_hash"],
+        URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
+    );
+    let header = jsonwebtoken::decode_header(t["id_token"].as_str().unwrap()).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+
+    let u = userinfo(&s, &access);
+    assert_eq!(u.status, 200, "{u:?}");
+    assert_eq!(json(&u)["sub"], "alice");
+
+    // Refresh rotates; the old refresh token, presented again, ends the whole sign-in.
+    let refresh1 = t["refresh_token"].as_str().unwrap().to_string();
+    let t2 = token(
+        &s,
+        &format!("grant_type=refresh_token&refresh_token={}", enc(&refresh1)),
+        true,
+    );
+    assert_eq!(t2.status, 200, "{t2:?}");
+    let t2 = json(&t2);
+    let refresh2 = t2["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(refresh1, refresh2);
+    let c2 = verified_claims(&s, t2["id_token"].as_str().unwrap(), "grafana");
+    assert_eq!((c2["sub"].as_str(), c2.get("nonce")), (Some("alice"), None));
+    let again = token(
+        &s,
+        &format!("grant_type=refresh_token&refresh_token={}", enc(&refresh1)),
+        true,
+    );
+    assert_eq!(
+        (again.status, json(&again)["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let newest = token(
+        &s,
+        &format!("grant_type=refresh_token&refresh_token={}", enc(&refresh2)),
+        true,
+    );
+    assert_eq!(
+        json(&newest)["error"],
+        "invalid_grant",
+        "the family is revoked"
+    );
+    assert_eq!(
+        userinfo(&s, t2["access_token"].as_str().unwrap()).status,
+        401
+    );
+
+    // A second sign-in, ended by `certgate revoke --user`: refresh and userinfo refuse
+    // within a second.
+    let code = new_code(&s, "grafana", &[]);
+    let form = format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}",
+        enc(&code),
+        enc(CALLBACK)
+    );
+    let t = json(&token(&s, &form, true));
+    let access = t["access_token"].as_str().unwrap().to_string();
+    assert_eq!(userinfo(&s, &access).status, 200);
+    let (status, out) = run(
+        s.dir.path(),
+        &["revoke", "--config", "certgate.toml", "--user", "alice"],
+    );
+    assert_eq!(status, 0, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while userinfo(&s, &access).status != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "userinfo still answers after the revocation"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = token(
+        &s,
+        &format!(
+            "grant_type=refresh_token&refresh_token={}",
+            enc(t["refresh_token"].as_str().unwrap())
+        ),
+        true,
+    );
+    assert_eq!(json(&r)["error"], "invalid_grant", "{r:?}");
+}
+
+#[test]
+fn a_code_is_single_use_and_its_replay_revokes_what_it_gave() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let code = new_code(&s, "grafana", &[]);
+    let form = format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}",
+        enc(&code),
+        enc(CALLBACK)
+    );
+    let first = json(&token(&s, &form, true));
+    let access = first["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&s, access).status, 200);
+    let replay = token(&s, &form, true);
+    assert_eq!(
+        (replay.status, json(&replay)["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(
+        userinfo(&s, access).status,
+        401,
+        "the replay ends the first exchange's tokens"
+    );
+
+    // Bound to its redirect URI and its client.
+    let code = new_code(&s, "grafana", &[]);
+    let wrong = format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}",
+        enc(&code),
+        enc("https://app.example.test/other")
+    );
+    assert_eq!(json(&token(&s, &wrong, true))["error"], "invalid_grant");
+}
+
+#[test]
+fn client_authentication_is_checked_and_answered_with_a_basic_challenge() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let code = new_code(&s, "grafana", &[]);
+    let form = format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}",
+        enc(&code),
+        enc(CALLBACK)
+    );
+    for bad in [
+        s.curl().arg("-u").arg("grafana:wrong-secret-0123456789"),
+        s.curl().arg("-u").arg("nobody:whatever"),
+        s.curl(),
+    ] {
+        let r = bad.post(&s.cg.mtls("/oidc/token"), &form);
+        assert_eq!(r.status, 401, "{r:?}");
+        assert_eq!(json(&r)["error"], "invalid_client");
+        assert!(
+            r.header("www-authenticate")
+                .is_some_and(|h| h.starts_with("Basic")),
+            "{r:?}"
+        );
+    }
+    // The secret in the form is not this client's method (client_secret_basic).
+    let post = format!("{form}&client_id=grafana&client_secret={SECRET}");
+    assert_eq!(
+        json(&s.curl().post(&s.cg.mtls("/oidc/token"), &post))["error"],
+        "invalid_client"
+    );
+    // Unknown grant types and duplicated parameters.
+    let r = token(&s, "grant_type=password&username=a&password=b", true);
+    assert_eq!(json(&r)["error"], "unsupported_grant_type");
+    let r = token(&s, &format!("{form}&code=again"), true);
+    assert_eq!(
+        (r.status, json(&r)["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    // The code still works: none of the refusals used it.
+    assert_eq!(token(&s, &form, true).status, 200);
+}
+
+#[test]
+fn pkce_is_s256_only_required_of_public_clients_and_never_downgraded() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    // A public client without PKCE, or with plain: an error at its redirect URI, no code.
+    for extra in [
+        vec![],
+        vec![
+            ("code_challenge", verifier),
+            ("code_challenge_method", "plain"),
+        ],
+        vec![("code_challenge", challenge)],
+    ] {
+        let r = s
+            .as_alice()
+            .get(&authorize_url(&s, &code_request("spa", &extra)));
+        assert_eq!(r.status, 302, "{r:?}");
+        let q = query(r.header("location").unwrap());
+        assert_eq!(q["error"], "invalid_request", "{extra:?}");
+        assert!(!q.contains_key("code"));
+        assert_eq!(
+            (q["state"].as_str(), q["iss"].as_str()),
+            ("st-123", s.cg.mtls("").as_str())
+        );
+    }
+    let s256 = [
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ];
+    let exchange = |code: &str, verifier: Option<&str>| {
+        let mut form = format!(
+            "grant_type=authorization_code&code={}&redirect_uri={}&client_id=spa",
+            enc(code),
+            enc(CALLBACK)
+        );
+        if let Some(v) = verifier {
+            form.push_str(&format!("&code_verifier={v}"));
+        }
+        s.curl().post(&s.cg.mtls("/oidc/token"), &form)
+    };
+    let wrong = "x".repeat(43);
+    assert_eq!(
+        json(&exchange(&new_code(&s, "spa", &s256), Some(&wrong)))["error"],
+        "invalid_grant"
+    );
+    assert_eq!(
+        json(&exchange(&new_code(&s, "spa", &s256), None))["error"],
+        "invalid_grant"
+    );
+    let ok = exchange(&new_code(&s, "spa", &s256), Some(verifier));
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let header = jsonwebtoken::decode_header(json(&ok)["id_token"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        header.alg,
+        jsonwebtoken::Algorithm::ES256,
+        "the client's algorithm"
+    );
+    // A verifier for a code made without a challenge (authentik CVE-2024-23647).
+    let plain_code = new_code(&s, "grafana", &[]);
+    let form = format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={verifier}",
+        enc(&plain_code),
+        enc(CALLBACK)
+    );
+    assert_eq!(json(&token(&s, &form, true))["error"], "invalid_grant");
+}
+
+#[test]
+fn an_unknown_client_or_redirect_uri_gets_a_page_never_a_redirect() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        code_request("nobody", &[]),
+        vec![
+            ("response_type", "code"),
+            ("client_id", "grafana"),
+            ("redirect_uri", "https://evil.example/cb"),
+            ("scope", "openid"),
+        ],
+        vec![
+            ("response_type", "code"),
+            ("client_id", "grafana"),
+            ("redirect_uri", "https://app.example.test/callback/"),
+            ("scope", "openid"),
+        ],
+        vec![
+            ("response_type", "code"),
+            ("client_id", "grafana"),
+            ("scope", "openid"),
+        ],
+        // Bad in other ways too: still no redirect to an unregistered URI.
+        vec![
+            ("response_type", "token"),
+            ("client_id", "grafana"),
+            ("redirect_uri", "https://evil.example/cb"),
+            ("prompt", "none"),
+        ],
+    ];
+    for params in cases {
+        let r = s.as_alice().get(&authorize_url(&s, &params));
+        assert_eq!(r.status, 400, "{params:?}: {r:?}");
+        assert!(r.header("location").is_none(), "{params:?}");
+        assert!(r.body.contains("Sign-in request refused"), "{params:?}");
+    }
+    // A parameter given twice: which one would count is a guess.
+    let twice = format!(
+        "{}&redirect_uri={}",
+        authorize_url(&s, &code_request("grafana", &[])),
+        enc("https://evil.example/cb")
+    );
+    let r = s.as_alice().get(&twice);
+    assert_eq!((r.status, r.header("location")), (400, None));
+}
+
+#[test]
+fn errors_after_the_client_is_known_go_back_with_state_and_iss() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let iss = s.cg.mtls("");
+    let back = |params: Vec<(&str, &str)>, with_cert: bool| {
+        let c = if with_cert { s.as_alice() } else { s.curl() };
+        let r = c.get(&authorize_url(&s, &params));
+        assert_eq!(r.status, 302, "{params:?}: {r:?}");
+        let loc = r.header("location").unwrap().to_string();
+        assert!(loc.starts_with(CALLBACK), "{loc}");
+        let q = query(&loc);
+        assert_eq!(q["iss"], iss);
+        assert!(!q.contains_key("code"));
+        q
+    };
+    let base = |rt: &'static str, scope: &'static str| {
+        vec![
+            ("response_type", rt),
+            ("client_id", "grafana"),
+            ("redirect_uri", CALLBACK),
+            ("scope", scope),
+            ("state", "s1"),
+        ]
+    };
+    assert_eq!(
+        back(base("token", "openid"), true)["error"],
+        "unsupported_response_type"
+    );
+    assert_eq!(
+        back(base("code", "profile"), true)["error"],
+        "invalid_scope"
+    );
+    let mut req = base("code", "openid");
+    req.push(("request", "eyJhbGciOiJub25lIn0.e30."));
+    assert_eq!(back(req, true)["error"], "request_not_supported");
+    let mut none = base("code", "openid");
+    none.push(("prompt", "none"));
+    let q = back(none, false);
+    assert_eq!(
+        (q["error"].as_str(), q["state"].as_str()),
+        ("login_required", "s1")
+    );
+
+    // Without prompt=none a browser without a certificate goes to /auth and comes back.
+    let r = s.curl().get(&authorize_url(&s, &base("code", "openid")));
+    assert_eq!(r.status, 302, "{r:?}");
+    let loc = r.header("location").unwrap();
+    assert!(loc.starts_with(&s.cg.mtls("/auth?rd=")), "{loc}");
+    assert!(
+        query(loc)["rd"].starts_with(&s.cg.mtls("/oidc/authorize?")),
+        "{loc}"
+    );
+}
+
+#[test]
+fn a_person_the_client_does_not_admit_gets_a_page_and_no_code() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let r = s
+        .as_alice()
+        .get(&authorize_url(&s, &code_request("bobs-app", &[])));
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.header("location").is_none());
+    assert!(
+        r.body.contains("alice may not sign in to bobs-app"),
+        "{}",
+        r.body
+    );
+}
+
+#[test]
+fn oidc_configuration_errors_name_the_key_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = crate::harness::pki::Pki::new(dir.path(), "CA");
+    let config = |body: &str| {
+        std::fs::write(
+            dir.path().join("c.toml"),
+            format!(
+                "public_url = \"https://auth.example.test\"\n[client_ca]\nbundle = \"{}\"\n{body}",
+                pki.ca_pem.display()
+            ),
+        )
+        .unwrap();
+        run(dir.path(), &["check-config", "--config", "c.toml"])
+    };
+    for (body, expect) in [
+        ("[oidc]\n", "oidc.clients: none"),
+        ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb#frag\"]\n", "oidc.clients[0].redirect_uris[0]"),
+        ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nsecret = \"short\"\nredirect_uris = [\"https://x/cb\"]\n", "shorter than 16"),
+        ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\nid_token_signed_response_alg = \"HS256\"\n", "oidc.clients[0].id_token_signed_response_alg"),
+        ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\nbackchannel_logout_uri = \"https://x/bc\"\n", "not supported by this certgate yet"),
+        ("[oidc]\nissuer = \"https://other.example.test\"\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n", "oidc.issuer"),
+        ("[session]\nallowed_redirect_hosts = [\"app.example.test\"]\n[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n", "session.allowed_redirect_hosts"),
+        ("[store]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:1/\"\n[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n", "store.backend = \"embedded\""),
+    ] {
+        let (code, out) = config(body);
+        assert_eq!(code, 2, "{body}: {out}");
+        assert!(out.contains(expect), "{body}: {out}");
+    }
+    let (code, out) =
+        config("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n");
+    assert_eq!(code, 0, "{out}");
+}
