@@ -2,7 +2,9 @@
 //! here wrote (npm `openid-client` 6, PyPI `authlib`; see `harness::rp`): discovery, the
 //! authorization code flow with PKCE S256 where the person is whoever holds the client
 //! certificate, the ID token validated by the library against the JWKS, userinfo, and refresh
-//! with rotation. Each library also refuses a tampered callback and a wrong nonce by itself.
+//! with rotation, for RS256 (the default), ES256 and EdDSA ID tokens and for confidential
+//! (client_secret_basic, client_secret_post) and public clients. Each library also refuses a
+//! tampered callback and a wrong nonce by itself.
 
 use serde_json::json;
 
@@ -17,24 +19,31 @@ const REDIRECT: &str = "https://rp.example.test/oidc/callback";
 const PUBLIC_REDIRECT: &str = "https://spa.example.test/callback";
 const SCOPE: &str = "openid profile email offline_access";
 
-/// `[oidc]` (issuer: public_url, the mTLS listener) with one confidential client
-/// (client_secret_basic) and one public client (token_endpoint_auth_method = "none").
+/// The clients registered: id, token endpoint authentication, ID token algorithm. The
+/// confidential ones share [`SECRET`] and [`REDIRECT`]; `rp-public` has no secret.
+const CLIENTS: [(&str, &str, &str); 4] = [
+    ("rp-confidential", "client_secret_basic", "RS256"),
+    ("rp-public", "none", "RS256"),
+    ("rp-es256", "client_secret_post", "ES256"),
+    ("rp-eddsa", "client_secret_basic", "EdDSA"),
+];
+
+/// `[oidc]` (issuer: public_url, the mTLS listener) with [`CLIENTS`].
 fn oidc_config() -> String {
-    format!(
-        r#"[oidc]
-[[oidc.clients]]
-id = "rp-confidential"
-secret = "{SECRET}"
-redirect_uris = ["{REDIRECT}"]
-token_endpoint_auth_method = "client_secret_basic"
-scopes = ["openid", "profile", "email", "groups", "offline_access"]
-[[oidc.clients]]
-id = "rp-public"
-redirect_uris = ["{PUBLIC_REDIRECT}"]
-token_endpoint_auth_method = "none"
-scopes = ["openid", "profile", "email", "groups", "offline_access"]
-"#
-    )
+    let mut toml = String::from("[oidc]\n");
+    for (id, method, alg) in CLIENTS {
+        let (secret, redirect) = if method == "none" {
+            (String::new(), PUBLIC_REDIRECT)
+        } else {
+            (format!("secret = \"{SECRET}\"\n"), REDIRECT)
+        };
+        toml.push_str(&format!(
+            "[[oidc.clients]]\nid = \"{id}\"\n{secret}redirect_uris = [\"{redirect}\"]\n\
+             token_endpoint_auth_method = \"{method}\"\nid_token_signed_response_alg = \"{alg}\"\n\
+             scopes = [\"openid\", \"profile\", \"email\", \"groups\", \"offline_access\"]\n"
+        ));
+    }
+    toml
 }
 
 /// certgate with the OIDC clients, or `None` when a tool is missing (skipped locally).
@@ -50,33 +59,26 @@ fn issuer(s: &Setup) -> String {
     s.cg.mtls("")
 }
 
-fn confidential(s: &Setup, library: Library) -> RelyingParty {
-    RelyingParty::new(
-        library,
-        json!({
-            "issuer": issuer(s),
-            "client_id": "rp-confidential",
-            "client_secret": SECRET,
-            "auth_method": "client_secret_basic",
-            "redirect_uri": REDIRECT,
-            "scope": SCOPE,
-        }),
-        &s.pki.ca_pem,
-    )
-}
-
-fn public(s: &Setup, library: Library) -> RelyingParty {
-    RelyingParty::new(
-        library,
-        json!({
-            "issuer": issuer(s),
-            "client_id": "rp-public",
-            "auth_method": "none",
-            "redirect_uri": PUBLIC_REDIRECT,
-            "scope": SCOPE,
-        }),
-        &s.pki.ca_pem,
-    )
+/// The relying party of client `id` (one of [`CLIENTS`]) built on `library`.
+fn client(s: &Setup, library: Library, id: &str) -> RelyingParty {
+    let (_, method, alg) = CLIENTS
+        .into_iter()
+        .find(|(c, _, _)| *c == id)
+        .unwrap_or_else(|| panic!("no client {id}"));
+    let mut settings = json!({
+        "issuer": issuer(s),
+        "client_id": id,
+        "auth_method": method,
+        "alg": alg,
+        "redirect_uri": REDIRECT,
+        "scope": SCOPE,
+    });
+    if method == "none" {
+        settings["redirect_uri"] = json!(PUBLIC_REDIRECT);
+    } else {
+        settings["client_secret"] = json!(SECRET);
+    }
+    RelyingParty::new(library, settings, &s.pki.ca_pem)
 }
 
 /// The query parameters of a URL, decoded.
@@ -163,7 +165,7 @@ fn sign_in(s: &Setup, rp: &RelyingParty) {
     // The library validated the ID token (signature against the JWKS, iss, aud, exp, iat,
     // nonce) or finish would have failed; these are the claims it accepted.
     let claims = &got["id_token_claims"];
-    assert_eq!(got["id_token_header"]["alg"], "RS256", "{got}");
+    assert_eq!(got["id_token_header"]["alg"], rp.client["alg"], "{got}");
     assert!(got["id_token_header"]["kid"].is_string(), "{got}");
     assert_eq!(claims["sub"], "alice", "{claims}");
     assert_eq!(claims["iss"], json!(issuer(s)), "{claims}");
@@ -208,8 +210,8 @@ fn openid_client_signs_alice_in_with_her_certificate() {
     let Some(s) = provider(Library::OpenidClient) else {
         return;
     };
-    sign_in(&s, &confidential(&s, Library::OpenidClient));
-    sign_in(&s, &public(&s, Library::OpenidClient));
+    sign_in(&s, &client(&s, Library::OpenidClient, "rp-confidential"));
+    sign_in(&s, &client(&s, Library::OpenidClient, "rp-public"));
 }
 
 #[test]
@@ -217,7 +219,27 @@ fn authlib_signs_alice_in_with_her_certificate() {
     let Some(s) = provider(Library::Authlib) else {
         return;
     };
-    sign_in(&s, &confidential(&s, Library::Authlib));
+    sign_in(&s, &client(&s, Library::Authlib, "rp-confidential"));
+}
+
+/// Clients registered for ES256 and EdDSA ID tokens (one with client_secret_post): the library,
+/// told the algorithm, verifies them against the JWKS (P-256 and Ed25519 keys).
+fn other_algorithms(library: Library) {
+    let Some(s) = provider(library) else {
+        return;
+    };
+    sign_in(&s, &client(&s, library, "rp-es256"));
+    sign_in(&s, &client(&s, library, "rp-eddsa"));
+}
+
+#[test]
+fn openid_client_verifies_es256_and_eddsa_id_tokens() {
+    other_algorithms(Library::OpenidClient);
+}
+
+#[test]
+fn authlib_verifies_es256_and_eddsa_id_tokens() {
+    other_algorithms(Library::Authlib);
 }
 
 /// The library's own checks: a callback whose `state` (or, for openid-client, `iss`) is not
@@ -229,7 +251,7 @@ fn refuses_tampered_callbacks(
     not_this_state: &str,
     wrong_nonce: &str,
 ) {
-    let rp = confidential(s, library);
+    let rp = client(s, library, "rp-confidential");
     let (started, callback) = authorize(s, &rp);
 
     let tampered = with_param(&callback, "state", "tampered-state");
