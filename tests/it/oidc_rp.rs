@@ -212,6 +212,10 @@ fn openid_client_signs_alice_in_with_her_certificate() {
     };
     sign_in(&s, &client(&s, Library::OpenidClient, "rp-confidential"));
     sign_in(&s, &client(&s, Library::OpenidClient, "rp-public"));
+    // The same through the RFC 8414 alias, <issuer>/.well-known/oauth-authorization-server.
+    let mut rfc8414 = client(&s, Library::OpenidClient, "rp-confidential");
+    rfc8414.client["discovery"] = json!("oauth2");
+    sign_in(&s, &rfc8414);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //   node openid_client.mjs finish '<json input>'   prints what the library got and validated
 //
 // Input (both steps): {modules, issuer, client_id, client_secret?, auth_method, redirect_uri,
-// scope, alg?}; `finish` also takes {callback_url, code_verifier, state, nonce}. `modules` is the npm
+// scope, alg?, discovery?}; `finish` also takes {callback_url, code_verifier, state, nonce}. `modules` is the npm
 // prefix that holds openid-client (target/test-tools/node). The server's CA is trusted through
 // NODE_EXTRA_CA_CERTS. Everything the provider says is checked by the library itself: a
 // refusal is an exception, printed as {"error": {...}} on stdout with exit code 1.
@@ -69,7 +69,10 @@ async function main() {
   // The ID token algorithm the client is registered for (RS256 unless said): the library
   // refuses any other.
   const metadata = { id_token_signed_response_alg: input.alg ?? 'RS256' }
-  const config = await client.discovery(new URL(input.issuer), input.client_id, metadata, auth)
+  // `discovery: "oauth2"` reads the RFC 8414 alias, <issuer>/.well-known/oauth-authorization-server.
+  const config = await client.discovery(new URL(input.issuer), input.client_id, metadata, auth, {
+    algorithm: input.discovery === 'oauth2' ? 'oauth2' : 'oidc',
+  })
   // Verify ID token signatures against the provider's JWKS too (openid-client skips that for
   // a token endpoint response over TLS unless asked).
   client.enableNonRepudiationChecks(config)
