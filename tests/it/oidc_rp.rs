@@ -203,6 +203,12 @@ fn sign_in(s: &Setup, rp: &RelyingParty) {
         "the rotated-away refresh token was accepted again: {got}"
     );
     assert_eq!(got["old_refresh_reuse"]["error"], "invalid_grant", "{got}");
+    // That reuse revoked the family: the newest refresh token is refused as well.
+    assert_eq!(
+        got["family_after_reuse"]["accepted"], false,
+        "the family outlived the reuse of its old refresh token: {got}"
+    );
+    assert_eq!(got["family_after_reuse"]["error"], "invalid_grant", "{got}");
 }
 
 #[test]
@@ -224,6 +230,7 @@ fn authlib_signs_alice_in_with_her_certificate() {
         return;
     };
     sign_in(&s, &client(&s, Library::Authlib, "rp-confidential"));
+    sign_in(&s, &client(&s, Library::Authlib, "rp-public"));
 }
 
 /// Clients registered for ES256 and EdDSA ID tokens (one with client_secret_post): the library,

@@ -128,6 +128,14 @@ def finish(cfg):
     except Exception as e:  # noqa: BLE001 (whatever authlib raises is the answer)
         reuse = {"accepted": False, "error": getattr(e, "error", None), "message": str(e)}
 
+    # Reuse detection: once the old one came back, the family is revoked, so the newest
+    # refresh token is refused too.
+    try:
+        session(cfg).refresh_token(meta["token_endpoint"], refresh_token=answered.get("refresh_token"))
+        family = {"accepted": True}
+    except Exception as e:  # noqa: BLE001
+        family = {"accepted": False, "error": getattr(e, "error", None), "message": str(e)}
+
     return {
         "issuer": meta["issuer"],
         "id_token_header": header,
@@ -146,6 +154,7 @@ def finish(cfg):
             "userinfo": refreshed_userinfo.json(),
         },
         "old_refresh_reuse": reuse,
+        "family_after_reuse": family,
     }
 
 

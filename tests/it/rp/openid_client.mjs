@@ -123,6 +123,15 @@ async function main() {
   } catch (err) {
     oldRefreshReuse = { accepted: false, error: err?.error, code: err?.code, message: err?.message }
   }
+  // Reuse detection: once the old one came back, the family is revoked, so the newest
+  // refresh token is refused too.
+  let familyAfterReuse
+  try {
+    await client.refreshTokenGrant(config, refreshed.refresh_token)
+    familyAfterReuse = { accepted: true }
+  } catch (err) {
+    familyAfterReuse = { accepted: false, error: err?.error, code: err?.code, message: err?.message }
+  }
   return {
     issuer: server.issuer,
     id_token_header: header(tokens.id_token),
@@ -141,6 +150,7 @@ async function main() {
       userinfo: refreshedUserinfo,
     },
     old_refresh_reuse: oldRefreshReuse,
+    family_after_reuse: familyAfterReuse,
   }
 }
 
