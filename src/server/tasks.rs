@@ -91,21 +91,26 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
 }
 
 /// Deletes what can no longer decide anything: revocations of expired tokens and covered
-/// cut-offs, expired enrollment links. A failure is said and tried again in a minute.
+/// cut-offs, expired enrollment links, OpenID Connect codes and tokens that expired. A failure is said and tried again in a minute.
 async fn prune(state: &crate::http::AppState, now: i64) {
     let revocations = std::sync::Arc::clone(&state.revocations);
     let links = crate::ca::enroll::EnrollStore::new(&state.config.data_dir);
+    let oidc = state.oidc.clone();
     let pruned = web::block(move || {
         (
             revocations.prune(now),
             links.prune(now).map_err(|e| e.to_string()),
+            oidc.map(|p| p.grants.prune(now).map_err(|e| e.to_string())),
         )
     })
     .await;
-    let (revocations, links) = match pruned {
-        Ok(both) => both,
-        Err(e) => (Err(e.to_string()), Err(e.to_string())),
+    let (revocations, links, grants) = match pruned {
+        Ok(all) => all,
+        Err(e) => (Err(e.to_string()), Err(e.to_string()), None),
     };
+    if let Some(Err(e)) = grants {
+        tracing::warn!(error = %e, "cannot prune the OpenID Connect grants; it is tried again in a minute");
+    }
     match revocations {
         Ok(p) if p.expired + p.superseded > 0 => tracing::info!(
             event = "store_pruned",

@@ -299,6 +299,50 @@ fn a_certificate_signs_in_to_an_app_and_its_tokens_work_until_revoked() {
 }
 
 #[test]
+fn logging_out_of_certgate_ends_the_apps_sign_in_made_from_that_session() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let jar = s.dir.path().join("jar");
+    let r = s
+        .as_alice()
+        .jar(&jar)
+        .get(&authorize_url(&s, &code_request("grafana", &[])));
+    let code = query(r.header("location").unwrap())["code"].clone();
+    let form = format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}",
+        enc(&code),
+        enc(CALLBACK)
+    );
+    let t = json(&token(&s, &form, true));
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&s, access).status, 200);
+    // The same browser (its session cookie, no certificate) signs in to the app again without
+    // a new session: the grant carries the session's id.
+    let again = s
+        .curl()
+        .jar(&jar)
+        .get(&authorize_url(&s, &code_request("grafana", &[])));
+    assert_eq!(again.status, 302, "{again:?}");
+    assert!(again.header("set-cookie").is_none(), "{again:?}");
+    let out = s.curl().jar(&jar).post(&s.cg.mtls("/logout"), "");
+    assert_eq!(out.status, 200, "{out:?}");
+    let u = userinfo(&s, access);
+    assert_eq!(u.status, 401, "{u:?}");
+    assert!(u.body.contains("logged out"), "{}", u.body);
+    let r = token(
+        &s,
+        &format!(
+            "grant_type=refresh_token&refresh_token={}",
+            enc(t["refresh_token"].as_str().unwrap())
+        ),
+        true,
+    );
+    assert_eq!(json(&r)["error"], "invalid_grant");
+}
+
+#[test]
 fn a_code_is_single_use_and_its_replay_revokes_what_it_gave() {
     if !require("curl") {
         return;

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 
-use super::{answer, State};
+use super::{answer, AppState, Standing, State};
+use crate::identity::Identity;
+use crate::oidc::{Grant, Provider};
 
 /// `GET /.well-known/openid-configuration` (and RFC 8414's `oauth-authorization-server`).
 pub async fn discovery(state: State) -> HttpResponse {
@@ -49,4 +51,49 @@ fn params(raw: &[u8]) -> Result<HashMap<String, String>, String> {
         }
     }
     Ok(out)
+}
+
+/// Whether a grant still counts, and its person: not revoked (a replayed code, a reused
+/// refresh token, `certgate revoke --jti <grant id>`), nor through the certgate session it was
+/// made from (a log-out), its user (log out everywhere, a lock-out), device or certificate;
+/// and the user still known and admitted to the client.
+fn grant_standing(
+    state: &AppState,
+    provider: &Provider,
+    grant: &Grant,
+    now: i64,
+) -> Result<Identity, Standing> {
+    if grant.revoked {
+        return Err(Standing::Revoked("it was revoked"));
+    }
+    let standing = state.standing_of(
+        &grant.id,
+        &grant.made.user,
+        grant.made.cert_serial.as_deref(),
+        grant.made.created_ms,
+        now,
+    );
+    if standing != Standing::Live {
+        return Err(standing);
+    }
+    if grant
+        .made
+        .sid
+        .as_deref()
+        .is_some_and(|sid| state.revocations.is_jti_revoked(sid))
+    {
+        return Err(Standing::Revoked("its certgate session was logged out"));
+    }
+    let who = crate::identity::from_user(&grant.made.user, &state.config.identity)
+        .map_err(|_| Standing::Revoked("its user is no longer known or is disabled"))?;
+    let admitted = provider
+        .settings
+        .client(&grant.made.client_id)
+        .is_some_and(|c| c.admits(&who.user, &who.groups));
+    if !admitted {
+        return Err(Standing::Revoked(
+            "the user may no longer sign in to this app",
+        ));
+    }
+    Ok(who)
 }

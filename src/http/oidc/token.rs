@@ -259,44 +259,21 @@ fn client<'a>(
     Ok(client)
 }
 
-/// The person of a grant, if the grant still counts: not revoked (by reuse, by id, through
-/// its user, device or certificate), and the user still known and allowed to this client.
+/// The person of a grant, if the grant still counts (see `grant_standing`).
 fn live(
     state: &AppState,
     provider: &Provider,
     grant: &Grant,
     now: i64,
 ) -> Result<Identity, AppError> {
-    let dead = |why: &str| {
-        oauth(
+    super::grant_standing(state, provider, grant, now).map_err(|standing| match standing {
+        Standing::Unknown(why) => AppError::Unavailable(why),
+        Standing::Revoked(why) => oauth(
             OAuthError::InvalidGrant,
             format!("the sign-in has ended: {why}"),
-        )
-    };
-    if grant.revoked {
-        return Err(dead("it was revoked"));
-    }
-    match state.standing_of(
-        &grant.id,
-        &grant.made.user,
-        grant.made.cert_serial.as_deref(),
-        grant.made.created_ms,
-        now,
-    ) {
-        Standing::Live => {}
-        Standing::Revoked(why) => return Err(dead(why)),
-        Standing::Unknown(why) => return Err(AppError::Unavailable(why)),
-    }
-    let who = crate::identity::from_user(&grant.made.user, &state.config.identity)
-        .map_err(|e| dead(&e.to_string()))?;
-    let allowed = provider
-        .settings
-        .client(&grant.made.client_id)
-        .is_some_and(|c| c.admits(&who.user, &who.groups));
-    if !allowed {
-        return Err(dead("the user may no longer sign in to this client"));
-    }
-    Ok(who)
+        ),
+        Standing::Live => AppError::Internal("a live grant refused".into()),
+    })
 }
 
 /// New tokens for `grant`: an access token, an ID token (with the nonce on the code's

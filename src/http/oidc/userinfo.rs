@@ -22,55 +22,38 @@ pub async fn handle(req: HttpRequest, state: State) -> HttpResponse {
     };
     let now = state.clock.now();
     let grant = match provider.grants.access(&grants::hash(token), now) {
-        Ok(Some(grant)) if !grant.revoked => grant,
-        Ok(_) => {
+        Ok(Some(grant)) => grant,
+        Ok(None) => {
             return refuse(
                 Some("invalid_token"),
-                "the access token is unknown, expired or revoked",
+                "the access token is unknown or expired",
             )
         }
-        Err(e) => {
-            return answer::json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &serde_json::json!({"error": "temporarily_unavailable", "error_description": e.to_string()}),
-            )
-        }
+        Err(e) => return unavailable(&e.to_string()),
     };
-    match state.standing_of(
-        &grant.id,
-        &grant.made.user,
-        grant.made.cert_serial.as_deref(),
-        grant.made.created_ms,
-        now,
-    ) {
-        Standing::Live => {}
-        Standing::Revoked(why) => return refuse(Some("invalid_token"), why),
-        Standing::Unknown(why) => {
-            return answer::json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &serde_json::json!({"error": "temporarily_unavailable", "error_description": why}),
-            )
-        }
-    }
-    let who = match crate::identity::from_user(&grant.made.user, &state.config.identity) {
+    let who = match super::grant_standing(&state, &provider, &grant, now) {
         Ok(who) => who,
-        Err(e) => return refuse(Some("invalid_token"), &e.to_string()),
+        Err(Standing::Unknown(why)) => return unavailable(&why),
+        Err(standing) => {
+            let why = match standing {
+                Standing::Revoked(why) => why,
+                _ => "revoked",
+            };
+            return refuse(Some("invalid_token"), why);
+        }
     };
-    let allowed = provider
-        .settings
-        .client(&grant.made.client_id)
-        .is_some_and(|c| c.admits(&who.user, &who.groups));
-    if !allowed {
-        return refuse(
-            Some("invalid_token"),
-            "the user may no longer sign in to this client",
-        );
-    }
     let mut claims = serde_json::to_value(Profile::of(&who, &grant)).unwrap_or_default();
     if let Some(map) = claims.as_object_mut() {
         map.insert("sub".into(), grant.made.user.clone().into());
     }
     answer::json(StatusCode::OK, &claims)
+}
+
+fn unavailable(why: &str) -> HttpResponse {
+    answer::json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &serde_json::json!({"error": "temporarily_unavailable", "error_description": why}),
+    )
 }
 
 /// 401 with the RFC 6750 challenge.
