@@ -42,9 +42,14 @@ impl Provider {
         settings: Settings,
         data_dir: &std::path::Path,
         db: Arc<crate::db::Db>,
+        clock: Arc<dyn crate::clock::Clock>,
     ) -> Result<Self, crate::jwt::keys::KeyError> {
+        // A replaced key stays published while ID tokens it signed may still be checked.
+        let lifetime = i64::try_from(settings.id_token_ttl.as_secs())
+            .unwrap_or(i64::MAX)
+            .saturating_add(crate::jwt::LEEWAY);
         Ok(Self {
-            keys: OidcKeys::load_or_create(&data_dir.join("oidc-keys"))?,
+            keys: OidcKeys::load_or_create(&keys_dir(data_dir), clock, lifetime)?,
             settings,
             grants: Grants::new(db),
         })
@@ -79,6 +84,11 @@ impl Provider {
             "claims_parameter_supported": false,
         })
     }
+}
+
+/// Where the ID-token keys live.
+pub fn keys_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("oidc-keys")
 }
 
 /// The claims of an ID token.

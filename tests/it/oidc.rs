@@ -795,3 +795,59 @@ fn a_person_with_a_certificate_clicks_sign_in_at_an_app_and_is_signed_in_without
     );
     b.screenshot("oidc-01-app-signed-in");
 }
+
+#[test]
+fn keys_rotate_publishes_the_next_oidc_keys_at_once_and_signs_with_them_later() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let kids = |s: &Setup| -> Vec<String> {
+        json(&s.curl().get(&s.cg.mtls("/oidc/jwks")))["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = kids(&s);
+    assert_eq!(before.len(), 3);
+    let (status, out) = run(
+        s.dir.path(),
+        &[
+            "keys",
+            "rotate",
+            "--config",
+            "certgate.toml",
+            "--publish-ahead",
+            "1h",
+        ],
+    );
+    assert_eq!(status, 0, "{out}");
+    assert_eq!(out.matches("next OpenID Connect key").count(), 3, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while kids(&s).len() != 6 {
+        assert!(
+            Instant::now() < deadline,
+            "the next keys were not published: {:?}",
+            kids(&s)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Published ahead, not yet signing: a new ID token still carries a kid of before.
+    let code = new_code(&s, "grafana", &[]);
+    let form = format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}",
+        enc(&code),
+        enc(CALLBACK)
+    );
+    let t = json(&token(&s, &form, true));
+    let kid = jsonwebtoken::decode_header(t["id_token"].as_str().unwrap())
+        .unwrap()
+        .kid
+        .unwrap();
+    assert!(before.contains(&kid), "{kid} is not one of {before:?}");
+    let (_, list) = run(s.dir.path(), &["keys", "list", "--config", "certgate.toml"]);
+    assert_eq!(list.matches("(OpenID Connect,").count(), 6, "{list}");
+    assert!(list.contains("next  (OpenID Connect, RS256)"), "{list}");
+}
