@@ -76,7 +76,7 @@ impl Provider {
             "scopes_supported": settings::SCOPES,
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "at_hash",
-                "name", "preferred_username", "email", "groups"],
+                "name", "preferred_username", "email", "email_verified", "groups"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
             "request_parameter_supported": false,
@@ -120,6 +120,9 @@ pub struct Profile {
     pub preferred_username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// With `email`: true only where `[[users]]` says the operator checked the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
 }
@@ -128,13 +131,15 @@ impl Profile {
     /// The claims `grant`'s scopes allow of `who`.
     pub fn of(who: &Identity, grant: &Grant) -> Self {
         let profile = grant.has_scope("profile");
+        let email = grant
+            .has_scope("email")
+            .then(|| who.email.clone())
+            .flatten();
         Self {
             name: profile.then(|| who.name.clone().unwrap_or_else(|| who.user.clone())),
             preferred_username: profile.then(|| who.user.clone()),
-            email: grant
-                .has_scope("email")
-                .then(|| who.email.clone())
-                .flatten(),
+            email_verified: email.as_ref().map(|_| who.email_verified),
+            email,
             groups: grant.has_scope("groups").then(|| who.groups.clone()),
         }
     }

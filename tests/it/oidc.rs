@@ -208,6 +208,10 @@ fn a_certificate_signs_in_to_an_app_and_its_tokens_work_until_revoked() {
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["nonce"], "n-456");
     assert_eq!(claims["email"], "alice@example.test");
+    assert_eq!(
+        claims["email_verified"], false,
+        "[[users]] does not vouch for it"
+    );
     assert_eq!(claims["name"], "Alice Liddell");
     assert_eq!(claims["groups"], serde_json::json!(["admins", "family"]));
     assert_eq!(claims["amr"], serde_json::json!(["mtls"]));
@@ -634,6 +638,7 @@ fn oidc_configuration_errors_name_the_key_and_the_fix() {
     };
     for (body, expect) in [
         ("[oidc]\n", "oidc.clients: none"),
+        ("[[users]]\nname = \"x\"\nemail_verified = true\n", "users[0].email_verified"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb#frag\"]\n", "oidc.clients[0].redirect_uris[0]"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nsecret = \"short\"\nredirect_uris = [\"https://x/cb\"]\n", "shorter than 16"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\nid_token_signed_response_alg = \"HS256\"\n", "oidc.clients[0].id_token_signed_response_alg"),
