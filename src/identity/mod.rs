@@ -282,6 +282,7 @@ mod tests {
             email: Some(format!("{name}@example.test")),
             display_name: Some("Alice Liddell".into()),
             disabled,
+            email_verified: true,
             ca: Vec::new(),
         }
     }
@@ -296,6 +297,7 @@ mod tests {
         assert_eq!(id.user, "alice");
         assert_eq!(id.groups, vec!["admins"]);
         assert_eq!(id.name.as_deref(), Some("Alice Liddell"));
+        assert!(id.email_verified, "the table vouches for its address");
     }
 
     #[test]
