@@ -117,6 +117,10 @@ impl Grants {
         Self { db }
     }
 
+    pub fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
     /// Stores a grant (id `id`) and the code that redeems it (by its hash).
     ///
     /// # Errors
@@ -131,20 +135,7 @@ impl Grants {
         code_expires: i64,
     ) -> Result<(), DbError> {
         self.db.write_relaxed(|tx| {
-            tx.execute(
-                &format!("INSERT INTO oidc_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"),
-                params![
-                    id,
-                    new.client_id,
-                    new.user,
-                    new.sid,
-                    new.cert_serial,
-                    new.scopes,
-                    new.nonce,
-                    new.auth_time,
-                    new.created_ms
-                ],
-            )?;
+            insert_grant(tx, id, new)?;
             tx.execute(
                 "INSERT INTO oidc_codes (hash, grant_id, redirect_uri, challenge, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![code_hash, id, redirect_uri, challenge, code_expires],
@@ -308,16 +299,46 @@ impl Grants {
     /// When the database cannot be written.
     pub fn prune(&self, now: i64) -> Result<usize, DbError> {
         self.db.write(|tx| {
-            let codes = tx.execute("DELETE FROM oidc_codes WHERE expires <= ?1", [now])?;
+            let codes = tx.execute("DELETE FROM oidc_codes WHERE expires <= ?1", [now])?
+                + tx.execute("DELETE FROM oidc_device WHERE expires <= ?1", [now])?;
             let tokens = tx.execute("DELETE FROM oidc_tokens WHERE expires <= ?1", [now])?;
             let grants = tx.execute(
                 "DELETE FROM oidc_grants WHERE NOT EXISTS (SELECT 1 FROM oidc_codes c WHERE c.grant_id = oidc_grants.id)
-                 AND NOT EXISTS (SELECT 1 FROM oidc_tokens t WHERE t.grant_id = oidc_grants.id)",
+                 AND NOT EXISTS (SELECT 1 FROM oidc_tokens t WHERE t.grant_id = oidc_grants.id)
+                 AND NOT EXISTS (SELECT 1 FROM oidc_device d WHERE d.grant_id = oidc_grants.id)",
                 [],
             )?;
             Ok(codes + tokens + grants)
         })
     }
+}
+
+/// Stores a new grant (for a code, or a device's approval).
+pub(super) fn insert_grant(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    new: &NewGrant,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        &format!("INSERT INTO oidc_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"),
+        params![
+            id,
+            new.client_id,
+            new.user,
+            new.sid,
+            new.cert_serial,
+            new.scopes,
+            new.nonce,
+            new.auth_time,
+            new.created_ms
+        ],
+    )
+    .map(drop)
+}
+
+/// A grant by id (for the device grant's exchange).
+pub(super) fn load_grant(conn: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Grant>> {
+    load(conn, id)
 }
 
 fn revoke_in(tx: &rusqlite::Transaction<'_>, grant_id: &str) -> rusqlite::Result<()> {

@@ -8,9 +8,12 @@
 //! - Every grant is checked against the revocation view when it is used (refresh, userinfo):
 //!   `certgate revoke --user/--device/--serial`, a lock-out, or `--jti <grant id>` end it.
 //!
+//! - [`device`]: the device authorization grant (RFC 8628) for watches and TVs.
+//!
 //! Not yet here (issue 17): introspection, token revocation, RP-initiated and back-channel
-//! logout, the device grant, `tls_client_auth`, certificate-bound tokens, Redis.
+//! logout, `tls_client_auth`, certificate-bound tokens, Redis.
 
+pub mod device;
 pub mod grants;
 pub mod keys;
 pub mod settings;
@@ -31,6 +34,7 @@ pub struct Provider {
     pub settings: Settings,
     pub keys: OidcKeys,
     pub grants: Grants,
+    pub devices: device::Devices,
 }
 
 impl Provider {
@@ -51,6 +55,7 @@ impl Provider {
         Ok(Self {
             keys: OidcKeys::load_or_create(&keys_dir(data_dir), clock, lifetime)?,
             settings,
+            devices: device::Devices::new(Arc::clone(&db)),
             grants: Grants::new(db),
         })
     }
@@ -70,7 +75,8 @@ impl Provider {
             "jwks_uri": self.endpoint("jwks"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
+            "device_authorization_endpoint": self.endpoint("device"),
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": algs,
             "scopes_supported": settings::SCOPES,
@@ -85,6 +91,9 @@ impl Provider {
         })
     }
 }
+
+/// The device authorization grant's `grant_type` (RFC 8628 §3.4).
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// Where the ID-token keys live.
 pub fn keys_dir(data_dir: &std::path::Path) -> std::path::PathBuf {

@@ -31,6 +31,10 @@ token_endpoint_auth_method = "none"
 redirect_uris = ["{CALLBACK}"]
 id_token_signed_response_alg = "ES256"
 [[oidc.clients]]
+id = "tv"
+token_endpoint_auth_method = "none"
+redirect_uris = ["{CALLBACK}"]
+[[oidc.clients]]
 id = "bobs-app"
 secret = "{SECRET}"
 redirect_uris = ["{CALLBACK}"]
@@ -855,4 +859,141 @@ fn keys_rotate_publishes_the_next_oidc_keys_at_once_and_signs_with_them_later() 
     let (_, list) = run(s.dir.path(), &["keys", "list", "--config", "certgate.toml"]);
     assert_eq!(list.matches("(OpenID Connect,").count(), 6, "{list}");
     assert!(list.contains("next  (OpenID Connect, RS256)"), "{list}");
+}
+
+/// A device (a TV, a watch) asks for codes.
+fn device_request(s: &Setup) -> serde_json::Value {
+    let r = s.curl().post(
+        &s.cg.mtls("/oidc/device"),
+        "client_id=tv&scope=openid%20profile",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    json(&r)
+}
+
+fn device_poll(s: &Setup, device_code: &str) -> Response {
+    s.curl().post(
+        &s.cg.mtls("/oidc/token"),
+        &format!(
+            "grant_type={}&client_id=tv&device_code={}",
+            enc("urn:ietf:params:oauth:grant-type:device_code"),
+            enc(device_code)
+        ),
+    )
+}
+
+/// The person's decision on certgate's device page, with alice's certificate.
+fn device_decide(s: &Setup, user_code: &str, action: &str, origin: Option<&str>) -> Response {
+    let mut c = s.as_alice();
+    if let Some(o) = origin {
+        c = c.header(&format!("Origin: {o}"));
+    }
+    c.post(
+        &s.cg.mtls("/oidc/device/verify"),
+        &format!("user_code={}&action={action}", enc(user_code)),
+    )
+}
+
+#[test]
+fn a_device_is_signed_in_from_a_phone_with_a_certificate_and_out_with_it() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let origin = s.cg.mtls("");
+    let d = device_request(&s);
+    let (device_code, user_code) = (
+        d["device_code"].as_str().unwrap(),
+        d["user_code"].as_str().unwrap(),
+    );
+    assert_eq!(d["interval"], 5);
+    let complete = d["verification_uri_complete"].as_str().unwrap();
+    assert!(
+        complete.starts_with(&s.cg.mtls("/oidc/device/verify?user_code=")),
+        "{complete}"
+    );
+
+    // The phone opens the link: without a certificate it is sent to sign in first.
+    let r = s.curl().get(complete);
+    assert_eq!(r.status, 302);
+    assert!(r
+        .header("location")
+        .unwrap()
+        .starts_with(&s.cg.mtls("/auth?rd=")));
+    let page = s.as_alice().get(complete);
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("Sign in tv as alice"), "{}", page.body);
+    // A form posted from elsewhere (no Origin, or another one) decides nothing.
+    assert_eq!(device_decide(&s, user_code, "approve", None).status, 403);
+    assert_eq!(
+        device_decide(&s, user_code, "approve", Some("https://evil.example")).status,
+        403
+    );
+    let typed = user_code.to_lowercase().replace('-', " ");
+    let ok = device_decide(&s, &typed, "approve", Some(&origin));
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(ok.body.contains("tv is signed in as alice"), "{}", ok.body);
+
+    let t = device_poll(&s, device_code);
+    assert_eq!(t.status, 200, "{t:?}");
+    let t = json(&t);
+    let claims = verified_claims(&s, t["id_token"].as_str().unwrap(), "tv");
+    assert_eq!(claims["sub"], "alice");
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&s, access).status, 200);
+    assert_eq!(
+        json(&device_poll(&s, device_code))["error"],
+        "invalid_grant",
+        "handed out once"
+    );
+
+    // Signing the phone out (its certificate's serial) ends the device's grant too.
+    let serial = crate::ca::serial_of(&s.alice.cert);
+    let (status, out) = run(
+        s.dir.path(),
+        &["revoke", "--config", "certgate.toml", "--device", &serial],
+    );
+    assert_eq!(status, 0, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while userinfo(&s, access).status != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "the device still signed in after its phone was signed out"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_device_polls_politely_and_hears_a_refusal() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let d = device_request(&s);
+    let device_code = d["device_code"].as_str().unwrap();
+    assert_eq!(
+        json(&device_poll(&s, device_code))["error"],
+        "authorization_pending"
+    );
+    assert_eq!(json(&device_poll(&s, device_code))["error"], "slow_down");
+    let denied = device_decide(
+        &s,
+        d["user_code"].as_str().unwrap(),
+        "deny",
+        Some(&s.cg.mtls("")),
+    );
+    assert_eq!(denied.status, 200, "{denied:?}");
+    // A decided request answers at once: slow_down only holds back polls of a pending one.
+    assert_eq!(
+        json(&device_poll(&s, device_code))["error"],
+        "access_denied"
+    );
+    assert_eq!(
+        json(&device_poll(&s, "no-such-code"))["error"],
+        "invalid_grant"
+    );
+    // An unknown user code on the page: said so, nothing decided.
+    let r = device_decide(&s, "BCDF-GHJK", "approve", Some(&s.cg.mtls("")));
+    assert_eq!(r.status, 400);
 }

@@ -1,8 +1,9 @@
 //! The OpenID Connect provider's endpoints ([`crate::oidc`] holds what they share):
-//! discovery and JWKS, [`authorize`], [`token`] and [`userinfo`]. Without `[oidc]` each answers
+//! discovery and JWKS, [`authorize`], [`token`], [`userinfo`] and the [`device`] grant. Without `[oidc]` each answers
 //! 404, as an unknown route would.
 
 pub mod authorize;
+pub mod device;
 pub mod token;
 pub mod userinfo;
 
