@@ -90,6 +90,15 @@ fn new_code(s: &Setup, client: &str, extra: &[(&str, &str)]) -> String {
     q["code"].clone()
 }
 
+/// The token request that redeems `code` (for CALLBACK).
+fn code_form(code: &str) -> String {
+    format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}",
+        enc(code),
+        enc(CALLBACK)
+    )
+}
+
 fn token(s: &Setup, form: &str, basic: bool) -> Response {
     let mut c = s.curl();
     if basic {
@@ -199,11 +208,7 @@ fn a_certificate_signs_in_to_an_app_and_its_tokens_work_until_revoked() {
         "{r:?}"
     );
     let code = query(r.header("location").unwrap())["code"].clone();
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     let t = token(&s, &form, true);
     assert_eq!(t.status, 200, "{t:?}");
     assert_eq!(t.header("cache-control"), Some("no-store"));
@@ -274,11 +279,7 @@ fn a_certificate_signs_in_to_an_app_and_its_tokens_work_until_revoked() {
     // A second sign-in, ended by `certgate revoke --user`: refresh and userinfo refuse
     // within a second.
     let code = new_code(&s, "grafana", &[]);
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     let t = json(&token(&s, &form, true));
     let access = t["access_token"].as_str().unwrap().to_string();
     assert_eq!(userinfo(&s, &access).status, 200);
@@ -318,11 +319,7 @@ fn logging_out_of_certgate_ends_the_apps_sign_in_made_from_that_session() {
         .jar(&jar)
         .get(&authorize_url(&s, &code_request("grafana", &[])));
     let code = query(r.header("location").unwrap())["code"].clone();
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     let t = json(&token(&s, &form, true));
     let access = t["access_token"].as_str().unwrap();
     assert_eq!(userinfo(&s, access).status, 200);
@@ -357,11 +354,7 @@ fn a_code_is_single_use_and_its_replay_revokes_what_it_gave() {
     }
     let s = provider("");
     let code = new_code(&s, "grafana", &[]);
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     let first = json(&token(&s, &form, true));
     let access = first["access_token"].as_str().unwrap();
     assert_eq!(userinfo(&s, access).status, 200);
@@ -393,11 +386,7 @@ fn client_authentication_is_checked_and_answered_with_a_basic_challenge() {
     }
     let s = provider("");
     let code = new_code(&s, "grafana", &[]);
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     for bad in [
         s.curl().arg("-u").arg("grafana:wrong-secret-0123456789"),
         s.curl().arg("-u").arg("nobody:whatever"),
@@ -845,11 +834,7 @@ fn keys_rotate_publishes_the_next_oidc_keys_at_once_and_signs_with_them_later() 
     }
     // Published ahead, not yet signing: a new ID token still carries a kid of before.
     let code = new_code(&s, "grafana", &[]);
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     let t = json(&token(&s, &form, true));
     let kid = jsonwebtoken::decode_header(t["id_token"].as_str().unwrap())
         .unwrap()
