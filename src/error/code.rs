@@ -55,6 +55,10 @@ pub enum Code {
     InvalidClient,
     InvalidGrant,
     UnsupportedGrantType,
+    AuthorizationPending,
+    SlowDown,
+    AccessDenied,
+    ExpiredToken,
 
     // --- OAuth 2.0 and OpenID Connect errors of `/oidc/authorize` (RFC 6749 §4.1.2.1,
     // OpenID Connect Core §3.1.2.6)
@@ -107,6 +111,10 @@ impl Code {
             Self::InvalidClient => "invalid_client",
             Self::InvalidGrant => "invalid_grant",
             Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::AccessDenied => "access_denied",
+            Self::ExpiredToken => "expired_token",
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",

@@ -6,6 +6,11 @@
 //!
 //! A replayed code or a reused refresh token revokes its whole grant (RFC 6749 §4.1.2, and
 //! refresh-token reuse detection of the OAuth 2.0 Security BCP).
+//!
+//! Issuing is written with [`Db::write_relaxed`] (no wait for the disk: a code exchange would
+//! otherwise cost two disk flushes, and a flush is the slowest part of it); a power cut can
+//! lose a code or token just issued, and then its app asks the person to sign in again. Every
+//! revocation of a grant is written durably.
 
 use std::sync::Arc;
 
@@ -140,6 +145,10 @@ impl Grants {
         Self { db }
     }
 
+    pub fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
     /// Stores a grant (id `id`) and the code that redeems it (by its hash).
     ///
     /// # Errors
@@ -153,21 +162,8 @@ impl Grants {
         challenge: Option<&str>,
         code_expires: i64,
     ) -> Result<(), DbError> {
-        self.db.write(|tx| {
-            tx.execute(
-                &format!("INSERT INTO oidc_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"),
-                params![
-                    id,
-                    new.client_id,
-                    new.user,
-                    new.sid,
-                    new.cert_serial,
-                    new.scopes,
-                    new.nonce,
-                    new.auth_time,
-                    new.created_ms
-                ],
-            )?;
+        self.db.write_relaxed(|tx| {
+            insert_grant(tx, id, new)?;
             tx.execute(
                 "INSERT INTO oidc_codes (hash, grant_id, redirect_uri, challenge, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![code_hash, id, redirect_uri, challenge, code_expires],
@@ -181,7 +177,8 @@ impl Grants {
     /// # Errors
     /// When the database cannot be read or written.
     pub fn redeem(&self, code_hash: &str, now: i64) -> Result<Redeemed, DbError> {
-        self.db.write(|tx| {
+        let mut replayed = None;
+        let found = self.db.write_relaxed(|tx| {
             let taken = tx
                 .query_row(
                     "UPDATE oidc_codes SET used = 1 WHERE hash = ?1 AND used = 0
@@ -207,7 +204,7 @@ impl Grants {
                     .optional()?;
                 return match used {
                     Some(grant_id) => {
-                        revoke_in(tx, &grant_id)?;
+                        replayed = Some(grant_id);
                         Ok(Redeemed::Replayed)
                     }
                     None => Ok(Redeemed::Unknown),
@@ -224,7 +221,11 @@ impl Grants {
                 }),
                 None => Ok(Redeemed::Unknown),
             }
-        })
+        })?;
+        if let Some(grant_id) = replayed {
+            self.revoke(&grant_id)?;
+        }
+        Ok(found)
     }
 
     /// Stores the tokens issued for `grant_id` at `now` (by their hashes, with their expiries).
@@ -238,7 +239,7 @@ impl Grants {
         access: (&str, i64),
         refresh: Option<(&str, i64)>,
     ) -> Result<(), DbError> {
-        self.db.write(|tx| {
+        self.db.write_relaxed(|tx| {
             let mut insert = tx.prepare(
                 "INSERT INTO oidc_tokens (hash, grant_id, kind, expires, issued) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
@@ -256,7 +257,8 @@ impl Grants {
     /// # Errors
     /// When the database cannot be read or written.
     pub fn refresh(&self, hash: &str, now: i64) -> Result<Refreshed, DbError> {
-        self.db.write(|tx| {
+        let mut reused = None;
+        let found = self.db.write_relaxed(|tx| {
             let taken = tx
                 .query_row(
                     "UPDATE oidc_tokens SET used = 1 WHERE hash = ?1 AND kind = 'refresh' AND used = 0
@@ -275,7 +277,7 @@ impl Grants {
                     .optional()?;
                 return match used {
                     Some(grant_id) => {
-                        revoke_in(tx, &grant_id)?;
+                        reused = Some(grant_id);
                         Ok(Refreshed::Reused)
                     }
                     None => Ok(Refreshed::Unknown),
@@ -285,7 +287,11 @@ impl Grants {
                 return Ok(Refreshed::Expired);
             }
             Ok(load(tx, &grant_id)?.map_or(Refreshed::Unknown, Refreshed::Fresh))
-        })
+        })?;
+        if let Some(grant_id) = reused {
+            self.revoke(&grant_id)?;
+        }
+        Ok(found)
     }
 
     /// The grant of a live access token.
@@ -369,16 +375,46 @@ impl Grants {
     /// When the database cannot be written.
     pub fn prune(&self, now: i64) -> Result<usize, DbError> {
         self.db.write(|tx| {
-            let codes = tx.execute("DELETE FROM oidc_codes WHERE expires <= ?1", [now])?;
+            let codes = tx.execute("DELETE FROM oidc_codes WHERE expires <= ?1", [now])?
+                + tx.execute("DELETE FROM oidc_device WHERE expires <= ?1", [now])?;
             let tokens = tx.execute("DELETE FROM oidc_tokens WHERE expires <= ?1", [now])?;
             let grants = tx.execute(
                 "DELETE FROM oidc_grants WHERE NOT EXISTS (SELECT 1 FROM oidc_codes c WHERE c.grant_id = oidc_grants.id)
-                 AND NOT EXISTS (SELECT 1 FROM oidc_tokens t WHERE t.grant_id = oidc_grants.id)",
+                 AND NOT EXISTS (SELECT 1 FROM oidc_tokens t WHERE t.grant_id = oidc_grants.id)
+                 AND NOT EXISTS (SELECT 1 FROM oidc_device d WHERE d.grant_id = oidc_grants.id)",
                 [],
             )?;
             Ok(codes + tokens + grants)
         })
     }
+}
+
+/// Stores a new grant (for a code, or a device's approval).
+pub(super) fn insert_grant(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    new: &NewGrant,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        &format!("INSERT INTO oidc_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"),
+        params![
+            id,
+            new.client_id,
+            new.user,
+            new.sid,
+            new.cert_serial,
+            new.scopes,
+            new.nonce,
+            new.auth_time,
+            new.created_ms
+        ],
+    )
+    .map(drop)
+}
+
+/// A grant by id (for the device grant's exchange).
+pub(super) fn load_grant(conn: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Grant>> {
+    load(conn, id)
 }
 
 fn revoke_in(tx: &rusqlite::Transaction<'_>, grant_id: &str) -> rusqlite::Result<()> {

@@ -8,12 +8,14 @@
 //! - Every grant is checked against the revocation view when it is used (refresh, userinfo):
 //!   `certgate revoke --user/--device/--serial`, a lock-out, or `--jti <grant id>` end it.
 //!
+//! - [`device`]: the device authorization grant (RFC 8628) for watches and TVs.
 //! - Introspection (RFC 7662) and revocation (RFC 7009) look a token up in any state
 //!   ([`grants::Token`]); one access token can be revoked on its own.
 //!
-//! Not yet here (issue 17): RP-initiated and back-channel
-//! logout, the device grant, `tls_client_auth`, certificate-bound tokens, Redis.
+//! Not yet here (issue 17): RP-initiated and back-channel logout, `tls_client_auth`,
+//! certificate-bound tokens, Redis.
 
+pub mod device;
 pub mod grants;
 pub mod keys;
 pub mod params;
@@ -35,6 +37,7 @@ pub struct Provider {
     pub settings: Settings,
     pub keys: OidcKeys,
     pub grants: Grants,
+    pub devices: device::Devices,
 }
 
 impl Provider {
@@ -46,10 +49,16 @@ impl Provider {
         settings: Settings,
         data_dir: &std::path::Path,
         db: Arc<crate::db::Db>,
+        clock: Arc<dyn crate::clock::Clock>,
     ) -> Result<Self, crate::jwt::keys::KeyError> {
+        // A replaced key stays published while ID tokens it signed may still be checked.
+        let lifetime = i64::try_from(settings.id_token_ttl.as_secs())
+            .unwrap_or(i64::MAX)
+            .saturating_add(crate::jwt::LEEWAY);
         Ok(Self {
-            keys: OidcKeys::load_or_create(&data_dir.join("oidc-keys"))?,
+            keys: OidcKeys::load_or_create(&keys_dir(data_dir), clock, lifetime)?,
             settings,
+            devices: device::Devices::new(Arc::clone(&db)),
             grants: Grants::new(db),
         })
     }
@@ -69,7 +78,8 @@ impl Provider {
             "jwks_uri": self.endpoint("jwks"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
+            "device_authorization_endpoint": self.endpoint("device"),
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": algs,
             "scopes_supported": settings::SCOPES,
@@ -79,7 +89,7 @@ impl Provider {
             "revocation_endpoint": self.endpoint("revoke"),
             "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "at_hash",
-                "name", "preferred_username", "email", "groups"],
+                "name", "preferred_username", "email", "email_verified", "groups"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
             "request_parameter_supported": false,
@@ -91,6 +101,14 @@ impl Provider {
 
 /// How clients authenticate at the token, introspection and revocation endpoints.
 const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
+
+/// The device authorization grant's `grant_type` (RFC 8628 §3.4).
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// Where the ID-token keys live.
+pub fn keys_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("oidc-keys")
+}
 
 /// The claims of an ID token.
 #[derive(Debug, Serialize)]
@@ -121,6 +139,9 @@ pub struct Profile {
     pub preferred_username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// With `email`: true only where `[[users]]` says the operator checked the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
 }
@@ -129,13 +150,15 @@ impl Profile {
     /// The claims `grant`'s scopes allow of `who`.
     pub fn of(who: &Identity, grant: &Grant) -> Self {
         let profile = grant.has_scope("profile");
+        let email = grant
+            .has_scope("email")
+            .then(|| who.email.clone())
+            .flatten();
         Self {
             name: profile.then(|| who.name.clone().unwrap_or_else(|| who.user.clone())),
             preferred_username: profile.then(|| who.user.clone()),
-            email: grant
-                .has_scope("email")
-                .then(|| who.email.clone())
-                .flatten(),
+            email_verified: email.as_ref().map(|_| who.email_verified),
+            email,
             groups: grant.has_scope("groups").then(|| who.groups.clone()),
         }
     }

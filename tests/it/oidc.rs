@@ -31,6 +31,10 @@ token_endpoint_auth_method = "none"
 redirect_uris = ["{CALLBACK}"]
 id_token_signed_response_alg = "ES256"
 [[oidc.clients]]
+id = "tv"
+token_endpoint_auth_method = "none"
+redirect_uris = ["{CALLBACK}"]
+[[oidc.clients]]
 id = "bobs-app"
 secret = "{SECRET}"
 redirect_uris = ["{CALLBACK}"]
@@ -87,6 +91,15 @@ pub(crate) fn new_code(s: &Setup, client: &str, extra: &[(&str, &str)]) -> Strin
     assert_eq!(q["state"], "st-123");
     assert_eq!(q["iss"], s.cg.mtls(""));
     q["code"].clone()
+}
+
+/// The token request that redeems `code` (for CALLBACK).
+pub(crate) fn code_form(code: &str) -> String {
+    format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}",
+        enc(code),
+        enc(CALLBACK)
+    )
 }
 
 pub(crate) fn token(s: &Setup, form: &str, basic: bool) -> Response {
@@ -198,11 +211,7 @@ fn a_certificate_signs_in_to_an_app_and_its_tokens_work_until_revoked() {
         "{r:?}"
     );
     let code = query(r.header("location").unwrap())["code"].clone();
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     let t = token(&s, &form, true);
     assert_eq!(t.status, 200, "{t:?}");
     assert_eq!(t.header("cache-control"), Some("no-store"));
@@ -211,6 +220,10 @@ fn a_certificate_signs_in_to_an_app_and_its_tokens_work_until_revoked() {
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["nonce"], "n-456");
     assert_eq!(claims["email"], "alice@example.test");
+    assert_eq!(
+        claims["email_verified"], false,
+        "[[users]] does not vouch for it"
+    );
     assert_eq!(claims["name"], "Alice Liddell");
     assert_eq!(claims["groups"], serde_json::json!(["admins", "family"]));
     assert_eq!(claims["amr"], serde_json::json!(["mtls"]));
@@ -269,11 +282,7 @@ fn a_certificate_signs_in_to_an_app_and_its_tokens_work_until_revoked() {
     // A second sign-in, ended by `certgate revoke --user`: refresh and userinfo refuse
     // within a second.
     let code = new_code(&s, "grafana", &[]);
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     let t = json(&token(&s, &form, true));
     let access = t["access_token"].as_str().unwrap().to_string();
     assert_eq!(userinfo(&s, &access).status, 200);
@@ -313,11 +322,7 @@ fn logging_out_of_certgate_ends_the_apps_sign_in_made_from_that_session() {
         .jar(&jar)
         .get(&authorize_url(&s, &code_request("grafana", &[])));
     let code = query(r.header("location").unwrap())["code"].clone();
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     let t = json(&token(&s, &form, true));
     let access = t["access_token"].as_str().unwrap();
     assert_eq!(userinfo(&s, access).status, 200);
@@ -352,11 +357,7 @@ fn a_code_is_single_use_and_its_replay_revokes_what_it_gave() {
     }
     let s = provider("");
     let code = new_code(&s, "grafana", &[]);
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     let first = json(&token(&s, &form, true));
     let access = first["access_token"].as_str().unwrap();
     assert_eq!(userinfo(&s, access).status, 200);
@@ -388,11 +389,7 @@ fn client_authentication_is_checked_and_answered_with_a_basic_challenge() {
     }
     let s = provider("");
     let code = new_code(&s, "grafana", &[]);
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     for bad in [
         s.curl().arg("-u").arg("grafana:wrong-secret-0123456789"),
         s.curl().arg("-u").arg("nobody:whatever"),
@@ -637,6 +634,7 @@ fn oidc_configuration_errors_name_the_key_and_the_fix() {
     };
     for (body, expect) in [
         ("[oidc]\n", "oidc.clients: none"),
+        ("[[users]]\nname = \"x\"\nemail_verified = true\n", "users[0].email_verified"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb#frag\"]\n", "oidc.clients[0].redirect_uris[0]"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nsecret = \"short\"\nredirect_uris = [\"https://x/cb\"]\n", "shorter than 16"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\nid_token_signed_response_alg = \"HS256\"\n", "oidc.clients[0].id_token_signed_response_alg"),
@@ -652,4 +650,338 @@ fn oidc_configuration_errors_name_the_key_and_the_fix() {
     let (code, out) =
         config("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n");
     assert_eq!(code, 0, "{out}");
+}
+
+/// A relying party as small as one can be: a sign-in link (PKCE, state, nonce) and a callback
+/// that redeems the code at the token endpoint (through curl, trusting the test CA), checks
+/// the ID token against the JWKS and says who signed in. Served on `port` until the test ends.
+struct TestApp {
+    port: u16,
+}
+
+impl TestApp {
+    fn start_on(
+        port: u16,
+        issuer: String,
+        ca: std::path::PathBuf,
+        scratch: std::path::PathBuf,
+        mtls_port: u16,
+    ) -> Self {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let callback = format!("http://rp.example.com:{port}/callback");
+        std::thread::spawn(move || {
+            let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+            let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+            for stream in listener.incoming().flatten() {
+                let mut reader = std::io::BufReader::new(&stream);
+                let mut line = String::new();
+                let _ = std::io::BufRead::read_line(&mut reader, &mut line);
+                let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+                let body = if path.starts_with("/callback") {
+                    let q = query(&format!("http://x{path}"));
+                    let form = format!(
+                        "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={verifier}",
+                        enc(q.get("code").map_or("", String::as_str)),
+                        enc(&callback)
+                    );
+                    let r = crate::harness::curl::Curl::new(&scratch)
+                        .cacert(&ca)
+                        .resolve("auth.example.com", mtls_port)
+                        .arg("-u")
+                        .arg(format!("grafana:{SECRET}"))
+                        .post(&format!("{issuer}/oidc/token"), &form);
+                    let id_token: serde_json::Value =
+                        serde_json::from_str(&r.body).unwrap_or_default();
+                    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(
+                        &crate::harness::curl::Curl::new(&scratch)
+                            .cacert(&ca)
+                            .resolve("auth.example.com", mtls_port)
+                            .get(&format!("{issuer}/oidc/jwks"))
+                            .body,
+                    )
+                    .unwrap();
+                    let token = id_token["id_token"].as_str().unwrap_or("");
+                    let verified = jsonwebtoken::decode_header(token).ok().and_then(|h| {
+                        let jwk = jwks.find(h.kid.as_deref()?)?;
+                        let mut v = jsonwebtoken::Validation::new(h.alg);
+                        v.set_audience(&["grafana"]);
+                        v.set_issuer(&[issuer.as_str()]);
+                        jsonwebtoken::decode::<serde_json::Value>(
+                            token,
+                            &jsonwebtoken::DecodingKey::from_jwk(jwk).ok()?,
+                            &v,
+                        )
+                        .ok()
+                    });
+                    match verified {
+                        Some(data)
+                            if data.claims["nonce"] == "rp-nonce"
+                                && q.get("state").map(String::as_str) == Some("rp-state") =>
+                        {
+                            format!(
+                                "<p id=who>Signed in as {} ({})</p>",
+                                data.claims["sub"].as_str().unwrap_or(""),
+                                data.claims["email"].as_str().unwrap_or("")
+                            )
+                        }
+                        _ => format!("<p>Sign-in failed: {}</p>", r.body),
+                    }
+                } else {
+                    let authorize = format!(
+                        "{issuer}/oidc/authorize?response_type=code&client_id=grafana&redirect_uri={}&scope=openid%20email&state=rp-state&nonce=rp-nonce&code_challenge={challenge}&code_challenge_method=S256",
+                        enc(&callback)
+                    );
+                    format!("<p>Test app</p><a id=signin href=\"{authorize}\">Sign in with certgate</a>")
+                };
+                let page = format!("<!doctype html><html><body>{body}</body></html>");
+                let _ = std::io::Write::write_all(
+                    &mut &stream,
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                        page.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        Self { port }
+    }
+}
+
+#[test]
+fn a_person_with_a_certificate_clicks_sign_in_at_an_app_and_is_signed_in_without_a_password() {
+    if !crate::browser::tools_present() || !require("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pki = crate::harness::pki::Pki::new(d, "Test CA");
+    let server = pki.server(&["auth.example.com"]);
+    let alice = pki.user("alice");
+    // The app's callback is the test app's; certgate is auth.example.com to the browser.
+    let app_port = crate::harness::free_port();
+    let callback = format!("http://rp.example.com:{app_port}/callback");
+    let body = format!(
+        "public_url = \"https://auth.example.com:{{MTLS_PORT}}\"\ndata_dir = \"data\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[client_ca]\nbundle = \"{}\"\n[[users]]\nname = \"alice\"\nemail = \"alice@example.test\"\n[access]\nallow_unmatched = true\n[oidc]\n[[oidc.clients]]\nid = \"grafana\"\nsecret = \"{SECRET}\"\nredirect_uris = [\"{callback}\"]\n",
+        server.cert.display(),
+        server.key.display(),
+        pki.ca_pem.display()
+    );
+    let cg = crate::harness::certgate::Certgate::start(d, &body, true);
+    let issuer = format!("https://auth.example.com:{}", cg.mtls_port.unwrap());
+    // The test app listens where its callback says (curl reaches certgate as localhost).
+    let app = TestApp::start_on(
+        app_port,
+        issuer.clone(),
+        pki.ca_pem.clone(),
+        d.to_path_buf(),
+        cg.mtls_port.unwrap(),
+    );
+    let p12 = crate::browser::p12(d, &pki, &alice, "alice");
+    let mut b = crate::harness::chromium::Chromium::start(
+        &pki.ca_pem,
+        Some(crate::harness::chromium::Identity {
+            p12: &p12,
+            password: "pw",
+        }),
+    );
+    b.goto(&format!("http://rp.example.com:{}/", app.port));
+    assert!(b.text().contains("Test app"), "{}", b.text());
+    b.click("#signin");
+    let text = b.text();
+    assert!(b.url().starts_with(&callback), "{}: {text}", b.url());
+    assert!(
+        text.contains("Signed in as alice (alice@example.test)"),
+        "{text}"
+    );
+    b.screenshot("oidc-01-app-signed-in");
+}
+
+#[test]
+fn keys_rotate_publishes_the_next_oidc_keys_at_once_and_signs_with_them_later() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let kids = |s: &Setup| -> Vec<String> {
+        json(&s.curl().get(&s.cg.mtls("/oidc/jwks")))["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = kids(&s);
+    assert_eq!(before.len(), 3);
+    let (status, out) = run(
+        s.dir.path(),
+        &[
+            "keys",
+            "rotate",
+            "--config",
+            "certgate.toml",
+            "--publish-ahead",
+            "1h",
+        ],
+    );
+    assert_eq!(status, 0, "{out}");
+    assert_eq!(out.matches("next OpenID Connect key").count(), 3, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while kids(&s).len() != 6 {
+        assert!(
+            Instant::now() < deadline,
+            "the next keys were not published: {:?}",
+            kids(&s)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Published ahead, not yet signing: a new ID token still carries a kid of before.
+    let code = new_code(&s, "grafana", &[]);
+    let form = code_form(&code);
+    let t = json(&token(&s, &form, true));
+    let kid = jsonwebtoken::decode_header(t["id_token"].as_str().unwrap())
+        .unwrap()
+        .kid
+        .unwrap();
+    assert!(before.contains(&kid), "{kid} is not one of {before:?}");
+    let (_, list) = run(s.dir.path(), &["keys", "list", "--config", "certgate.toml"]);
+    assert_eq!(list.matches("(OpenID Connect,").count(), 6, "{list}");
+    assert!(list.contains("next  (OpenID Connect, RS256)"), "{list}");
+}
+
+/// A device (a TV, a watch) asks for codes.
+fn device_request(s: &Setup) -> serde_json::Value {
+    let r = s.curl().post(
+        &s.cg.mtls("/oidc/device"),
+        "client_id=tv&scope=openid%20profile",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    json(&r)
+}
+
+fn device_poll(s: &Setup, device_code: &str) -> Response {
+    s.curl().post(
+        &s.cg.mtls("/oidc/token"),
+        &format!(
+            "grant_type={}&client_id=tv&device_code={}",
+            enc("urn:ietf:params:oauth:grant-type:device_code"),
+            enc(device_code)
+        ),
+    )
+}
+
+/// The person's decision on certgate's device page, with alice's certificate.
+fn device_decide(s: &Setup, user_code: &str, action: &str, origin: Option<&str>) -> Response {
+    let mut c = s.as_alice();
+    if let Some(o) = origin {
+        c = c.header(&format!("Origin: {o}"));
+    }
+    c.post(
+        &s.cg.mtls("/oidc/device/verify"),
+        &format!("user_code={}&action={action}", enc(user_code)),
+    )
+}
+
+#[test]
+fn a_device_is_signed_in_from_a_phone_with_a_certificate_and_out_with_it() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let origin = s.cg.mtls("");
+    let d = device_request(&s);
+    let (device_code, user_code) = (
+        d["device_code"].as_str().unwrap(),
+        d["user_code"].as_str().unwrap(),
+    );
+    assert_eq!(d["interval"], 5);
+    let complete = d["verification_uri_complete"].as_str().unwrap();
+    assert!(
+        complete.starts_with(&s.cg.mtls("/oidc/device/verify?user_code=")),
+        "{complete}"
+    );
+
+    // The phone opens the link: without a certificate it is sent to sign in first.
+    let r = s.curl().get(complete);
+    assert_eq!(r.status, 302);
+    assert!(r
+        .header("location")
+        .unwrap()
+        .starts_with(&s.cg.mtls("/auth?rd=")));
+    let page = s.as_alice().get(complete);
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("Sign in tv as alice"), "{}", page.body);
+    // A form posted from elsewhere (no Origin, or another one) decides nothing.
+    assert_eq!(device_decide(&s, user_code, "approve", None).status, 403);
+    assert_eq!(
+        device_decide(&s, user_code, "approve", Some("https://evil.example")).status,
+        403
+    );
+    let typed = user_code.to_lowercase().replace('-', " ");
+    let ok = device_decide(&s, &typed, "approve", Some(&origin));
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(ok.body.contains("tv is signed in as alice"), "{}", ok.body);
+
+    let t = device_poll(&s, device_code);
+    assert_eq!(t.status, 200, "{t:?}");
+    let t = json(&t);
+    let claims = verified_claims(&s, t["id_token"].as_str().unwrap(), "tv");
+    assert_eq!(claims["sub"], "alice");
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&s, access).status, 200);
+    assert_eq!(
+        json(&device_poll(&s, device_code))["error"],
+        "invalid_grant",
+        "handed out once"
+    );
+
+    // Signing the phone out (its certificate's serial) ends the device's grant too.
+    let serial = crate::ca::serial_of(&s.alice.cert);
+    let (status, out) = run(
+        s.dir.path(),
+        &["revoke", "--config", "certgate.toml", "--device", &serial],
+    );
+    assert_eq!(status, 0, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while userinfo(&s, access).status != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "the device still signed in after its phone was signed out"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_device_polls_politely_and_hears_a_refusal() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let d = device_request(&s);
+    let device_code = d["device_code"].as_str().unwrap();
+    assert_eq!(
+        json(&device_poll(&s, device_code))["error"],
+        "authorization_pending"
+    );
+    assert_eq!(json(&device_poll(&s, device_code))["error"], "slow_down");
+    let denied = device_decide(
+        &s,
+        d["user_code"].as_str().unwrap(),
+        "deny",
+        Some(&s.cg.mtls("")),
+    );
+    assert_eq!(denied.status, 200, "{denied:?}");
+    // A decided request answers at once: slow_down only holds back polls of a pending one.
+    assert_eq!(
+        json(&device_poll(&s, device_code))["error"],
+        "access_denied"
+    );
+    assert_eq!(
+        json(&device_poll(&s, "no-such-code"))["error"],
+        "invalid_grant"
+    );
+    // An unknown user code on the page: said so, nothing decided.
+    let r = device_decide(&s, "BCDF-GHJK", "approve", Some(&s.cg.mtls("")));
+    assert_eq!(r.status, 400);
 }

@@ -241,10 +241,26 @@ fn cases(code: &str) -> Vec<Case> {
             "grant_type=client_credentials".into(),
         ),
         (
-            "token: grant_type=urn:ietf:params:oauth:grant-type:device_code",
+            "token: grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer",
             (400, Json, "unsupported_grant_type"),
             format!(
+                "grant_type={}&assertion=x",
+                enc("urn:ietf:params:oauth:grant-type:jwt-bearer")
+            ),
+        ),
+        (
+            "token: a device_code nobody was given",
+            (400, Json, "invalid_grant"),
+            format!(
                 "grant_type={}&device_code=x",
+                enc("urn:ietf:params:oauth:grant-type:device_code")
+            ),
+        ),
+        (
+            "token: the device grant without device_code",
+            (400, Json, "invalid_request"),
+            format!(
+                "grant_type={}",
                 enc("urn:ietf:params:oauth:grant-type:device_code")
             ),
         ),

@@ -1,10 +1,11 @@
 //! The OpenID Connect provider's endpoints ([`crate::oidc`] holds what they share):
-//! discovery and JWKS, [`authorize`], [`token`], [`userinfo`], [`introspect`] (RFC 7662) and
-//! [`revoke`] (RFC 7009). Without `[oidc]` each answers
-//! 404, as an unknown route would.
+//! discovery and JWKS, [`authorize`], [`token`], [`userinfo`], the [`device`] grant,
+//! [`introspect`] (RFC 7662) and [`revoke`] (RFC 7009). Without `[oidc]` each answers 404, as
+//! an unknown route would.
 
 pub mod authorize;
 mod client;
+pub mod device;
 pub mod introspect;
 pub mod revoke;
 pub mod token;
@@ -97,6 +98,10 @@ fn refused_because(
     reason: &str,
 ) {
     count(state, endpoint, client, OidcOutcome::Refused(error));
+    // A device polling while its person has not decided is waiting, not refused.
+    if matches!(error, Code::AuthorizationPending | Code::SlowDown) {
+        return;
+    }
     crate::audit::oidc_refused(
         &actor(meta, None),
         endpoint.as_str(),

@@ -152,16 +152,21 @@ fn token(
             let who = live(state, provider, &grant, now)?;
             issue(state, provider, meta, client, &grant, &who, false)
         }
+        Some(crate::oidc::DEVICE_GRANT) => {
+            let code = get("device_code")
+                .ok_or_else(|| oauth(OAuthError::InvalidRequest, "device_code is missing"))?;
+            super::device::exchange(state, provider, meta, client, code, now)
+        }
         Some(_) => Err(oauth(
             OAuthError::UnsupportedGrantType,
-            "grant_type must be authorization_code or refresh_token",
+            "grant_type must be authorization_code, refresh_token or urn:ietf:params:oauth:grant-type:device_code",
         )),
         None => Err(oauth(OAuthError::InvalidRequest, "grant_type is missing")),
     }
 }
 
 /// The person of a grant, if the grant still counts (see `grant_standing`).
-fn live(
+pub(super) fn live(
     state: &AppState,
     provider: &Provider,
     grant: &Grant,
@@ -179,7 +184,7 @@ fn live(
 
 /// New tokens for `grant`: an access token, an ID token (with the nonce on the code's
 /// exchange) and, with `offline_access`, a refresh token.
-fn issue(
+pub(super) fn issue(
     state: &AppState,
     provider: &Provider,
     meta: &RequestMeta,
