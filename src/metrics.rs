@@ -29,6 +29,8 @@ pub enum OidcEndpoint {
     Userinfo,
     Introspect,
     Revoke,
+    /// RFC 8628's device authorization endpoint (`/oidc/device`).
+    Device,
 }
 
 impl OidcEndpoint {
@@ -39,6 +41,7 @@ impl OidcEndpoint {
             Self::Userinfo => "userinfo",
             Self::Introspect => "introspect",
             Self::Revoke => "revoke",
+            Self::Device => "device",
         }
     }
 }

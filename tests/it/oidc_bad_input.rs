@@ -411,7 +411,46 @@ fn cases(code: &str) -> Vec<Case> {
                 .post(&s.cg.mtls("/oidc/userinfo"), "access_token=nope")
         },
     ));
-    // --- /oidc/introspect and /oidc/revoke
+    // --- /oidc/device (RFC 8628), /oidc/introspect and /oidc/revoke
+    for (what, status, error, form) in [
+        (
+            "scope twice",
+            400,
+            "invalid_request",
+            "scope=openid&scope=openid".to_string(),
+        ),
+        (
+            "a 17 KiB body",
+            400,
+            "invalid_request",
+            format!("scope={big}"),
+        ),
+        (
+            "no openid scope",
+            400,
+            "invalid_scope",
+            "scope=profile".to_string(),
+        ),
+    ] {
+        let name: &'static str = Box::leak(format!("device: {what}").into_boxed_str());
+        cases.push(case(name, (status, Json, error), move |s| {
+            post(s, "device", &form)
+        }));
+    }
+    cases.push(case(
+        "device: no client",
+        (401, Json, "invalid_client"),
+        |s| s.curl().post(&s.cg.mtls("/oidc/device"), "scope=openid"),
+    ));
+    cases.push(case(
+        "device: JSON instead of a form",
+        (400, Json, "invalid_request"),
+        |s| {
+            grafana(s)
+                .header("Content-Type: application/json")
+                .post(&s.cg.mtls("/oidc/device"), "{\"scope\": \"openid\"}")
+        },
+    ));
     for endpoint in ["introspect", "revoke"] {
         let bad: Vec<(&'static str, u16, &'static str, String)> = vec![
             (
@@ -500,15 +539,24 @@ fn bad_input_at_every_oidc_endpoint_gets_its_rfc_error_and_nothing_is_issued() {
         let r = (c.send)(&s);
         let error = error_of(&r, c.answer);
         let body = serde_json::from_str::<serde_json::Value>(&r.body).unwrap_or_default();
-        let issued = ["access_token", "refresh_token", "id_token"]
-            .iter()
-            .any(|key| body.get(key).is_some())
+        let issued = [
+            "access_token",
+            "refresh_token",
+            "id_token",
+            "device_code",
+            "user_code",
+        ]
+        .iter()
+        .any(|key| body.get(key).is_some())
             || body["active"] == true
             || r.header("location")
                 .is_some_and(|l| query(l).contains_key("code"));
-        if r.status != c.status || error.as_deref() != Some(c.error) || issued {
+        let challenged = c.error != "invalid_client"
+            || r.header("www-authenticate")
+                .is_some_and(|h| h.starts_with("Basic"));
+        if r.status != c.status || error.as_deref() != Some(c.error) || issued || !challenged {
             failures.push(format!(
-                "{}: expected {} {}, got {} {error:?}{}\n  {r:?}",
+                "{}: expected {} {}, got {} {error:?}{}{}\n  {r:?}",
                 c.name,
                 c.status,
                 c.error,
@@ -517,6 +565,11 @@ fn bad_input_at_every_oidc_endpoint_gets_its_rfc_error_and_nothing_is_issued() {
                     " and something was issued"
                 } else {
                     ""
+                },
+                if challenged {
+                    ""
+                } else {
+                    " without a Basic challenge"
                 }
             ));
         }
@@ -544,6 +597,8 @@ fn bad_input_at_every_oidc_endpoint_gets_its_rfc_error_and_nothing_is_issued() {
     assert_eq!(counted("token", "grafana", "unsupported_grant_type"), 3.0);
     assert_eq!(counted("token", "unknown", "invalid_client"), 2.0);
     assert_eq!(counted("userinfo", "unknown", "invalid_token"), 3.0);
+    assert_eq!(counted("device", "grafana", "invalid_request"), 3.0);
+    assert_eq!(counted("device", "unknown", "invalid_client"), 1.0);
     for (endpoint, client) in [("introspect", "grafana"), ("revoke", "grafana")] {
         assert_eq!(
             counted(endpoint, client, "invalid_request"),

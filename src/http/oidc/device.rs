@@ -2,7 +2,7 @@
 //! codes, `GET`/`POST /oidc/device/verify` is where a person with a certificate approves it,
 //! and the token endpoint's `device_code` grant hands the device its tokens ([`exchange`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -13,7 +13,8 @@ use super::super::{answer, AppState, State};
 use super::client::{authenticate, oauth};
 use super::token::{issue, live};
 use super::unavailable;
-use crate::error::{AppError, Denial, OAuthError};
+use crate::error::{AppError, Denial, OAuthError, OidcOutcome};
+use crate::metrics::OidcEndpoint as Endpoint;
 use crate::oidc::device::{normalize, user_code, Poll, Request};
 use crate::oidc::{grants, Client, Provider};
 
@@ -22,24 +23,38 @@ const EXPIRES_IN: i64 = 600;
 const INTERVAL: i64 = 5;
 
 /// `POST /oidc/device`: a device asks to be signed in.
-pub async fn authorization(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
+/// Its body and client authentication are the token endpoint's (`client.rs`).
+pub async fn authorization(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
     let meta = RequestMeta::from_request(&req, &state);
     let Some(provider) = state.oidc.clone() else {
         return super::not_configured();
     };
-    match codes(&req, &body, &state, &provider) {
-        Ok(json) => answer::json(StatusCode::OK, &json),
-        Err(e) => state.reply(&meta, &e),
+    let (named, answer) = match super::client::form(&req, payload).await {
+        Ok(params) => (
+            super::client::named(&req, &provider, params.get("client_id").map(String::as_str)),
+            codes(&req, &params, &state, &provider),
+        ),
+        Err(e) => (super::client::named(&req, &provider, None), Err(e)),
+    };
+    let client_id = named.map(|c| c.id.as_str());
+    match answer {
+        Ok(json) => {
+            super::count(&state, Endpoint::Device, client_id, OidcOutcome::Ok);
+            answer::json(StatusCode::OK, &json)
+        }
+        Err(e) => {
+            super::refused(&state, &meta, Endpoint::Device, client_id, &e);
+            super::client::refuse(&state, &meta, &e)
+        }
     }
 }
 
 fn codes(
     req: &HttpRequest,
-    body: &[u8],
+    params: &HashMap<String, String>,
     state: &AppState,
     provider: &Provider,
 ) -> Result<serde_json::Value, AppError> {
-    let params = super::params(body).map_err(|why| oauth(OAuthError::InvalidRequest, why))?;
     let get = |name: &str| params.get(name).map(String::as_str);
     let client = authenticate(req, provider, get("client_id"), get("client_secret"))?;
     let requested: BTreeSet<&str> = get("scope")
