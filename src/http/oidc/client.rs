@@ -1,7 +1,7 @@
-//! What the token, introspection and revocation endpoints share: the form body (capped at
-//! [`MAX_BODY`] bytes, read as it arrives), client authentication by the client's configured
-//! method (HTTP Basic, the form, or none for public clients; secrets compared in constant
-//! time), and the `WWW-Authenticate: Basic` challenge on `invalid_client`.
+//! What the token, introspection, revocation and device authorization endpoints share: the
+//! form body (capped at [`MAX_BODY`] bytes, read as it arrives), client authentication by the
+//! client's configured method (HTTP Basic, the form, or none for public clients; secrets
+//! compared in constant time), and the `WWW-Authenticate: Basic` challenge on `invalid_client`.
 
 use std::collections::HashMap;
 
