@@ -75,6 +75,25 @@ const MIGRATIONS: &[&str] = &[
         used INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX oidc_tokens_grant ON oidc_tokens (grant_id);",
+    // 3: back-channel logout tokens waiting to reach their app (src/oidc/backchannel.rs).
+    "CREATE TABLE oidc_logout_deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_id TEXT NOT NULL,
+        -- Whom the token names: the grant's user and certgate session.
+        grant_id TEXT NOT NULL,
+        sub TEXT NOT NULL,
+        sid TEXT,
+        -- Tries so far, and when the first was due (ms): it is given up an hour later.
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_ms INTEGER NOT NULL,
+        -- When the next try is due (ms).
+        due_ms INTEGER NOT NULL,
+        -- A server that took it holds it until then (ms): no other one delivers it meanwhile,
+        -- and if that one dies, another takes it over afterwards.
+        claimed_until_ms INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+    );
+    CREATE INDEX oidc_logout_deliveries_due ON oidc_logout_deliveries (due_ms);",
 ];
 
 /// The schema version this certgate writes.

@@ -106,6 +106,13 @@ pub static ROUTES: &[Route] = &[
     row(POST, "/oidc/userinfo", Class::Public, |r| {
         r.to(oidc::userinfo::handle)
     }),
+    // RP-initiated logout: an app sends the browser here (a link, or a form it posts).
+    row(GET, "/oidc/logout", Class::Public, |r| {
+        r.to(oidc::logout::get)
+    }),
+    row(POST, "/oidc/logout", Class::Public, |r| {
+        r.to(oidc::logout::post)
+    }),
     // A one-time link; its secret is the credential.
     row(GET, "/enroll/download/{id}", Class::Public, |r| {
         r.to(enroll::download)

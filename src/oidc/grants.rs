@@ -76,6 +76,8 @@ pub fn hash(secret: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Grants {
     db: Arc<Db>,
+    /// The clients told when a grant of theirs ends (those with a `backchannel_logout_uri`).
+    notify: Arc<std::collections::BTreeSet<String>>,
 }
 
 const GRANT_COLUMNS: &str =
@@ -109,7 +111,31 @@ fn load(tx: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Grant>> 
 
 impl Grants {
     pub fn new(db: Arc<Db>) -> Self {
-        Self { db }
+        Self {
+            db,
+            notify: Arc::default(),
+        }
+    }
+
+    /// These grants, queueing a back-channel logout when a grant of one of `clients` ends.
+    #[must_use]
+    pub fn notifying(mut self, clients: impl IntoIterator<Item = String>) -> Self {
+        self.notify = Arc::new(clients.into_iter().collect());
+        self
+    }
+
+    /// Every grant not (yet) marked revoked.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn live(&self) -> Result<Vec<Grant>, DbError> {
+        self.db.read(|conn| {
+            let mut all = conn.prepare(&format!(
+                "SELECT {GRANT_COLUMNS} FROM oidc_grants WHERE revoked = 0"
+            ))?;
+            let rows = all.query_map([], grant)?;
+            rows.collect()
+        })
     }
 
     /// Stores a grant (id `id`) and the code that redeems it (by its hash).
@@ -179,7 +205,7 @@ impl Grants {
                     .optional()?;
                 return match used {
                     Some(grant_id) => {
-                        revoke_in(tx, &grant_id)?;
+                        revoke_in(tx, &grant_id, now.saturating_mul(1000), &self.notify)?;
                         Ok(Redeemed::Replayed)
                     }
                     None => Ok(Redeemed::Unknown),
@@ -246,7 +272,7 @@ impl Grants {
                     .optional()?;
                 return match used {
                     Some(grant_id) => {
-                        revoke_in(tx, &grant_id)?;
+                        revoke_in(tx, &grant_id, now.saturating_mul(1000), &self.notify)?;
                         Ok(Refreshed::Reused)
                     }
                     None => Ok(Refreshed::Unknown),
@@ -279,12 +305,15 @@ impl Grants {
         })
     }
 
-    /// Ends a grant: every token made from it stops working.
+    /// Ends a grant: every token made from it stops working, and its app is sent a logout
+    /// token if it takes them. `true`: this call ended it (of two servers that find one grant
+    /// dead at once, exactly one gets `true` and queues the logout token).
     ///
     /// # Errors
     /// When the database cannot be written.
-    pub fn revoke(&self, grant_id: &str) -> Result<(), DbError> {
-        self.db.write(|tx| revoke_in(tx, grant_id))
+    pub fn revoke(&self, grant_id: &str, now_ms: i64) -> Result<bool, DbError> {
+        self.db
+            .write(|tx| revoke_in(tx, grant_id, now_ms, &self.notify))
     }
 
     /// Deletes expired codes and tokens, and grants nothing can use any more.
@@ -305,12 +334,29 @@ impl Grants {
     }
 }
 
-fn revoke_in(tx: &rusqlite::Transaction<'_>, grant_id: &str) -> rusqlite::Result<()> {
-    tx.execute(
-        "UPDATE oidc_grants SET revoked = 1 WHERE id = ?1",
-        [grant_id],
-    )
-    .map(drop)
+/// Marks a live grant revoked and, for a client in `notify`, queues its logout token: both or
+/// neither, and only by the one caller that found it live.
+fn revoke_in(
+    tx: &rusqlite::Transaction<'_>,
+    grant_id: &str,
+    now_ms: i64,
+    notify: &std::collections::BTreeSet<String>,
+) -> rusqlite::Result<bool> {
+    let ended: Option<(String, String, Option<String>)> = tx
+        .query_row(
+            "UPDATE oidc_grants SET revoked = 1 WHERE id = ?1 AND revoked = 0
+             RETURNING client_id, user, sid",
+            [grant_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((client_id, user, sid)) = ended else {
+        return Ok(false);
+    };
+    if notify.contains(&client_id) {
+        super::backchannel::enqueue_in(tx, &client_id, grant_id, &user, sid.as_deref(), now_ms)?;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -425,6 +471,38 @@ mod tests {
             g.refresh(&hash("at2"), 300).unwrap(),
             Refreshed::Unknown,
             "an access token is no refresh token"
+        );
+    }
+
+    #[test]
+    fn ending_a_grant_queues_one_logout_token_for_a_notified_client_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path()).unwrap());
+        let g = Grants::new(Arc::clone(&db)).notifying(["app".to_string()]);
+        let mut other = alice();
+        other.client_id = "quiet".into();
+        g.create("g1", &alice(), &hash("c1"), "https://app/cb", None, 160)
+            .unwrap();
+        g.create("g2", &other, &hash("c2"), "https://app/cb", None, 160)
+            .unwrap();
+        assert_eq!(g.live().unwrap().len(), 2);
+        // Another server's view of the same database.
+        let twin =
+            Grants::new(Arc::new(Db::open(dir.path()).unwrap())).notifying(["app".to_string()]);
+        assert!(g.revoke("g1", 5).unwrap());
+        assert!(!twin.revoke("g1", 6).unwrap(), "already ended");
+        assert!(g.revoke("g2", 7).unwrap());
+        assert!(g.live().unwrap().is_empty());
+        let queue = super::super::backchannel::Queue::new(db);
+        let queued = queue.claim(10, 10).unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(
+            (
+                queued[0].grant_id.as_str(),
+                queued[0].sub.as_str(),
+                queued[0].sid.as_deref()
+            ),
+            ("g1", "alice", Some("s1"))
         );
     }
 

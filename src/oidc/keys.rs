@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use jsonwebtoken::{EncodingKey, Header};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header};
 use zeroize::Zeroizing;
 
 use super::settings::Alg;
@@ -21,6 +21,7 @@ pub struct OidcKey {
     /// The public JWK (`kty` and its members), without `kid`, `alg` and `use`.
     public: serde_json::Value,
     encoding: EncodingKey,
+    decoding: DecodingKey,
 }
 
 impl std::fmt::Debug for OidcKey {
@@ -73,13 +74,54 @@ impl OidcKeys {
     /// # Errors
     /// When signing fails (it does not with a loaded key).
     pub fn sign(&self, alg: Alg, claims: &impl serde::Serialize) -> Result<String, String> {
+        self.sign_typed(alg, "JWT", claims)
+    }
+
+    /// [`Self::sign`] with the header's `typ` (`logout+jwt` for a back-channel logout token,
+    /// so that it can never pass for an ID token).
+    ///
+    /// # Errors
+    /// When signing fails (it does not with a loaded key).
+    pub fn sign_typed(
+        &self,
+        alg: Alg,
+        typ: &str,
+        claims: &impl serde::Serialize,
+    ) -> Result<String, String> {
         let key = self
             .get(alg)
             .ok_or_else(|| format!("no {} key", alg.as_str()))?;
         let mut header = Header::new(jwt_alg(alg));
         header.kid = Some(key.kid.clone());
-        header.typ = Some("JWT".into());
+        header.typ = Some(typ.into());
         jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| e.to_string())
+    }
+
+    /// The claims of an ID token that one of these keys signed for `issuer`, expired or not
+    /// (RP-initiated logout takes an expired `id_token_hint`). The key is found by `kid` and
+    /// its own algorithm is required: the header's `alg` chooses nothing.
+    ///
+    /// # Errors
+    /// Why the token is not one certgate signed.
+    pub fn verify_id_token(&self, token: &str, issuer: &str) -> Result<serde_json::Value, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("not a JWT: {e}"))?;
+        if header.typ.as_deref().is_some_and(|t| t != "JWT") {
+            return Err("not an ID token (its typ is another)".into());
+        }
+        let kid = header.kid.ok_or("it names no key (kid)")?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or("it names a key certgate does not have")?;
+        let mut validation = jsonwebtoken::Validation::new(jwt_alg(key.alg));
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["iss", "sub", "aud"]);
+        validation.set_issuer(&[issuer]);
+        jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| format!("its signature or issuer is wrong: {e}"))
     }
 
     /// The JWK set relying parties verify ID tokens with.
@@ -190,6 +232,9 @@ fn load(alg: Alg, pem: &str) -> Result<OidcKey, String> {
             )
         }
     };
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(public.clone()).map_err(|e| e.to_string())?;
+    let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
     // serde_json's maps are sorted, and no member has whitespace: the RFC 7638 input.
     let canonical = serde_json::to_string(&public).map_err(|e| e.to_string())?;
     let kid =
@@ -199,6 +244,7 @@ fn load(alg: Alg, pem: &str) -> Result<OidcKey, String> {
         kid,
         public,
         encoding,
+        decoding,
     })
 }
 
@@ -241,6 +287,27 @@ mod tests {
         // The same keys after a restart, not new ones.
         let again = OidcKeys::load_or_create(&dir.path().join("oidc-keys")).unwrap();
         assert_eq!(again.jwks(), keys.jwks());
+    }
+
+    #[test]
+    fn an_id_token_verifies_expired_but_not_from_another_issuer_or_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = OidcKeys::load_or_create(dir.path()).unwrap();
+        let claims =
+            serde_json::json!({"iss": "https://a", "sub": "alice", "aud": "app", "exp": 1});
+        for alg in Alg::ALL {
+            let jwt = keys.sign(alg, &claims).unwrap();
+            assert_eq!(
+                keys.verify_id_token(&jwt, "https://a").unwrap()["sub"],
+                "alice"
+            );
+            assert!(keys.verify_id_token(&jwt, "https://b").is_err());
+            let logout = keys.sign_typed(alg, "logout+jwt", &claims).unwrap();
+            assert!(keys.verify_id_token(&logout, "https://a").is_err());
+        }
+        let other = OidcKeys::load_or_create(&dir.path().join("other")).unwrap();
+        let forged = other.sign(Alg::Rs256, &claims).unwrap();
+        assert!(keys.verify_id_token(&forged, "https://a").is_err());
     }
 
     #[test]

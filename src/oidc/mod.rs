@@ -4,13 +4,15 @@
 //! access token for `/oidc/userinfo` and, with `offline_access`, a refresh token.
 //!
 //! - [`settings`]: `[oidc]` and its clients; [`keys`]: the ID-token signing keys and JWKS;
-//!   [`grants`]: codes, grants and tokens in the database; [`pkce`]: S256 only.
+//!   [`grants`]: codes, grants and tokens in the database; [`backchannel`]: logout tokens
+//!   queued for the apps and sent by a worker.
 //! - Every grant is checked against the revocation view when it is used (refresh, userinfo):
 //!   `certgate revoke --user/--device/--serial`, a lock-out, or `--jti <grant id>` end it.
 //!
-//! Not yet here (issue 17): introspection, token revocation, RP-initiated and back-channel
-//! logout, the device grant, `tls_client_auth`, certificate-bound tokens, Redis.
+//! Not yet here (issue 17): introspection, token revocation, the device grant,
+//! `tls_client_auth`, certificate-bound tokens, Redis.
 
+pub mod backchannel;
 pub mod grants;
 pub mod keys;
 pub mod settings;
@@ -31,6 +33,8 @@ pub struct Provider {
     pub settings: Settings,
     pub keys: OidcKeys,
     pub grants: Grants,
+    /// Logout tokens waiting to be sent.
+    pub deliveries: backchannel::Queue,
 }
 
 impl Provider {
@@ -43,10 +47,16 @@ impl Provider {
         data_dir: &std::path::Path,
         db: Arc<crate::db::Db>,
     ) -> Result<Self, crate::jwt::keys::KeyError> {
+        let notify = settings
+            .clients
+            .iter()
+            .filter(|c| c.backchannel_logout_uri.is_some())
+            .map(|c| c.id.clone());
         Ok(Self {
             keys: OidcKeys::load_or_create(&data_dir.join("oidc-keys"))?,
+            grants: Grants::new(Arc::clone(&db)).notifying(notify.collect::<Vec<_>>()),
+            deliveries: backchannel::Queue::new(db),
             settings,
-            grants: Grants::new(db),
         })
     }
 
@@ -62,6 +72,7 @@ impl Provider {
             "authorization_endpoint": self.endpoint("authorize"),
             "token_endpoint": self.endpoint("token"),
             "userinfo_endpoint": self.endpoint("userinfo"),
+            "end_session_endpoint": self.endpoint("logout"),
             "jwks_uri": self.endpoint("jwks"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
@@ -74,6 +85,8 @@ impl Provider {
                 "name", "preferred_username", "email", "groups"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
             "request_parameter_supported": false,
             "request_uri_parameter_supported": false,
             "claims_parameter_supported": false,

@@ -41,6 +41,7 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
     actix_web::rt::spawn(async move {
         let mut failing = false;
         let mut tick = 0u32;
+        let mut swept = None;
         loop {
             actix_web::rt::time::sleep(std::time::Duration::from_millis(250)).await;
             let state = live.current();
@@ -77,6 +78,12 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
                 }
                 _ => {}
             }
+            // OpenID Connect grants that a revocation reached: after news, and every second.
+            let generation = state.revocations.generation();
+            if state.oidc.is_some() && (swept != Some(generation) || tick % 4 == 0) {
+                swept = Some(generation);
+                sweep(&state).await;
+            }
             #[allow(clippy::cast_precision_loss)] // seconds: far below 2^52
             state
                 .metrics
@@ -88,6 +95,51 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
                 .set(i64::try_from(state.revocations.jti_count()).unwrap_or(i64::MAX));
         }
     });
+}
+
+/// Ends the grants a revocation reached ([`crate::http::oidc::sweep`]), off this thread.
+async fn sweep(state: &std::sync::Arc<crate::http::AppState>) {
+    let state = std::sync::Arc::clone(state);
+    match web::block(move || crate::http::oidc::sweep(&state)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::debug!(ended = n, "OpenID Connect grants ended by revocations"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot end the OpenID Connect grants that revocations reached; tried again in a second")
+        }
+        Err(e) => tracing::warn!(error = %e, "the grant sweep did not run"),
+    }
+}
+
+/// Sends back-channel logout tokens from the queue, on a thread of its own (a slow app never
+/// holds up a request or the revocation sync), looking for due ones five times a second.
+pub(super) fn deliver_logouts(live: web::Data<Live>) {
+    let spawned = std::thread::Builder::new()
+        .name("backchannel-logout".into())
+        .spawn(move || {
+            let sender = crate::oidc::backchannel::Sender::new();
+            let mut failing = false;
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let state = live.current();
+                let Some(provider) = &state.oidc else {
+                    continue;
+                };
+                match crate::oidc::backchannel::deliver_due(provider, &sender, state.clock.now_ms()) {
+                    Ok(_) if failing => {
+                        failing = false;
+                        tracing::info!("the back-channel logout queue is readable again");
+                    }
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::error!(error = %e, "cannot read the back-channel logout queue; logout tokens wait until it can be");
+                    }
+                    _ => {}
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the back-channel logout thread: apps are not told of logouts");
+    }
 }
 
 /// Deletes what can no longer decide anything: revocations of expired tokens and covered

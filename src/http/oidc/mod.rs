@@ -1,8 +1,10 @@
 //! The OpenID Connect provider's endpoints ([`crate::oidc`] holds what they share):
-//! discovery and JWKS, [`authorize`], [`token`] and [`userinfo`]. Without `[oidc]` each answers
-//! 404, as an unknown route would.
+//! discovery and JWKS, [`authorize`], [`token`], [`userinfo`] and [`logout`] (RP-initiated).
+//! Without `[oidc]` each answers 404, as an unknown route would. [`sweep`] ends the grants that
+//! a revocation reached, so that their apps are told.
 
 pub mod authorize;
+pub mod logout;
 pub mod token;
 pub mod userinfo;
 
@@ -96,4 +98,43 @@ fn grant_standing(
         ));
     }
     Ok(who)
+}
+
+/// Marks revoked every live grant that no longer counts (by [`grant_standing`], so for every
+/// reason it knows: a revoked user, device, certificate, session or grant id, a lock-out, a
+/// CRL, a user or client gone from the configuration), which queues its app's logout token.
+/// Nothing is ended while the revocation view is stale. Runs beside the servers, after each
+/// revocation sync that brought news and every second (CRLs change without one); it writes,
+/// so never on a request thread. Returns how many grants this call ended.
+///
+/// # Errors
+/// When the grants cannot be read or written.
+pub fn sweep(state: &AppState) -> Result<usize, crate::db::DbError> {
+    let Some(provider) = &state.oidc else {
+        return Ok(0);
+    };
+    let now = state.clock.now();
+    if state.stale().is_some() {
+        return Ok(0);
+    }
+    let mut ended = 0;
+    for grant in provider.grants.live()? {
+        let why = match grant_standing(state, provider, &grant, now) {
+            Err(Standing::Revoked(why)) => why,
+            Ok(_) | Err(Standing::Live | Standing::Unknown(_)) => continue,
+        };
+        if provider.grants.revoke(&grant.id, state.clock.now_ms())? {
+            ended += 1;
+            tracing::info!(
+                target: "audit",
+                event = "oidc_grant_ended",
+                user = %grant.made.user,
+                client = %grant.made.client_id,
+                grant = %grant.id,
+                reason = why,
+                "an app's sign-in ended"
+            );
+        }
+    }
+    Ok(ended)
 }
