@@ -26,12 +26,14 @@
 #     runs (process start alone, the floor); $REVOKES POST /admin/revoke with alice's
 #     certificate through curl (one call per process, sequential, then $REVOKE_PARALLEL at once)
 #     as a ratio to the same calls to GET /healthz (the same handshake, no write);
+#   - OpenID Connect code exchanges per second on one worker (each signs an RS256 ID token)
+#     as a ratio to RSA-2048 signatures per second on one core (openssl speed);
 #   - certgate VmRSS idle, and with 100,000 revoked jtis in data_dir/certgate.db.
 # Missed targets print MISSED but do not fail; broken setup or a missing refusal exits non-zero.
 #
 # Environment: DURATION (5s), CONNS (16), ROUNDS (3), HS_TIME (3, seconds per s_time run),
 # NGINX_WORKERS (1, main nginx), REVOKES (200, revocations per way of revoking),
-# REVOKE_PARALLEL (4), BENCH_CRITERION=1 to also run `cargo bench --bench verify`.
+# REVOKE_PARALLEL (4), EXCHANGES (3000, OIDC codes redeemed), BENCH_CRITERION=1 to also run `cargo bench --bench verify`.
 set -euo pipefail
 
 DURATION=${DURATION:-5s}
@@ -41,6 +43,7 @@ HS_TIME=${HS_TIME:-3}
 NGINX_WORKERS=${NGINX_WORKERS:-1}
 REVOKES=${REVOKES:-200}
 REVOKE_PARALLEL=${REVOKE_PARALLEL:-4}
+EXCHANGES=${EXCHANGES:-3000}
 REVOKED=100000
 HOST=app.example.com
 
@@ -569,6 +572,73 @@ printf '%-52s %10s %9s %6s\n' "certgate revoke (certgate --version)" "$CLI_RPS" 
 printf '%-52s %10s %9s %6s\n' "POST /admin/revoke, curl (GET /healthz, same cert)" "$API_RPS" "$API_FLOOR" "$(ratio "$API_RPS" "$API_FLOOR")"
 printf '%-52s %10s %9s %6s\n' "the same, $REVOKE_PARALLEL at once" "$PAR_RPS" "$PAR_FLOOR" "$(ratio "$PAR_RPS" "$PAR_FLOOR")"
 
+# --- OpenID Connect code exchanges --------------------------------------------------------------
+# A second certgate with one worker (one core's worth) and an [oidc] client: $EXCHANGES codes are
+# fetched with alice's certificate (one curl process, one connection), then redeemed through
+# wrk at /oidc/token, each request its own code, each answer an RS256 ID token. The floor is
+# what one core signs with RSA-2048 alone (openssl speed): an exchange signs one ID token.
+echo "== OIDC code exchanges/s on one worker vs RSA-2048 signatures/s on one core (openssl speed)"
+free_port OIDC_HTTP
+free_port OIDC_MTLS
+OIDC_DATA="$T/oidc-data"
+mkdir -p "$OIDC_DATA"
+OIDC_SECRET=bench-client-secret-0123456789
+cat >"$T/oidc.toml" <<TOML
+public_url = "https://localhost:$OIDC_MTLS"
+data_dir = "$OIDC_DATA"
+[listen]
+http = "127.0.0.1:$OIDC_HTTP"
+mtls = "127.0.0.1:$OIDC_MTLS"
+metrics = ""
+workers = 1
+[tls]
+cert = "$PKI/server.pem"
+key = "$PKI/server.key"
+[client_ca]
+bundle = "$DATA/ca.pem"
+[[users]]
+name = "alice"
+groups = ["family"]
+[oidc]
+[[oidc.clients]]
+id = "bench"
+secret = "$OIDC_SECRET"
+redirect_uris = ["https://app.example.com/cb"]
+scopes = ["openid", "profile"]
+TOML
+"$CG" serve --config "$T/oidc.toml" >"$T/oidc.out" 2>"$T/oidc.log" &
+PIDS+=("$!")
+wait_port "$OIDC_MTLS" "certgate (OIDC)"
+AUTHZ="https://localhost:$OIDC_MTLS/oidc/authorize?response_type=code&client_id=bench&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb&scope=openid%20profile&state=s"
+for ((i = 0; i < EXCHANGES; i++)); do printf 'url = "%s"\noutput = "/dev/null"\n' "$AUTHZ"; done >"$T/authorize.curl"
+curl -sS --cacert "$DATA/ca.pem" --cert "$CLIENT_CERT" --key "$CLIENT_KEY" -w '%{redirect_url}\n' -K "$T/authorize.curl" |
+	sed -n 's/.*[?&]code=\([^&]*\).*/\1/p' >"$T/codes"
+(($(wc -l <"$T/codes") == EXCHANGES)) || die "got $(wc -l <"$T/codes") codes of $EXCHANGES from /oidc/authorize: $(tail -3 "$T/oidc.log")"
+OIDC_BASIC=$(printf 'bench:%s' "$OIDC_SECRET" | base64 -w0)
+cat >"$T/exchange.lua" <<LUA
+local codes, n, done = {}, 0, 0
+for line in io.lines("$T/codes") do codes[#codes + 1] = line end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic $OIDC_BASIC"
+request = function()
+	n = n + 1
+	local code = codes[n] or "spent"
+	return wrk.format(nil, "/oidc/token", nil,
+		"grant_type=authorization_code&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb&code=" .. code)
+end
+response = function(status)
+	done = done + 1
+	if done >= #codes then wrk.thread:stop() end
+end
+LUA
+wrk -t1 -c4 -d60s -s "$T/exchange.lua" "https://localhost:$OIDC_MTLS" >"$T/exchange.out" 2>&1 || die "wrk: $(cat "$T/exchange.out")"
+! grep -q "Non-2xx" "$T/exchange.out" || die "some code exchanges failed: $(cat "$T/exchange.out"; tail -3 "$T/oidc.log")"
+EXCHANGE_RPS=$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' "$T/exchange.out")
+RSA_SIGN=$(openssl speed -seconds 3 rsa2048 2>/dev/null | awk '/^rsa +2048/ { printf "%.0f", $(NF - 1) }')
+EXCHANGE_RATIO=$(ratio "$EXCHANGE_RPS" "$RSA_SIGN")
+echo "code exchanges/s: $EXCHANGE_RPS ($EXCHANGES codes, wrk -c4, one worker); RSA-2048 signs/s: $RSA_SIGN; ratio $EXCHANGE_RATIO"
+
 # --- memory -----------------------------------------------------------------------------------
 echo "== certgate RSS"
 RSS_LOADED=$(rss_kib "$CG_PID")
@@ -624,7 +694,8 @@ printf '%-7s %-52s %s\n' \
 	"$(verdict "$HS_RATIO" '>=' 1)" "certgate mTLS handshakes/s >= nginx's" "$HS_CG_MED vs $HS_NGX_MED (${HS_RATIO}x)" \
 	"$(verdict "$RSS_IDLE_MIB" '<=' 30)" "RSS idle <= 30 MiB" "$RSS_IDLE_MIB MiB" \
 	"$(verdict "$PER_JTI" '<=' 100)" "<= 100 bytes per revoked jti" "$PER_JTI bytes" \
-	"$(verdict "$FORGED_RATIO" '<=' 5)" "100 forged cookies <= 5x one (at most 4 checked)" "${FORGED_RATIO}x"
+	"$(verdict "$FORGED_RATIO" '<=' 5)" "100 forged cookies <= 5x one (at most 4 checked)" "${FORGED_RATIO}x" \
+	"$(verdict "$EXCHANGE_RATIO" '>=' 0.5)" "OIDC code exchanges >= 0.5x RSA-2048 signs/s" "$EXCHANGE_RPS vs $RSA_SIGN (${EXCHANGE_RATIO}x)"
 
 # --- optional: criterion micro-benchmark of token verification ------------------------------
 if [[ ${BENCH_CRITERION:-0} == 1 ]]; then

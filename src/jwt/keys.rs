@@ -145,21 +145,12 @@ impl KeySet {
 
     /// Where `key` is in its life at `now`.
     pub fn state(&self, key: &SigningKey, now: i64, max_lifetime: i64) -> KeyState {
-        if key.created > now {
-            return KeyState::Next;
-        }
-        // The successor: the oldest key after this one whose time has come.
-        let successor = self
-            .keys
-            .iter()
-            .filter(|k| k.created > key.created && k.created <= now)
-            .map(|k| k.created)
-            .min();
-        match successor {
-            None => KeyState::Current,
-            Some(from) if now.saturating_sub(from) > max_lifetime => KeyState::Retired,
-            Some(_) => KeyState::Previous,
-        }
+        lifecycle(
+            key.created,
+            self.keys.iter().map(|k| k.created),
+            now,
+            max_lifetime,
+        )
     }
 
     /// Writes a new key that starts signing at `from` (publish it ahead of that).
@@ -188,6 +179,27 @@ impl KeySet {
 
     pub fn all(&self) -> &[SigningKey] {
         &self.keys
+    }
+}
+
+/// Where a key that signs from `created` is in its life at `now`, among keys that sign from
+/// `all` (its own time included): see the module docs. Shared by the session keys and the
+/// OpenID Connect keys, which rotate alike.
+pub fn lifecycle(
+    created: i64,
+    all: impl Iterator<Item = i64>,
+    now: i64,
+    max_lifetime: i64,
+) -> KeyState {
+    if created > now {
+        return KeyState::Next;
+    }
+    // The successor: the oldest key after this one whose time has come.
+    let successor = all.filter(|&c| c > created && c <= now).min();
+    match successor {
+        None => KeyState::Current,
+        Some(from) if now.saturating_sub(from) > max_lifetime => KeyState::Retired,
+        Some(_) => KeyState::Previous,
     }
 }
 

@@ -450,7 +450,8 @@ mod tests {
     #[test]
     fn a_logout_token_has_the_events_claim_and_no_nonce() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = OidcKeys::load_or_create(dir.path()).unwrap();
+        let clock = Arc::new(crate::clock::FixedClock::at(100));
+        let keys = OidcKeys::load_or_create(dir.path(), clock, 600).unwrap();
         let client = Client {
             id: "app".into(),
             secret: None,

@@ -6,6 +6,11 @@
 //!
 //! A replayed code or a reused refresh token revokes its whole grant (RFC 6749 §4.1.2, and
 //! refresh-token reuse detection of the OAuth 2.0 Security BCP).
+//!
+//! Issuing is written with [`Db::write_relaxed`] (no wait for the disk: a code exchange would
+//! otherwise cost two disk flushes, and a flush is the slowest part of it); a power cut can
+//! lose a code or token just issued, and then its app asks the person to sign in again. Every
+//! revocation of a grant is written durably.
 
 use std::sync::Arc;
 
@@ -151,7 +156,7 @@ impl Grants {
         challenge: Option<&str>,
         code_expires: i64,
     ) -> Result<(), DbError> {
-        self.db.write(|tx| {
+        self.db.write_relaxed(|tx| {
             tx.execute(
                 &format!("INSERT INTO oidc_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"),
                 params![
@@ -179,7 +184,8 @@ impl Grants {
     /// # Errors
     /// When the database cannot be read or written.
     pub fn redeem(&self, code_hash: &str, now: i64) -> Result<Redeemed, DbError> {
-        self.db.write(|tx| {
+        let mut replayed = None;
+        let found = self.db.write_relaxed(|tx| {
             let taken = tx
                 .query_row(
                     "UPDATE oidc_codes SET used = 1 WHERE hash = ?1 AND used = 0
@@ -205,7 +211,7 @@ impl Grants {
                     .optional()?;
                 return match used {
                     Some(grant_id) => {
-                        revoke_in(tx, &grant_id, now.saturating_mul(1000), &self.notify)?;
+                        replayed = Some(grant_id);
                         Ok(Redeemed::Replayed)
                     }
                     None => Ok(Redeemed::Unknown),
@@ -222,7 +228,11 @@ impl Grants {
                 }),
                 None => Ok(Redeemed::Unknown),
             }
-        })
+        })?;
+        if let Some(grant_id) = replayed {
+            self.revoke(&grant_id, now.saturating_mul(1000))?;
+        }
+        Ok(found)
     }
 
     /// Stores the tokens issued for `grant_id` (by their hashes, with their expiries).
@@ -235,7 +245,7 @@ impl Grants {
         access: (&str, i64),
         refresh: Option<(&str, i64)>,
     ) -> Result<(), DbError> {
-        self.db.write(|tx| {
+        self.db.write_relaxed(|tx| {
             let mut insert = tx.prepare(
                 "INSERT INTO oidc_tokens (hash, grant_id, kind, expires) VALUES (?1, ?2, ?3, ?4)",
             )?;
@@ -253,7 +263,8 @@ impl Grants {
     /// # Errors
     /// When the database cannot be read or written.
     pub fn refresh(&self, hash: &str, now: i64) -> Result<Refreshed, DbError> {
-        self.db.write(|tx| {
+        let mut reused = None;
+        let found = self.db.write_relaxed(|tx| {
             let taken = tx
                 .query_row(
                     "UPDATE oidc_tokens SET used = 1 WHERE hash = ?1 AND kind = 'refresh' AND used = 0
@@ -272,7 +283,7 @@ impl Grants {
                     .optional()?;
                 return match used {
                     Some(grant_id) => {
-                        revoke_in(tx, &grant_id, now.saturating_mul(1000), &self.notify)?;
+                        reused = Some(grant_id);
                         Ok(Refreshed::Reused)
                     }
                     None => Ok(Refreshed::Unknown),
@@ -282,7 +293,11 @@ impl Grants {
                 return Ok(Refreshed::Expired);
             }
             Ok(load(tx, &grant_id)?.map_or(Refreshed::Unknown, Refreshed::Fresh))
-        })
+        })?;
+        if let Some(grant_id) = reused {
+            self.revoke(&grant_id, now.saturating_mul(1000))?;
+        }
+        Ok(found)
     }
 
     /// The grant of a live access token.

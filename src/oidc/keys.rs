@@ -1,10 +1,14 @@
-//! The keys ID tokens are signed with: one per algorithm a client may ask for (RSA-2048 for
-//! RS256, P-256 for ES256, Ed25519 for EdDSA), created on first start in
-//! `data_dir/oidc-keys/` (PKCS#8 PEM, mode 0600) and published in the OIDC JWKS, each with its
-//! RFC 7638 thumbprint as `kid`. RSA keys are made and used through aws-lc-rs (never the `rsa`
-//! crate: RUSTSEC-2023-0071).
+//! The keys ID tokens are signed with: for each algorithm a client may ask for (RSA-2048 for
+//! RS256, P-256 for ES256, Ed25519 for EdDSA), keys in `data_dir/oidc-keys/<alg>-<from>.pem`
+//! (PKCS#8 PEM, mode 0600), the first made on first start, published in the OIDC JWKS, each
+//! with its RFC 7638 thumbprint as `kid`. They rotate as the session keys do
+//! ([`crate::jwt::keys::lifecycle`]): `certgate keys rotate` adds one per algorithm that is
+//! published at once and signs from a later time, so every relying party can know it before
+//! the first ID token it signs; the server re-reads the directory every 2 s. RSA keys are made
+//! and used through aws-lc-rs (never the `rsa` crate: RUSTSEC-2023-0071).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -12,12 +16,15 @@ use jsonwebtoken::{DecodingKey, EncodingKey, Header};
 use zeroize::Zeroizing;
 
 use super::settings::Alg;
-use crate::jwt::keys::{create_private_dir, write_private, KeyError};
+use crate::clock::Clock;
+use crate::jwt::keys::{create_private_dir, lifecycle, write_private, KeyError, KeyState};
 
 /// One signing key with its public half as a JWK.
 pub struct OidcKey {
     pub alg: Alg,
     pub kid: String,
+    /// When it starts signing (Unix seconds; from its file name).
+    pub from: i64,
     /// The public JWK (`kty` and its members), without `kid`, `alg` and `use`.
     public: serde_json::Value,
     encoding: EncodingKey,
@@ -26,53 +33,118 @@ pub struct OidcKey {
 
 impl std::fmt::Debug for OidcKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "OidcKey({}, {})", self.alg.as_str(), self.kid)
+        write!(
+            f,
+            "OidcKey({}, {}, from {})",
+            self.alg.as_str(),
+            self.kid,
+            self.from
+        )
     }
 }
 
-/// Every algorithm's key.
-#[derive(Debug)]
+/// Every algorithm's keys, re-read from their directory when it changes.
 pub struct OidcKeys {
-    keys: Vec<OidcKey>,
+    dir: PathBuf,
+    clock: Arc<dyn Clock>,
+    /// A replaced key stays published this long after its successor starts signing.
+    max_lifetime: i64,
+    ring: RwLock<Arc<Vec<OidcKey>>>,
+}
+
+impl std::fmt::Debug for OidcKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OidcKeys({})", self.dir.display())
+    }
 }
 
 impl OidcKeys {
-    /// Loads `dir`, creating it and any key that is missing.
+    /// Loads `dir`, creating it and a key for any algorithm that has none.
     ///
     /// # Errors
     /// A [`KeyError`] naming the file that cannot be read, parsed or written.
-    pub fn load_or_create(dir: &Path) -> Result<Self, KeyError> {
-        let err = |path: &Path, problem: String| KeyError {
-            path: path.to_path_buf(),
-            problem,
-        };
-        create_private_dir(dir).map_err(|e| err(dir, format!("cannot create: {e}")))?;
-        let mut keys = Vec::new();
+    pub fn load_or_create(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        max_lifetime: i64,
+    ) -> Result<Self, KeyError> {
+        create_private_dir(dir).map_err(|e| KeyError {
+            path: dir.to_path_buf(),
+            problem: format!("cannot create: {e}"),
+        })?;
+        let mut keys = read(dir)?;
         for alg in Alg::ALL {
-            let path = file(dir, alg);
-            let pem = match std::fs::read_to_string(&path) {
-                Ok(pem) => Zeroizing::new(pem),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let pem = generate(alg).map_err(|p| err(&path, p))?;
-                    write_private(&path, pem.as_bytes())
-                        .map_err(|e| err(&path, format!("cannot write: {e}")))?;
-                    pem
-                }
-                Err(e) => return Err(err(&path, format!("cannot read: {e}"))),
-            };
-            keys.push(load(alg, &pem).map_err(|p| err(&path, p))?);
+            if !keys.iter().any(|k| k.alg == alg) {
+                add_one(dir, alg, clock.now())?;
+            }
         }
-        Ok(Self { keys })
+        if keys.len() < Alg::ALL.len() {
+            keys = read(dir)?;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            clock,
+            max_lifetime,
+            ring: RwLock::new(Arc::new(keys)),
+        })
     }
 
-    pub fn get(&self, alg: Alg) -> Option<&OidcKey> {
-        self.keys.iter().find(|k| k.alg == alg)
-    }
-
-    /// Signs `claims` as a JWT with the key of `alg`.
+    /// Adds a key for every algorithm, signing from `from` (published at once).
     ///
     /// # Errors
-    /// When signing fails (it does not with a loaded key).
+    /// When a key cannot be generated or written.
+    pub fn add(dir: &Path, from: i64) -> Result<Vec<PathBuf>, KeyError> {
+        Alg::ALL
+            .iter()
+            .map(|&alg| add_one(dir, alg, from))
+            .collect()
+    }
+
+    /// Re-reads the directory; swaps the keys in if they changed.
+    ///
+    /// # Errors
+    /// When a key cannot be read; the keys in force stay.
+    pub fn reload(&self) -> Result<bool, KeyError> {
+        let fresh = read(&self.dir)?;
+        let kids = |keys: &[OidcKey]| keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>();
+        if kids(&fresh) == kids(&self.ring()) {
+            return Ok(false);
+        }
+        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(fresh);
+        Ok(true)
+    }
+
+    fn ring(&self) -> Arc<Vec<OidcKey>> {
+        Arc::clone(&self.ring.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Every key with its state now, and its file (for `certgate keys`).
+    pub fn states(&self) -> Vec<(String, Alg, i64, KeyState, PathBuf)> {
+        let now = self.clock.now();
+        let ring = self.ring();
+        ring.iter()
+            .map(|k| {
+                let state = self.state(&ring, k, now);
+                (
+                    k.kid.clone(),
+                    k.alg,
+                    k.from,
+                    state,
+                    file(&self.dir, k.alg, k.from),
+                )
+            })
+            .collect()
+    }
+
+    fn state(&self, ring: &[OidcKey], key: &OidcKey, now: i64) -> KeyState {
+        let same_alg = ring.iter().filter(|k| k.alg == key.alg).map(|k| k.from);
+        lifecycle(key.from, same_alg, now, self.max_lifetime)
+    }
+
+    /// Signs `claims` as a JWT with the current key of `alg`: the newest whose time has come.
+    ///
+    /// # Errors
+    /// When there is no key of `alg`, or signing fails (it does not with a loaded key).
     pub fn sign(&self, alg: Alg, claims: &impl serde::Serialize) -> Result<String, String> {
         self.sign_typed(alg, "JWT", claims)
     }
@@ -81,15 +153,21 @@ impl OidcKeys {
     /// so that it can never pass for an ID token).
     ///
     /// # Errors
-    /// When signing fails (it does not with a loaded key).
+    /// When there is no key of `alg`, or signing fails (it does not with a loaded key).
     pub fn sign_typed(
         &self,
         alg: Alg,
         typ: &str,
         claims: &impl serde::Serialize,
     ) -> Result<String, String> {
-        let key = self
-            .get(alg)
+        let now = self.clock.now();
+        let ring = self.ring();
+        let mut of_alg: Vec<&OidcKey> = ring.iter().filter(|k| k.alg == alg).collect();
+        of_alg.sort_by_key(|k| std::cmp::Reverse(k.from));
+        let key = of_alg
+            .iter()
+            .find(|k| k.from <= now)
+            .or_else(|| of_alg.last())
             .ok_or_else(|| format!("no {} key", alg.as_str()))?;
         let mut header = Header::new(jwt_alg(alg));
         header.kid = Some(key.kid.clone());
@@ -98,8 +176,8 @@ impl OidcKeys {
     }
 
     /// The claims of an ID token that one of these keys signed for `issuer`, expired or not
-    /// (RP-initiated logout takes an expired `id_token_hint`). The key is found by `kid` and
-    /// its own algorithm is required: the header's `alg` chooses nothing.
+    /// (RP-initiated logout takes an expired `id_token_hint`). The key is found by `kid` among
+    /// every key on disk and its own algorithm is required: the header's `alg` chooses nothing.
     ///
     /// # Errors
     /// Why the token is not one certgate signed.
@@ -109,8 +187,8 @@ impl OidcKeys {
             return Err("not an ID token (its typ is another)".into());
         }
         let kid = header.kid.ok_or("it names no key (kid)")?;
-        let key = self
-            .keys
+        let ring = self.ring();
+        let key = ring
             .iter()
             .find(|k| k.kid == kid)
             .ok_or("it names a key certgate does not have")?;
@@ -124,11 +202,13 @@ impl OidcKeys {
             .map_err(|e| format!("its signature or issuer is wrong: {e}"))
     }
 
-    /// The JWK set relying parties verify ID tokens with.
+    /// The JWK set relying parties verify ID tokens with: next, current and previous keys.
     pub fn jwks(&self) -> serde_json::Value {
-        let keys: Vec<serde_json::Value> = self
-            .keys
+        let now = self.clock.now();
+        let ring = self.ring();
+        let keys: Vec<serde_json::Value> = ring
             .iter()
+            .filter(|k| self.state(&ring, k, now) != KeyState::Retired)
             .map(|k| {
                 let mut jwk = k.public.clone();
                 if let Some(map) = jwk.as_object_mut() {
@@ -143,6 +223,50 @@ impl OidcKeys {
     }
 }
 
+/// Every key in `dir`, by algorithm (RS256, ES256, EdDSA), newest first within each.
+fn read(dir: &Path) -> Result<Vec<OidcKey>, KeyError> {
+    let err = |path: &Path, problem: String| KeyError {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| err(dir, format!("cannot list: {e}")))?;
+    let mut keys = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some((alg, from)) = name_parts(&path) else {
+            continue;
+        };
+        let pem = Zeroizing::new(
+            std::fs::read_to_string(&path).map_err(|e| err(&path, format!("cannot read: {e}")))?,
+        );
+        keys.push(load(alg, from, &pem).map_err(|p| err(&path, p))?);
+    }
+    keys.sort_by_key(|k| (k.alg, std::cmp::Reverse(k.from)));
+    Ok(keys)
+}
+
+fn add_one(dir: &Path, alg: Alg, from: i64) -> Result<PathBuf, KeyError> {
+    let path = file(dir, alg, from);
+    let pem = generate(alg).map_err(|problem| KeyError {
+        path: path.clone(),
+        problem,
+    })?;
+    write_private(&path, pem.as_bytes()).map_err(|e| KeyError {
+        path: path.clone(),
+        problem: format!("cannot write: {e}"),
+    })?;
+    Ok(path)
+}
+
+fn name_parts(path: &Path) -> Option<(Alg, i64)> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".pem")?;
+    let (alg, from) = name.rsplit_once('-')?;
+    let alg = Alg::ALL
+        .into_iter()
+        .find(|a| a.as_str().eq_ignore_ascii_case(alg))?;
+    Some((alg, from.parse().ok()?))
+}
+
 pub const fn jwt_alg(alg: Alg) -> jsonwebtoken::Algorithm {
     match alg {
         Alg::Rs256 => jsonwebtoken::Algorithm::RS256,
@@ -151,8 +275,8 @@ pub const fn jwt_alg(alg: Alg) -> jsonwebtoken::Algorithm {
     }
 }
 
-fn file(dir: &Path, alg: Alg) -> PathBuf {
-    dir.join(format!("{}.pem", alg.as_str().to_ascii_lowercase()))
+fn file(dir: &Path, alg: Alg, from: i64) -> PathBuf {
+    dir.join(format!("{}-{from}.pem", alg.as_str().to_ascii_lowercase()))
 }
 
 /// A new key of `alg`, as PKCS#8 PEM.
@@ -189,7 +313,7 @@ fn generate(alg: Alg) -> Result<Zeroizing<String>, String> {
 }
 
 /// The key of `alg` in `pem` (PKCS#8), with its public JWK and thumbprint.
-fn load(alg: Alg, pem: &str) -> Result<OidcKey, String> {
+fn load(alg: Alg, from: i64, pem: &str) -> Result<OidcKey, String> {
     use rustls_pki_types::pem::PemObject;
     let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
         .map_err(|e| format!("not a PKCS#8 PEM key: {e}"))?;
@@ -242,6 +366,7 @@ fn load(alg: Alg, pem: &str) -> Result<OidcKey, String> {
     Ok(OidcKey {
         alg,
         kid,
+        from,
         public,
         encoding,
         decoding,
@@ -251,33 +376,44 @@ fn load(alg: Alg, pem: &str) -> Result<OidcKey, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::FixedClock;
+
+    fn keys_at(dir: &Path, now: i64) -> (Arc<FixedClock>, OidcKeys) {
+        let clock = Arc::new(FixedClock::at(now));
+        let keys = OidcKeys::load_or_create(dir, clock.clone(), 600).unwrap();
+        (clock, keys)
+    }
+
+    fn verify(keys: &OidcKeys, jwt: &str) -> Result<String, String> {
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(keys.jwks()).unwrap();
+        let header = jsonwebtoken::decode_header(jwt).unwrap();
+        let kid = header.kid.unwrap();
+        let jwk = jwks.find(&kid).ok_or("kid not published")?;
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(header.alg);
+        validation.validate_aud = false;
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        jsonwebtoken::decode::<serde_json::Value>(jwt, &key, &validation)
+            .map(|_| kid)
+            .map_err(|e| e.to_string())
+    }
 
     #[test]
     fn each_algorithm_has_a_private_key_that_signs_what_its_published_jwk_verifies() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = OidcKeys::load_or_create(&dir.path().join("oidc-keys")).unwrap();
-        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(keys.jwks()).unwrap();
-        assert_eq!(jwks.keys.len(), 3);
+        let (_, keys) = keys_at(&dir.path().join("oidc-keys"), 1_000);
+        assert_eq!(keys.jwks()["keys"].as_array().unwrap().len(), 3);
         for alg in Alg::ALL {
             let jwt = keys
-                .sign(
-                    alg,
-                    &serde_json::json!({"sub": "alice", "exp": 4_000_000_000_i64}),
-                )
+                .sign(alg, &serde_json::json!({"sub": "alice"}))
                 .unwrap();
-            let header = jsonwebtoken::decode_header(&jwt).unwrap();
-            assert_eq!(header.alg, jwt_alg(alg));
-            let kid = header.kid.unwrap();
-            let jwk = jwks.find(&kid).unwrap();
-            let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
-            let mut validation = jsonwebtoken::Validation::new(jwt_alg(alg));
-            validation.validate_aud = false;
-            let data = jsonwebtoken::decode::<serde_json::Value>(&jwt, &key, &validation).unwrap();
-            assert_eq!(data.claims["sub"], "alice");
+            assert_eq!(jsonwebtoken::decode_header(&jwt).unwrap().alg, jwt_alg(alg));
+            verify(&keys, &jwt).unwrap();
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(file(&dir.path().join("oidc-keys"), alg))
+                let mode = std::fs::metadata(file(&dir.path().join("oidc-keys"), alg, 1_000))
                     .unwrap()
                     .permissions()
                     .mode();
@@ -285,14 +421,14 @@ mod tests {
             }
         }
         // The same keys after a restart, not new ones.
-        let again = OidcKeys::load_or_create(&dir.path().join("oidc-keys")).unwrap();
+        let (_, again) = keys_at(&dir.path().join("oidc-keys"), 2_000);
         assert_eq!(again.jwks(), keys.jwks());
     }
 
     #[test]
     fn an_id_token_verifies_expired_but_not_from_another_issuer_or_key() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = OidcKeys::load_or_create(dir.path()).unwrap();
+        let (_, keys) = keys_at(dir.path(), 1_000);
         let claims =
             serde_json::json!({"iss": "https://a", "sub": "alice", "aud": "app", "exp": 1});
         for alg in Alg::ALL {
@@ -305,16 +441,54 @@ mod tests {
             let logout = keys.sign_typed(alg, "logout+jwt", &claims).unwrap();
             assert!(keys.verify_id_token(&logout, "https://a").is_err());
         }
-        let other = OidcKeys::load_or_create(&dir.path().join("other")).unwrap();
+        let (_, other) = keys_at(&dir.path().join("other"), 1_000);
         let forged = other.sign(Alg::Rs256, &claims).unwrap();
         assert!(keys.verify_id_token(&forged, "https://a").is_err());
     }
 
     #[test]
+    fn a_rotated_key_is_published_first_signs_later_and_retires_after_the_lifetime() {
+        let dir = tempfile::tempdir().unwrap();
+        let (clock, keys) = keys_at(dir.path(), 1_000);
+        let claims = serde_json::json!({"sub": "alice"});
+        let old = verify(&keys, &keys.sign(Alg::Rs256, &claims).unwrap()).unwrap();
+        OidcKeys::add(dir.path(), 1_060).unwrap();
+        assert!(keys.reload().unwrap());
+        assert!(!keys.reload().unwrap(), "nothing changed the second time");
+        assert_eq!(
+            keys.jwks()["keys"].as_array().unwrap().len(),
+            6,
+            "next keys published"
+        );
+        assert_eq!(
+            verify(&keys, &keys.sign(Alg::Rs256, &claims).unwrap()).unwrap(),
+            old
+        );
+        clock.advance(60);
+        let new = verify(&keys, &keys.sign(Alg::Rs256, &claims).unwrap()).unwrap();
+        assert_ne!(new, old, "the next key signs from its time");
+        assert!(
+            keys.jwks().to_string().contains(&old),
+            "previous keys still verify"
+        );
+        clock.advance(601);
+        assert!(
+            !keys.jwks().to_string().contains(&old),
+            "retired after the lifetime"
+        );
+        let states = keys.states();
+        assert_eq!(
+            states.iter().filter(|s| s.3 == KeyState::Retired).count(),
+            3
+        );
+    }
+
+    #[test]
     fn the_rsa_key_is_2048_bits_and_its_kid_is_the_rfc7638_thumbprint() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = OidcKeys::load_or_create(dir.path()).unwrap();
-        let rsa = keys.get(Alg::Rs256).unwrap();
+        let (_, keys) = keys_at(dir.path(), 1_000);
+        let ring = keys.ring();
+        let rsa = ring.iter().find(|k| k.alg == Alg::Rs256).unwrap();
         let n = URL_SAFE_NO_PAD
             .decode(rsa.public["n"].as_str().unwrap())
             .unwrap();

@@ -46,14 +46,19 @@ impl Provider {
         settings: Settings,
         data_dir: &std::path::Path,
         db: Arc<crate::db::Db>,
+        clock: Arc<dyn crate::clock::Clock>,
     ) -> Result<Self, crate::jwt::keys::KeyError> {
+        // A replaced key stays published while ID tokens it signed may still be checked.
+        let lifetime = i64::try_from(settings.id_token_ttl.as_secs())
+            .unwrap_or(i64::MAX)
+            .saturating_add(crate::jwt::LEEWAY);
         let notify = settings
             .clients
             .iter()
             .filter(|c| c.backchannel_logout_uri.is_some())
             .map(|c| c.id.clone());
         Ok(Self {
-            keys: OidcKeys::load_or_create(&data_dir.join("oidc-keys"))?,
+            keys: OidcKeys::load_or_create(&keys_dir(data_dir), clock, lifetime)?,
             grants: Grants::new(Arc::clone(&db)).notifying(notify.collect::<Vec<_>>()),
             deliveries: backchannel::Queue::new(db),
             settings,
@@ -92,6 +97,11 @@ impl Provider {
             "claims_parameter_supported": false,
         })
     }
+}
+
+/// Where the ID-token keys live.
+pub fn keys_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("oidc-keys")
 }
 
 /// The claims of an ID token.

@@ -22,7 +22,7 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
     let metrics = metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
     let trust = trust_for(&config)?;
     let revocations = revocations_for(&config, &clock)?;
-    let oidc = oidc_for(&config)?;
+    let oidc = oidc_for(&config, &clock)?;
     let config_data_dir = config.data_dir.clone();
     Ok(AppState {
         policy: Arc::new(config.policy.clone()),
@@ -42,12 +42,20 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
 }
 
 /// The OpenID Connect provider of `[oidc]`: its keys (created on first start) and grants.
-fn oidc_for(config: &Config) -> Result<Option<Arc<oidc::Provider>>, StartError> {
+fn oidc_for(
+    config: &Config,
+    clock: &Arc<dyn Clock>,
+) -> Result<Option<Arc<oidc::Provider>>, StartError> {
     let Some(settings) = &config.oidc else {
         return Ok(None);
     };
     let db = db::Db::open(&config.data_dir).map_err(|e| StartError::Database(e.to_string()))?;
-    let provider = oidc::Provider::new(settings.clone(), &config.data_dir, Arc::new(db))?;
+    let provider = oidc::Provider::new(
+        settings.clone(),
+        &config.data_dir,
+        Arc::new(db),
+        Arc::clone(clock),
+    )?;
     Ok(Some(Arc::new(provider)))
 }
 
@@ -92,7 +100,7 @@ fn revocations_for(
 /// When the new trust anchors or revocation sources are unusable.
 pub fn with_config(old: &AppState, config: Config) -> Result<AppState, StartError> {
     let trust = trust_for(&config)?;
-    let oidc = oidc_for(&config)?;
+    let oidc = oidc_for(&config, &old.clock)?;
     Ok(AppState {
         policy: Arc::new(config.policy.clone()),
         config: Arc::new(config),

@@ -62,6 +62,18 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
                         tracing::warn!(error = %e, "cannot re-read the signing keys; the ones in force stay")
                     }
                 }
+                if let Some(provider) = &state.oidc {
+                    match provider.keys.reload() {
+                        Ok(true) => tracing::info!(
+                            event = "keys_reloaded",
+                            "OpenID Connect signing keys changed on disk; now in force"
+                        ),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot re-read the OpenID Connect signing keys; the ones in force stay")
+                        }
+                    }
+                }
             }
             // Pruning every minute, the first at start-up: off this thread, as it writes.
             if tick % 240 == 1 {

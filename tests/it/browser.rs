@@ -14,7 +14,7 @@ use crate::harness::require;
 use crate::proxies::{Proxy, Stack};
 
 /// The certificate as the `.p12` a person installs.
-fn p12(dir: &Path, pki: &Pki, cert: &CertFiles, name: &str) -> PathBuf {
+pub fn p12(dir: &Path, pki: &Pki, cert: &CertFiles, name: &str) -> PathBuf {
     let out = dir.join(format!("{name}.p12"));
     let status = Command::new("openssl")
         .args(["pkcs12", "-export", "-passout", "pass:pw", "-in"])
@@ -42,7 +42,7 @@ fn holding(stack: &Stack, p12: &Path) -> Chromium {
     )
 }
 
-fn tools_present() -> bool {
+pub fn tools_present() -> bool {
     if !(require("chromium") && require("pk12util") && require("openssl")) {
         return false;
     }

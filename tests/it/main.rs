@@ -16,6 +16,7 @@ mod home_assistant;
 mod lockout;
 mod oidc;
 mod oidc_logout;
+mod oidc_rp;
 mod one_list;
 mod operations;
 mod proxies;

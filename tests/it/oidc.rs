@@ -656,3 +656,204 @@ fn oidc_configuration_errors_name_the_key_and_the_fix() {
     );
     assert_eq!(code, 0, "{out}");
 }
+
+/// A relying party as small as one can be: a sign-in link (PKCE, state, nonce) and a callback
+/// that redeems the code at the token endpoint (through curl, trusting the test CA), checks
+/// the ID token against the JWKS and says who signed in. Served on `port` until the test ends.
+struct TestApp {
+    port: u16,
+}
+
+impl TestApp {
+    fn start_on(
+        port: u16,
+        issuer: String,
+        ca: std::path::PathBuf,
+        scratch: std::path::PathBuf,
+        mtls_port: u16,
+    ) -> Self {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let callback = format!("http://rp.example.com:{port}/callback");
+        std::thread::spawn(move || {
+            let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+            let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+            for stream in listener.incoming().flatten() {
+                let mut reader = std::io::BufReader::new(&stream);
+                let mut line = String::new();
+                let _ = std::io::BufRead::read_line(&mut reader, &mut line);
+                let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+                let body = if path.starts_with("/callback") {
+                    let q = query(&format!("http://x{path}"));
+                    let form = format!(
+                        "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={verifier}",
+                        enc(q.get("code").map_or("", String::as_str)),
+                        enc(&callback)
+                    );
+                    let r = crate::harness::curl::Curl::new(&scratch)
+                        .cacert(&ca)
+                        .resolve("auth.example.com", mtls_port)
+                        .arg("-u")
+                        .arg(format!("grafana:{SECRET}"))
+                        .post(&format!("{issuer}/oidc/token"), &form);
+                    let id_token: serde_json::Value =
+                        serde_json::from_str(&r.body).unwrap_or_default();
+                    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(
+                        &crate::harness::curl::Curl::new(&scratch)
+                            .cacert(&ca)
+                            .resolve("auth.example.com", mtls_port)
+                            .get(&format!("{issuer}/oidc/jwks"))
+                            .body,
+                    )
+                    .unwrap();
+                    let token = id_token["id_token"].as_str().unwrap_or("");
+                    let verified = jsonwebtoken::decode_header(token).ok().and_then(|h| {
+                        let jwk = jwks.find(h.kid.as_deref()?)?;
+                        let mut v = jsonwebtoken::Validation::new(h.alg);
+                        v.set_audience(&["grafana"]);
+                        v.set_issuer(&[issuer.as_str()]);
+                        jsonwebtoken::decode::<serde_json::Value>(
+                            token,
+                            &jsonwebtoken::DecodingKey::from_jwk(jwk).ok()?,
+                            &v,
+                        )
+                        .ok()
+                    });
+                    match verified {
+                        Some(data)
+                            if data.claims["nonce"] == "rp-nonce"
+                                && q.get("state").map(String::as_str) == Some("rp-state") =>
+                        {
+                            format!(
+                                "<p id=who>Signed in as {} ({})</p>",
+                                data.claims["sub"].as_str().unwrap_or(""),
+                                data.claims["email"].as_str().unwrap_or("")
+                            )
+                        }
+                        _ => format!("<p>Sign-in failed: {}</p>", r.body),
+                    }
+                } else {
+                    let authorize = format!(
+                        "{issuer}/oidc/authorize?response_type=code&client_id=grafana&redirect_uri={}&scope=openid%20email&state=rp-state&nonce=rp-nonce&code_challenge={challenge}&code_challenge_method=S256",
+                        enc(&callback)
+                    );
+                    format!("<p>Test app</p><a id=signin href=\"{authorize}\">Sign in with certgate</a>")
+                };
+                let page = format!("<!doctype html><html><body>{body}</body></html>");
+                let _ = std::io::Write::write_all(
+                    &mut &stream,
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                        page.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        Self { port }
+    }
+}
+
+#[test]
+fn a_person_with_a_certificate_clicks_sign_in_at_an_app_and_is_signed_in_without_a_password() {
+    if !crate::browser::tools_present() || !require("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pki = crate::harness::pki::Pki::new(d, "Test CA");
+    let server = pki.server(&["auth.example.com"]);
+    let alice = pki.user("alice");
+    // The app's callback is the test app's; certgate is auth.example.com to the browser.
+    let app_port = crate::harness::free_port();
+    let callback = format!("http://rp.example.com:{app_port}/callback");
+    let body = format!(
+        "public_url = \"https://auth.example.com:{{MTLS_PORT}}\"\ndata_dir = \"data\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[client_ca]\nbundle = \"{}\"\n[[users]]\nname = \"alice\"\nemail = \"alice@example.test\"\n[access]\nallow_unmatched = true\n[oidc]\n[[oidc.clients]]\nid = \"grafana\"\nsecret = \"{SECRET}\"\nredirect_uris = [\"{callback}\"]\n",
+        server.cert.display(),
+        server.key.display(),
+        pki.ca_pem.display()
+    );
+    let cg = crate::harness::certgate::Certgate::start(d, &body, true);
+    let issuer = format!("https://auth.example.com:{}", cg.mtls_port.unwrap());
+    // The test app listens where its callback says (curl reaches certgate as localhost).
+    let app = TestApp::start_on(
+        app_port,
+        issuer.clone(),
+        pki.ca_pem.clone(),
+        d.to_path_buf(),
+        cg.mtls_port.unwrap(),
+    );
+    let p12 = crate::browser::p12(d, &pki, &alice, "alice");
+    let mut b = crate::harness::chromium::Chromium::start(
+        &pki.ca_pem,
+        Some(crate::harness::chromium::Identity {
+            p12: &p12,
+            password: "pw",
+        }),
+    );
+    b.goto(&format!("http://rp.example.com:{}/", app.port));
+    assert!(b.text().contains("Test app"), "{}", b.text());
+    b.click("#signin");
+    let text = b.text();
+    assert!(b.url().starts_with(&callback), "{}: {text}", b.url());
+    assert!(
+        text.contains("Signed in as alice (alice@example.test)"),
+        "{text}"
+    );
+    b.screenshot("oidc-01-app-signed-in");
+}
+
+#[test]
+fn keys_rotate_publishes_the_next_oidc_keys_at_once_and_signs_with_them_later() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let kids = |s: &Setup| -> Vec<String> {
+        json(&s.curl().get(&s.cg.mtls("/oidc/jwks")))["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = kids(&s);
+    assert_eq!(before.len(), 3);
+    let (status, out) = run(
+        s.dir.path(),
+        &[
+            "keys",
+            "rotate",
+            "--config",
+            "certgate.toml",
+            "--publish-ahead",
+            "1h",
+        ],
+    );
+    assert_eq!(status, 0, "{out}");
+    assert_eq!(out.matches("next OpenID Connect key").count(), 3, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while kids(&s).len() != 6 {
+        assert!(
+            Instant::now() < deadline,
+            "the next keys were not published: {:?}",
+            kids(&s)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Published ahead, not yet signing: a new ID token still carries a kid of before.
+    let code = new_code(&s, "grafana", &[]);
+    let form = format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}",
+        enc(&code),
+        enc(CALLBACK)
+    );
+    let t = json(&token(&s, &form, true));
+    let kid = jsonwebtoken::decode_header(t["id_token"].as_str().unwrap())
+        .unwrap()
+        .kid
+        .unwrap();
+    assert!(before.contains(&kid), "{kid} is not one of {before:?}");
+    let (_, list) = run(s.dir.path(), &["keys", "list", "--config", "certgate.toml"]);
+    assert_eq!(list.matches("(OpenID Connect,").count(), 6, "{list}");
+    assert!(list.contains("next  (OpenID Connect, RS256)"), "{list}");
+}

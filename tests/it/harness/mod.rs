@@ -11,6 +11,7 @@ pub mod home_assistant;
 pub mod nginx;
 pub mod pki;
 pub mod redis;
+pub mod rp;
 pub mod traefik;
 pub mod upstream;
 
