@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::direct::{cookie_value, setup_env, Setup, LOOPBACK};
+use crate::direct::{cookie_value, Setup, LOOPBACK};
 use crate::harness::backchannel::{Post, Receiver};
-use crate::harness::certgate::{run, Certgate};
+use crate::harness::certgate::{mtls_config, run, Certgate};
 use crate::harness::curl::{Curl, Response};
-use crate::harness::pki::CertFiles;
+use crate::harness::pki::{CertFiles, Pki};
 use crate::harness::require;
 
 const SECRET: &str = "grafana-secret-0123456789abcdef";
@@ -18,32 +18,59 @@ const AFTER_LOGOUT: &str = "https://app.example.test/signed-out";
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 /// certgate with the app `grafana` (RS256, back-channel logout to `rp`) and the app `quiet`
-/// (no back-channel URI); alice and bob may sign in.
+/// (no back-channel URI); alice (admins) and bob may sign in; the client CA's CRL file (empty
+/// at first) is `crl.pem` in the test directory. Returns bob's certificate too.
 fn provider(rp: &Receiver) -> (Setup, CertFiles) {
-    let s = setup_env(
-        LOOPBACK,
-        &format!(
-            r#"[[users]]
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "Test Client CA");
+    let server = pki.server(&["localhost", "127.0.0.1"]);
+    let alice = pki.user("alice");
+    let bob = pki.user("bob");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let crl = dir.path().join("crl.pem");
+    std::fs::write(&crl, pki.ca.crl(&[], now, 7).unwrap().0).unwrap();
+    // `mtls_config` leaves [client_ca] open for more of its keys.
+    let body = format!(
+        r#"{head}crl = ["{crl}"]
+[proxy]
+trusted = {LOOPBACK}
+[[users]]
+name = "alice"
+groups = ["admins", "family"]
+email = "alice@example.test"
+[[users]]
 name = "bob"
 email = "bob@example.test"
+[access]
+allow_unmatched = true
+[admin]
+groups = ["admins"]
 [oidc]
 [[oidc.clients]]
 id = "grafana"
 secret = "{SECRET}"
 redirect_uris = ["{CALLBACK}"]
 post_logout_redirect_uris = ["{AFTER_LOGOUT}"]
-backchannel_logout_uri = "{}"
+backchannel_logout_uri = "{rp}"
 [[oidc.clients]]
 id = "quiet"
 secret = "{SECRET}"
 redirect_uris = ["{CALLBACK}"]
 "#,
-            rp.url()
-        ),
-        &[],
+        head = mtls_config(&server, &pki.ca_pem),
+        crl = crl.display(),
+        rp = rp.url(),
     );
-    let bob = s.pki.user("bob");
-    (s, bob)
+    let cg = Certgate::start(dir.path(), &body, true);
+    (
+        Setup {
+            dir,
+            pki,
+            cg,
+            alice,
+        },
+        bob,
+    )
 }
 
 fn enc(s: &str) -> String {
@@ -444,4 +471,86 @@ fn two_servers_on_one_data_directory_send_each_logout_token_once() {
     expected.sort();
     assert_eq!(sids, expected, "one token per grant");
     drop(twin);
+}
+
+#[test]
+fn every_kind_of_revocation_reaches_the_app() {
+    if !require("curl") {
+        return;
+    }
+    let rp = Receiver::start(&[]);
+    let (s, bob_cert) = provider(&rp);
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--config", "certgate.toml"];
+        all.splice(0..0, args.iter().copied());
+        let (status, out) = run(s.dir.path(), &all);
+        assert_eq!(status, 0, "{args:?}: {out}");
+    };
+    let serial = |c: &CertFiles| {
+        certgate::cert::ClientCert::parse(&c.issued.cert_der)
+            .unwrap()
+            .serial
+            .as_str()
+            .to_string()
+    };
+    // The n-th logout token arrives within `limit`, for `t`.
+    let expect = |n: usize, limit: Duration, t: &SignIn, what: &str| {
+        let posts = rp.wait_for(n, limit);
+        assert_eq!(posts.len(), n, "{what}: {posts:?}");
+        let claims = checked_logout_token(&s, &posts[n - 1]);
+        assert_eq!(claims["sid"], t.sid().as_str(), "{what}");
+        assert_eq!(userinfo(&s, t), 401, "{what}");
+    };
+    let second = Duration::from_secs(1);
+
+    let t = sign_in(&s, s.as_alice(), "grafana");
+    cli(&["revoke", "--jti", &t.sid()]);
+    expect(1, second, &t, "certgate revoke --jti <session>");
+
+    let t = sign_in(&s, s.as_alice(), "grafana");
+    let r = s
+        .as_alice()
+        .post(&s.cg.mtls("/admin/revoke"), &format!("jti={}", t.sid()));
+    assert_eq!(r.status, 200, "{r:?}");
+    expect(2, second, &t, "/admin/revoke jti=<session>");
+
+    let t = sign_in(&s, s.as_alice(), "grafana");
+    cli(&["user", "disable", "alice"]);
+    expect(3, second, &t, "certgate user disable");
+    cli(&["user", "enable", "alice"]);
+    let deadline = Instant::now() + second;
+    while s.as_alice().get(&s.cg.mtls("/auth")).status != 200 {
+        assert!(Instant::now() < deadline, "alice is let back in");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let t = sign_in(&s, s.as_alice(), "grafana");
+    let cookie = format!("Cookie: __Host-certgate={}", t.cookie.clone().unwrap());
+    let out = s
+        .curl()
+        .header(&cookie)
+        .post(&s.cg.mtls("/logout"), "everywhere=1");
+    assert_eq!(out.status, 200, "{out:?}");
+    expect(4, second, &t, "log out everywhere");
+
+    let t = sign_in(&s, s.curl().cert(&bob_cert.cert, &bob_cert.key), "grafana");
+    cli(&["revoke", "--serial", &serial(&bob_cert)]);
+    expect(5, second, &t, "certgate revoke --serial");
+
+    // A CRL that lists the certificate (as a cron job replaces the file): no revocation entry
+    // is written, the sweep of every second finds it.
+    let t = sign_in(&s, s.as_alice(), "grafana");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let bytes = certgate::cert::ClientCert::parse(&s.alice.issued.cert_der)
+        .unwrap()
+        .serial
+        .to_bytes();
+    std::fs::write(
+        s.dir.path().join("crl.pem"),
+        s.pki.ca.crl(&[(bytes, now)], now, 7).unwrap().0,
+    )
+    .unwrap();
+    expect(6, 2 * second, &t, "a CRL listing the certificate");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(rp.posts().len(), 6, "one token per ended sign-in");
 }
