@@ -293,9 +293,19 @@ impl Default for Sender {
 /// How many deliveries one round sends at once (each on its own thread).
 const BATCH: usize = 8;
 
+/// What one round of [`deliver_due`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub delivered: u64,
+    pub retry: u64,
+    pub gave_up: u64,
+    /// The app has no `backchannel_logout_uri` any more (a reload removed it).
+    pub dropped: u64,
+}
+
 /// Sends the due logout tokens (up to [`BATCH`], in parallel) and records each outcome: sent,
 /// due again later, given up, or dropped because the app no longer has a
-/// `backchannel_logout_uri`. Returns how many were tried.
+/// `backchannel_logout_uri`.
 ///
 /// # Errors
 /// When the queue cannot be read or written.
@@ -303,10 +313,11 @@ pub fn deliver_due(
     provider: &super::Provider,
     sender: &Sender,
     now_ms: i64,
-) -> Result<usize, DbError> {
+) -> Result<Tally, DbError> {
     let queue = &provider.deliveries;
+    let mut tally = Tally::default();
     if !queue.any_due(now_ms)? {
-        return Ok(0);
+        return Ok(tally);
     }
     let claimed = queue.claim(now_ms, BATCH)?;
     let now = now_ms.div_euclid(1000);
@@ -330,28 +341,31 @@ pub fn deliver_due(
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
-    let tried = outcomes.len();
     for (d, outcome) in outcomes {
         match outcome {
             None => {
                 tracing::info!(client = %d.client_id, grant = %d.grant_id, "no back-channel logout URI for this client (any more): its logout token is dropped");
                 queue.done(d.id)?;
+                tally.dropped += 1;
             }
             Some(Ok(())) => {
                 tracing::info!(target: "audit", event = "oidc_backchannel_logout", client = %d.client_id, user = %d.sub, grant = %d.grant_id, attempts = d.attempts + 1, "logout token delivered");
                 queue.done(d.id)?;
+                tally.delivered += 1;
             }
             Some(Err(why)) => match queue.failed(&d, now_ms, &why)? {
                 Retry::At(due) => {
-                    tracing::warn!(client = %d.client_id, user = %d.sub, attempts = d.attempts + 1, error = %why, retry_in_ms = due - now_ms, "back-channel logout failed; it is tried again")
+                    tally.retry += 1;
+                    tracing::warn!(client = %d.client_id, user = %d.sub, attempts = d.attempts + 1, error = %why, retry_in_ms = due - now_ms, "back-channel logout failed; it is tried again");
                 }
                 Retry::GaveUp => {
-                    tracing::error!(event = "oidc_backchannel_gave_up", client = %d.client_id, user = %d.sub, grant = %d.grant_id, attempts = d.attempts + 1, error = %why, "back-channel logout given up after an hour of tries: the app may still hold this sign-in")
+                    tally.gave_up += 1;
+                    tracing::error!(event = "oidc_backchannel_gave_up", client = %d.client_id, user = %d.sub, grant = %d.grant_id, attempts = d.attempts + 1, error = %why, "back-channel logout given up after an hour of tries: the app may still hold this sign-in");
                 }
             },
         }
     }
-    Ok(tried)
+    Ok(tally)
 }
 
 #[cfg(test)]

@@ -41,7 +41,6 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
     actix_web::rt::spawn(async move {
         let mut failing = false;
         let mut tick = 0u32;
-        let mut swept = None;
         loop {
             actix_web::rt::time::sleep(std::time::Duration::from_millis(250)).await;
             let state = live.current();
@@ -90,12 +89,6 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
                 }
                 _ => {}
             }
-            // OpenID Connect grants that a revocation reached: after news, and every second.
-            let generation = state.revocations.generation();
-            if state.oidc.is_some() && (swept != Some(generation) || tick % 4 == 0) {
-                swept = Some(generation);
-                sweep(&state).await;
-            }
             #[allow(clippy::cast_precision_loss)] // seconds: far below 2^52
             state
                 .metrics
@@ -109,17 +102,44 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
     });
 }
 
-/// Ends the grants a revocation reached ([`crate::http::oidc::sweep`]), off this thread.
-async fn sweep(state: &std::sync::Arc<crate::http::AppState>) {
-    let state = std::sync::Arc::clone(state);
-    match web::block(move || crate::http::oidc::sweep(&state)).await {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::debug!(ended = n, "OpenID Connect grants ended by revocations"),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "cannot end the OpenID Connect grants that revocations reached; tried again in a second")
+/// Ends the OpenID Connect grants a revocation reached ([`crate::http::oidc::sweep`]), so
+/// that their apps are sent logout tokens: when the revocation view took in news (looked at
+/// four times a second, as often as it syncs), and every second (a CRL file changes without
+/// any). A task of its own, with the database work off this thread: a slow sweep never holds
+/// up the revocation sync.
+pub(super) fn sweep_grants(live: web::Data<Live>) {
+    actix_web::rt::spawn(async move {
+        let mut swept = None;
+        let mut tick = 0u32;
+        let mut failing = false;
+        loop {
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(250)).await;
+            tick = tick.wrapping_add(1);
+            let state = live.current();
+            let generation = state.revocations.generation();
+            if state.oidc.is_none() || (swept == Some(generation) && tick % 4 != 0) {
+                continue;
+            }
+            swept = Some(generation);
+            match web::block(move || crate::http::oidc::sweep(&state)).await {
+                Ok(Ok(n)) => {
+                    if failing {
+                        failing = false;
+                        tracing::info!("the OpenID Connect grants are writable again");
+                    }
+                    if n > 0 {
+                        tracing::debug!(ended = n, "OpenID Connect grants ended by revocations");
+                    }
+                }
+                Ok(Err(e)) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "cannot end the OpenID Connect grants that revocations reached; tried again every second");
+                }
+                Ok(Err(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "the grant sweep did not run"),
+            }
         }
-        Err(e) => tracing::warn!(error = %e, "the grant sweep did not run"),
-    }
+    });
 }
 
 /// Sends back-channel logout tokens from the queue, on a thread of its own (a slow app never
@@ -136,7 +156,19 @@ pub(super) fn deliver_logouts(live: web::Data<Live>) {
                 let Some(provider) = &state.oidc else {
                     continue;
                 };
-                match crate::oidc::backchannel::deliver_due(provider, &sender, state.clock.now_ms()) {
+                let round = crate::oidc::backchannel::deliver_due(provider, &sender, state.clock.now_ms());
+                if let Ok(tally) = &round {
+                    let count = |outcome: &str, n: u64| {
+                        if n > 0 {
+                            state.metrics.backchannel.with_label_values(&[outcome]).inc_by(n);
+                        }
+                    };
+                    count("delivered", tally.delivered);
+                    count("retry", tally.retry);
+                    count("gave_up", tally.gave_up);
+                    count("dropped", tally.dropped);
+                }
+                match round {
                     Ok(_) if failing => {
                         failing = false;
                         tracing::info!("the back-channel logout queue is readable again");

@@ -313,6 +313,15 @@ fn an_app_that_fails_twice_gets_its_logout_token_on_the_third_try() {
         s.cg.logs().contains("back-channel logout failed"),
         "the failures are logged"
     );
+    let metric = |outcome: &str| {
+        s.cg.metric(&format!(
+            "certgate_oidc_backchannel_logouts_total{{outcome=\"{outcome}\"}}"
+        ))
+    };
+    assert_eq!(
+        (metric("retry"), metric("delivered")),
+        (Some(2.0), Some(1.0))
+    );
 }
 
 #[test]
