@@ -461,6 +461,67 @@ mod tests {
         assert_eq!((got.len(), unique.len()), (50, 50));
     }
 
+    /// A one-request HTTP server answering `status`; returns its URL and the request it got.
+    fn answering(status: u16) -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/bc", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The head, then as much body as it announced.
+            let complete = |seen: &[u8]| {
+                let text = String::from_utf8_lossy(seen).to_ascii_lowercase();
+                let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                    return false;
+                };
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                body.len() >= length
+            };
+            while !complete(&seen) {
+                let n = stream.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+            }
+            write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            String::from_utf8_lossy(&seen).into_owned()
+        });
+        (url, handle)
+    }
+
+    #[test]
+    fn the_sender_posts_a_form_and_takes_only_200_and_204_as_success() {
+        let sender = Sender::new();
+        for (status, ok) in [(200, true), (204, true), (302, false), (500, false)] {
+            let (url, seen) = answering(status);
+            assert_eq!(sender.post(&url, "a.b.c").is_ok(), ok, "{status}");
+            let request = seen.join().unwrap();
+            assert!(request.starts_with("POST /bc "), "{request}");
+            assert!(
+                request
+                    .to_ascii_lowercase()
+                    .contains("content-type: application/x-www-form-urlencoded"),
+                "{request}"
+            );
+            assert!(request.ends_with("logout_token=a.b.c"), "{request}");
+        }
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/bc", closed.local_addr().unwrap());
+        drop(closed);
+        assert!(sender.post(&url, "t").is_err(), "no connection");
+    }
+
     #[test]
     fn a_logout_token_has_the_events_claim_and_no_nonce() {
         let dir = tempfile::tempdir().unwrap();
