@@ -8,6 +8,9 @@
 //!   queued for the apps and sent by a worker.
 //! - Every grant is checked against the revocation view when it is used (refresh, userinfo):
 //!   `certgate revoke --user/--device/--serial`, a lock-out, or `--jti <grant id>` end it.
+//!   Beside the servers, a sweep (`http::oidc::sweep`) marks such grants revoked as soon as
+//!   the revocation arrives, which queues a logout token for their app: the app learns of it
+//!   without waiting for its next refresh.
 //!
 //! Not yet here (issue 17): introspection, token revocation, the device grant,
 //! `tls_client_auth`, certificate-bound tokens, Redis.
