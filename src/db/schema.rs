@@ -93,7 +93,10 @@ const MIGRATIONS: &[&str] = &[
         claimed_until_ms INTEGER NOT NULL DEFAULT 0,
         last_error TEXT
     );
-    CREATE INDEX oidc_logout_deliveries_due ON oidc_logout_deliveries (due_ms);",
+    CREATE INDEX oidc_logout_deliveries_due ON oidc_logout_deliveries (due_ms);
+    -- 1 once tokens were issued from the grant: the app holds a sign-in, and is told when it
+    -- ends even after its tokens expired (see `Grants::prune`).
+    ALTER TABLE oidc_grants ADD COLUMN tokens_issued INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this certgate writes.

@@ -62,7 +62,9 @@ impl Provider {
             .map(|c| c.id.clone());
         Ok(Self {
             keys: OidcKeys::load_or_create(&keys_dir(data_dir), clock, lifetime)?,
-            grants: Grants::new(Arc::clone(&db)).notifying(notify.collect::<Vec<_>>()),
+            // An app's own session is taken to last at most as long as a refresh token.
+            grants: Grants::new(Arc::clone(&db))
+                .notifying(notify.collect::<Vec<_>>(), settings.refresh_token_ttl),
             deliveries: backchannel::Queue::new(db),
             settings,
         })
