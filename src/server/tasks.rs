@@ -104,8 +104,7 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
 
 /// Ends the OpenID Connect grants a revocation reached ([`crate::http::oidc::sweep`]), so
 /// that their apps are sent logout tokens: when the revocation view took in news (looked at
-/// four times a second, as often as it syncs), and every second (a CRL file changes without
-/// any). A task of its own, with the database work off this thread: a slow sweep never holds
+/// ten times a second: an atomic read), and every second (a CRL file changes without any). A task of its own, with the database work off this thread: a slow sweep never holds
 /// up the revocation sync.
 pub(super) fn sweep_grants(live: web::Data<Live>) {
     actix_web::rt::spawn(async move {
@@ -113,11 +112,11 @@ pub(super) fn sweep_grants(live: web::Data<Live>) {
         let mut tick = 0u32;
         let mut failing = false;
         loop {
-            actix_web::rt::time::sleep(std::time::Duration::from_millis(250)).await;
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
             tick = tick.wrapping_add(1);
             let state = live.current();
             let generation = state.revocations.generation();
-            if state.oidc.is_none() || (swept == Some(generation) && tick % 4 != 0) {
+            if state.oidc.is_none() || (swept == Some(generation) && tick % 10 != 0) {
                 continue;
             }
             swept = Some(generation);
@@ -143,7 +142,8 @@ pub(super) fn sweep_grants(live: web::Data<Live>) {
 }
 
 /// Sends back-channel logout tokens from the queue, on a thread of its own (a slow app never
-/// holds up a request or the revocation sync), looking for due ones five times a second.
+/// holds up a request or the revocation sync), looking for due ones ten times a second (one
+/// indexed read).
 pub(super) fn deliver_logouts(live: web::Data<Live>) {
     let spawned = std::thread::Builder::new()
         .name("backchannel-logout".into())
@@ -151,7 +151,7 @@ pub(super) fn deliver_logouts(live: web::Data<Live>) {
             let sender = crate::oidc::backchannel::Sender::new();
             let mut failing = false;
             loop {
-                std::thread::sleep(std::time::Duration::from_millis(200));
+                std::thread::sleep(std::time::Duration::from_millis(100));
                 let state = live.current();
                 let Some(provider) = &state.oidc else {
                     continue;

@@ -65,9 +65,6 @@ fn grant_standing(
     grant: &Grant,
     now: i64,
 ) -> Result<Identity, Standing> {
-    if grant.revoked {
-        return Err(Standing::Revoked("it was revoked"));
-    }
     let standing = state.standing_of(
         &grant.id,
         &grant.made.user,
@@ -75,16 +72,26 @@ fn grant_standing(
         grant.made.created_ms,
         now,
     );
-    if standing != Standing::Live {
-        return Err(standing);
-    }
-    if grant
+    let session_ended = grant
         .made
         .sid
         .as_deref()
-        .is_some_and(|sid| state.revocations.is_jti_revoked(sid))
-    {
-        return Err(Standing::Revoked("its certgate session was logged out"));
+        .is_some_and(|sid| state.revocations.is_jti_revoked(sid));
+    // The revocation that ended it, when there is one: more telling than the flag that the
+    // sweep (`sweep`) sets soon after.
+    let why = match &standing {
+        Standing::Revoked(why) => Some(*why),
+        Standing::Live | Standing::Unknown(_) => None,
+    }
+    .or(session_ended.then_some("its certgate session was logged out"));
+    if grant.revoked {
+        return Err(Standing::Revoked(why.unwrap_or("it was revoked")));
+    }
+    if let Some(why) = why {
+        return Err(Standing::Revoked(why));
+    }
+    if standing != Standing::Live {
+        return Err(standing);
     }
     let who = crate::identity::from_user(&grant.made.user, &state.config.identity)
         .map_err(|_| Standing::Revoked("its user is no longer known or is disabled"))?;
