@@ -269,6 +269,12 @@ pub enum OAuthError {
     /// A code or refresh token that is unknown, expired, used, or not this client's.
     InvalidGrant,
     UnsupportedGrantType,
+    /// RFC 8628 §3.5: a device's poll before the person decided, too soon, after a refusal,
+    /// or after its code expired.
+    AuthorizationPending,
+    SlowDown,
+    AccessDenied,
+    ExpiredToken,
 }
 
 impl OAuthError {
@@ -280,6 +286,10 @@ impl OAuthError {
             Self::InvalidClient => Code::InvalidClient,
             Self::InvalidGrant => Code::InvalidGrant,
             Self::UnsupportedGrantType => Code::UnsupportedGrantType,
+            Self::AuthorizationPending => Code::AuthorizationPending,
+            Self::SlowDown => Code::SlowDown,
+            Self::AccessDenied => Code::AccessDenied,
+            Self::ExpiredToken => Code::ExpiredToken,
         }
     }
 
@@ -290,7 +300,11 @@ impl OAuthError {
             | Self::InvalidScope
             | Self::InvalidTarget
             | Self::InvalidGrant
-            | Self::UnsupportedGrantType => StatusCode::BAD_REQUEST,
+            | Self::UnsupportedGrantType
+            | Self::AuthorizationPending
+            | Self::SlowDown
+            | Self::AccessDenied
+            | Self::ExpiredToken => StatusCode::BAD_REQUEST,
         }
     }
 }

@@ -75,7 +75,21 @@ const MIGRATIONS: &[&str] = &[
         used INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX oidc_tokens_grant ON oidc_tokens (grant_id);",
-    // 3: back-channel logout tokens waiting to reach their app (src/oidc/backchannel.rs).
+    // 3: device authorization requests (RFC 8628; src/oidc/device.rs).
+    "CREATE TABLE oidc_device (
+        -- SHA-256 of the device code, hex; the user code is short and typed by a person.
+        device_hash TEXT PRIMARY KEY,
+        user_code TEXT NOT NULL UNIQUE,
+        client_id TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        expires INTEGER NOT NULL,
+        -- Seconds the device must wait between polls (RFC 8628 §3.5: slow_down adds 5).
+        poll_interval INTEGER NOT NULL,
+        last_poll INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'approved', 'denied', 'spent')),
+        grant_id TEXT REFERENCES oidc_grants (id) ON DELETE CASCADE
+    );",
+    // 4: back-channel logout tokens waiting to reach their app (src/oidc/backchannel.rs).
     "CREATE TABLE oidc_logout_deliveries (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         client_id TEXT NOT NULL,

@@ -55,6 +55,10 @@ pub enum Code {
     InvalidClient,
     InvalidGrant,
     UnsupportedGrantType,
+    AuthorizationPending,
+    SlowDown,
+    AccessDenied,
+    ExpiredToken,
 
     // --- how an allowed check was let through (metric reasons)
     Bypass,
@@ -100,6 +104,10 @@ impl Code {
             Self::InvalidClient => "invalid_client",
             Self::InvalidGrant => "invalid_grant",
             Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::AccessDenied => "access_denied",
+            Self::ExpiredToken => "expired_token",
             Self::Bypass => "bypass",
             Self::Bearer => "bearer",
             Self::Session => "session",

@@ -113,6 +113,16 @@ pub static ROUTES: &[Route] = &[
     row(POST, "/oidc/logout", Class::Public, |r| {
         r.to(oidc::logout::post)
     }),
+    // RFC 8628: a device asks; a person with a certificate approves on the page.
+    row(POST, "/oidc/device", Class::Public, |r| {
+        r.to(oidc::device::authorization)
+    }),
+    row(GET, "/oidc/device/verify", Class::Public, |r| {
+        r.to(oidc::device::page)
+    }),
+    row(POST, "/oidc/device/verify", Class::Public, |r| {
+        r.to(oidc::device::decide)
+    }),
     // A one-time link; its secret is the credential.
     row(GET, "/enroll/download/{id}", Class::Public, |r| {
         r.to(enroll::download)

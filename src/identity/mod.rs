@@ -16,6 +16,9 @@ pub struct Identity {
     pub user: String,
     pub groups: Vec<String>,
     pub email: Option<String>,
+    /// Only an address from `[[users]]` with `email_verified = true` is verified; one from a
+    /// certificate or a token is what it says, unchecked.
+    pub email_verified: bool,
     pub name: Option<String>,
 }
 
@@ -212,6 +215,7 @@ fn resolve(found: Claimed<'_>, cfg: &Mapping) -> Result<Identity, IdentityError>
         Some(user) => Ok(Identity {
             user: user.name.clone(),
             groups: user.groups.clone(),
+            email_verified: user.email_verified && user.email.is_some(),
             email: user.email.clone().or_else(|| owned(found.email)),
             name: user.display_name.clone().or_else(|| owned(found.name)),
         }),
@@ -232,6 +236,7 @@ fn resolve(found: Claimed<'_>, cfg: &Mapping) -> Result<Identity, IdentityError>
                 user: found.user.to_owned(),
                 groups: found.groups.to_vec(),
                 email: owned(found.email),
+                email_verified: false,
                 name: owned(found.name),
             })
         }
@@ -277,6 +282,7 @@ mod tests {
             email: Some(format!("{name}@example.test")),
             display_name: Some("Alice Liddell".into()),
             disabled,
+            email_verified: true,
             ca: Vec::new(),
         }
     }
@@ -291,6 +297,7 @@ mod tests {
         assert_eq!(id.user, "alice");
         assert_eq!(id.groups, vec!["admins"]);
         assert_eq!(id.name.as_deref(), Some("Alice Liddell"));
+        assert!(id.email_verified, "the table vouches for its address");
     }
 
     #[test]

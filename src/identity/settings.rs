@@ -34,6 +34,8 @@ pub struct RawUser {
     pub email: Option<String>,
     pub display_name: Option<String>,
     pub disabled: bool,
+    /// The operator vouches for `email` (OpenID Connect's `email_verified`).
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,8 @@ pub struct User {
     pub email: Option<String>,
     pub display_name: Option<String>,
     pub disabled: bool,
+    /// `email` is the person's, as the operator checked (OpenID Connect's `email_verified`).
+    pub email_verified: bool,
     /// The CAs that may issue this user's certificates (see `identity::binding`); empty: any,
     /// where `Mapping::any_ca` says so, else none.
     pub ca: Vec<IssuerCa>,
@@ -152,12 +156,20 @@ fn users(c: &mut Checker, raw: Vec<RawUser>) -> (BTreeMap<String, User>, UserCas
                 );
             }
         }
+        if u.email_verified && u.email.is_none() {
+            c.fail(
+                &format!("users[{i}].email_verified"),
+                "is true, but the user has no email",
+                "set users.email to the address you checked, or remove email_verified",
+            );
+        }
         let user = User {
             name: name.clone(),
             groups: u.groups,
             email: u.email,
             display_name: u.display_name,
             disabled: u.disabled,
+            email_verified: u.email_verified,
             ca: Vec::new(),
         };
         if !u.ca.is_empty() {

@@ -155,6 +155,10 @@ impl Grants {
         })
     }
 
+    pub fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
     /// Stores a grant (id `id`) and the code that redeems it (by its hash).
     ///
     /// # Errors
@@ -169,20 +173,7 @@ impl Grants {
         code_expires: i64,
     ) -> Result<(), DbError> {
         self.db.write_relaxed(|tx| {
-            tx.execute(
-                &format!("INSERT INTO oidc_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"),
-                params![
-                    id,
-                    new.client_id,
-                    new.user,
-                    new.sid,
-                    new.cert_serial,
-                    new.scopes,
-                    new.nonce,
-                    new.auth_time,
-                    new.created_ms
-                ],
-            )?;
+            insert_grant(tx, id, new)?;
             tx.execute(
                 "INSERT INTO oidc_codes (hash, grant_id, redirect_uri, challenge, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![code_hash, id, redirect_uri, challenge, code_expires],
@@ -357,11 +348,13 @@ impl Grants {
         let notified = serde_json::to_string(&*self.notify).unwrap_or_else(|_| "[]".into());
         let kept_since = now.saturating_mul(1000).saturating_sub(self.keep_ms);
         self.db.write(|tx| {
-            let codes = tx.execute("DELETE FROM oidc_codes WHERE expires <= ?1", [now])?;
+            let codes = tx.execute("DELETE FROM oidc_codes WHERE expires <= ?1", [now])?
+                + tx.execute("DELETE FROM oidc_device WHERE expires <= ?1", [now])?;
             let tokens = tx.execute("DELETE FROM oidc_tokens WHERE expires <= ?1", [now])?;
             let grants = tx.execute(
                 "DELETE FROM oidc_grants WHERE NOT EXISTS (SELECT 1 FROM oidc_codes c WHERE c.grant_id = oidc_grants.id)
                  AND NOT EXISTS (SELECT 1 FROM oidc_tokens t WHERE t.grant_id = oidc_grants.id)
+                 AND NOT EXISTS (SELECT 1 FROM oidc_device d WHERE d.grant_id = oidc_grants.id)
                  AND NOT (revoked = 0 AND tokens_issued = 1 AND created_ms > ?1
                      AND client_id IN (SELECT value FROM json_each(?2)))",
                 params![kept_since, notified],
@@ -394,6 +387,34 @@ fn revoke_in(
         super::backchannel::enqueue_in(tx, &client_id, grant_id, &user, sid.as_deref(), now_ms)?;
     }
     Ok(true)
+}
+
+/// Stores a new grant (for a code, or a device's approval).
+pub(super) fn insert_grant(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    new: &NewGrant,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        &format!("INSERT INTO oidc_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"),
+        params![
+            id,
+            new.client_id,
+            new.user,
+            new.sid,
+            new.cert_serial,
+            new.scopes,
+            new.nonce,
+            new.auth_time,
+            new.created_ms
+        ],
+    )
+    .map(drop)
+}
+
+/// A grant by id (for the device grant's exchange).
+pub(super) fn load_grant(conn: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Grant>> {
+    load(conn, id)
 }
 
 #[cfg(test)]

@@ -12,10 +12,13 @@
 //!   the revocation arrives, which queues a logout token for their app: the app learns of it
 //!   without waiting for its next refresh.
 //!
-//! Not yet here (issue 17): introspection, token revocation, the device grant,
-//! `tls_client_auth`, certificate-bound tokens, Redis.
+//! - [`device`]: the device authorization grant (RFC 8628) for watches and TVs.
+//!
+//! Not yet here (issue 17): introspection, token revocation, `tls_client_auth`,
+//! certificate-bound tokens, Redis.
 
 pub mod backchannel;
+pub mod device;
 pub mod grants;
 pub mod keys;
 pub mod settings;
@@ -38,6 +41,7 @@ pub struct Provider {
     pub grants: Grants,
     /// Logout tokens waiting to be sent.
     pub deliveries: backchannel::Queue,
+    pub devices: device::Devices,
 }
 
 impl Provider {
@@ -65,6 +69,7 @@ impl Provider {
             // An app's own session is taken to last at most as long as a refresh token.
             grants: Grants::new(Arc::clone(&db))
                 .notifying(notify.collect::<Vec<_>>(), settings.refresh_token_ttl),
+            devices: device::Devices::new(Arc::clone(&db)),
             deliveries: backchannel::Queue::new(db),
             settings,
         })
@@ -86,13 +91,14 @@ impl Provider {
             "jwks_uri": self.endpoint("jwks"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
+            "device_authorization_endpoint": self.endpoint("device"),
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": algs,
             "scopes_supported": settings::SCOPES,
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "at_hash",
-                "name", "preferred_username", "email", "groups"],
+                "name", "preferred_username", "email", "email_verified", "groups"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
             "backchannel_logout_supported": true,
@@ -103,6 +109,9 @@ impl Provider {
         })
     }
 }
+
+/// The device authorization grant's `grant_type` (RFC 8628 §3.4).
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// Where the ID-token keys live.
 pub fn keys_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
@@ -138,6 +147,9 @@ pub struct Profile {
     pub preferred_username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// With `email`: true only where `[[users]]` says the operator checked the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
 }
@@ -146,13 +158,15 @@ impl Profile {
     /// The claims `grant`'s scopes allow of `who`.
     pub fn of(who: &Identity, grant: &Grant) -> Self {
         let profile = grant.has_scope("profile");
+        let email = grant
+            .has_scope("email")
+            .then(|| who.email.clone())
+            .flatten();
         Self {
             name: profile.then(|| who.name.clone().unwrap_or_else(|| who.user.clone())),
             preferred_username: profile.then(|| who.user.clone()),
-            email: grant
-                .has_scope("email")
-                .then(|| who.email.clone())
-                .flatten(),
+            email_verified: email.as_ref().map(|_| who.email_verified),
+            email,
             groups: grant.has_scope("groups").then(|| who.groups.clone()),
         }
     }

@@ -120,6 +120,7 @@ fn who(name: &str) -> Option<Identity> {
         user: name.into(),
         groups,
         email: None,
+        email_verified: false,
         name: None,
     })
 }

@@ -228,7 +228,7 @@ fn ca_imports_an_existing_ca_and_refuses_a_leaf() {
     assert!(out.contains("--days"), "{out}");
 }
 
-fn serial_of(pem_path: &std::path::Path) -> String {
+pub fn serial_of(pem_path: &std::path::Path) -> String {
     let pem = std::fs::read_to_string(pem_path).unwrap();
     let der: rustls_pki_types::CertificateDer<'static> =
         rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes()).unwrap();

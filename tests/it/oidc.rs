@@ -31,6 +31,10 @@ token_endpoint_auth_method = "none"
 redirect_uris = ["{CALLBACK}"]
 id_token_signed_response_alg = "ES256"
 [[oidc.clients]]
+id = "tv"
+token_endpoint_auth_method = "none"
+redirect_uris = ["{CALLBACK}"]
+[[oidc.clients]]
 id = "bobs-app"
 secret = "{SECRET}"
 redirect_uris = ["{CALLBACK}"]
@@ -84,6 +88,15 @@ fn new_code(s: &Setup, client: &str, extra: &[(&str, &str)]) -> String {
     assert_eq!(q["state"], "st-123");
     assert_eq!(q["iss"], s.cg.mtls(""));
     q["code"].clone()
+}
+
+/// The token request that redeems `code` (for CALLBACK).
+fn code_form(code: &str) -> String {
+    format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}",
+        enc(code),
+        enc(CALLBACK)
+    )
 }
 
 fn token(s: &Setup, form: &str, basic: bool) -> Response {
@@ -195,11 +208,7 @@ fn a_certificate_signs_in_to_an_app_and_its_tokens_work_until_revoked() {
         "{r:?}"
     );
     let code = query(r.header("location").unwrap())["code"].clone();
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     let t = token(&s, &form, true);
     assert_eq!(t.status, 200, "{t:?}");
     assert_eq!(t.header("cache-control"), Some("no-store"));
@@ -208,6 +217,10 @@ fn a_certificate_signs_in_to_an_app_and_its_tokens_work_until_revoked() {
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["nonce"], "n-456");
     assert_eq!(claims["email"], "alice@example.test");
+    assert_eq!(
+        claims["email_verified"], false,
+        "[[users]] does not vouch for it"
+    );
     assert_eq!(claims["name"], "Alice Liddell");
     assert_eq!(claims["groups"], serde_json::json!(["admins", "family"]));
     assert_eq!(claims["amr"], serde_json::json!(["mtls"]));
@@ -266,11 +279,7 @@ fn a_certificate_signs_in_to_an_app_and_its_tokens_work_until_revoked() {
     // A second sign-in, ended by `certgate revoke --user`: refresh and userinfo refuse
     // within a second.
     let code = new_code(&s, "grafana", &[]);
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     let t = json(&token(&s, &form, true));
     let access = t["access_token"].as_str().unwrap().to_string();
     assert_eq!(userinfo(&s, &access).status, 200);
@@ -310,11 +319,7 @@ fn logging_out_of_certgate_ends_the_apps_sign_in_made_from_that_session() {
         .jar(&jar)
         .get(&authorize_url(&s, &code_request("grafana", &[])));
     let code = query(r.header("location").unwrap())["code"].clone();
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     let t = json(&token(&s, &form, true));
     let access = t["access_token"].as_str().unwrap();
     assert_eq!(userinfo(&s, access).status, 200);
@@ -349,11 +354,7 @@ fn a_code_is_single_use_and_its_replay_revokes_what_it_gave() {
     }
     let s = provider("");
     let code = new_code(&s, "grafana", &[]);
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     let first = json(&token(&s, &form, true));
     let access = first["access_token"].as_str().unwrap();
     assert_eq!(userinfo(&s, access).status, 200);
@@ -385,11 +386,7 @@ fn client_authentication_is_checked_and_answered_with_a_basic_challenge() {
     }
     let s = provider("");
     let code = new_code(&s, "grafana", &[]);
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     for bad in [
         s.curl().arg("-u").arg("grafana:wrong-secret-0123456789"),
         s.curl().arg("-u").arg("nobody:whatever"),
@@ -634,6 +631,7 @@ fn oidc_configuration_errors_name_the_key_and_the_fix() {
     };
     for (body, expect) in [
         ("[oidc]\n", "oidc.clients: none"),
+        ("[[users]]\nname = \"x\"\nemail_verified = true\n", "users[0].email_verified"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb#frag\"]\n", "oidc.clients[0].redirect_uris[0]"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nsecret = \"short\"\nredirect_uris = [\"https://x/cb\"]\n", "shorter than 16"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\nid_token_signed_response_alg = \"HS256\"\n", "oidc.clients[0].id_token_signed_response_alg"),
@@ -842,11 +840,7 @@ fn keys_rotate_publishes_the_next_oidc_keys_at_once_and_signs_with_them_later() 
     }
     // Published ahead, not yet signing: a new ID token still carries a kid of before.
     let code = new_code(&s, "grafana", &[]);
-    let form = format!(
-        "grant_type=authorization_code&code={}&redirect_uri={}",
-        enc(&code),
-        enc(CALLBACK)
-    );
+    let form = code_form(&code);
     let t = json(&token(&s, &form, true));
     let kid = jsonwebtoken::decode_header(t["id_token"].as_str().unwrap())
         .unwrap()
@@ -856,4 +850,141 @@ fn keys_rotate_publishes_the_next_oidc_keys_at_once_and_signs_with_them_later() 
     let (_, list) = run(s.dir.path(), &["keys", "list", "--config", "certgate.toml"]);
     assert_eq!(list.matches("(OpenID Connect,").count(), 6, "{list}");
     assert!(list.contains("next  (OpenID Connect, RS256)"), "{list}");
+}
+
+/// A device (a TV, a watch) asks for codes.
+fn device_request(s: &Setup) -> serde_json::Value {
+    let r = s.curl().post(
+        &s.cg.mtls("/oidc/device"),
+        "client_id=tv&scope=openid%20profile",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    json(&r)
+}
+
+fn device_poll(s: &Setup, device_code: &str) -> Response {
+    s.curl().post(
+        &s.cg.mtls("/oidc/token"),
+        &format!(
+            "grant_type={}&client_id=tv&device_code={}",
+            enc("urn:ietf:params:oauth:grant-type:device_code"),
+            enc(device_code)
+        ),
+    )
+}
+
+/// The person's decision on certgate's device page, with alice's certificate.
+fn device_decide(s: &Setup, user_code: &str, action: &str, origin: Option<&str>) -> Response {
+    let mut c = s.as_alice();
+    if let Some(o) = origin {
+        c = c.header(&format!("Origin: {o}"));
+    }
+    c.post(
+        &s.cg.mtls("/oidc/device/verify"),
+        &format!("user_code={}&action={action}", enc(user_code)),
+    )
+}
+
+#[test]
+fn a_device_is_signed_in_from_a_phone_with_a_certificate_and_out_with_it() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let origin = s.cg.mtls("");
+    let d = device_request(&s);
+    let (device_code, user_code) = (
+        d["device_code"].as_str().unwrap(),
+        d["user_code"].as_str().unwrap(),
+    );
+    assert_eq!(d["interval"], 5);
+    let complete = d["verification_uri_complete"].as_str().unwrap();
+    assert!(
+        complete.starts_with(&s.cg.mtls("/oidc/device/verify?user_code=")),
+        "{complete}"
+    );
+
+    // The phone opens the link: without a certificate it is sent to sign in first.
+    let r = s.curl().get(complete);
+    assert_eq!(r.status, 302);
+    assert!(r
+        .header("location")
+        .unwrap()
+        .starts_with(&s.cg.mtls("/auth?rd=")));
+    let page = s.as_alice().get(complete);
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("Sign in tv as alice"), "{}", page.body);
+    // A form posted from elsewhere (no Origin, or another one) decides nothing.
+    assert_eq!(device_decide(&s, user_code, "approve", None).status, 403);
+    assert_eq!(
+        device_decide(&s, user_code, "approve", Some("https://evil.example")).status,
+        403
+    );
+    let typed = user_code.to_lowercase().replace('-', " ");
+    let ok = device_decide(&s, &typed, "approve", Some(&origin));
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(ok.body.contains("tv is signed in as alice"), "{}", ok.body);
+
+    let t = device_poll(&s, device_code);
+    assert_eq!(t.status, 200, "{t:?}");
+    let t = json(&t);
+    let claims = verified_claims(&s, t["id_token"].as_str().unwrap(), "tv");
+    assert_eq!(claims["sub"], "alice");
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&s, access).status, 200);
+    assert_eq!(
+        json(&device_poll(&s, device_code))["error"],
+        "invalid_grant",
+        "handed out once"
+    );
+
+    // Signing the phone out (its certificate's serial) ends the device's grant too.
+    let serial = crate::ca::serial_of(&s.alice.cert);
+    let (status, out) = run(
+        s.dir.path(),
+        &["revoke", "--config", "certgate.toml", "--device", &serial],
+    );
+    assert_eq!(status, 0, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while userinfo(&s, access).status != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "the device still signed in after its phone was signed out"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_device_polls_politely_and_hears_a_refusal() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let d = device_request(&s);
+    let device_code = d["device_code"].as_str().unwrap();
+    assert_eq!(
+        json(&device_poll(&s, device_code))["error"],
+        "authorization_pending"
+    );
+    assert_eq!(json(&device_poll(&s, device_code))["error"], "slow_down");
+    let denied = device_decide(
+        &s,
+        d["user_code"].as_str().unwrap(),
+        "deny",
+        Some(&s.cg.mtls("")),
+    );
+    assert_eq!(denied.status, 200, "{denied:?}");
+    // A decided request answers at once: slow_down only holds back polls of a pending one.
+    assert_eq!(
+        json(&device_poll(&s, device_code))["error"],
+        "access_denied"
+    );
+    assert_eq!(
+        json(&device_poll(&s, "no-such-code"))["error"],
+        "invalid_grant"
+    );
+    // An unknown user code on the page: said so, nothing decided.
+    let r = device_decide(&s, "BCDF-GHJK", "approve", Some(&s.cg.mtls("")));
+    assert_eq!(r.status, 400);
 }

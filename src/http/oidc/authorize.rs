@@ -221,20 +221,12 @@ fn authorize(
         return Err(AppError::Internal("the system random number generator failed".into()).into());
     };
     let now = state.clock.now();
-    let grant = NewGrant {
-        client_id: client.id.clone(),
-        user: person.who.user.clone(),
-        sid: Some(person.sid.clone()),
-        cert_serial: person.serial.clone(),
-        scopes: scopes.join(" "),
-        nonce: get("nonce").map(String::from),
-        auth_time: person.auth_time,
-        created_ms: state.revocations.mint_time(
-            &person.who.user,
-            person.serial.as_deref(),
-            state.clock.now_ms(),
-        ),
-    };
+    let grant = person.grant(
+        state,
+        &client.id,
+        scopes.join(" "),
+        get("nonce").map(String::from),
+    );
     let expires =
         now.saturating_add(i64::try_from(provider.settings.code_ttl.as_secs()).unwrap_or(60));
     provider
@@ -305,19 +297,45 @@ fn pkce<'a>(
 }
 
 /// Who is signing in, and the certgate session the grant belongs to.
-struct Person {
-    who: Identity,
+pub(super) struct Person {
+    pub(super) who: Identity,
     /// The certgate session's id: the ID token's `sid`.
-    sid: String,
-    serial: Option<String>,
-    auth_time: i64,
+    pub(super) sid: String,
+    pub(super) serial: Option<String>,
+    pub(super) auth_time: i64,
     /// A session minted here for a certificate without one.
-    set_cookie: Option<String>,
+    pub(super) set_cookie: Option<String>,
+}
+
+impl Person {
+    /// A new grant of `scopes` to `client_id` for this person, made now.
+    pub(super) fn grant(
+        &self,
+        state: &AppState,
+        client_id: &str,
+        scopes: String,
+        nonce: Option<String>,
+    ) -> NewGrant {
+        NewGrant {
+            client_id: client_id.to_string(),
+            user: self.who.user.clone(),
+            sid: Some(self.sid.clone()),
+            cert_serial: self.serial.clone(),
+            scopes,
+            nonce,
+            auth_time: self.auth_time,
+            created_ms: state.revocations.mint_time(
+                &self.who.user,
+                self.serial.as_deref(),
+                state.clock.now_ms(),
+            ),
+        }
+    }
 }
 
 /// The person behind the request: their live certgate session, else their certificate (a
 /// session is started for it). `None`: neither.
-fn person(
+pub(super) fn person(
     req: &HttpRequest,
     state: &AppState,
     meta: &RequestMeta,

@@ -1,9 +1,10 @@
 //! The OpenID Connect provider's endpoints ([`crate::oidc`] holds what they share):
-//! discovery and JWKS, [`authorize`], [`token`], [`userinfo`] and [`logout`] (RP-initiated).
-//! Without `[oidc]` each answers 404, as an unknown route would. [`sweep`] ends the grants that
-//! a revocation reached, so that their apps are told.
+//! discovery and JWKS, [`authorize`], [`token`], [`userinfo`], the [`device`] grant and
+//! [`logout`] (RP-initiated). Without `[oidc]` each answers 404, as an unknown route would.
+//! [`sweep`] ends the grants that a revocation reached, so that their apps are told.
 
 pub mod authorize;
+pub mod device;
 pub mod logout;
 pub mod token;
 pub mod userinfo;

@@ -46,7 +46,7 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
     }
 }
 
-fn oauth(error: OAuthError, description: impl Into<String>) -> AppError {
+pub(super) fn oauth(error: OAuthError, description: impl Into<String>) -> AppError {
     AppError::OAuth {
         error,
         description: description.into(),
@@ -176,20 +176,25 @@ fn token(
             let who = live(state, provider, &grant, now)?;
             issue(state, provider, client, &grant, &who, false)
         }
+        Some(crate::oidc::DEVICE_GRANT) => {
+            let code = get("device_code")
+                .ok_or_else(|| oauth(OAuthError::InvalidRequest, "device_code is missing"))?;
+            super::device::exchange(state, provider, client, code, now)
+        }
         Some(_) => Err(oauth(
             OAuthError::UnsupportedGrantType,
-            "grant_type must be authorization_code or refresh_token",
+            "grant_type must be authorization_code, refresh_token or urn:ietf:params:oauth:grant-type:device_code",
         )),
         None => Err(oauth(OAuthError::InvalidRequest, "grant_type is missing")),
     }
 }
 
-fn unavailable(e: crate::db::DbError) -> AppError {
+pub(super) fn unavailable(e: crate::db::DbError) -> AppError {
     AppError::Unavailable(format!("the grants cannot be read: {e}"))
 }
 
 /// The client the request authenticates as, by its configured method.
-fn client<'a>(
+pub(super) fn client<'a>(
     req: &HttpRequest,
     provider: &'a Provider,
     form_id: Option<&str>,
@@ -266,7 +271,7 @@ fn client<'a>(
 }
 
 /// The person of a grant, if the grant still counts (see `grant_standing`).
-fn live(
+pub(super) fn live(
     state: &AppState,
     provider: &Provider,
     grant: &Grant,
@@ -284,7 +289,7 @@ fn live(
 
 /// New tokens for `grant`: an access token, an ID token (with the nonce on the code's
 /// exchange) and, with `offline_access`, a refresh token.
-fn issue(
+pub(super) fn issue(
     state: &AppState,
     provider: &Provider,
     client: &Client,

@@ -173,6 +173,7 @@ mod tests {
             email: None,
             display_name: None,
             disabled,
+            email_verified: false,
             ca: Vec::new(),
         };
         Mapping {
