@@ -571,5 +571,17 @@ mod tests {
         );
         assert_eq!(claims["exp"], 100 + TOKEN_TTL);
         assert!(claims.get("nonce").is_none());
+        // Signed with the client's own algorithm, whichever it is.
+        for alg in super::super::Alg::ALL {
+            let client = Client {
+                alg,
+                ..client.clone()
+            };
+            let jwt = logout_token(&keys, "https://idp", &client, &d, 100).unwrap();
+            assert_eq!(
+                jsonwebtoken::decode_header(&jwt).unwrap().alg,
+                super::super::keys::jwt_alg(alg)
+            );
+        }
     }
 }
