@@ -104,8 +104,9 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
 
 /// Ends the OpenID Connect grants a revocation reached ([`crate::http::oidc::sweep`]), so
 /// that their apps are sent logout tokens: when the revocation view took in news (looked at
-/// ten times a second: an atomic read), and every second (a CRL file changes without any). A task of its own, with the database work off this thread: a slow sweep never holds
-/// up the revocation sync.
+/// ten times a second: an atomic read), and every second (a CRL file changes without any).
+/// A task of its own, with the database work off this thread: a slow sweep never holds up
+/// the revocation sync.
 pub(super) fn sweep_grants(live: web::Data<Live>) {
     actix_web::rt::spawn(async move {
         let mut swept = None;
