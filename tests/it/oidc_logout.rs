@@ -21,6 +21,11 @@ const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// (no back-channel URI); alice (admins) and bob may sign in; the client CA's CRL file (empty
 /// at first) is `crl.pem` in the test directory. Returns bob's certificate too.
 fn provider(rp: &Receiver) -> (Setup, CertFiles) {
+    provider_with(&rp.url(), &[])
+}
+
+/// [`provider`] with the back-channel URI `rp` and extra environment for certgate.
+fn provider_with(rp: &str, env: &[(&str, &str)]) -> (Setup, CertFiles) {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path(), "Test Client CA");
     let server = pki.server(&["localhost", "127.0.0.1"]);
@@ -59,9 +64,8 @@ redirect_uris = ["{CALLBACK}"]
 "#,
         head = mtls_config(&server, &pki.ca_pem),
         crl = crl.display(),
-        rp = rp.url(),
     );
-    let cg = Certgate::start(dir.path(), &body, true);
+    let cg = Certgate::start_env(dir.path(), &body, true, env);
     (
         Setup {
             dir,
@@ -562,4 +566,45 @@ fn every_kind_of_revocation_reaches_the_app() {
     expect(6, 2 * second, &t, "a CRL listing the certificate");
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(rp.posts().len(), 6, "one token per ended sign-in");
+}
+
+#[test]
+fn an_https_back_channel_uri_is_verified_against_the_system_roots() {
+    if !require("curl") {
+        return;
+    }
+    // The app's certificate comes from a CA that only SSL_CERT_FILE names (as an operator
+    // adds a private CA to the system's store).
+    let other = tempfile::tempdir().unwrap();
+    let app_pki = Pki::new(other.path(), "App CA");
+    let app_server = app_pki.server(&["127.0.0.1"]);
+    let ca = app_pki.ca_pem.display().to_string();
+    for (trusted, env) in [
+        (true, vec![("SSL_CERT_FILE", ca.as_str())]),
+        (false, vec![]),
+    ] {
+        let rp = Receiver::start_tls(&[], &app_server);
+        let (s, _) = provider_with(&rp.https_url(), &env);
+        let t = sign_in(&s, s.as_alice(), "grafana");
+        let (status, out) = run(
+            s.dir.path(),
+            &["revoke", "--config", "certgate.toml", "--user", "alice"],
+        );
+        assert_eq!(status, 0, "{out}");
+        let posts = rp.wait_for(1, Duration::from_millis(1500));
+        if trusted {
+            assert_eq!(posts.len(), 1, "delivered over https");
+            assert_eq!(checked_logout_token(&s, &posts[0])["sid"], t.sid().as_str());
+        } else {
+            assert!(
+                posts.is_empty(),
+                "an app certgate cannot verify gets nothing"
+            );
+            assert!(
+                s.cg.logs().contains("back-channel logout failed"),
+                "{}",
+                s.cg.logs()
+            );
+        }
+    }
 }

@@ -44,11 +44,50 @@ impl Receiver {
                 let record = Arc::clone(&record);
                 let statuses = statuses.clone();
                 std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
                     let _ = serve(stream, &record, &statuses);
                 });
             }
         });
         Self { port, posts }
+    }
+
+    /// [`Self::start`] over TLS with `server` (a certificate for 127.0.0.1): its URL is
+    /// [`Self::https_url`].
+    pub fn start_tls(statuses: &[u16], server: &super::pki::CertFiles) -> Self {
+        let tls = std::sync::Arc::new(
+            rustls::ServerConfig::builder()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![server.issued.cert_der.clone().into()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(server.issued.key_der.clone().into()),
+                )
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let posts: Arc<Mutex<Vec<Post>>> = Arc::default();
+        let record = Arc::clone(&posts);
+        let statuses = statuses.to_vec();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (record, statuses, tls) =
+                    (Arc::clone(&record), statuses.clone(), Arc::clone(&tls));
+                std::thread::spawn(move || {
+                    let Ok(conn) = rustls::ServerConnection::new(tls) else {
+                        return;
+                    };
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    // A client that refuses the certificate ends the handshake: nothing recorded.
+                    let _ = serve(rustls::StreamOwned::new(conn, stream), &record, &statuses);
+                });
+            }
+        });
+        Self { port, posts }
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://127.0.0.1:{}/backchannel", self.port)
     }
 
     pub fn url(&self) -> String {
@@ -72,13 +111,12 @@ impl Receiver {
     }
 }
 
-fn serve(
-    stream: std::net::TcpStream,
+fn serve<S: Read + Write>(
+    stream: S,
     record: &Mutex<Vec<Post>>,
     statuses: &[u16],
 ) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     let method = request_line
@@ -114,7 +152,7 @@ fn serve(
         });
         answered
     };
-    let mut stream = stream;
+    let stream = reader.get_mut();
     write!(
         stream,
         "HTTP/1.1 {answered} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
