@@ -15,6 +15,7 @@ mod harness;
 mod home_assistant;
 mod lockout;
 mod oidc;
+mod oidc_logout;
 mod oidc_rp;
 mod one_list;
 mod operations;
