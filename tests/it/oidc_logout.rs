@@ -417,18 +417,54 @@ fn rp_initiated_logout_ends_the_session_and_goes_back_only_to_a_registered_uri()
         "the hinted session ended all the same"
     );
 
-    // client_id alone (an app with a fixed logout URL), as a form POST: this browser's session.
+    // client_id alone (an app with a fixed logout URL): any site could send a browser there,
+    // so the person confirms on certgate's page first; its form keeps the app's parameters.
     let t3 = sign_in(&s, s.as_alice(), "grafana");
     let cookie3 = format!("Cookie: __Host-certgate={}", t3.cookie.clone().unwrap());
     assert_eq!(verify(&cookie3), 200);
-    let r = s.curl().header(&cookie3).post(
+    let asked = s.curl().header(&cookie3).post(
         &end_session,
         &format!(
             "client_id=grafana&post_logout_redirect_uri={}",
             enc(AFTER_LOGOUT)
         ),
     );
-    assert_eq!(r.status, 302, "{r:?}");
+    assert_eq!(
+        (asked.status, asked.header("location")),
+        (200, None),
+        "{asked:?}"
+    );
+    assert!(asked.body.contains("Sign out?"), "{}", asked.body);
+    assert_eq!(
+        verify(&cookie3),
+        200,
+        "nothing ended before the person confirms"
+    );
+    let action = asked
+        .body
+        .split("action=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/");
+    // Confirmed from elsewhere (no Origin, another one): still only the question.
+    for origin in [None, Some("https://evil.example")] {
+        let mut c = s.curl().header(&cookie3);
+        if let Some(o) = origin {
+            c = c.header(&format!("Origin: {o}"));
+        }
+        assert!(c.post(&action, "confirm=1").body.contains("Sign out?"));
+    }
+    assert_eq!(verify(&cookie3), 200);
+    let r = s
+        .curl()
+        .header(&cookie3)
+        .header(&format!("Origin: {}", s.cg.mtls("")))
+        .post(&action, "confirm=1");
+    assert_eq!(r.status, 302, "{action}: {r:?}");
     assert_eq!(r.header("location"), Some(AFTER_LOGOUT));
     assert_eq!(verify(&cookie3), 401);
     assert_eq!(userinfo(&s, &t3), 401);

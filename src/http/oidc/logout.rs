@@ -5,13 +5,15 @@
 //!   session to end, its `aud` the app. A hint that certgate did not sign is refused with a
 //!   page and ends nothing.
 //! - `client_id` alone (apps with a fixed logout URL cannot carry a hint): this browser's own
-//!   session (its cookie) ends.
+//!   session (its cookie) ends, once the person confirms on certgate's page (the
+//!   specification asks for that without a hint: any site could send a browser here).
 //! - `post_logout_redirect_uri`: the browser goes back there (with `state`) only when it is
 //!   one of that app's `post_logout_redirect_uris`, exactly; otherwise a "signed out" page.
 //!
 //! Ending the session ends every grant made from it: the grant check sees the session's id
 //! revoked at once, and the sweep beside the servers marks those grants and queues their apps'
-//! back-channel logout tokens. No confirmation is asked (the specification allows that).
+//! back-channel logout tokens. With a valid hint no confirmation is asked (the specification
+//! allows that: the app proves it signed the person in).
 
 use std::collections::HashMap;
 
@@ -30,8 +32,15 @@ pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
     handle(&req, &raw, state).await
 }
 
+/// The form's fields, and (from the confirmation page, which keeps the app's parameters in
+/// its action URL) the query's.
 pub async fn post(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
-    handle(&req, &body, state).await
+    let mut raw = req.query_string().as_bytes().to_vec();
+    if !raw.is_empty() && !body.is_empty() {
+        raw.push(b'&');
+    }
+    raw.extend_from_slice(&body);
+    handle(&req, &raw, state).await
 }
 
 /// A certgate session to end: its id, when it expires at the latest, its user.
@@ -54,6 +63,9 @@ async fn handle(req: &HttpRequest, raw: &[u8], state: State) -> HttpResponse {
             &state,
             &format!("the parameter {name} is longer than {MAX_VALUE} characters"),
         );
+    }
+    if !params.contains_key("id_token_hint") && !confirmed(req, &state, &params) {
+        return confirm(&state, &provider, &params);
     }
     let (client, endings) = match what_to_end(req, &state, &provider, &params) {
         Ok(found) => found,
@@ -91,6 +103,60 @@ async fn handle(req: &HttpRequest, raw: &[u8], state: State) -> HttpResponse {
             res.headers_mut().insert(header::SET_COOKIE, v);
         }
     }
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    res
+}
+
+/// The person's "Sign out" from the confirmation page: posted from certgate's own origin.
+fn confirmed(req: &HttpRequest, state: &AppState, params: &HashMap<String, String>) -> bool {
+    let own = state.config.public_url.origin().ascii_serialization();
+    req.method() == actix_web::http::Method::POST
+        && params.get("confirm").map(String::as_str) == Some("1")
+        && req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            == Some(own.as_str())
+}
+
+/// Asks the person whether to sign out, carrying the app's parameters to the answer.
+fn confirm(
+    state: &AppState,
+    provider: &Provider,
+    params: &HashMap<String, String>,
+) -> HttpResponse {
+    let mut action = url::Url::parse(&provider.endpoint("logout")).ok();
+    if let Some(url) = action.as_mut() {
+        let mut query = url.query_pairs_mut();
+        for name in [
+            "client_id",
+            "post_logout_redirect_uri",
+            "state",
+            "ui_locales",
+        ] {
+            if let Some(value) = params.get(name) {
+                query.append_pair(name, value);
+            }
+        }
+    }
+    let app = params
+        .get("client_id")
+        .filter(|id| provider.settings.client(id).is_some())
+        .map_or_else(|| "An app".to_string(), |id| format!("The app {id}"));
+    let page = Page {
+        title: "Sign out?".into(),
+        message: format!("{app} asks certgate to sign you out of certgate and of the apps you signed in to with it."),
+        form: Some(super::super::pages::Form {
+            action: action.map_or_else(|| provider.endpoint("logout"), String::from),
+            fields: Vec::new(),
+            buttons: vec![("confirm".into(), "1".into(), "Sign out".into())],
+        }),
+        ..Page::default()
+    };
+    let mut res = answer::html(StatusCode::OK, state.pages.render(&page));
     res.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),
