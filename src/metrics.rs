@@ -3,6 +3,7 @@
 //! Series: `certgate_decisions_total{result,reason}`, `certgate_check_duration_seconds`,
 //! `certgate_logins_total{result}`, `certgate_tokens_minted_total`,
 //! `certgate_revocations_total{kind}`, `certgate_store_staleness_seconds`,
+//! `certgate_oidc_backchannel_logouts_total{outcome}`,
 //! `certgate_revoked_token_ids`,
 //! `certgate_config_reloads_total{result}`, `certgate_config_last_reload_successful`,
 //! `certgate_oidc_requests_total{endpoint,client,outcome}`, and at
@@ -70,6 +71,8 @@ pub struct Metrics {
     /// Revoked token ids this process remembers (until each token would have expired): what
     /// pruning keeps bounded.
     pub revoked_token_ids: IntGauge,
+    /// Back-channel logout tries by `outcome` (delivered, retry, gave_up, dropped).
+    pub backchannel: IntCounterVec,
     /// SIGHUP reloads by `result` (ok, failed).
     pub reloads: IntCounterVec,
     /// 1 while the last reload succeeded (or none was tried), 0 after a failed one.
@@ -124,6 +127,13 @@ impl Metrics {
             "certgate_revoked_token_ids",
             "Revoked token ids remembered (each until its token would have expired).",
         )?;
+        let backchannel = IntCounterVec::new(
+            Opts::new(
+                "certgate_oidc_backchannel_logouts_total",
+                "Back-channel logout tokens by outcome (delivered, retry, gave_up, dropped).",
+            ),
+            &["outcome"],
+        )?;
         let reloads = IntCounterVec::new(
             Opts::new(
                 "certgate_config_reloads_total",
@@ -153,6 +163,7 @@ impl Metrics {
         registry.register(Box::new(tokens.clone()))?;
         registry.register(Box::new(revocations.clone()))?;
         registry.register(Box::new(store_staleness.clone()))?;
+        registry.register(Box::new(backchannel.clone()))?;
         registry.register(Box::new(revoked_token_ids.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(reload_ok.clone()))?;
@@ -166,6 +177,7 @@ impl Metrics {
             tokens,
             revocations,
             store_staleness,
+            backchannel,
             revoked_token_ids,
             reloads,
             reload_ok,

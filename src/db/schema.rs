@@ -89,7 +89,29 @@ const MIGRATIONS: &[&str] = &[
         status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'approved', 'denied', 'spent')),
         grant_id TEXT REFERENCES oidc_grants (id) ON DELETE CASCADE
     );",
-    // 4: one token revoked on its own (RFC 7009: an access token), and when each was issued
+    // 4: back-channel logout tokens waiting to reach their app (src/oidc/backchannel.rs).
+    "CREATE TABLE oidc_logout_deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_id TEXT NOT NULL,
+        -- Whom the token names: the grant's user and certgate session.
+        grant_id TEXT NOT NULL,
+        sub TEXT NOT NULL,
+        sid TEXT,
+        -- Tries so far, and when the first was due (ms): it is given up an hour later.
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_ms INTEGER NOT NULL,
+        -- When the next try is due (ms).
+        due_ms INTEGER NOT NULL,
+        -- A server that took it holds it until then (ms): no other one delivers it meanwhile,
+        -- and if that one dies, another takes it over afterwards.
+        claimed_until_ms INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+    );
+    CREATE INDEX oidc_logout_deliveries_due ON oidc_logout_deliveries (due_ms);
+    -- 1 once tokens were issued from the grant: the app holds a sign-in, and is told when it
+    -- ends even after its tokens expired (see `Grants::prune`).
+    ALTER TABLE oidc_grants ADD COLUMN tokens_issued INTEGER NOT NULL DEFAULT 0;",
+    // 5: one token revoked on its own (RFC 7009: an access token), and when each was issued
     // (introspection's `iat`; NULL for tokens issued before).
     "ALTER TABLE oidc_tokens ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE oidc_tokens ADD COLUMN issued INTEGER;",

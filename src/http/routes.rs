@@ -113,6 +113,13 @@ pub static ROUTES: &[Route] = &[
     row(POST, "/oidc/userinfo", Class::Public, |r| {
         r.to(oidc::userinfo::handle)
     }),
+    // RP-initiated logout: an app sends the browser here (a link, or a form it posts).
+    row(GET, "/oidc/logout", Class::Public, |r| {
+        r.to(oidc::logout::get)
+    }),
+    row(POST, "/oidc/logout", Class::Public, |r| {
+        r.to(oidc::logout::post)
+    }),
     // RFC 8628: a device asks; a person with a certificate approves on the page.
     row(POST, "/oidc/device", Class::Public, |r| {
         r.to(oidc::device::authorization)

@@ -109,6 +109,11 @@ pub fn hash(secret: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Grants {
     db: Arc<Db>,
+    /// The clients told when a grant of theirs ends (those with a `backchannel_logout_uri`).
+    notify: Arc<std::collections::BTreeSet<String>>,
+    /// How long (ms) such a client's grant is kept after its tokens expired, so that a later
+    /// revocation still reaches the app's own session.
+    keep_ms: i64,
 }
 
 const GRANT_COLUMNS: &str =
@@ -142,7 +147,40 @@ fn load(tx: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Grant>> 
 
 impl Grants {
     pub fn new(db: Arc<Db>) -> Self {
-        Self { db }
+        Self {
+            db,
+            notify: Arc::default(),
+            keep_ms: 0,
+        }
+    }
+
+    /// These grants, queueing a back-channel logout when a grant of one of `clients` ends, and
+    /// keeping each of their grants that issued tokens for `keep` after it was made (an app's
+    /// session outlives the tokens it signed in with: Grafana's lasts days after a 10-minute
+    /// access token expired).
+    #[must_use]
+    pub fn notifying(
+        mut self,
+        clients: impl IntoIterator<Item = String>,
+        keep: std::time::Duration,
+    ) -> Self {
+        self.notify = Arc::new(clients.into_iter().collect());
+        self.keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// Every grant not (yet) marked revoked.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn live(&self) -> Result<Vec<Grant>, DbError> {
+        self.db.read(|conn| {
+            let mut all = conn.prepare(&format!(
+                "SELECT {GRANT_COLUMNS} FROM oidc_grants WHERE revoked = 0"
+            ))?;
+            let rows = all.query_map([], grant)?;
+            rows.collect()
+        })
     }
 
     pub fn db(&self) -> &Arc<Db> {
@@ -223,7 +261,7 @@ impl Grants {
             }
         })?;
         if let Some(grant_id) = replayed {
-            self.revoke(&grant_id)?;
+            self.revoke(&grant_id, now.saturating_mul(1000))?;
         }
         Ok(found)
     }
@@ -247,6 +285,10 @@ impl Grants {
             if let Some((hash, expires)) = refresh {
                 insert.execute(params![hash, grant_id, "refresh", expires, now])?;
             }
+            tx.execute(
+                "UPDATE oidc_grants SET tokens_issued = 1 WHERE id = ?1 AND tokens_issued = 0",
+                [grant_id],
+            )?;
             Ok(())
         })
     }
@@ -289,7 +331,7 @@ impl Grants {
             Ok(load(tx, &grant_id)?.map_or(Refreshed::Unknown, Refreshed::Fresh))
         })?;
         if let Some(grant_id) = reused {
-            self.revoke(&grant_id)?;
+            self.revoke(&grant_id, now.saturating_mul(1000))?;
         }
         Ok(found)
     }
@@ -361,19 +403,26 @@ impl Grants {
         })
     }
 
-    /// Ends a grant: every token made from it stops working.
+    /// Ends a grant: every token made from it stops working, and its app is sent a logout
+    /// token if it takes them. `true`: this call ended it (of two servers that find one grant
+    /// dead at once, exactly one gets `true` and queues the logout token).
     ///
     /// # Errors
     /// When the database cannot be written.
-    pub fn revoke(&self, grant_id: &str) -> Result<(), DbError> {
-        self.db.write(|tx| revoke_in(tx, grant_id))
+    pub fn revoke(&self, grant_id: &str, now_ms: i64) -> Result<bool, DbError> {
+        self.db
+            .write(|tx| revoke_in(tx, grant_id, now_ms, &self.notify))
     }
 
-    /// Deletes expired codes and tokens, and grants nothing can use any more.
+    /// Deletes expired codes and tokens, and grants nothing can use any more, except a live
+    /// grant of a notified client that issued tokens, made less than `keep` ago (see
+    /// [`Self::notifying`]): its app is still told when it ends.
     ///
     /// # Errors
     /// When the database cannot be written.
     pub fn prune(&self, now: i64) -> Result<usize, DbError> {
+        let notified = serde_json::to_string(&*self.notify).unwrap_or_else(|_| "[]".into());
+        let kept_since = now.saturating_mul(1000).saturating_sub(self.keep_ms);
         self.db.write(|tx| {
             let codes = tx.execute("DELETE FROM oidc_codes WHERE expires <= ?1", [now])?
                 + tx.execute("DELETE FROM oidc_device WHERE expires <= ?1", [now])?;
@@ -381,12 +430,39 @@ impl Grants {
             let grants = tx.execute(
                 "DELETE FROM oidc_grants WHERE NOT EXISTS (SELECT 1 FROM oidc_codes c WHERE c.grant_id = oidc_grants.id)
                  AND NOT EXISTS (SELECT 1 FROM oidc_tokens t WHERE t.grant_id = oidc_grants.id)
-                 AND NOT EXISTS (SELECT 1 FROM oidc_device d WHERE d.grant_id = oidc_grants.id)",
-                [],
+                 AND NOT EXISTS (SELECT 1 FROM oidc_device d WHERE d.grant_id = oidc_grants.id)
+                 AND NOT (revoked = 0 AND tokens_issued = 1 AND created_ms > ?1
+                     AND client_id IN (SELECT value FROM json_each(?2)))",
+                params![kept_since, notified],
             )?;
             Ok(codes + tokens + grants)
         })
     }
+}
+
+/// Marks a live grant revoked and, for a client in `notify`, queues its logout token: both or
+/// neither, and only by the one caller that found it live.
+fn revoke_in(
+    tx: &rusqlite::Transaction<'_>,
+    grant_id: &str,
+    now_ms: i64,
+    notify: &std::collections::BTreeSet<String>,
+) -> rusqlite::Result<bool> {
+    let ended: Option<(String, String, Option<String>)> = tx
+        .query_row(
+            "UPDATE oidc_grants SET revoked = 1 WHERE id = ?1 AND revoked = 0
+             RETURNING client_id, user, sid",
+            [grant_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((client_id, user, sid)) = ended else {
+        return Ok(false);
+    };
+    if notify.contains(&client_id) {
+        super::backchannel::enqueue_in(tx, &client_id, grant_id, &user, sid.as_deref(), now_ms)?;
+    }
+    Ok(true)
 }
 
 /// Stores a new grant (for a code, or a device's approval).
@@ -415,14 +491,6 @@ pub(super) fn insert_grant(
 /// A grant by id (for the device grant's exchange).
 pub(super) fn load_grant(conn: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Grant>> {
     load(conn, id)
-}
-
-fn revoke_in(tx: &rusqlite::Transaction<'_>, grant_id: &str) -> rusqlite::Result<()> {
-    tx.execute(
-        "UPDATE oidc_grants SET revoked = 1 WHERE id = ?1",
-        [grant_id],
-    )
-    .map(drop)
 }
 
 #[cfg(test)]
@@ -573,6 +641,61 @@ mod tests {
             (Kind::Refresh, true, false)
         );
         assert_eq!(g.token(&hash("nothing")).unwrap(), None);
+    }
+
+    #[test]
+    fn ending_a_grant_queues_one_logout_token_for_a_notified_client_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path()).unwrap());
+        let g = Grants::new(Arc::clone(&db))
+            .notifying(["app".to_string()], std::time::Duration::from_secs(3600));
+        let mut other = alice();
+        other.client_id = "quiet".into();
+        g.create("g1", &alice(), &hash("c1"), "https://app/cb", None, 160)
+            .unwrap();
+        g.create("g2", &other, &hash("c2"), "https://app/cb", None, 160)
+            .unwrap();
+        assert_eq!(g.live().unwrap().len(), 2);
+        // Another server's view of the same database.
+        let twin = Grants::new(Arc::new(Db::open(dir.path()).unwrap()))
+            .notifying(["app".to_string()], std::time::Duration::from_secs(3600));
+        assert!(g.revoke("g1", 5).unwrap());
+        assert!(!twin.revoke("g1", 6).unwrap(), "already ended");
+        assert!(g.revoke("g2", 7).unwrap());
+        assert!(g.live().unwrap().is_empty());
+        let queue = super::super::backchannel::Queue::new(db);
+        let queued = queue.claim(10, 10).unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(
+            (
+                queued[0].grant_id.as_str(),
+                queued[0].sub.as_str(),
+                queued[0].sid.as_deref()
+            ),
+            ("g1", "alice", Some("s1"))
+        );
+    }
+
+    #[test]
+    fn a_notified_clients_signed_in_grant_outlives_its_tokens_until_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path()).unwrap());
+        let g =
+            Grants::new(db).notifying(["app".to_string()], std::time::Duration::from_secs(1_000));
+        let mut quiet = alice();
+        quiet.client_id = "quiet".into();
+        // alice() is made at 100 s. g1: signed in; g2: code never redeemed; g3: another client.
+        for (id, made) in [("g1", alice()), ("g2", alice()), ("g3", quiet)] {
+            g.create(id, &made, &hash(id), "https://app/cb", None, 160)
+                .unwrap();
+        }
+        g.add_tokens("g1", 100, (&hash("at1"), 700), None).unwrap();
+        g.add_tokens("g3", 100, (&hash("at3"), 700), None).unwrap();
+        g.prune(800).unwrap();
+        let live: Vec<String> = g.live().unwrap().into_iter().map(|x| x.id).collect();
+        assert_eq!(live, ["g1"], "kept for its app's session");
+        g.prune(1_100).unwrap();
+        assert!(g.live().unwrap().is_empty(), "kept no longer than keep");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use jsonwebtoken::{EncodingKey, Header};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header};
 use zeroize::Zeroizing;
 
 use super::settings::Alg;
@@ -28,6 +28,7 @@ pub struct OidcKey {
     /// The public JWK (`kty` and its members), without `kid`, `alg` and `use`.
     public: serde_json::Value,
     encoding: EncodingKey,
+    decoding: DecodingKey,
 }
 
 impl std::fmt::Debug for OidcKey {
@@ -145,6 +146,20 @@ impl OidcKeys {
     /// # Errors
     /// When there is no key of `alg`, or signing fails (it does not with a loaded key).
     pub fn sign(&self, alg: Alg, claims: &impl serde::Serialize) -> Result<String, String> {
+        self.sign_typed(alg, "JWT", claims)
+    }
+
+    /// [`Self::sign`] with the header's `typ` (`logout+jwt` for a back-channel logout token,
+    /// so that it can never pass for an ID token).
+    ///
+    /// # Errors
+    /// When there is no key of `alg`, or signing fails (it does not with a loaded key).
+    pub fn sign_typed(
+        &self,
+        alg: Alg,
+        typ: &str,
+        claims: &impl serde::Serialize,
+    ) -> Result<String, String> {
         let now = self.clock.now();
         let ring = self.ring();
         let mut of_alg: Vec<&OidcKey> = ring.iter().filter(|k| k.alg == alg).collect();
@@ -156,8 +171,35 @@ impl OidcKeys {
             .ok_or_else(|| format!("no {} key", alg.as_str()))?;
         let mut header = Header::new(jwt_alg(alg));
         header.kid = Some(key.kid.clone());
-        header.typ = Some("JWT".into());
+        header.typ = Some(typ.into());
         jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| e.to_string())
+    }
+
+    /// The claims of an ID token that one of these keys signed for `issuer`, expired or not
+    /// (RP-initiated logout takes an expired `id_token_hint`). The key is found by `kid` among
+    /// every key on disk and its own algorithm is required: the header's `alg` chooses nothing.
+    ///
+    /// # Errors
+    /// Why the token is not one certgate signed.
+    pub fn verify_id_token(&self, token: &str, issuer: &str) -> Result<serde_json::Value, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("not a JWT: {e}"))?;
+        if header.typ.as_deref().is_some_and(|t| t != "JWT") {
+            return Err("not an ID token (its typ is another)".into());
+        }
+        let kid = header.kid.ok_or("it names no key (kid)")?;
+        let ring = self.ring();
+        let key = ring
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or("it names a key certgate does not have")?;
+        let mut validation = jsonwebtoken::Validation::new(jwt_alg(key.alg));
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["iss", "sub", "aud"]);
+        validation.set_issuer(&[issuer]);
+        jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| format!("its signature or issuer is wrong: {e}"))
     }
 
     /// The JWK set relying parties verify ID tokens with: next, current and previous keys.
@@ -314,6 +356,9 @@ fn load(alg: Alg, from: i64, pem: &str) -> Result<OidcKey, String> {
             )
         }
     };
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(public.clone()).map_err(|e| e.to_string())?;
+    let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
     // serde_json's maps are sorted, and no member has whitespace: the RFC 7638 input.
     let canonical = serde_json::to_string(&public).map_err(|e| e.to_string())?;
     let kid =
@@ -324,6 +369,7 @@ fn load(alg: Alg, from: i64, pem: &str) -> Result<OidcKey, String> {
         from,
         public,
         encoding,
+        decoding,
     })
 }
 
@@ -377,6 +423,27 @@ mod tests {
         // The same keys after a restart, not new ones.
         let (_, again) = keys_at(&dir.path().join("oidc-keys"), 2_000);
         assert_eq!(again.jwks(), keys.jwks());
+    }
+
+    #[test]
+    fn an_id_token_verifies_expired_but_not_from_another_issuer_or_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, keys) = keys_at(dir.path(), 1_000);
+        let claims =
+            serde_json::json!({"iss": "https://a", "sub": "alice", "aud": "app", "exp": 1});
+        for alg in Alg::ALL {
+            let jwt = keys.sign(alg, &claims).unwrap();
+            assert_eq!(
+                keys.verify_id_token(&jwt, "https://a").unwrap()["sub"],
+                "alice"
+            );
+            assert!(keys.verify_id_token(&jwt, "https://b").is_err());
+            let logout = keys.sign_typed(alg, "logout+jwt", &claims).unwrap();
+            assert!(keys.verify_id_token(&logout, "https://a").is_err());
+        }
+        let (_, other) = keys_at(&dir.path().join("other"), 1_000);
+        let forged = other.sign(Alg::Rs256, &claims).unwrap();
+        assert!(keys.verify_id_token(&forged, "https://a").is_err());
     }
 
     #[test]

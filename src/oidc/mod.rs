@@ -4,17 +4,22 @@
 //! access token for `/oidc/userinfo` and, with `offline_access`, a refresh token.
 //!
 //! - [`settings`]: `[oidc]` and its clients; [`keys`]: the ID-token signing keys and JWKS;
-//!   [`grants`]: codes, grants and tokens in the database; [`pkce`]: S256 only.
+//!   [`grants`]: codes, grants and tokens in the database; [`backchannel`]: logout tokens
+//!   queued for the apps and sent by a worker.
 //! - Every grant is checked against the revocation view when it is used (refresh, userinfo):
 //!   `certgate revoke --user/--device/--serial`, a lock-out, or `--jti <grant id>` end it.
+//!   Beside the servers, a sweep (`http::oidc::sweep`) marks such grants revoked as soon as
+//!   the revocation arrives, which queues a logout token for their app: the app learns of it
+//!   without waiting for its next refresh.
 //!
 //! - [`device`]: the device authorization grant (RFC 8628) for watches and TVs.
 //! - Introspection (RFC 7662) and revocation (RFC 7009) look a token up in any state
 //!   ([`grants::Token`]); one access token can be revoked on its own.
 //!
-//! Not yet here (issue 17): RP-initiated and back-channel logout, `tls_client_auth`,
+//! Not yet here (issue 17): `tls_client_auth`,
 //! certificate-bound tokens, Redis.
 
+pub mod backchannel;
 pub mod device;
 pub mod grants;
 pub mod keys;
@@ -37,6 +42,8 @@ pub struct Provider {
     pub settings: Settings,
     pub keys: OidcKeys,
     pub grants: Grants,
+    /// Logout tokens waiting to be sent.
+    pub deliveries: backchannel::Queue,
     pub devices: device::Devices,
 }
 
@@ -55,11 +62,19 @@ impl Provider {
         let lifetime = i64::try_from(settings.id_token_ttl.as_secs())
             .unwrap_or(i64::MAX)
             .saturating_add(crate::jwt::LEEWAY);
+        let notify = settings
+            .clients
+            .iter()
+            .filter(|c| c.backchannel_logout_uri.is_some())
+            .map(|c| c.id.clone());
         Ok(Self {
             keys: OidcKeys::load_or_create(&keys_dir(data_dir), clock, lifetime)?,
-            settings,
+            // An app's own session is taken to last at most as long as a refresh token.
+            grants: Grants::new(Arc::clone(&db))
+                .notifying(notify.collect::<Vec<_>>(), settings.refresh_token_ttl),
             devices: device::Devices::new(Arc::clone(&db)),
-            grants: Grants::new(db),
+            deliveries: backchannel::Queue::new(db),
+            settings,
         })
     }
 
@@ -75,6 +90,7 @@ impl Provider {
             "authorization_endpoint": self.endpoint("authorize"),
             "token_endpoint": self.endpoint("token"),
             "userinfo_endpoint": self.endpoint("userinfo"),
+            "end_session_endpoint": self.endpoint("logout"),
             "jwks_uri": self.endpoint("jwks"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
@@ -92,6 +108,8 @@ impl Provider {
                 "name", "preferred_username", "email", "email_verified", "groups"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
             "request_parameter_supported": false,
             "request_uri_parameter_supported": false,
             "claims_parameter_supported": false,

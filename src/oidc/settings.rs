@@ -96,6 +96,10 @@ pub struct Client {
     /// `None`: a public client.
     pub secret: Option<zeroize::Zeroizing<String>>,
     pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the browser back to (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where back-channel logout tokens are POSTed; `None`: the app is not told.
+    pub backchannel_logout_uri: Option<String>,
     pub alg: Alg,
     pub auth_method: AuthMethod,
     pub scopes: BTreeSet<String>,
@@ -109,6 +113,7 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("id", &self.id)
             .field("redirect_uris", &self.redirect_uris)
+            .field("backchannel_logout_uri", &self.backchannel_logout_uri)
             .field("alg", &self.alg)
             .field("auth_method", &self.auth_method)
             .finish_non_exhaustive()
@@ -288,24 +293,26 @@ fn client(c: &mut Checker, key: &str, raw: &RawClient, base: &Path) -> Option<Cl
             );
         }
     }
-    for (name, set) in [
-        (
-            "post_logout_redirect_uris",
-            !raw.post_logout_redirect_uris.is_empty(),
-        ),
-        (
-            "backchannel_logout_uri",
-            raw.backchannel_logout_uri.is_some(),
-        ),
-    ] {
-        if set {
+    for (j, uri) in raw.post_logout_redirect_uris.iter().enumerate() {
+        if let Err(why) = redirect_uri(uri) {
             c.fail(
-                &format!("{key}.{name}"),
-                "is not supported by this certgate yet (logout reaches apps in a later version)",
-                "remove it for now",
+                &format!("{key}.post_logout_redirect_uris[{j}]"),
+                format!("`{uri}` {why}"),
+                "an absolute URL without a fragment, exactly as the app sends it at logout (a trailing slash counts)",
             );
         }
     }
+    let backchannel_logout_uri = raw.backchannel_logout_uri.as_deref().and_then(|uri| {
+        backchannel_uri(uri)
+            .map_err(|why| {
+                c.fail(
+                    &format!("{key}.backchannel_logout_uri"),
+                    format!("`{uri}` {why}"),
+                    "the app's back-channel logout URL: absolute http(s), no fragment, e.g. \"https://app.example.com/backchannel\"",
+                );
+            })
+            .ok()
+    });
     let alg = match raw.id_token_signed_response_alg.as_deref() {
         None => Alg::Rs256,
         Some(raw_alg) => Alg::parse(raw_alg).unwrap_or_else(|| {
@@ -341,6 +348,8 @@ fn client(c: &mut Checker, key: &str, raw: &RawClient, base: &Path) -> Option<Cl
         id: id.to_string(),
         secret,
         redirect_uris: raw.redirect_uris.clone(),
+        post_logout_redirect_uris: raw.post_logout_redirect_uris.clone(),
+        backchannel_logout_uri,
         alg,
         auth_method,
         scopes,
@@ -390,6 +399,22 @@ fn secret(
         );
     }
     Some(value)
+}
+
+/// Why `uri` cannot be a back-channel logout URI, if it cannot: certgate itself POSTs there,
+/// so only http(s) with a host.
+fn backchannel_uri(uri: &str) -> Result<String, &'static str> {
+    let url = Url::parse(uri).map_err(|_| "is not an absolute URL")?;
+    if url.fragment().is_some() {
+        return Err("has a fragment (#…)");
+    }
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("is not an http or https URL");
+    }
+    if url.host().is_none() {
+        return Err("has no host");
+    }
+    Ok(uri.to_string())
 }
 
 /// Why `uri` cannot be a redirect URI, if it cannot.

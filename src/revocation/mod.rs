@@ -16,7 +16,7 @@ mod settings;
 pub mod table;
 mod view;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::cert::Serial;
@@ -56,6 +56,9 @@ pub struct Revocations {
     synced_at: AtomicI64,
     /// Why the view cannot be brought up to date, while it cannot.
     trouble: Mutex<Option<String>>,
+    /// Grows with every entry the view takes in: whoever acts on revocations (ending OpenID
+    /// Connect grants) looks again when it changed.
+    generation: AtomicU64,
 }
 
 impl Default for Revocations {
@@ -72,6 +75,19 @@ impl Revocations {
             backend,
             synced_at: AtomicI64::new(synced_at),
             trouble: Mutex::new(None),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Changes whenever the view takes in an entry (its own or one read from the store).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    fn took_in(&self, entries: usize) {
+        if entries > 0 {
+            self.generation
+                .fetch_add(u64::try_from(entries).unwrap_or(1), Ordering::Relaxed);
         }
     }
 
@@ -94,6 +110,7 @@ impl Revocations {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .apply_read(entries, now);
+        self.took_in(entries.len());
         self.synced_at.store(now, Ordering::Relaxed);
         let mut trouble = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(was) = trouble.take() {
@@ -151,6 +168,7 @@ impl Revocations {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .apply_read(entries, now);
+            self.took_in(entries.len());
         });
         let mut trouble = self.trouble.lock().unwrap_or_else(PoisonError::into_inner);
         match &result {
@@ -198,6 +216,7 @@ impl Revocations {
             }
             view.apply(&entry);
         }
+        self.took_in(1);
         match &self.backend {
             Backend::Table(t) => t.append(&entry),
             Backend::Redis(r) => r.append(&entry),

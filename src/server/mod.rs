@@ -57,6 +57,8 @@ pub async fn serve(state: AppState, reload: Option<Reloader>) -> Result<(), Star
     let live = web::Data::new(Live::new(state));
     tasks::reload_on_sighup(live.clone(), reload);
     tasks::follow_revocations(live.clone());
+    tasks::sweep_grants(live.clone());
+    tasks::deliver_logouts(live.clone());
     listeners::run(bound, &cfg, live).await
 }
 

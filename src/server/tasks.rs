@@ -102,6 +102,91 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
     });
 }
 
+/// Ends the OpenID Connect grants a revocation reached ([`crate::http::oidc::sweep`]), so
+/// that their apps are sent logout tokens: when the revocation view took in news (looked at
+/// ten times a second: an atomic read), and every second (a CRL file changes without any).
+/// A task of its own, with the database work off this thread: a slow sweep never holds up
+/// the revocation sync.
+pub(super) fn sweep_grants(live: web::Data<Live>) {
+    actix_web::rt::spawn(async move {
+        let mut swept = None;
+        let mut tick = 0u32;
+        let mut failing = false;
+        loop {
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+            tick = tick.wrapping_add(1);
+            let state = live.current();
+            let generation = state.revocations.generation();
+            if state.oidc.is_none() || (swept == Some(generation) && tick % 10 != 0) {
+                continue;
+            }
+            swept = Some(generation);
+            match web::block(move || crate::http::oidc::sweep(&state)).await {
+                Ok(Ok(n)) => {
+                    if failing {
+                        failing = false;
+                        tracing::info!("the OpenID Connect grants are writable again");
+                    }
+                    if n > 0 {
+                        tracing::debug!(ended = n, "OpenID Connect grants ended by revocations");
+                    }
+                }
+                Ok(Err(e)) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "cannot end the OpenID Connect grants that revocations reached; tried again every second");
+                }
+                Ok(Err(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "the grant sweep did not run"),
+            }
+        }
+    });
+}
+
+/// Sends back-channel logout tokens from the queue, on a thread of its own (a slow app never
+/// holds up a request or the revocation sync), looking for due ones ten times a second (one
+/// indexed read).
+pub(super) fn deliver_logouts(live: web::Data<Live>) {
+    let spawned = std::thread::Builder::new()
+        .name("backchannel-logout".into())
+        .spawn(move || {
+            let sender = crate::oidc::backchannel::Sender::new();
+            let mut failing = false;
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                let state = live.current();
+                let Some(provider) = &state.oidc else {
+                    continue;
+                };
+                let round = crate::oidc::backchannel::deliver_due(provider, &sender, state.clock.now_ms());
+                if let Ok(tally) = &round {
+                    let count = |outcome: &str, n: u64| {
+                        if n > 0 {
+                            state.metrics.backchannel.with_label_values(&[outcome]).inc_by(n);
+                        }
+                    };
+                    count("delivered", tally.delivered);
+                    count("retry", tally.retry);
+                    count("gave_up", tally.gave_up);
+                    count("dropped", tally.dropped);
+                }
+                match round {
+                    Ok(_) if failing => {
+                        failing = false;
+                        tracing::info!("the back-channel logout queue is readable again");
+                    }
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::error!(error = %e, "cannot read the back-channel logout queue; logout tokens wait until it can be");
+                    }
+                    _ => {}
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the back-channel logout thread: apps are not told of logouts");
+    }
+}
+
 /// Deletes what can no longer decide anything: revocations of expired tokens and covered
 /// cut-offs, expired enrollment links, OpenID Connect codes and tokens that expired. A failure is said and tried again in a minute.
 async fn prune(state: &crate::http::AppState, now: i64) {

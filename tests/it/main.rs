@@ -17,6 +17,7 @@ mod lockout;
 mod oidc;
 mod oidc_bad_input;
 mod oidc_introspect;
+mod oidc_logout;
 mod oidc_rp;
 mod one_list;
 mod operations;

@@ -638,7 +638,9 @@ fn oidc_configuration_errors_name_the_key_and_the_fix() {
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb#frag\"]\n", "oidc.clients[0].redirect_uris[0]"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nsecret = \"short\"\nredirect_uris = [\"https://x/cb\"]\n", "shorter than 16"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\nid_token_signed_response_alg = \"HS256\"\n", "oidc.clients[0].id_token_signed_response_alg"),
-        ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\nbackchannel_logout_uri = \"https://x/bc\"\n", "not supported by this certgate yet"),
+        ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\nbackchannel_logout_uri = \"ftp://x/bc\"\n", "oidc.clients[0].backchannel_logout_uri: `ftp://x/bc` is not an http or https URL"),
+        ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\nbackchannel_logout_uri = \"/bc\"\n", "oidc.clients[0].backchannel_logout_uri: `/bc` is not an absolute URL"),
+        ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\npost_logout_redirect_uris = [\"https://x/\", \"https://x/out#f\"]\n", "oidc.clients[0].post_logout_redirect_uris[1]: `https://x/out#f` has a fragment"),
         ("[oidc]\nissuer = \"https://other.example.test\"\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n", "oidc.issuer"),
         ("[session]\nallowed_redirect_hosts = [\"app.example.test\"]\n[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n", "session.allowed_redirect_hosts"),
         ("[store]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:1/\"\n[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n", "store.backend = \"embedded\""),
@@ -649,6 +651,10 @@ fn oidc_configuration_errors_name_the_key_and_the_fix() {
     }
     let (code, out) =
         config("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = config(
+        "[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\npost_logout_redirect_uris = [\"https://x/\"]\nbackchannel_logout_uri = \"http://x:8080/bc\"\n",
+    );
     assert_eq!(code, 0, "{out}");
 }
 

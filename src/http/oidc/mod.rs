@@ -1,12 +1,14 @@
 //! The OpenID Connect provider's endpoints ([`crate::oidc`] holds what they share):
 //! discovery and JWKS, [`authorize`], [`token`], [`userinfo`], the [`device`] grant,
-//! [`introspect`] (RFC 7662) and [`revoke`] (RFC 7009). Without `[oidc]` each answers 404, as
-//! an unknown route would.
+//! [`introspect`] (RFC 7662), [`revoke`] (RFC 7009) and [`logout`] (RP-initiated). Without
+//! `[oidc]` each answers 404, as an unknown route would. [`sweep`] ends the grants that a
+//! revocation reached, so that their apps are told.
 
 pub mod authorize;
 mod client;
 pub mod device;
 pub mod introspect;
+pub mod logout;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;
@@ -121,9 +123,6 @@ fn grant_standing(
     grant: &Grant,
     now: i64,
 ) -> Result<Identity, Standing> {
-    if grant.revoked {
-        return Err(Standing::Revoked("it was revoked"));
-    }
     let standing = state.standing_of(
         &grant.id,
         &grant.made.user,
@@ -131,16 +130,26 @@ fn grant_standing(
         grant.made.created_ms,
         now,
     );
-    if standing != Standing::Live {
-        return Err(standing);
-    }
-    if grant
+    let session_ended = grant
         .made
         .sid
         .as_deref()
-        .is_some_and(|sid| state.revocations.is_jti_revoked(sid))
-    {
-        return Err(Standing::Revoked("its certgate session was logged out"));
+        .is_some_and(|sid| state.revocations.is_jti_revoked(sid));
+    // The revocation that ended it, when there is one: more telling than the flag that the
+    // sweep (`sweep`) sets soon after.
+    let why = match &standing {
+        Standing::Revoked(why) => Some(*why),
+        Standing::Live | Standing::Unknown(_) => None,
+    }
+    .or(session_ended.then_some("its certgate session was logged out"));
+    if grant.revoked {
+        return Err(Standing::Revoked(why.unwrap_or("it was revoked")));
+    }
+    if let Some(why) = why {
+        return Err(Standing::Revoked(why));
+    }
+    if standing != Standing::Live {
+        return Err(standing);
     }
     let who = crate::identity::from_user(&grant.made.user, &state.config.identity)
         .map_err(|_| Standing::Revoked("its user is no longer known or is disabled"))?;
@@ -154,4 +163,43 @@ fn grant_standing(
         ));
     }
     Ok(who)
+}
+
+/// Marks revoked every live grant that no longer counts (by [`grant_standing`], so for every
+/// reason it knows: a revoked user, device, certificate, session or grant id, a lock-out, a
+/// CRL, a user or client gone from the configuration), which queues its app's logout token.
+/// Nothing is ended while the revocation view is stale. Runs beside the servers, after each
+/// revocation sync that brought news and every second (CRLs change without one); it writes,
+/// so never on a request thread. Returns how many grants this call ended.
+///
+/// # Errors
+/// When the grants cannot be read or written.
+pub fn sweep(state: &AppState) -> Result<usize, crate::db::DbError> {
+    let Some(provider) = &state.oidc else {
+        return Ok(0);
+    };
+    let now = state.clock.now();
+    if state.stale().is_some() {
+        return Ok(0);
+    }
+    let mut ended = 0;
+    for grant in provider.grants.live()? {
+        let why = match grant_standing(state, provider, &grant, now) {
+            Err(Standing::Revoked(why)) => why,
+            Ok(_) | Err(Standing::Live | Standing::Unknown(_)) => continue,
+        };
+        if provider.grants.revoke(&grant.id, state.clock.now_ms())? {
+            ended += 1;
+            tracing::info!(
+                target: "audit",
+                event = "oidc_grant_ended",
+                user = %grant.made.user,
+                client = %grant.made.client_id,
+                grant = %grant.id,
+                reason = why,
+                "an app's sign-in ended"
+            );
+        }
+    }
+    Ok(ended)
 }

@@ -1,9 +1,10 @@
 //! `POST /oidc/revoke` (RFC 7009): a client ends a token it was issued. A refresh token ends
-//! its whole grant (every token made from the sign-in); an access token ends alone. Clients
-//! authenticate as at the token endpoint. An unknown token, or another client's, is answered
-//! 200 as well and nothing changes (RFC 7009 §2.2): the answer tells nobody which tokens
-//! exist. Both token types can be revoked, so `unsupported_token_type` is never the answer,
-//! and `token_type_hint` is only a hint.
+//! its whole grant (every token made from the sign-in; an app with a `backchannel_logout_uri`
+//! is sent its logout token); an access token ends alone. Clients authenticate as at the
+//! token endpoint. An unknown token, or another client's, is answered 200 as well and nothing
+//! changes (RFC 7009 §2.2): the answer tells nobody which tokens exist. Both token types can
+//! be revoked, so `unsupported_token_type` is never the answer, and `token_type_hint` is only
+//! a hint.
 
 use std::collections::HashMap;
 
@@ -27,7 +28,7 @@ pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> Ht
     let (named, answer) = match client::form(&req, payload).await {
         Ok(params) => (
             client::named(&req, &provider, params.get("client_id").map(String::as_str)),
-            revoke(&req, &params, &provider, &meta),
+            revoke(&req, &params, &provider, &meta, state.clock.now_ms()),
         ),
         Err(e) => (client::named(&req, &provider, None), Err(e)),
     };
@@ -51,6 +52,7 @@ fn revoke(
     params: &HashMap<String, String>,
     provider: &Provider,
     meta: &RequestMeta,
+    now_ms: i64,
 ) -> Result<(), AppError> {
     let get = |name: &str| params.get(name).map(String::as_str);
     let client = client::authenticate(req, provider, get("client_id"), get("client_secret"))?;
@@ -82,7 +84,7 @@ fn revoke(
         Kind::Refresh => {
             provider
                 .grants
-                .revoke(&grant.id)
+                .revoke(&grant.id, now_ms)
                 .map_err(super::unavailable)?;
             "refresh"
         }

@@ -86,7 +86,10 @@ fn token(
                 }
             };
             if grant.made.client_id != client.id {
-                provider.grants.revoke(&grant.id).map_err(unavailable)?;
+                provider
+                    .grants
+                    .revoke(&grant.id, state.clock.now_ms())
+                    .map_err(unavailable)?;
                 return Err(oauth(
                     OAuthError::InvalidGrant,
                     "the code was issued to another client",
@@ -143,7 +146,10 @@ fn token(
                 }
             };
             if grant.made.client_id != client.id {
-                provider.grants.revoke(&grant.id).map_err(unavailable)?;
+                provider
+                    .grants
+                    .revoke(&grant.id, state.clock.now_ms())
+                    .map_err(unavailable)?;
                 return Err(oauth(
                     OAuthError::InvalidGrant,
                     "the refresh token was issued to another client",
