@@ -5,7 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+
 use crate::direct::{setup_env, Setup, LOOPBACK};
+use crate::harness::backchannel::Receiver;
 use crate::harness::certgate::run;
 use crate::harness::curl::Response;
 use crate::harness::require;
@@ -15,6 +18,11 @@ const WIKI_SECRET: &str = "wiki-secret-0123456789abcdef";
 
 /// grafana (client_secret_basic) and wiki (client_secret_post) both admit alice; JSON logs.
 pub(crate) fn provider() -> Setup {
+    provider_with("")
+}
+
+/// [`provider`] with more keys for grafana (TOML lines).
+fn provider_with(grafana: &str) -> Setup {
     setup_env(
         LOOPBACK,
         &format!(
@@ -23,6 +31,7 @@ pub(crate) fn provider() -> Setup {
 id = "grafana"
 secret = "{SECRET}"
 redirect_uris = ["{CALLBACK}"]
+{grafana}
 [[oidc.clients]]
 id = "wiki"
 secret = "{WIKI_SECRET}"
@@ -379,4 +388,53 @@ fn revocation_ends_an_access_token_alone_and_a_refresh_token_its_whole_sign_in()
     ] {
         assert!(!logs.contains(secret.as_str()), "a token in the log");
     }
+}
+
+#[test]
+fn revoking_a_refresh_token_tells_the_app_over_the_back_channel_and_an_access_token_does_not() {
+    if !require("curl") {
+        return;
+    }
+    let rp = Receiver::start(&[]);
+    let s = provider_with(&format!("backchannel_logout_uri = \"{}\"", rp.url()));
+    let (access, refresh_token) = sign_in(&s);
+    let r = call(&s, "revoke", "grafana", &format!("token={}", enc(&access)));
+    assert_eq!(r.status, 200, "{r:?}");
+    // Another client revoking grafana's refresh token changes nothing, and tells nobody.
+    let r = call(
+        &s,
+        "revoke",
+        "wiki",
+        &format!("token={}", enc(&refresh_token)),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        rp.wait_for(1, Duration::from_millis(700)).is_empty(),
+        "the sign-in lives on: no logout token"
+    );
+    let r = call(
+        &s,
+        "revoke",
+        "grafana",
+        &format!("token={}", enc(&refresh_token)),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let posts = rp.wait_for(1, Duration::from_secs(2));
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let token = posts[0].logout_token();
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (claims["sub"].as_str(), claims["aud"].as_str()),
+        (Some("alice"), Some("grafana"))
+    );
+    assert!(
+        claims["sid"].as_str().is_some_and(|sid| !sid.is_empty()),
+        "{claims}"
+    );
 }
