@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(ParamError::TooLarge { limit }) => assert!(data.len() > limit),
         Err(ParamError::Duplicate(name)) => {
-            assert!(pairs.iter().filter(|(k, _)| *k == name).count() >= 2, "{name:?}");
+            assert!(
+                pairs.iter().filter(|(k, _)| *k == name).count() >= 2,
+                "{name:?}"
+            );
         }
     }
 
@@ -34,8 +37,11 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok((id, secret)) = basic_credentials(text) {
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let again = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", enc(&id), enc(&secret)));
+        let again = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            enc(&id),
+            enc(&secret)
+        ));
         assert_eq!(
             basic_credentials(&again),
             Ok((id, secret)),
