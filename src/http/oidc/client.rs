@@ -171,3 +171,45 @@ pub fn refuse(state: &AppState, meta: &RequestMeta, e: &AppError) -> HttpRespons
     }
     res
 }
+
+/// A client-authenticated form endpoint, whole: reads the form (capped), runs `work` with its
+/// parameters, counts the request under the client it names, and answers: `ok` turns a result
+/// into its outcome and response; a refusal is audited and answered as [`refuse`] does.
+pub async fn serve<T>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    provider: &Provider,
+    endpoint: crate::metrics::OidcEndpoint,
+    work: impl FnOnce(&HashMap<String, String>, &RequestMeta) -> Result<T, AppError>,
+    ok: impl FnOnce(T) -> (crate::error::OidcOutcome, HttpResponse),
+) -> HttpResponse {
+    let meta = RequestMeta::from_request(req, state);
+    let (named, answer) = match form(req, payload).await {
+        Ok(params) => (
+            named(req, provider, params.get("client_id").map(String::as_str)),
+            work(&params, &meta),
+        ),
+        Err(e) => (named(req, provider, None), Err(e)),
+    };
+    let client_id = named.map(|c| c.id.as_str());
+    match answer {
+        Ok(value) => {
+            let (outcome, res) = ok(value);
+            super::count(state, endpoint, client_id, outcome);
+            res
+        }
+        Err(e) => {
+            super::refused(state, &meta, endpoint, client_id, &e);
+            refuse(state, &meta, &e)
+        }
+    }
+}
+
+/// A JSON answer that no cache keeps (RFC 6749 §5.1).
+pub fn no_cache_json(json: &serde_json::Value) -> HttpResponse {
+    let mut res = super::super::answer::json(actix_web::http::StatusCode::OK, json);
+    res.headers_mut()
+        .insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
+    res
+}

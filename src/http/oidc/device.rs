@@ -25,28 +25,19 @@ const INTERVAL: i64 = 5;
 /// `POST /oidc/device`: a device asks to be signed in.
 /// Its body and client authentication are the token endpoint's (`client.rs`).
 pub async fn authorization(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
-    let meta = RequestMeta::from_request(&req, &state);
     let Some(provider) = state.oidc.clone() else {
         return super::not_configured();
     };
-    let (named, answer) = match super::client::form(&req, payload).await {
-        Ok(params) => (
-            super::client::named(&req, &provider, params.get("client_id").map(String::as_str)),
-            codes(&req, &params, &state, &provider),
-        ),
-        Err(e) => (super::client::named(&req, &provider, None), Err(e)),
-    };
-    let client_id = named.map(|c| c.id.as_str());
-    match answer {
-        Ok(json) => {
-            super::count(&state, Endpoint::Device, client_id, OidcOutcome::Ok);
-            answer::json(StatusCode::OK, &json)
-        }
-        Err(e) => {
-            super::refused(&state, &meta, Endpoint::Device, client_id, &e);
-            super::client::refuse(&state, &meta, &e)
-        }
-    }
+    super::client::serve(
+        &req,
+        payload,
+        &state,
+        &provider,
+        Endpoint::Device,
+        |params, _| codes(&req, params, &state, &provider),
+        |json| (OidcOutcome::Ok, answer::json(StatusCode::OK, &json)),
+    )
+    .await
 }
 
 fn codes(

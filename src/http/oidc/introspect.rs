@@ -6,11 +6,10 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::super::extract::RequestMeta;
-use super::super::{answer, AppState, Standing, State};
+use super::super::{AppState, Standing, State};
 use super::client::{self, oauth};
 use crate::audit;
 use crate::error::{AppError, OAuthError, OidcOutcome};
@@ -19,37 +18,26 @@ use crate::oidc::grants::{self, Kind};
 use crate::oidc::Provider;
 
 pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
-    let meta = RequestMeta::from_request(&req, &state);
     let Some(provider) = state.oidc.clone() else {
         return super::not_configured();
     };
-    let (named, answer) = match client::form(&req, payload).await {
-        Ok(params) => (
-            client::named(&req, &provider, params.get("client_id").map(String::as_str)),
-            introspect(&req, &params, &state, &provider, &meta),
-        ),
-        Err(e) => (client::named(&req, &provider, None), Err(e)),
-    };
-    let client_id = named.map(|c| c.id.as_str());
-    match answer {
-        Ok(json) => {
-            let active = json["active"] == true;
-            let outcome = if active {
+    client::serve(
+        &req,
+        payload,
+        &state,
+        &provider,
+        Endpoint::Introspect,
+        |params, meta| introspect(&req, params, &state, &provider, meta),
+        |json| {
+            let outcome = if json["active"] == true {
                 OidcOutcome::Ok
             } else {
                 OidcOutcome::Inactive
             };
-            super::count(&state, Endpoint::Introspect, client_id, outcome);
-            let mut res = answer::json(StatusCode::OK, &json);
-            res.headers_mut()
-                .insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
-            res
-        }
-        Err(e) => {
-            super::refused(&state, &meta, Endpoint::Introspect, client_id, &e);
-            client::refuse(&state, &meta, &e)
-        }
-    }
+            (outcome, client::no_cache_json(&json))
+        },
+    )
+    .await
 }
 
 fn introspect(

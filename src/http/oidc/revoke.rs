@@ -21,30 +21,25 @@ use crate::oidc::grants::{self, Kind};
 use crate::oidc::Provider;
 
 pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
-    let meta = RequestMeta::from_request(&req, &state);
     let Some(provider) = state.oidc.clone() else {
         return super::not_configured();
     };
-    let (named, answer) = match client::form(&req, payload).await {
-        Ok(params) => (
-            client::named(&req, &provider, params.get("client_id").map(String::as_str)),
-            revoke(&req, &params, &provider, &meta, state.clock.now_ms()),
-        ),
-        Err(e) => (client::named(&req, &provider, None), Err(e)),
-    };
-    let client_id = named.map(|c| c.id.as_str());
-    match answer {
-        Ok(()) => {
-            super::count(&state, Endpoint::Revoke, client_id, OidcOutcome::Ok);
-            HttpResponse::build(StatusCode::OK)
+    let now_ms = state.clock.now_ms();
+    client::serve(
+        &req,
+        payload,
+        &state,
+        &provider,
+        Endpoint::Revoke,
+        |params, meta| revoke(&req, params, &provider, meta, now_ms),
+        |()| {
+            let res = HttpResponse::build(StatusCode::OK)
                 .insert_header((header::CACHE_CONTROL, "no-store"))
-                .finish()
-        }
-        Err(e) => {
-            super::refused(&state, &meta, Endpoint::Revoke, client_id, &e);
-            client::refuse(&state, &meta, &e)
-        }
-    }
+                .finish();
+            (OidcOutcome::Ok, res)
+        },
+    )
+    .await
 }
 
 fn revoke(

@@ -6,11 +6,10 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::super::extract::RequestMeta;
-use super::super::{answer, AppState, Standing, State};
+use super::super::{AppState, Standing, State};
 use super::client::{self, oauth};
 use super::unavailable;
 use crate::audit;
@@ -20,31 +19,19 @@ use crate::metrics::OidcEndpoint as Endpoint;
 use crate::oidc::{grants, Client, Grant, IdToken, Profile, Provider, Redeemed, Refreshed};
 
 pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
-    let meta = RequestMeta::from_request(&req, &state);
     let Some(provider) = state.oidc.clone() else {
         return super::not_configured();
     };
-    let (named, answer) = match client::form(&req, payload).await {
-        Ok(params) => (
-            client::named(&req, &provider, params.get("client_id").map(String::as_str)),
-            token(&req, &params, &state, &provider, &meta),
-        ),
-        Err(e) => (client::named(&req, &provider, None), Err(e)),
-    };
-    let client_id = named.map(|c| c.id.as_str());
-    match answer {
-        Ok(json) => {
-            super::count(&state, Endpoint::Token, client_id, OidcOutcome::Ok);
-            let mut res = answer::json(StatusCode::OK, &json);
-            res.headers_mut()
-                .insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
-            res
-        }
-        Err(e) => {
-            super::refused(&state, &meta, Endpoint::Token, client_id, &e);
-            client::refuse(&state, &meta, &e)
-        }
-    }
+    client::serve(
+        &req,
+        payload,
+        &state,
+        &provider,
+        Endpoint::Token,
+        |params, meta| token(&req, params, &state, &provider, meta),
+        |json| (OidcOutcome::Ok, client::no_cache_json(&json)),
+    )
+    .await
 }
 
 fn token(
