@@ -380,6 +380,19 @@ fn a_code_is_single_use_and_its_replay_revokes_what_it_gave() {
         enc("https://app.example.test/other")
     );
     assert_eq!(json(&token(&s, &wrong, true))["error"], "invalid_grant");
+    // Presented by another client (here the public "spa"): stolen, so it is spent for its own
+    // client too.
+    let code = new_code(&s, "grafana", &[]);
+    let stolen = s.curl().post(
+        &s.cg.mtls("/oidc/token"),
+        &format!("{}&client_id=spa", code_form(&code)),
+    );
+    assert_eq!(json(&stolen)["error"], "invalid_grant", "{stolen:?}");
+    assert!(stolen.body.contains("another client"), "{}", stolen.body);
+    assert_eq!(
+        json(&token(&s, &code_form(&code), true))["error"],
+        "invalid_grant"
+    );
 }
 
 #[test]

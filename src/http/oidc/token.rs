@@ -72,16 +72,7 @@ fn token(
                     ))
                 }
             };
-            if grant.made.client_id != client.id {
-                provider
-                    .grants
-                    .revoke(&grant.id, state.clock.now_ms())
-                    .map_err(unavailable)?;
-                return Err(oauth(
-                    OAuthError::InvalidGrant,
-                    "the code was issued to another client",
-                ));
-            }
+            owned_by(state, provider, client, &grant, "code")?;
             if get("redirect_uri") != Some(redirect_uri.as_str()) {
                 return Err(oauth(
                     OAuthError::InvalidGrant,
@@ -132,16 +123,7 @@ fn token(
                     ))
                 }
             };
-            if grant.made.client_id != client.id {
-                provider
-                    .grants
-                    .revoke(&grant.id, state.clock.now_ms())
-                    .map_err(unavailable)?;
-                return Err(oauth(
-                    OAuthError::InvalidGrant,
-                    "the refresh token was issued to another client",
-                ));
-            }
+            owned_by(state, provider, client, &grant, "refresh token")?;
             let who = live(state, provider, &grant, now)?;
             issue(state, provider, meta, client, &grant, &who, false)
         }
@@ -156,6 +138,28 @@ fn token(
         )),
         None => Err(oauth(OAuthError::InvalidRequest, "grant_type is missing")),
     }
+}
+
+/// A code or refresh token presented by a client it was not issued to was stolen: its whole
+/// grant ends.
+fn owned_by(
+    state: &AppState,
+    provider: &Provider,
+    client: &Client,
+    grant: &Grant,
+    what: &str,
+) -> Result<(), AppError> {
+    if grant.made.client_id == client.id {
+        return Ok(());
+    }
+    provider
+        .grants
+        .revoke(&grant.id, state.clock.now_ms())
+        .map_err(unavailable)?;
+    Err(oauth(
+        OAuthError::InvalidGrant,
+        format!("the {what} was issued to another client"),
+    ))
 }
 
 /// The person of a grant, if the grant still counts (see `grant_standing`).
