@@ -115,6 +115,9 @@ const MIGRATIONS: &[&str] = &[
     // (introspection's `iat`; NULL for tokens issued before).
     "ALTER TABLE oidc_tokens ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE oidc_tokens ADD COLUMN issued INTEGER;",
+    // 6: a token bound to the certificate it was issued over (RFC 8705 §3): its SHA-256
+    // thumbprint, base64url (the `cnf` `x5t#S256`); NULL: a plain bearer token.
+    "ALTER TABLE oidc_tokens ADD COLUMN x5t TEXT;",
 ];
 
 /// The schema version this certgate writes.

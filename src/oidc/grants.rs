@@ -88,7 +88,25 @@ pub struct Token {
     pub used: bool,
     /// Revoked on its own (RFC 7009); a revoked grant is [`Grant::revoked`].
     pub revoked: bool,
+    /// The thumbprint of the certificate it is bound to (RFC 8705 §3): it works only when
+    /// presented over that certificate.
+    pub x5t: Option<String>,
     pub grant: Grant,
+}
+
+impl Token {
+    /// Whether a request over the certificate with thumbprint `presented` may use it.
+    pub fn bound_to(&self, presented: Option<&str>) -> bool {
+        match &self.x5t {
+            None => true,
+            Some(bound) => presented.is_some_and(|p| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(
+                    bound.as_bytes(),
+                    p.as_bytes(),
+                ))
+            }),
+        }
+    }
 }
 
 impl Token {
@@ -276,14 +294,15 @@ impl Grants {
         now: i64,
         access: (&str, i64),
         refresh: Option<(&str, i64)>,
+        bound: Option<&str>,
     ) -> Result<(), DbError> {
         self.db.write_relaxed(|tx| {
             let mut insert = tx.prepare(
-                "INSERT INTO oidc_tokens (hash, grant_id, kind, expires, issued) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO oidc_tokens (hash, grant_id, kind, expires, issued, x5t) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            insert.execute(params![access.0, grant_id, "access", access.1, now])?;
+            insert.execute(params![access.0, grant_id, "access", access.1, now, bound])?;
             if let Some((hash, expires)) = refresh {
-                insert.execute(params![hash, grant_id, "refresh", expires, now])?;
+                insert.execute(params![hash, grant_id, "refresh", expires, now, bound])?;
             }
             tx.execute(
                 "UPDATE oidc_grants SET tokens_issued = 1 WHERE id = ?1 AND tokens_issued = 0",
@@ -364,7 +383,7 @@ impl Grants {
         self.db.read(|conn| {
             let row = conn
                 .query_row(
-                    "SELECT grant_id, kind, expires, issued, used, revoked FROM oidc_tokens WHERE hash = ?1",
+                    "SELECT grant_id, kind, expires, issued, used, revoked, x5t FROM oidc_tokens WHERE hash = ?1",
                     [hash],
                     |r| {
                         Ok((
@@ -374,11 +393,12 @@ impl Grants {
                             r.get::<_, Option<i64>>(3)?,
                             r.get::<_, i64>(4)? != 0,
                             r.get::<_, i64>(5)? != 0,
+                            r.get::<_, Option<String>>(6)?,
                         ))
                     },
                 )
                 .optional()?;
-            let Some((grant_id, refresh, expires, issued, used, revoked)) = row else {
+            let Some((grant_id, refresh, expires, issued, used, revoked, x5t)) = row else {
                 return Ok(None);
             };
             Ok(load(conn, &grant_id)?.map(|grant| Token {
@@ -387,6 +407,7 @@ impl Grants {
                 issued,
                 used,
                 revoked,
+                x5t,
                 grant,
             }))
         })
@@ -540,7 +561,8 @@ mod tests {
             (grant.made, redirect_uri.as_str(), challenge.as_deref()),
             (alice(), "https://app/cb", Some("ch"))
         );
-        g.add_tokens("g1", 100, (&hash("at"), 700), None).unwrap();
+        g.add_tokens("g1", 100, (&hash("at"), 700), None, None)
+            .unwrap();
         assert!(g.access(&hash("at"), 120).unwrap().is_some());
         assert_eq!(g.redeem(&hash("code"), 111).unwrap(), Redeemed::Replayed);
         assert!(
@@ -588,13 +610,25 @@ mod tests {
         let (_d, g) = grants();
         g.create("g1", &alice(), &hash("code"), "https://app/cb", None, 160)
             .unwrap();
-        g.add_tokens("g1", 100, (&hash("at1"), 700), Some((&hash("rt1"), 9_000)))
-            .unwrap();
+        g.add_tokens(
+            "g1",
+            100,
+            (&hash("at1"), 700),
+            Some((&hash("rt1"), 9_000)),
+            None,
+        )
+        .unwrap();
         assert!(
             matches!(g.refresh(&hash("rt1"), 200).unwrap(), Refreshed::Fresh(ref gr) if !gr.revoked)
         );
-        g.add_tokens("g1", 100, (&hash("at2"), 800), Some((&hash("rt2"), 9_000)))
-            .unwrap();
+        g.add_tokens(
+            "g1",
+            100,
+            (&hash("at2"), 800),
+            Some((&hash("rt2"), 9_000)),
+            None,
+        )
+        .unwrap();
         assert_eq!(g.refresh(&hash("rt1"), 201).unwrap(), Refreshed::Reused);
         let Refreshed::Fresh(grant) = g.refresh(&hash("rt2"), 202).unwrap() else {
             panic!("the newest token of the family is found, revoked");
@@ -613,9 +647,16 @@ mod tests {
         let (_d, g) = grants();
         g.create("g1", &alice(), &hash("code"), "https://app/cb", None, 160)
             .unwrap();
-        g.add_tokens("g1", 150, (&hash("at1"), 700), Some((&hash("rt1"), 9_000)))
+        g.add_tokens(
+            "g1",
+            150,
+            (&hash("at1"), 700),
+            Some((&hash("rt1"), 9_000)),
+            None,
+        )
+        .unwrap();
+        g.add_tokens("g1", 150, (&hash("at2"), 700), None, None)
             .unwrap();
-        g.add_tokens("g1", 150, (&hash("at2"), 700), None).unwrap();
         let at1 = g.token(&hash("at1")).unwrap().unwrap();
         assert_eq!(
             (at1.kind, at1.issued, at1.expires, at1.usable(200)),
@@ -689,8 +730,10 @@ mod tests {
             g.create(id, &made, &hash(id), "https://app/cb", None, 160)
                 .unwrap();
         }
-        g.add_tokens("g1", 100, (&hash("at1"), 700), None).unwrap();
-        g.add_tokens("g3", 100, (&hash("at3"), 700), None).unwrap();
+        g.add_tokens("g1", 100, (&hash("at1"), 700), None, None)
+            .unwrap();
+        g.add_tokens("g3", 100, (&hash("at3"), 700), None, None)
+            .unwrap();
         g.prune(800).unwrap();
         let live: Vec<String> = g.live().unwrap().into_iter().map(|x| x.id).collect();
         assert_eq!(live, ["g1"], "kept for its app's session");
@@ -705,7 +748,7 @@ mod tests {
             .unwrap();
         g.create("g2", &alice(), &hash("c2"), "https://app/cb", None, 160)
             .unwrap();
-        g.add_tokens("g2", 100, (&hash("at"), 10_000), None)
+        g.add_tokens("g2", 100, (&hash("at"), 10_000), None, None)
             .unwrap();
         assert_eq!(g.prune(200).unwrap(), 3, "two codes, one grant");
         assert!(g.access(&hash("at"), 300).unwrap().is_some());

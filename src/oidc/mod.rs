@@ -101,6 +101,7 @@ impl Provider {
             "scopes_supported": settings::SCOPES,
             "token_endpoint_auth_methods_supported": AUTH_METHODS,
             "introspection_endpoint": self.endpoint("introspect"),
+            "tls_client_certificate_bound_access_tokens": true,
             "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
             "revocation_endpoint": self.endpoint("revoke"),
             "revocation_endpoint_auth_methods_supported": AUTH_METHODS,

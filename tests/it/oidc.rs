@@ -1004,3 +1004,80 @@ fn a_device_polls_politely_and_hears_a_refusal() {
     let r = device_decide(&s, "BCDF-GHJK", "approve", Some(&s.cg.mtls("")));
     assert_eq!(r.status, 400);
 }
+
+#[test]
+fn tokens_issued_over_a_certificate_work_only_over_that_certificate() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    // The app's server holds a certificate of the client CA and presents it at the token
+    // endpoint (RFC 8705 §3): its tokens are bound to it.
+    let server = s.pki.user("grafana-server");
+    let with_server_cert = || s.curl().cert(&server.cert, &server.key);
+    let discovery = json(
+        &s.curl()
+            .get(&s.cg.mtls("/.well-known/openid-configuration")),
+    );
+    assert_eq!(
+        discovery["tls_client_certificate_bound_access_tokens"],
+        true
+    );
+    let code = new_code(&s, "grafana", &[]);
+    let t = with_server_cert()
+        .arg("-u")
+        .arg(format!("grafana:{SECRET}"))
+        .post(&s.cg.mtls("/oidc/token"), &code_form(&code));
+    assert_eq!(t.status, 200, "{t:?}");
+    let t = json(&t);
+    let (access, refresh) = (
+        t["access_token"].as_str().unwrap(),
+        t["refresh_token"].as_str().unwrap(),
+    );
+    let der: rustls_pki_types::CertificateDer<'static> =
+        rustls_pki_types::pem::PemObject::from_pem_file(&server.cert).unwrap();
+    let thumbprint =
+        URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der));
+    let seen = json(&token_call(
+        &s,
+        "/oidc/introspect",
+        &format!("token={access}"),
+    ));
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["cnf"]["x5t#S256"], thumbprint.as_str());
+
+    // userinfo: refused without the certificate and with another one, answered with it.
+    assert_eq!(userinfo(&s, access).status, 401);
+    let other = s
+        .as_alice()
+        .header(&format!("Authorization: Bearer {access}"))
+        .get(&s.cg.mtls("/oidc/userinfo"));
+    assert_eq!(other.status, 401, "{other:?}");
+    assert!(
+        other.body.contains("bound to a certificate"),
+        "{}",
+        other.body
+    );
+    let own = with_server_cert()
+        .header(&format!("Authorization: Bearer {access}"))
+        .get(&s.cg.mtls("/oidc/userinfo"));
+    assert_eq!(own.status, 200, "{own:?}");
+
+    // The refresh token too; refused without the certificate, and not used up by that.
+    let form = format!("grant_type=refresh_token&refresh_token={}", enc(refresh));
+    let without = token(&s, &form, true);
+    assert_eq!(json(&without)["error"], "invalid_grant", "{without:?}");
+    let again = with_server_cert()
+        .arg("-u")
+        .arg(format!("grafana:{SECRET}"))
+        .post(&s.cg.mtls("/oidc/token"), &form);
+    assert_eq!(again.status, 200, "{again:?}");
+}
+
+/// A client-authenticated POST of `form` to `path` as grafana.
+fn token_call(s: &Setup, path: &str, form: &str) -> Response {
+    s.curl()
+        .arg("-u")
+        .arg(format!("grafana:{SECRET}"))
+        .post(&s.cg.mtls(path), form)
+}

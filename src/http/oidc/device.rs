@@ -11,7 +11,7 @@ use super::super::extract::RequestMeta;
 use super::super::pages::{Form, Page};
 use super::super::{answer, AppState, State};
 use super::client::{authenticate, oauth};
-use super::token::{issue, live};
+use super::token::{issue, live, Issuing};
 use super::unavailable;
 use crate::error::{AppError, Denial, OAuthError, OidcOutcome};
 use crate::metrics::OidcEndpoint as Endpoint;
@@ -149,7 +149,19 @@ pub(super) fn exchange(
         }
     };
     let who = live(state, provider, &grant, now)?;
-    issue(state, provider, meta, client, &grant, &who, false)
+    // Devices on this grant hold no certificate: their tokens are plain bearer tokens.
+    issue(
+        state,
+        provider,
+        meta,
+        client,
+        &grant,
+        &who,
+        &Issuing {
+            first: false,
+            bound: None,
+        },
+    )
 }
 
 /// `GET /oidc/device/verify`: the page a person approves a device on.

@@ -99,8 +99,14 @@ fn introspect(
         "token_type": token_type,
         "iss": provider.settings.issuer,
     });
-    if let (Some(iat), Some(map)) = (found.issued, json.as_object_mut()) {
-        map.insert("iat".into(), iat.into());
+    if let Some(map) = json.as_object_mut() {
+        if let Some(iat) = found.issued {
+            map.insert("iat".into(), iat.into());
+        }
+        // RFC 8705 §3.2: the certificate a bound token works over.
+        if let Some(x5t) = &found.x5t {
+            map.insert("cnf".into(), serde_json::json!({ "x5t#S256": x5t }));
+        }
     }
     Ok(json)
 }

@@ -98,11 +98,24 @@ fn token(
                 (None, None) => {}
             }
             let who = live(state, provider, &grant, now)?;
-            issue(state, provider, meta, client, &grant, &who, true)
+            let presented = presented(req, state, meta)?;
+            issue(state, provider, meta, client, &grant, &who, &Issuing { first: true, bound: presented.as_deref() })
         }
         Some("refresh_token") => {
             let refresh = get("refresh_token")
                 .ok_or_else(|| oauth(OAuthError::InvalidRequest, "refresh_token is missing"))?;
+            // A token bound to a certificate (RFC 8705 §3) is checked before it is used up.
+            let presented = presented(req, state, meta)?;
+            let stored = provider
+                .grants
+                .token(&grants::hash(refresh))
+                .map_err(unavailable)?;
+            if stored.is_some_and(|t| !t.bound_to(presented.as_deref())) {
+                return Err(oauth(
+                    OAuthError::InvalidGrant,
+                    "the refresh token is bound to a certificate this request does not present",
+                ));
+            }
             let grant = match provider
                 .grants
                 .refresh(&grants::hash(refresh), now)
@@ -125,7 +138,7 @@ fn token(
             };
             owned_by(state, provider, client, &grant, "refresh token")?;
             let who = live(state, provider, &grant, now)?;
-            issue(state, provider, meta, client, &grant, &who, false)
+            issue(state, provider, meta, client, &grant, &who, &Issuing { first: false, bound: presented.as_deref() })
         }
         Some(crate::oidc::DEVICE_GRANT) => {
             let code = get("device_code")
@@ -138,6 +151,20 @@ fn token(
         )),
         None => Err(oauth(OAuthError::InvalidRequest, "grant_type is missing")),
     }
+}
+
+/// The thumbprint of the certificate the request carries (certgate's mTLS listener, or one a
+/// trusted proxy forwarded), verified: tokens issued over it are bound to it (RFC 8705 §3).
+///
+/// # Errors
+/// A certificate that does not verify or was revoked.
+pub(super) fn presented(
+    req: &HttpRequest,
+    state: &AppState,
+    meta: &RequestMeta,
+) -> Result<Option<String>, AppError> {
+    Ok(super::super::extract::verified_cert(req, state, meta)?
+        .map(|cert| cert.cert().thumbprint.clone()))
 }
 
 /// A code or refresh token presented by a client it was not issued to was stolen: its whole
@@ -179,6 +206,13 @@ pub(super) fn live(
     })
 }
 
+/// How tokens are issued: on a code's exchange (`first`: the ID token carries the nonce), and
+/// bound to the certificate with this thumbprint (RFC 8705 §3) or not.
+pub(super) struct Issuing<'a> {
+    pub(super) first: bool,
+    pub(super) bound: Option<&'a str>,
+}
+
 /// New tokens for `grant`: an access token, an ID token (with the nonce on the code's
 /// exchange) and, with `offline_access`, a refresh token.
 pub(super) fn issue(
@@ -188,8 +222,9 @@ pub(super) fn issue(
     client: &Client,
     grant: &Grant,
     who: &Identity,
-    first: bool,
+    how: &Issuing<'_>,
 ) -> Result<serde_json::Value, AppError> {
+    let Issuing { first, bound } = *how;
     let random = || {
         crate::oidc::secret()
             .ok_or_else(|| AppError::Internal("the system random number generator failed".into()))
@@ -216,6 +251,7 @@ pub(super) fn issue(
                 })
                 .as_ref()
                 .map(|(h, e)| (h.as_str(), *e)),
+            bound,
         )
         .map_err(unavailable)?;
     let claims = IdToken {

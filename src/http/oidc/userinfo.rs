@@ -47,6 +47,18 @@ fn userinfo(
         let res = refuse(Some(Code::InvalidToken), "the access token is unknown");
         return (None, invalid, res);
     };
+    // A token bound to a certificate (RFC 8705 §3) works only over that certificate.
+    if found.x5t.is_some() {
+        let meta = super::super::extract::RequestMeta::from_request(req, state);
+        let presented = super::token::presented(req, state, &meta).ok().flatten();
+        if !found.bound_to(presented.as_deref()) {
+            let res = refuse(
+                Some(Code::InvalidToken),
+                "the access token is bound to a certificate this request does not present",
+            );
+            return (Some(found.grant.made.client_id), invalid, res);
+        }
+    }
     let grant = found.grant;
     if found.expires <= now || found.revoked {
         let res = refuse(
