@@ -538,6 +538,7 @@ mod tests {
             scopes: std::collections::BTreeSet::new(),
             users: vec![],
             groups: vec![],
+            tls_subject: None,
         };
         let d = Delivery {
             id: 1,

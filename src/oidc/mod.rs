@@ -119,7 +119,12 @@ impl Provider {
 }
 
 /// How clients authenticate at the token, introspection and revocation endpoints.
-const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
+const AUTH_METHODS: [&str; 4] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "tls_client_auth",
+    "none",
+];
 
 /// The device authorization grant's `grant_type` (RFC 8628 §3.4).
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";

@@ -39,6 +39,10 @@ pub struct RawClient {
     pub users: Vec<String>,
     #[serde(deserialize_with = "list::string_or_list")]
     pub groups: Vec<String>,
+    /// With `tls_client_auth` (RFC 8705 §2.1.2): the SAN the client's certificate must carry.
+    pub tls_client_auth_san_dns: Option<String>,
+    pub tls_client_auth_san_uri: Option<String>,
+    pub tls_client_auth_san_email: Option<String>,
 }
 
 /// The scopes certgate knows; a client may be limited to fewer.
@@ -77,6 +81,8 @@ pub enum AuthMethod {
     SecretPost,
     /// A public client (a browser app, a phone app): no secret, PKCE required.
     None,
+    /// The client's certificate (RFC 8705 §2): mutual TLS, on a chain to `client_ca`.
+    TlsClientAuth,
 }
 
 impl AuthMethod {
@@ -85,6 +91,7 @@ impl AuthMethod {
             Self::SecretBasic => "client_secret_basic",
             Self::SecretPost => "client_secret_post",
             Self::None => "none",
+            Self::TlsClientAuth => "tls_client_auth",
         }
     }
 }
@@ -106,6 +113,28 @@ pub struct Client {
     /// Who may sign in to it (by name, or by group); both empty: anyone certgate knows.
     pub users: Vec<String>,
     pub groups: Vec<String>,
+    /// With `tls_client_auth`: the certificate that is the client.
+    pub tls_subject: Option<TlsSubject>,
+}
+
+/// The certificate a `tls_client_auth` client presents, by one subject alternative name
+/// (RFC 8705 §2.1.2), on a chain to `client_ca`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSubject {
+    Dns(String),
+    Uri(String),
+    Email(String),
+}
+
+impl TlsSubject {
+    /// Whether `cert` carries this name.
+    pub fn matches(&self, cert: &crate::cert::ClientCert) -> bool {
+        match self {
+            Self::Dns(name) => cert.dns_names.iter().any(|d| d.eq_ignore_ascii_case(name)),
+            Self::Uri(uri) => cert.uris.iter().any(|u| u == uri),
+            Self::Email(email) => cert.emails.iter().any(|e| e.eq_ignore_ascii_case(email)),
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -260,19 +289,20 @@ fn client(c: &mut Checker, key: &str, raw: &RawClient, base: &Path) -> Option<Cl
             );
             AuthMethod::None
         }
-        (Some("tls_client_auth"), _) => {
+        (Some("tls_client_auth"), None) => AuthMethod::TlsClientAuth,
+        (Some("tls_client_auth"), Some(_)) => {
             c.fail(
                 &format!("{key}.token_endpoint_auth_method"),
-                "\"tls_client_auth\" is not supported by this certgate yet",
-                "use \"client_secret_basic\" with a secret_file",
+                "\"tls_client_auth\" (the client is its certificate), but a secret is set",
+                "remove secret/secret_file",
             );
-            AuthMethod::None
+            AuthMethod::TlsClientAuth
         }
         (Some(other), _) => {
             c.fail(
                 &format!("{key}.token_endpoint_auth_method"),
                 format!("`{other}` is not a method certgate knows"),
-                "one of \"client_secret_basic\", \"client_secret_post\", \"none\"",
+                "one of \"client_secret_basic\", \"client_secret_post\", \"tls_client_auth\", \"none\"",
             );
             AuthMethod::None
         }
@@ -344,6 +374,7 @@ fn client(c: &mut Checker, key: &str, raw: &RawClient, base: &Path) -> Option<Cl
             "every OpenID Connect sign-in asks for \"openid\": add it",
         );
     }
+    let tls_subject = tls_subject(c, key, raw, auth_method);
     Some(Client {
         id: id.to_string(),
         secret,
@@ -355,7 +386,53 @@ fn client(c: &mut Checker, key: &str, raw: &RawClient, base: &Path) -> Option<Cl
         scopes,
         users: raw.users.clone(),
         groups: raw.groups.clone(),
+        tls_subject,
     })
+}
+
+/// The one `tls_client_auth_san_*` a `tls_client_auth` client needs, and none for others.
+fn tls_subject(
+    c: &mut Checker,
+    key: &str,
+    raw: &RawClient,
+    method: AuthMethod,
+) -> Option<TlsSubject> {
+    let given: Vec<TlsSubject> = [
+        raw.tls_client_auth_san_dns.clone().map(TlsSubject::Dns),
+        raw.tls_client_auth_san_uri.clone().map(TlsSubject::Uri),
+        raw.tls_client_auth_san_email.clone().map(TlsSubject::Email),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    match (method, given.len()) {
+        (AuthMethod::TlsClientAuth, 1) => given.into_iter().next(),
+        (AuthMethod::TlsClientAuth, 0) => {
+            c.fail(
+                &format!("{key}.tls_client_auth_san_uri"),
+                "missing: a tls_client_auth client is known by a name in its certificate",
+                "set one of tls_client_auth_san_uri (e.g. \"urn:certgate:user:grafana-server\" for a certificate from `certgate ca issue --user grafana-server`), tls_client_auth_san_dns or tls_client_auth_san_email",
+            );
+            None
+        }
+        (AuthMethod::TlsClientAuth, _) => {
+            c.fail(
+                &format!("{key}.tls_client_auth_san_uri"),
+                "more than one tls_client_auth_san_* is set",
+                "keep exactly one (RFC 8705 §2.1.2)",
+            );
+            None
+        }
+        (_, 0) => None,
+        (_, _) => {
+            c.fail(
+                &format!("{key}.tls_client_auth_san_uri"),
+                "is set, but token_endpoint_auth_method is not \"tls_client_auth\"",
+                "set token_endpoint_auth_method = \"tls_client_auth\", or remove the tls_client_auth_san_* key",
+            );
+            None
+        }
+    }
 }
 
 /// The client's secret, from `secret` or the file `secret_file` names (trimmed).

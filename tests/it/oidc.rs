@@ -31,6 +31,11 @@ token_endpoint_auth_method = "none"
 redirect_uris = ["{CALLBACK}"]
 id_token_signed_response_alg = "ES256"
 [[oidc.clients]]
+id = "mtls-app"
+token_endpoint_auth_method = "tls_client_auth"
+tls_client_auth_san_uri = "urn:example:mtls-app"
+redirect_uris = ["{CALLBACK}"]
+[[oidc.clients]]
 id = "tv"
 token_endpoint_auth_method = "none"
 redirect_uris = ["{CALLBACK}"]
@@ -651,6 +656,7 @@ fn oidc_configuration_errors_name_the_key_and_the_fix() {
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb#frag\"]\n", "oidc.clients[0].redirect_uris[0]"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nsecret = \"short\"\nredirect_uris = [\"https://x/cb\"]\n", "shorter than 16"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\nid_token_signed_response_alg = \"HS256\"\n", "oidc.clients[0].id_token_signed_response_alg"),
+        ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\ntoken_endpoint_auth_method = \"tls_client_auth\"\n", "oidc.clients[0].tls_client_auth_san_uri: missing"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\nbackchannel_logout_uri = \"ftp://x/bc\"\n", "oidc.clients[0].backchannel_logout_uri: `ftp://x/bc` is not an http or https URL"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\nbackchannel_logout_uri = \"/bc\"\n", "oidc.clients[0].backchannel_logout_uri: `/bc` is not an absolute URL"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\npost_logout_redirect_uris = [\"https://x/\", \"https://x/out#f\"]\n", "oidc.clients[0].post_logout_redirect_uris[1]: `https://x/out#f` has a fragment"),
@@ -1080,4 +1086,60 @@ fn token_call(s: &Setup, path: &str, form: &str) -> Response {
         .arg("-u")
         .arg(format!("grafana:{SECRET}"))
         .post(&s.cg.mtls(path), form)
+}
+
+#[test]
+fn a_client_that_authenticates_with_its_certificate_gets_tokens_bound_to_it() {
+    if !require("curl") {
+        return;
+    }
+    let s = provider("");
+    let mut spec = certgate::ca::ClientSpec::new("mtls-app-server", 30);
+    spec.uris = vec!["urn:example:mtls-app".into()];
+    let server = s.pki.client(&spec);
+    let impostor = s.pki.user("someone-else");
+    let discovery = json(
+        &s.curl()
+            .get(&s.cg.mtls("/.well-known/openid-configuration")),
+    );
+    assert!(
+        discovery["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("tls_client_auth")),
+        "{discovery}"
+    );
+    let code = new_code(&s, "mtls-app", &[]);
+    let form = format!("{}&client_id=mtls-app", code_form(&code));
+    // Without a certificate, or with one that is not the client's: invalid_client, and the
+    // code is still good.
+    for (who, cert) in [("none", None), ("impostor", Some(&impostor))] {
+        let mut c = s.curl();
+        if let Some(cert) = cert {
+            c = c.cert(&cert.cert, &cert.key);
+        }
+        let r = c.post(&s.cg.mtls("/oidc/token"), &form);
+        assert_eq!(
+            (r.status, json(&r)["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{who}: {r:?}"
+        );
+    }
+    let ok = s
+        .curl()
+        .cert(&server.cert, &server.key)
+        .post(&s.cg.mtls("/oidc/token"), &form);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let access = json(&ok)["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        userinfo(&s, &access).status,
+        401,
+        "bound to the client's certificate"
+    );
+    let own = s
+        .curl()
+        .cert(&server.cert, &server.key)
+        .header(&format!("Authorization: Bearer {access}"))
+        .get(&s.cg.mtls("/oidc/userinfo"));
+    assert_eq!(own.status, 200, "{own:?}");
 }

@@ -102,6 +102,8 @@ fn basic(req: &HttpRequest) -> Option<Result<(String, String), &'static str>> {
 /// `invalid_request` for Basic credentials and a `client_secret` at once.
 pub fn authenticate<'a>(
     req: &HttpRequest,
+    state: &AppState,
+    meta: &RequestMeta,
     provider: &'a Provider,
     form_id: Option<&str>,
     form_secret: Option<&str>,
@@ -133,6 +135,9 @@ pub fn authenticate<'a>(
         .settings
         .client(&id)
         .ok_or_else(|| invalid("unknown client"))?;
+    if client.auth_method == AuthMethod::TlsClientAuth && method == AuthMethod::None {
+        return by_certificate(req, state, meta, client);
+    }
     if client.auth_method != method {
         return Err(invalid(&format!(
             "this client authenticates with {}",
@@ -151,6 +156,26 @@ pub fn authenticate<'a>(
         return Err(invalid("wrong client secret"));
     }
     Ok(client)
+}
+
+/// A `tls_client_auth` client (RFC 8705 §2): the request's certificate, verified on a chain to
+/// `client_ca` and not revoked, carries the name the client is known by.
+fn by_certificate<'a>(
+    req: &HttpRequest,
+    state: &AppState,
+    meta: &RequestMeta,
+    client: &'a Client,
+) -> Result<&'a Client, AppError> {
+    let invalid = |why: &str| oauth(OAuthError::InvalidClient, why);
+    let cert = super::super::extract::verified_cert(req, state, meta)
+        .map_err(|e| invalid(&format!("the client certificate was refused: {e}")))?
+        .ok_or_else(|| {
+            invalid("this client authenticates with its certificate: present it (tls_client_auth)")
+        })?;
+    match &client.tls_subject {
+        Some(subject) if subject.matches(cert.cert()) => Ok(client),
+        _ => Err(invalid("the certificate presented is not this client's")),
+    }
 }
 
 /// The answer to a refused request: JSON, and on `invalid_client` the Basic challenge

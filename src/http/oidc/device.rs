@@ -34,7 +34,7 @@ pub async fn authorization(req: HttpRequest, payload: web::Payload, state: State
         &state,
         &provider,
         Endpoint::Device,
-        |params, _| codes(&req, params, &state, &provider),
+        |params, meta| codes(&req, params, &state, meta, &provider),
         |json| (OidcOutcome::Ok, answer::json(StatusCode::OK, &json)),
     )
     .await
@@ -44,10 +44,18 @@ fn codes(
     req: &HttpRequest,
     params: &HashMap<String, String>,
     state: &AppState,
+    meta: &RequestMeta,
     provider: &Provider,
 ) -> Result<serde_json::Value, AppError> {
     let get = |name: &str| params.get(name).map(String::as_str);
-    let client = authenticate(req, provider, get("client_id"), get("client_secret"))?;
+    let client = authenticate(
+        req,
+        state,
+        meta,
+        provider,
+        get("client_id"),
+        get("client_secret"),
+    )?;
     let requested: BTreeSet<&str> = get("scope")
         .unwrap_or("openid")
         .split_whitespace()

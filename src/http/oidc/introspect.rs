@@ -48,7 +48,14 @@ fn introspect(
     meta: &RequestMeta,
 ) -> Result<serde_json::Value, AppError> {
     let get = |name: &str| params.get(name).map(String::as_str);
-    let client = client::authenticate(req, provider, get("client_id"), get("client_secret"))?;
+    let client = client::authenticate(
+        req,
+        state,
+        meta,
+        provider,
+        get("client_id"),
+        get("client_secret"),
+    )?;
     let token = get("token").ok_or_else(|| {
         oauth(
             OAuthError::InvalidRequest,

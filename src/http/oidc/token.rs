@@ -42,7 +42,14 @@ fn token(
     meta: &RequestMeta,
 ) -> Result<serde_json::Value, AppError> {
     let get = |name: &str| params.get(name).map(String::as_str);
-    let client = client::authenticate(req, provider, get("client_id"), get("client_secret"))?;
+    let client = client::authenticate(
+        req,
+        state,
+        meta,
+        provider,
+        get("client_id"),
+        get("client_secret"),
+    )?;
     let now = state.clock.now();
     match get("grant_type") {
         Some("authorization_code") => {
