@@ -86,6 +86,85 @@ pub fn explain(
     explain_against(config, config_text, &case, now, &Unchecked)
 }
 
+/// Whether `who` may sign in to the OpenID Connect client `client_id`, and why: what
+/// `/oidc/authorize` decides for them (revocations not consulted).
+///
+/// # Errors
+/// No `[oidc]`, an unknown client, or a `who` that names nobody certgate knows.
+pub fn explain_oidc(
+    config: &Config,
+    client_id: &str,
+    who: &Who,
+    now: i64,
+) -> Result<Explanation, String> {
+    let oidc = config
+        .oidc
+        .as_ref()
+        .ok_or("this configuration has no [oidc]: certgate is no OpenID Connect provider here")?;
+    let client = oidc.client(client_id).ok_or_else(|| {
+        let known: Vec<&str> = oidc.clients.iter().map(|c| c.id.as_str()).collect();
+        format!(
+            "no client `{client_id}` in [[oidc.clients]] (there are: {})",
+            known.join(", ")
+        )
+    })?;
+    let person = match who {
+        Who::User(user) => identity::from_user(user, &config.identity).map_err(string)?,
+        Who::Cert(path) => {
+            identity::from_cert(&certificate(config, None, path, now)?, &config.identity)
+                .map_err(string)?
+        }
+        Who::Token(_) => {
+            return Err("for a client, give --user or --cert: who signs in, not a token".into())
+        }
+        Who::Nobody => {
+            return Ok(Explanation {
+                text: format!(
+                    "nobody signed in: at /oidc/authorize for {}, a browser is sent to /auth to sign in with its certificate and comes back; with prompt=none the app gets login_required",
+                    client.id
+                ),
+                allowed: false,
+            })
+        }
+    };
+    let why = if client.users.is_empty() && client.groups.is_empty() {
+        Some("the client lists no users or groups: anyone certgate knows".to_string())
+    } else if client.users.contains(&person.user) {
+        Some(format!("{} is in its users", person.user))
+    } else {
+        client
+            .groups
+            .iter()
+            .find(|g| person.groups.contains(g))
+            .map(|g| format!("{} is in its group {g}", person.user))
+    };
+    let details = format!(
+        "client {}: {}, ID tokens {}, scopes {}, redirect URIs {}",
+        client.id,
+        client.auth_method.as_str(),
+        client.alg.as_str(),
+        client.scopes.iter().cloned().collect::<Vec<_>>().join(" "),
+        client.redirect_uris.join(", ")
+    );
+    Ok(match why {
+        Some(why) => Explanation {
+            text: format!("{} may sign in to {}: {why}\n{details}", person.user, client.id),
+            allowed: true,
+        },
+        None => Explanation {
+            text: format!(
+                "{} may not sign in to {}: not in its users [{}] nor groups [{}] (their groups: {})\n{details}",
+                person.user,
+                client.id,
+                client.users.join(", "),
+                client.groups.join(", "),
+                if person.groups.is_empty() { "none".to_string() } else { person.groups.join(", ") }
+            ),
+            allowed: false,
+        },
+    })
+}
+
 /// Explains the decision for `case`, with credentials judged against `standings`.
 ///
 /// # Errors

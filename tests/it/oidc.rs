@@ -1143,3 +1143,32 @@ fn a_client_that_authenticates_with_its_certificate_gets_tokens_bound_to_it() {
         .get(&s.cg.mtls("/oidc/userinfo"));
     assert_eq!(own.status, 200, "{own:?}");
 }
+
+#[test]
+fn explain_says_who_may_sign_in_to_a_client_and_why() {
+    let s = provider("");
+    let explain = |args: &[&str]| {
+        let mut all = vec!["explain", "--config", "certgate.toml"];
+        all.extend_from_slice(args);
+        run(s.dir.path(), &all)
+    };
+    let (code, out) = explain(&["--client-id", "grafana", "--user", "alice"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("alice may sign in to grafana: the client lists no users or groups"),
+        "{out}"
+    );
+    let cert = s.alice.cert.display().to_string();
+    let (code, out) = explain(&["--client-id", "bobs-app", "--cert", &cert]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("alice may not sign in to bobs-app: not in its users [bob]"),
+        "{out}"
+    );
+    let (code, out) = explain(&["--client-id", "nobody", "--user", "alice"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("no client `nobody`") && out.contains("grafana"),
+        "{out}"
+    );
+}
