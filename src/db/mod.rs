@@ -71,6 +71,9 @@ impl DbError {
 pub struct Db {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// A second connection for [`Db::write_relaxed`], opened at its first use and kept at
+    /// `synchronous = NORMAL`: the main one never leaves FULL.
+    relaxed: Mutex<Option<Connection>>,
     imported: Imported,
 }
 
@@ -101,6 +104,7 @@ impl Db {
         Ok(Self {
             path,
             conn: Mutex::new(conn),
+            relaxed: Mutex::new(None),
             imported,
         })
     }
@@ -150,16 +154,24 @@ impl Db {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, DbError> {
-        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let relaxed = conn
-            .execute_batch("PRAGMA synchronous = NORMAL;")
-            .and_then(|()| write_with(&mut conn, f));
-        // Back to FULL whatever happened: the next write may be a revocation.
-        let restored = conn.execute_batch("PRAGMA synchronous = FULL;");
-        match (relaxed, restored) {
-            (Ok(out), Ok(())) => Ok(out),
-            (Err(e), _) | (Ok(_), Err(e)) => Err(DbError::sql(&self.path, &e)),
+        let mut relaxed = self.relaxed.lock().unwrap_or_else(PoisonError::into_inner);
+        if relaxed.is_none() {
+            let conn = Connection::open_with_flags(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .and_then(|conn| {
+                configure(&conn)?;
+                conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+                Ok(conn)
+            })
+            .map_err(|e| DbError::sql(&self.path, &e))?;
+            *relaxed = Some(conn);
         }
+        let Some(conn) = relaxed.as_mut() else {
+            return Err(DbError::new(&self.path, "no connection for relaxed writes"));
+        };
+        write_with(conn, f).map_err(|e| DbError::sql(&self.path, &e))
     }
 
     /// Gives back the space of deleted rows and trims the write-ahead log (after pruning).

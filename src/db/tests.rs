@@ -271,7 +271,7 @@ fn a_second_open_in_the_same_process_keeps_the_locks_of_the_first() {
 }
 
 #[test]
-fn a_relaxed_write_commits_and_leaves_the_connection_durable_again() {
+fn a_relaxed_write_commits_on_its_own_connection_and_the_main_one_stays_durable() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).unwrap();
     db.write_relaxed(|tx| tx.execute("INSERT INTO revocations (entry) VALUES ('{}')", []))
@@ -279,14 +279,14 @@ fn a_relaxed_write_commits_and_leaves_the_connection_durable_again() {
     let sync: i64 = db
         .read(|c| c.query_row("PRAGMA synchronous", [], |r| r.get(0)))
         .unwrap();
-    assert_eq!(sync, 2, "FULL again for the next write");
+    assert_eq!(sync, 2, "the main connection never leaves FULL");
     assert!(db
         .write_relaxed(|tx| tx.execute("INSERT INTO nowhere VALUES (1)", []))
         .is_err());
     let sync: i64 = db
         .read(|c| c.query_row("PRAGMA synchronous", [], |r| r.get(0)))
         .unwrap();
-    assert_eq!(sync, 2, "FULL again after a failed write too");
+    assert_eq!(sync, 2, "nor after a failed relaxed write");
     drop(db);
     assert_eq!(count(&Db::open(dir.path()).unwrap(), "revocations"), 1);
 }
