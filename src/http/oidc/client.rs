@@ -197,24 +197,34 @@ pub fn refuse(state: &AppState, meta: &RequestMeta, e: &AppError) -> HttpRespons
     res
 }
 
-/// A client-authenticated form endpoint, whole: reads the form (capped), runs `work` with its
-/// parameters, counts the request under the client it names, and answers: `ok` turns a result
-/// into its outcome and response; a refusal is audited and answered as [`refuse`] does.
+/// A client-authenticated form endpoint, whole: reads the form (capped), authenticates the
+/// client, runs `work` with the parameters and the client, counts the request under the client
+/// it names, and answers: `ok` turns a result into its outcome and response; a refusal is
+/// audited and answered as [`refuse`] does.
 pub async fn serve<T>(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
     provider: &Provider,
     endpoint: crate::metrics::OidcEndpoint,
-    work: impl FnOnce(&HashMap<String, String>, &RequestMeta) -> Result<T, AppError>,
+    work: impl FnOnce(&HashMap<String, String>, &RequestMeta, &Client) -> Result<T, AppError>,
     ok: impl FnOnce(T) -> (crate::error::OidcOutcome, HttpResponse),
 ) -> HttpResponse {
     let meta = RequestMeta::from_request(req, state);
     let (named, answer) = match form(req, payload).await {
-        Ok(params) => (
-            named(req, provider, params.get("client_id").map(String::as_str)),
-            work(&params, &meta),
-        ),
+        Ok(params) => {
+            let get = |name: &str| params.get(name).map(String::as_str);
+            let answer = authenticate(
+                req,
+                state,
+                &meta,
+                provider,
+                get("client_id"),
+                get("client_secret"),
+            )
+            .and_then(|client| work(&params, &meta, client));
+            (named(req, provider, get("client_id")), answer)
+        }
         Err(e) => (named(req, provider, None), Err(e)),
     };
     let client_id = named.map(|c| c.id.as_str());

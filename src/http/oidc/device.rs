@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::super::extract::RequestMeta;
 use super::super::pages::{Form, Page};
 use super::super::{answer, AppState, State};
-use super::client::{authenticate, oauth};
+use super::client::oauth;
 use super::token::{issue, live, Issuing};
 use super::unavailable;
 use crate::error::{AppError, Denial, OAuthError, OidcOutcome};
@@ -34,28 +34,19 @@ pub async fn authorization(req: HttpRequest, payload: web::Payload, state: State
         &state,
         &provider,
         Endpoint::Device,
-        |params, meta| codes(&req, params, &state, meta, &provider),
+        |params, _, client| codes(params, &state, &provider, client),
         |json| (OidcOutcome::Ok, answer::json(StatusCode::OK, &json)),
     )
     .await
 }
 
 fn codes(
-    req: &HttpRequest,
     params: &HashMap<String, String>,
     state: &AppState,
-    meta: &RequestMeta,
     provider: &Provider,
+    client: &Client,
 ) -> Result<serde_json::Value, AppError> {
     let get = |name: &str| params.get(name).map(String::as_str);
-    let client = authenticate(
-        req,
-        state,
-        meta,
-        provider,
-        get("client_id"),
-        get("client_secret"),
-    )?;
     let requested: BTreeSet<&str> = get("scope")
         .unwrap_or("openid")
         .split_whitespace()

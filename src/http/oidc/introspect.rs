@@ -15,7 +15,7 @@ use crate::audit;
 use crate::error::{AppError, OAuthError, OidcOutcome};
 use crate::metrics::OidcEndpoint as Endpoint;
 use crate::oidc::grants::{self, Kind};
-use crate::oidc::Provider;
+use crate::oidc::{Client, Provider};
 
 pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
     let Some(provider) = state.oidc.clone() else {
@@ -27,7 +27,7 @@ pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         &state,
         &provider,
         Endpoint::Introspect,
-        |params, meta| introspect(&req, params, &state, &provider, meta),
+        |params, meta, client| introspect(params, &state, &provider, meta, client),
         |json| {
             let outcome = if json["active"] == true {
                 OidcOutcome::Ok
@@ -41,21 +41,13 @@ pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> Ht
 }
 
 fn introspect(
-    req: &HttpRequest,
     params: &HashMap<String, String>,
     state: &AppState,
     provider: &Provider,
     meta: &RequestMeta,
+    client: &Client,
 ) -> Result<serde_json::Value, AppError> {
     let get = |name: &str| params.get(name).map(String::as_str);
-    let client = client::authenticate(
-        req,
-        state,
-        meta,
-        provider,
-        get("client_id"),
-        get("client_secret"),
-    )?;
     let token = get("token").ok_or_else(|| {
         oauth(
             OAuthError::InvalidRequest,

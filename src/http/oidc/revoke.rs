@@ -12,13 +12,13 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::super::extract::RequestMeta;
-use super::super::{AppState, State};
+use super::super::State;
 use super::client::{self, oauth};
 use crate::audit;
 use crate::error::{AppError, OAuthError, OidcOutcome};
 use crate::metrics::OidcEndpoint as Endpoint;
 use crate::oidc::grants::{self, Kind};
-use crate::oidc::Provider;
+use crate::oidc::{Client, Provider};
 
 pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
     let Some(provider) = state.oidc.clone() else {
@@ -31,7 +31,7 @@ pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         &state,
         &provider,
         Endpoint::Revoke,
-        |params, meta| revoke(&req, params, &state, &provider, meta, now_ms),
+        |params, meta, client| revoke(params, &provider, meta, now_ms, client),
         |()| {
             let res = HttpResponse::build(StatusCode::OK)
                 .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -43,22 +43,13 @@ pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> Ht
 }
 
 fn revoke(
-    req: &HttpRequest,
     params: &HashMap<String, String>,
-    state: &AppState,
     provider: &Provider,
     meta: &RequestMeta,
     now_ms: i64,
+    client: &Client,
 ) -> Result<(), AppError> {
     let get = |name: &str| params.get(name).map(String::as_str);
-    let client = client::authenticate(
-        req,
-        state,
-        meta,
-        provider,
-        get("client_id"),
-        get("client_secret"),
-    )?;
     let token = get("token").ok_or_else(|| {
         oauth(
             OAuthError::InvalidRequest,

@@ -28,7 +28,7 @@ pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         &state,
         &provider,
         Endpoint::Token,
-        |params, meta| token(&req, params, &state, &provider, meta),
+        |params, meta, client| token(&req, params, &state, &provider, meta, client),
         |json| (OidcOutcome::Ok, client::no_cache_json(&json)),
     )
     .await
@@ -40,16 +40,9 @@ fn token(
     state: &AppState,
     provider: &Provider,
     meta: &RequestMeta,
+    client: &Client,
 ) -> Result<serde_json::Value, AppError> {
     let get = |name: &str| params.get(name).map(String::as_str);
-    let client = client::authenticate(
-        req,
-        state,
-        meta,
-        provider,
-        get("client_id"),
-        get("client_secret"),
-    )?;
     let now = state.clock.now();
     match get("grant_type") {
         Some("authorization_code") => {
