@@ -18,6 +18,7 @@ mod oidc;
 mod oidc_bad_input;
 mod oidc_introspect;
 mod oidc_logout;
+mod oidc_redis;
 mod oidc_rp;
 mod one_list;
 mod operations;
