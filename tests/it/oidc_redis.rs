@@ -419,7 +419,9 @@ backchannel_logout_uri = "{rp}"
         curl()
             .header(&format!(
                 "Authorization: Bearer {}",
-                t["access_token"].as_str().unwrap_or_else(|| panic!("no access token: {t}"))
+                t["access_token"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no access token: {t}"))
             ))
             .get(&cg.http("/oidc/userinfo"))
             .status
