@@ -361,41 +361,51 @@ impl Shared {
         })
     }
 
-    /// Runs `f` on a pooled connection, made anew when the last one broke. A command is never
-    /// sent twice: one that failed may have run (a redeemed code), so the caller gets the error.
+    /// Runs `f` on a pooled connection, made anew when the last one broke. A command that
+    /// failed on a connection found broken (Redis restarted since it was made) is sent once
+    /// more on a new one. Should the first have run after all, the second finds its work done
+    /// and refuses: a redeemed code counts as replayed, a rotated refresh token as reused, so
+    /// a retry can deny a person but never let anyone in twice.
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut ::redis::Connection) -> ::redis::RedisResult<T>,
+        mut f: impl FnMut(&mut ::redis::Connection) -> ::redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         let slot = self.next.fetch_add(1, Ordering::Relaxed) % POOL;
         let Some(cell) = self.pool.get(slot) else {
             return Err(StoreError::Redis("no connection slot".into()));
         };
         let mut held = cell.lock().unwrap_or_else(PoisonError::into_inner);
-        if held
-            .as_ref()
-            .is_none_or(|c| !::redis::ConnectionLike::is_open(c))
-        {
-            let con = self
-                .client
-                .get_connection_with_timeout(TIMEOUT)
-                .and_then(|c| {
-                    c.set_read_timeout(Some(TIMEOUT))?;
-                    c.set_write_timeout(Some(TIMEOUT))?;
-                    Ok(c)
-                })
-                .map_err(|e| StoreError::Redis(e.to_string()))?;
-            *held = Some(con);
-        }
-        let Some(con) = held.as_mut() else {
-            return Err(StoreError::Redis("not connected".into()));
-        };
-        f(con).map_err(|e| {
-            if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
-                *held = None;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let con = match held.as_mut() {
+                Some(con) if ::redis::ConnectionLike::is_open(con) => con,
+                _ => held.insert(self.connect()?),
+            };
+            match f(con) {
+                Ok(value) => return Ok(value),
+                Err(e) => {
+                    let broken = e.is_io_error() || e.is_connection_dropped();
+                    if broken || e.is_timeout() {
+                        *held = None;
+                    }
+                    if !broken || e.is_timeout() || tries > 1 {
+                        return Err(StoreError::Redis(e.to_string()));
+                    }
+                }
             }
-            StoreError::Redis(e.to_string())
-        })
+        }
+    }
+
+    fn connect(&self) -> Result<::redis::Connection, StoreError> {
+        self.client
+            .get_connection_with_timeout(TIMEOUT)
+            .and_then(|c| {
+                c.set_read_timeout(Some(TIMEOUT))?;
+                c.set_write_timeout(Some(TIMEOUT))?;
+                Ok(c)
+            })
+            .map_err(|e| StoreError::Redis(e.to_string()))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -477,6 +477,24 @@ backchannel_logout_uri = "{rp}"
     assert!(posts[before].at.duration_since(revoked) <= Duration::from_secs(1));
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(rp.posts().len(), before + 1, "one token, once");
+    // Redis away: nothing is issued and no token is taken for live (503, the RFC's
+    // temporarily_unavailable where it has one); back with Redis.
+    let next = code();
+    let mut redis = redis;
+    redis.stop();
+    let away = exchange(&b, &next);
+    assert_eq!(away.status, 503, "{away:?}");
+    assert_eq!(userinfo(&b, &rotated), 503);
+    redis.restart();
+    for cg in [&a, &b] {
+        ready_within(cg, Duration::from_secs(5));
+    }
+    let back = exchange(&a, &next);
+    assert_eq!(
+        back.status, 200,
+        "the code was not spent while Redis was away: {back:?}"
+    );
+    assert_eq!(userinfo(&b, &json(&back)), 200);
     for data in [a_dir.join("data"), b_dir.join("data")] {
         if data.join("certgate.db").exists() {
             let grants: i64 = certgate::db::Db::open(&data)
