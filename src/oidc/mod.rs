@@ -87,7 +87,7 @@ impl Provider {
     /// The discovery document (OpenID Connect Discovery 1.0, RFC 8414).
     pub fn discovery(&self) -> serde_json::Value {
         let algs: Vec<&str> = settings::Alg::ALL.iter().map(|a| a.as_str()).collect();
-        serde_json::json!({
+        let mut discovery = serde_json::json!({
             "issuer": self.settings.issuer,
             "authorization_endpoint": self.endpoint("authorize"),
             "token_endpoint": self.endpoint("token"),
@@ -116,7 +116,17 @@ impl Provider {
             "request_parameter_supported": false,
             "request_uri_parameter_supported": false,
             "claims_parameter_supported": false,
-        })
+        });
+        if let (Some(acr), Some(doc)) = (&self.settings.acr, discovery.as_object_mut()) {
+            doc.insert("acr_values_supported".into(), serde_json::json!([acr]));
+            if let Some(claims) = doc
+                .get_mut("claims_supported")
+                .and_then(|c| c.as_array_mut())
+            {
+                claims.push("acr".into());
+            }
+        }
+        discovery
     }
 }
 
@@ -150,6 +160,8 @@ pub struct IdToken<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<&'a str>,
     pub amr: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at_hash: Option<String>,
     #[serde(flatten)]
