@@ -94,11 +94,33 @@ impl HomeAssistant {
     /// Starts Home Assistant, waits until it answers, and onboards it by API: the owner
     /// ([`OWNER`]), a token pair for [`Self::client_id`], then the remaining steps.
     pub fn start() -> Self {
+        Self::start_with(free_port(), "")
+    }
+
+    /// [`Self::start`] on `port`, with `extra` added to `configuration.yaml` and this
+    /// repository's integration (`integrations/home-assistant/custom_components/certgate`)
+    /// copied into its configuration directory, as an operator installs it.
+    pub fn start_with(port: u16, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
         std::fs::create_dir_all(&config).unwrap();
-        let port = free_port();
-        std::fs::write(config.join("configuration.yaml"), configuration_yaml(port)).unwrap();
+        std::fs::write(
+            config.join("configuration.yaml"),
+            format!("{}{extra}", configuration_yaml(port)),
+        )
+        .unwrap();
+        if !extra.is_empty() {
+            let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("integrations/home-assistant/custom_components/certgate");
+            let to = config.join("custom_components/certgate");
+            std::fs::create_dir_all(&to).unwrap();
+            for entry in std::fs::read_dir(&from).unwrap() {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_file() {
+                    std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+                }
+            }
+        }
         let out = dir.path().join("hass.out");
         let log = std::fs::File::create(&out).unwrap();
         let began = Instant::now();
@@ -230,7 +252,7 @@ impl HomeAssistant {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn url_of(&self, path: &str) -> String {
+    pub fn url_of(&self, path: &str) -> String {
         format!("{}{path}", self.url())
     }
 
@@ -420,6 +442,27 @@ impl HaSocket {
         }
     }
 
+    /// How long until Home Assistant closes this socket (reading whatever comes before),
+    /// or `None` if it is still open after the stream's read timeout (20 s).
+    pub fn closed_after(&mut self) -> Option<Duration> {
+        let began = Instant::now();
+        loop {
+            match self.ws.read() {
+                Ok(Message::Close(_)) => return Some(began.elapsed()),
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None
+                }
+                Err(_) => return Some(began.elapsed()),
+            }
+        }
+    }
+
     fn send(&mut self, message: &Value) {
         self.ws
             .send(Message::text(message.to_string()))
@@ -442,11 +485,11 @@ impl HaSocket {
     }
 }
 
-fn json_of(r: &Response) -> Value {
+pub fn json_of(r: &Response) -> Value {
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
 }
 
-fn form(pairs: &[(&str, &str)]) -> String {
+pub fn form(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
