@@ -668,6 +668,17 @@ struct Gate {
 
 /// What `certgate proxy-config nginx` prints for `host` in `layout`.
 pub(crate) fn printed(layout: Layout, host: &str, upstream: u16, certgate: u16) -> String {
+    printed_with(layout, host, upstream, certgate, &[])
+}
+
+/// [`printed`] with more flags (`--sign-in-with-certgate`).
+pub(crate) fn printed_with(
+    layout: Layout,
+    host: &str,
+    upstream: u16,
+    certgate: u16,
+    flags: &[&str],
+) -> String {
     let mut cmd = std::process::Command::new(crate::harness::certgate::binary());
     cmd.args([
         "proxy-config",
@@ -684,6 +695,7 @@ pub(crate) fn printed(layout: Layout, host: &str, upstream: u16, certgate: u16) 
     if layout == Layout::SignInHost {
         cmd.args(["--auth-host", AUTH_HOST]);
     }
+    cmd.args(flags);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stdout).unwrap()
