@@ -326,16 +326,14 @@ fn with_ha_sign_in(proxy: Proxy, sso: bool, text: &str) -> Result<String, ParamE
         Proxy::Nginx => {
             // The map in the http context, the `if` in the app's server block: nginx runs a
             // server-level `return` before any location, so before auth_request.
-            let map = format!(
-                "\n# Home Assistant's login page to the certgate integration's sign-in (see the\n\
+            let map = "\n# Home Assistant's login page to the certgate integration's sign-in (see the\n\
                  # `if` in app.example.com's server block).\n\
-                 map $arg_certgate $certgate_ha_not_back {{\n    1       0;\n    default 1;\n}}\n\
-                 map $uri $certgate_ha_sign_in {{\n    /auth/authorize $certgate_ha_not_back;\n    default         0;\n}}\n"
-            );
+                 map $arg_certgate $certgate_ha_not_back {\n    1       0;\n    default 1;\n}\n\
+                 map $uri $certgate_ha_sign_in {\n    /auth/authorize $certgate_ha_not_back;\n    default         0;\n}\n";
             let text = insert_after(
                 text,
                 "map $http_upgrade $connection_upgrade {\n    default upgrade;\n    ''      close;\n}\n",
-                &map,
+                map,
             )?;
             let rule = format!(
                 "\n{}    if ($certgate_ha_sign_in) {{\n        return 302 /auth/certgate/start?$args;\n    }}\n\n",
@@ -639,6 +637,184 @@ mod tests {
                     text.lines().count() - plain.lines().count(),
                     "{app:?} {proxy:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn sign_in_with_certgate_is_only_for_home_assistant() {
+        for app in [None, Some(App::Grafana), Some(App::Generic)] {
+            for proxy in [Proxy::Nginx, Proxy::Caddy, Proxy::Traefik] {
+                for auth in [None, Some("auth.example.com")] {
+                    let mut p = params("app.example.com", auth);
+                    p.app = app;
+                    p.ha_sign_in = true;
+                    let e = render(proxy, &p).unwrap_err();
+                    assert_eq!(e.flag, "--sign-in-with-certgate", "{app:?} {proxy:?}");
+                    assert!(e.problem.contains("--app home-assistant"), "{e}");
+                }
+            }
+        }
+        // Traefik's static file holds no routes.
+        let mut p = params("app.example.com", None);
+        p.app = Some(App::HomeAssistant);
+        p.ha_sign_in = true;
+        p.traefik_static = true;
+        let e = render(Proxy::Traefik, &p).unwrap_err();
+        assert_eq!(e.flag, "--sign-in-with-certgate");
+        assert!(e.problem.contains("dynamic.yml"), "{e}");
+    }
+
+    /// What `--sign-in-with-certgate` adds: the lines of `with` that `without` lacks, in order.
+    fn added(without: &str, with: &str) -> Vec<String> {
+        let mut plain = without.lines().peekable();
+        let mut added = Vec::new();
+        for line in with.lines() {
+            if plain.peek() == Some(&line) {
+                plain.next();
+            } else {
+                added.push(line.to_string());
+            }
+        }
+        assert_eq!(plain.next(), None, "a line of the plain file went missing");
+        added
+    }
+
+    #[test]
+    fn sign_in_with_certgate_adds_the_rule_to_each_proxy_and_layout_and_nothing_else() {
+        for auth in [None, Some("login.home.example.org")] {
+            let mut p = params("ha.home.example.org", auth);
+            p.app = Some(App::HomeAssistant);
+            for proxy in [Proxy::Nginx, Proxy::Caddy, Proxy::Traefik] {
+                let plain = render(proxy, &p).unwrap();
+                let text = render(
+                    proxy,
+                    &Params {
+                        ha_sign_in: true,
+                        ..p.clone()
+                    },
+                )
+                .unwrap();
+                assert!(!text.contains("example.com"), "{proxy:?} {auth:?}");
+                let added = added(&plain, &text);
+                let code: Vec<&str> = added
+                    .iter()
+                    .map(|l| l.trim())
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .collect();
+                let comments = added.join("\n");
+                for why in [
+                    "\"Sign in with certificate\"",
+                    "certgate integration installed",
+                    "without --sign-in-with-certgate",
+                ] {
+                    assert!(comments.contains(why), "{proxy:?} {auth:?}: {why}");
+                }
+                let expected: Vec<String> = match proxy {
+                    Proxy::Nginx => [
+                        "map $arg_certgate $certgate_ha_not_back {",
+                        "1       0;",
+                        "default 1;",
+                        "}",
+                        "map $uri $certgate_ha_sign_in {",
+                        "/auth/authorize $certgate_ha_not_back;",
+                        "default         0;",
+                        "}",
+                        "if ($certgate_ha_sign_in) {",
+                        "return 302 /auth/certgate/start?$args;",
+                        "}",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    Proxy::Caddy => [
+                        "@certgate_ha_sign_in {",
+                        "path /auth/authorize",
+                        "not query certgate=1",
+                        "}",
+                        "redir @certgate_ha_sign_in /auth/certgate/start?{query} 302",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    Proxy::Traefik => {
+                        let tls = if auth.is_some() {
+                            "certgate-ask-for-cert"
+                        } else {
+                            "certgate-verify-if-given"
+                        };
+                        vec![
+                            "app-certgate-sign-in:".into(),
+                            "rule: Host(`ha.home.example.org`) && Path(`/auth/authorize`) && !Query(`certgate`, `1`)".into(),
+                            "priority: 10000   # above the app's router (its default priority is its rule's length)".into(),
+                            "entryPoints: [websecure]".into(),
+                            "service: app".into(),
+                            "middlewares: [certgate-ha-sign-in, certgate-strip-client-headers, certgate-pass-cert, certgate-check, certgate-strip-token]".into(),
+                            "tls:".into(),
+                            format!("options: {tls}"),
+                            "certgate-ha-sign-in:".into(),
+                            "redirectRegex:".into(),
+                            "regex: '^([^:]+://[^/]+)[^?]*(.*)$'".into(),
+                            "replacement: '${1}/auth/certgate/start${2}'".into(),
+                            "permanent: false".into(),
+                        ]
+                    }
+                };
+                assert_eq!(code, expected, "{proxy:?} {auth:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_sign_in_rule_sits_where_it_runs_before_certgates_check() {
+        for auth in [None, Some("auth.example.com")] {
+            let mut p = params("app.example.com", auth);
+            p.app = Some(App::HomeAssistant);
+            p.ha_sign_in = true;
+            // nginx: the map in the http context, the `if` in the app's server block, before
+            // any location (a server-level `return` runs before auth_request).
+            let nginx = render(Proxy::Nginx, &p).unwrap();
+            let server = nginx.find("    server_name app.example.com;\n").unwrap();
+            let rule = nginx.find("    if ($certgate_ha_sign_in) {").unwrap();
+            let map = nginx.find("\nmap $uri $certgate_ha_sign_in {").unwrap();
+            assert!(map < nginx.find("\nserver {").unwrap(), "{auth:?}");
+            assert!(server < rule, "{auth:?}");
+            assert!(!nginx[server..rule].contains("location"), "{auth:?}");
+            // Caddy: in the app's site block, outside every handle (redir runs before them).
+            let caddy = render(Proxy::Caddy, &p).unwrap();
+            let site = caddy.find("\napp.example.com {\n").unwrap();
+            let redir = caddy.find("\tredir @certgate_ha_sign_in").unwrap();
+            assert!(site < redir, "{auth:?}");
+            assert!(!caddy[site..redir].contains("handle"), "{auth:?}");
+            // Traefik: under routers, its middleware under middlewares.
+            let traefik = render(Proxy::Traefik, &p).unwrap();
+            let routers = traefik.find("\n  routers:\n").unwrap();
+            let middlewares = traefik.find("\n  middlewares:\n").unwrap();
+            let router = traefik.find("\n    app-certgate-sign-in:\n").unwrap();
+            let middleware = traefik.find("\n    certgate-ha-sign-in:\n").unwrap();
+            assert!(routers < router && router < middlewares, "{auth:?}");
+            assert!(middlewares < middleware, "{auth:?}");
+            assert!(middleware < traefik.find("\n  services:\n").unwrap());
+        }
+    }
+
+    #[test]
+    fn without_sign_in_with_certgate_nothing_changes() {
+        for auth in [None, Some("auth.example.com")] {
+            for proxy in [Proxy::Nginx, Proxy::Caddy, Proxy::Traefik] {
+                let mut p = params("app.example.com", auth);
+                p.app = Some(App::HomeAssistant);
+                let text = render(proxy, &p).unwrap();
+                assert!(!text.contains("certgate_ha_sign_in"), "{proxy:?}");
+                assert!(!text.contains("certgate-ha-sign-in"), "{proxy:?}");
+                assert!(!text.contains("/auth/certgate/start"), "{proxy:?}");
+                let template = match (proxy, auth) {
+                    (Proxy::Nginx, None) => NGINX_SINGLE,
+                    (Proxy::Nginx, Some(_)) => NGINX_SSO,
+                    (Proxy::Caddy, None) => CADDY_SINGLE,
+                    (Proxy::Caddy, Some(_)) => CADDY_SSO,
+                    (Proxy::Traefik, None) => TRAEFIK_SINGLE,
+                    (Proxy::Traefik, Some(_)) => TRAEFIK_SSO,
+                };
+                assert_eq!(text, with_notes(template, App::HomeAssistant.notes()));
             }
         }
     }

@@ -872,3 +872,56 @@ name = "alice"
     );
     assert!(out.stdout.is_empty());
 }
+
+/// `--sign-in-with-certgate` without `--app home-assistant` (or with Traefik's `--static`):
+/// exit 2, naming the flag, nothing printed.
+#[test]
+fn proxy_config_sign_in_with_certgate_needs_the_home_assistant_app() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::harness::certgate::binary())
+            .arg("proxy-config")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let app = [
+        "--host",
+        "ha.example.com",
+        "--upstream",
+        "http://127.0.0.1:8123",
+    ];
+    for extra in [
+        &[][..],
+        &["--app", "grafana"][..],
+        &["--app", "generic"][..],
+    ] {
+        let out = run(&[&["caddy"][..], &app, extra, &["--sign-in-with-certgate"]].concat());
+        assert_eq!(out.status.code(), Some(2), "{extra:?} {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--sign-in-with-certgate: only with --app home-assistant"),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let out = run(&[
+        "traefik",
+        "--static",
+        "--app",
+        "home-assistant",
+        "--sign-in-with-certgate",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--sign-in-with-certgate"),
+        "{out:?}"
+    );
+    let out = run(&[
+        &["nginx"][..],
+        &app,
+        &["--app", "home-assistant", "--sign-in-with-certgate"],
+    ]
+    .concat());
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("return 302 /auth/certgate/start?$args;"));
+}

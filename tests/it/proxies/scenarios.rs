@@ -983,7 +983,7 @@ pub fn home_assistant_sign_in_rule(s: &Stack) {
     // certificate, to the app with one), never the integration's start.
     for path in [
         format!("/auth/authorize{query}&certgate=1"),
-        format!("/auth/authorize?certgate=1&state=Z"),
+        "/auth/authorize?certgate=1&state=Z".to_string(),
         format!("/auth/authorizeX{query}"),
         "/auth/authorize/x?client_id=X".to_string(),
         "/other?certgate=0".to_string(),
