@@ -53,8 +53,22 @@ fn sign_in_rule(conf: &str) -> String {
     format!("{map}{conf}")
 }
 
+/// What differs between the tests' setups.
+#[derive(Default)]
+struct Options {
+    /// No `backchannel_logout_uri` for Home Assistant at certgate: only the check on refresh
+    /// can end its sessions.
+    no_backchannel: bool,
+    /// More of the integration's settings (YAML lines under `certgate:`).
+    integration: &'static str,
+}
+
 impl Sso {
     fn start() -> Option<Self> {
+        Self::start_with(&Options::default())
+    }
+
+    fn start_with(opts: &Options) -> Option<Self> {
         if !(require("curl") && require("nginx") && home_assistant::require() && browser_tools()) {
             return None;
         }
@@ -96,10 +110,15 @@ groups = ["family"]
 id = "{CLIENT}"
 secret = "{SECRET}"
 redirect_uris = ["{callback}"]
-backchannel_logout_uri = "http://127.0.0.1:{ha_port}/auth/certgate/backchannel"
+{backchannel}
 groups = ["family"]
 "#,
                 ca = pki.ca_pem.display(),
+                backchannel = if opts.no_backchannel {
+                    String::new()
+                } else {
+                    format!("backchannel_logout_uri = \"http://127.0.0.1:{ha_port}/auth/certgate/backchannel\"")
+                },
             ),
             false,
         );
@@ -128,12 +147,14 @@ groups = ["family"]
   client_secret: {SECRET}
   redirect_uri: {callback}
   admin_groups: [admins]
+{integration}
 logger:
   default: warning
   logs:
     custom_components.certgate: info
 "#,
-                cg = certgate.http_port
+                cg = certgate.http_port,
+                integration = opts.integration,
             ),
         );
         assert!(
@@ -672,4 +693,61 @@ fn home_assistant_lets_in_nobody_certgate_refuses_and_ends_nothing_on_a_bad_logo
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(s.api(&bob_tokens.access), 401, "sid {sid}:\n{}", s.ha.log());
     assert_eq!(s.refresh(&bob_tokens).status, 400);
+}
+
+#[test]
+fn home_assistant_asks_certgate_on_refresh_and_ends_a_session_whose_logout_token_never_came() {
+    let Some(s) = Sso::start_with(&Options {
+        no_backchannel: true,
+        integration: "  check_interval: 1",
+    }) else {
+        return;
+    };
+    let bob = s.pki.user("bob");
+    let mut tokens = s
+        .sign_in(&bob)
+        .unwrap_or_else(|(step, r)| panic!("{step}: {r:?}"));
+    // Refreshes while certgate holds the grant change nothing (each one may ask certgate).
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(1_100));
+        let r = s.refresh(&tokens);
+        assert_eq!(r.status, 200, "{r:?}");
+        tokens.access = json_of(&r)["access_token"].as_str().unwrap().to_string();
+        assert_eq!(s.api(&tokens.access), 200);
+    }
+    let (status, out) = run(
+        s.dir.path(),
+        &["revoke", "--config", "certgate.toml", "--user", "bob"],
+    );
+    assert_eq!(status, 0, "{out}");
+    // No logout token comes; the next refresh a second later asks certgate, which answers
+    // that the grant is gone: the session's tokens are removed.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let asked = s.refresh(&tokens);
+    assert!(asked.status == 200 || asked.status == 400, "{asked:?}");
+    assert!(
+        within(Duration::from_secs(3), || s.api(&tokens.access) == 401),
+        "bob's token still works after certgate ended his grant:\n{}",
+        s.ha.log()
+    );
+    assert_eq!(s.refresh(&tokens).status, 400);
+}
+
+#[test]
+fn home_assistant_makes_no_user_when_create_users_is_off() {
+    let Some(s) = Sso::start_with(&Options {
+        no_backchannel: false,
+        integration: "  create_users: false",
+    }) else {
+        return;
+    };
+    let before = s.users().len();
+    match s.sign_in(&s.pki.user("bob")) {
+        Ok(_) => panic!("bob was signed in although create_users is off"),
+        Err((step, r)) => {
+            assert_eq!(step, "login flow", "{r:?}");
+            assert_eq!(json_of(&r)["type"], "abort", "{r:?}");
+        }
+    }
+    assert_eq!(s.users().len(), before);
 }
