@@ -56,6 +56,8 @@ fn sign_in_rule(conf: &str) -> String {
 /// What differs between the tests' setups.
 #[derive(Default)]
 struct Options {
+    /// The Home Assistant release (default [`home_assistant::VERSION`]).
+    version: Option<&'static str>,
     /// No `backchannel_logout_uri` for Home Assistant at certgate: only the check on refresh
     /// can end its sessions.
     no_backchannel: bool,
@@ -64,12 +66,20 @@ struct Options {
 }
 
 impl Sso {
-    fn start() -> Option<Self> {
-        Self::start_with(&Options::default())
+    fn start(version: &'static str) -> Option<Self> {
+        Self::start_with(&Options {
+            version: Some(version),
+            ..Options::default()
+        })
     }
 
     fn start_with(opts: &Options) -> Option<Self> {
-        if !(require("curl") && require("nginx") && home_assistant::require() && browser_tools()) {
+        let version = opts.version.unwrap_or(home_assistant::VERSION);
+        if !(require("curl")
+            && require("nginx")
+            && home_assistant::require_version(version)
+            && browser_tools())
+        {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -137,7 +147,8 @@ groups = ["family"]
             &pki.ca_pem.display().to_string(),
         ));
         let nginx = Nginx::start(dir.path(), port, &conf);
-        let ha = HomeAssistant::start_with(
+        let ha = HomeAssistant::start_version(
+            version,
             ha_port,
             &format!(
                 r#"certgate:
@@ -457,7 +468,16 @@ fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn home_assistant_signs_in_with_the_certificate_and_certgate_revocation_ends_the_session() {
-    let Some(s) = Sso::start() else {
+    signs_in_and_revocation_ends_the_session(home_assistant::VERSION);
+}
+
+#[test]
+fn home_assistant_2025_signs_in_with_the_certificate_and_certgate_revocation_ends_the_session() {
+    signs_in_and_revocation_ends_the_session(home_assistant::NEWER);
+}
+
+fn signs_in_and_revocation_ends_the_session(version: &'static str) {
+    let Some(s) = Sso::start(version) else {
         return;
     };
     let alice = s.pki.user("alice");
@@ -565,11 +585,31 @@ fn home_assistant_signs_in_with_the_certificate_and_certgate_revocation_ends_the
     assert_eq!(s.refresh(&bob_tokens).status, 200);
     // Nor is the owner, who signs in with a password.
     assert_eq!(s.api(s.ha.access_token()), 200);
+    // Home Assistant has nothing to say against the integration (an error, or its report of
+    // an integration doing something it should not).
+    let log = s.ha.log();
+    let complaints: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("certgate")
+                && (l.contains("ERROR") || l.contains("Detected") || l.contains("deprecated"))
+        })
+        .collect();
+    assert!(complaints.is_empty(), "{complaints:#?}");
 }
 
 #[test]
 fn home_assistant_lets_in_nobody_certgate_refuses_and_ends_nothing_on_a_bad_logout_token() {
-    let Some(s) = Sso::start() else {
+    lets_in_nobody_and_ends_nothing_on_a_bad_logout_token(home_assistant::VERSION);
+}
+
+#[test]
+fn home_assistant_2025_lets_in_nobody_certgate_refuses_and_ends_nothing_on_a_bad_logout_token() {
+    lets_in_nobody_and_ends_nothing_on_a_bad_logout_token(home_assistant::NEWER);
+}
+
+fn lets_in_nobody_and_ends_nothing_on_a_bad_logout_token(version: &'static str) {
+    let Some(s) = Sso::start(version) else {
         return;
     };
     let users_before = s.users().len();
@@ -698,6 +738,7 @@ fn home_assistant_lets_in_nobody_certgate_refuses_and_ends_nothing_on_a_bad_logo
 #[test]
 fn home_assistant_asks_certgate_on_refresh_and_ends_a_session_whose_logout_token_never_came() {
     let Some(s) = Sso::start_with(&Options {
+        version: None,
         no_backchannel: true,
         integration: "  check_interval: 1",
     }) else {
@@ -736,6 +777,7 @@ fn home_assistant_asks_certgate_on_refresh_and_ends_a_session_whose_logout_token
 #[test]
 fn home_assistant_makes_no_user_when_create_users_is_off() {
     let Some(s) = Sso::start_with(&Options {
+        version: None,
         no_backchannel: false,
         integration: "  create_users: false",
     }) else {
