@@ -643,6 +643,24 @@ fn lets_in_nobody_and_ends_nothing_on_a_bad_logout_token(version: &'static str) 
         }
     }
     assert_eq!(s.users().len(), users_before, "no user was made");
+    // The login page lists "Sign in with certificate" first and keeps Home Assistant's own
+    // login (without a ticket the certificate's flow aborts, and the page offers the other),
+    // so the owner's password still works when certgate cannot sign anyone in.
+    let providers = json_of(&s.direct().get(&s.ha.url_of("/auth/providers")));
+    let providers = providers.get("providers").unwrap_or(&providers).clone();
+    let types: Vec<&str> = providers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["certgate", "homeassistant"], "{providers}");
+    let owner = s.ha.login(
+        home_assistant::OWNER,
+        home_assistant::OWNER_PASSWORD,
+        &["X-Forwarded-For: 203.0.113.200"],
+    );
+    assert_eq!(json_of(&owner)["type"], "create_entry", "{owner:?}");
 
     let bob = s.pki.user("bob");
     let bob_tokens = s
