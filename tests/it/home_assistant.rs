@@ -980,11 +980,20 @@ pub(crate) fn frontend_connected(b: &mut Chromium) -> bool {
 
 /// The frontend's own files (`/frontend_latest/…`) the page loaded, with their HTTP status.
 fn frontend_assets(b: &mut Chromium) -> Vec<(String, u64)> {
-    let v = b.eval(
-        "performance.getEntriesByType('resource').filter(e => e.name.includes('/frontend_latest/')).map(e => [e.name, e.responseStatus])",
-    );
+    // The page may be navigating (its callers look again).
+    let v = b
+        .try_call(
+            "Runtime.evaluate",
+            json!({
+                "expression": "performance.getEntriesByType('resource').filter(e => e.name.includes('/frontend_latest/')).map(e => [e.name, e.responseStatus])",
+                "returnByValue": true,
+            }),
+        )
+        .map(|r| r["result"]["value"].clone())
+        .unwrap_or_default();
     v.as_array()
-        .unwrap()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
         .iter()
         .map(|e| {
             (

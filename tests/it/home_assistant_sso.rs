@@ -1,11 +1,11 @@
 //! Home Assistant with no password (issue 18): the certgate integration
 //! (`integrations/home-assistant/custom_components/certgate`) in a real Home Assistant behind real
 //! nginx (the printed `proxy-config nginx --app home-assistant --sign-in-with-certgate`), with
-//! certgate as its OpenID Connect provider. Chromium holding alice's certificate opens Home Assistant and is signed in
-//! without typing; `certgate revoke --user alice` ends her Home Assistant tokens, their refresh
-//! and her open WebSocket within 2 s while bob stays signed in; people certgate does not let in
-//! never get a Home Assistant user; forged, stale, replayed or misaddressed logout tokens end
-//! nothing.
+//! certgate as its OpenID Connect provider. Chromium holding alice's certificate opens Home
+//! Assistant and is signed in without typing; `certgate revoke --user alice` ends her Home
+//! Assistant tokens, their refresh and her open WebSocket within 2 s while bob stays signed in;
+//! people certgate does not let in never get a Home Assistant user; forged, stale, replayed or
+//! misaddressed logout tokens end nothing.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,9 +39,33 @@ struct Sso {
     next_client: std::cell::Cell<u8>,
 }
 
+/// What differs between the tests' setups.
+#[derive(Default)]
+struct Options {
+    /// The Home Assistant release (default [`home_assistant::VERSION`]).
+    version: Option<&'static str>,
+    /// No `backchannel_logout_uri` for Home Assistant at certgate: only the check on refresh
+    /// can end its sessions.
+    no_backchannel: bool,
+    /// More of the integration's settings (YAML lines under `certgate:`).
+    integration: &'static str,
+}
+
 impl Sso {
-    fn start() -> Option<Self> {
-        if !(require("curl") && require("nginx") && home_assistant::require() && browser_tools()) {
+    fn start(version: &'static str) -> Option<Self> {
+        Self::start_with(&Options {
+            version: Some(version),
+            ..Options::default()
+        })
+    }
+
+    fn start_with(opts: &Options) -> Option<Self> {
+        let version = opts.version.unwrap_or(home_assistant::VERSION);
+        if !(require("curl")
+            && require("nginx")
+            && home_assistant::require_version(version)
+            && browser_tools())
+        {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -82,10 +106,15 @@ groups = ["family"]
 id = "{CLIENT}"
 secret = "{SECRET}"
 redirect_uris = ["{callback}"]
-backchannel_logout_uri = "http://127.0.0.1:{ha_port}/auth/certgate/backchannel"
+{backchannel}
 groups = ["family"]
 "#,
                 ca = pki.ca_pem.display(),
+                backchannel = if opts.no_backchannel {
+                    String::new()
+                } else {
+                    format!("backchannel_logout_uri = \"http://127.0.0.1:{ha_port}/auth/certgate/backchannel\"")
+                },
             ),
             false,
         );
@@ -115,7 +144,8 @@ groups = ["family"]
             &pki.ca_pem.display().to_string(),
         );
         let nginx = Nginx::start(dir.path(), port, &conf);
-        let ha = HomeAssistant::start_with(
+        let ha = HomeAssistant::start_version(
+            version,
             ha_port,
             &format!(
                 r#"certgate:
@@ -125,12 +155,14 @@ groups = ["family"]
   client_secret: {SECRET}
   redirect_uri: {callback}
   admin_groups: [admins]
+{integration}
 logger:
   default: warning
   logs:
     custom_components.certgate: info
 "#,
-                cg = certgate.http_port
+                cg = certgate.http_port,
+                integration = opts.integration,
             ),
         );
         assert!(
@@ -433,7 +465,16 @@ fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn home_assistant_signs_in_with_the_certificate_and_certgate_revocation_ends_the_session() {
-    let Some(s) = Sso::start() else {
+    signs_in_and_revocation_ends_the_session(home_assistant::VERSION);
+}
+
+#[test]
+fn home_assistant_2025_signs_in_with_the_certificate_and_certgate_revocation_ends_the_session() {
+    signs_in_and_revocation_ends_the_session(home_assistant::NEWER);
+}
+
+fn signs_in_and_revocation_ends_the_session(version: &'static str) {
+    let Some(s) = Sso::start(version) else {
         return;
     };
     let alice = s.pki.user("alice");
@@ -529,7 +570,7 @@ fn home_assistant_signs_in_with_the_certificate_and_certgate_revocation_ends_the
     );
     let closed = alice_socket.closed_after();
     assert!(
-        closed.is_some() && revoked.elapsed() <= Duration::from_secs(3),
+        closed.is_some() && revoked.elapsed() <= Duration::from_secs(2),
         "alice's WebSocket: {closed:?} after {:?}",
         revoked.elapsed()
     );
@@ -541,11 +582,31 @@ fn home_assistant_signs_in_with_the_certificate_and_certgate_revocation_ends_the
     assert_eq!(s.refresh(&bob_tokens).status, 200);
     // Nor is the owner, who signs in with a password.
     assert_eq!(s.api(s.ha.access_token()), 200);
+    // Home Assistant has nothing to say against the integration (an error, or its report of
+    // an integration doing something it should not).
+    let log = s.ha.log();
+    let complaints: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("certgate")
+                && (l.contains("ERROR") || l.contains("Detected") || l.contains("deprecated"))
+        })
+        .collect();
+    assert!(complaints.is_empty(), "{complaints:#?}");
 }
 
 #[test]
 fn home_assistant_lets_in_nobody_certgate_refuses_and_ends_nothing_on_a_bad_logout_token() {
-    let Some(s) = Sso::start() else {
+    lets_in_nobody_and_ends_nothing_on_a_bad_logout_token(home_assistant::VERSION);
+}
+
+#[test]
+fn home_assistant_2025_lets_in_nobody_certgate_refuses_and_ends_nothing_on_a_bad_logout_token() {
+    lets_in_nobody_and_ends_nothing_on_a_bad_logout_token(home_assistant::NEWER);
+}
+
+fn lets_in_nobody_and_ends_nothing_on_a_bad_logout_token(version: &'static str) {
+    let Some(s) = Sso::start(version) else {
         return;
     };
     let users_before = s.users().len();
@@ -579,6 +640,24 @@ fn home_assistant_lets_in_nobody_certgate_refuses_and_ends_nothing_on_a_bad_logo
         }
     }
     assert_eq!(s.users().len(), users_before, "no user was made");
+    // The login page lists "Sign in with certificate" first and keeps Home Assistant's own
+    // login (without a ticket the certificate's flow aborts, and the page offers the other),
+    // so the owner's password still works when certgate cannot sign anyone in.
+    let providers = json_of(&s.direct().get(&s.ha.url_of("/auth/providers")));
+    let providers = providers.get("providers").unwrap_or(&providers).clone();
+    let types: Vec<&str> = providers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["certgate", "homeassistant"], "{providers}");
+    let owner = s.ha.login(
+        home_assistant::OWNER,
+        home_assistant::OWNER_PASSWORD,
+        &["X-Forwarded-For: 203.0.113.200"],
+    );
+    assert_eq!(json_of(&owner)["type"], "create_entry", "{owner:?}");
 
     let bob = s.pki.user("bob");
     let bob_tokens = s
@@ -669,4 +748,63 @@ fn home_assistant_lets_in_nobody_certgate_refuses_and_ends_nothing_on_a_bad_logo
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(s.api(&bob_tokens.access), 401, "sid {sid}:\n{}", s.ha.log());
     assert_eq!(s.refresh(&bob_tokens).status, 400);
+}
+
+#[test]
+fn home_assistant_asks_certgate_on_refresh_and_ends_a_session_whose_logout_token_never_came() {
+    let Some(s) = Sso::start_with(&Options {
+        version: None,
+        no_backchannel: true,
+        integration: "  check_interval: 1",
+    }) else {
+        return;
+    };
+    let bob = s.pki.user("bob");
+    let mut tokens = s
+        .sign_in(&bob)
+        .unwrap_or_else(|(step, r)| panic!("{step}: {r:?}"));
+    // Refreshes while certgate holds the grant change nothing (each one may ask certgate).
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(1_100));
+        let r = s.refresh(&tokens);
+        assert_eq!(r.status, 200, "{r:?}");
+        tokens.access = json_of(&r)["access_token"].as_str().unwrap().to_string();
+        assert_eq!(s.api(&tokens.access), 200);
+    }
+    let (status, out) = run(
+        s.dir.path(),
+        &["revoke", "--config", "certgate.toml", "--user", "bob"],
+    );
+    assert_eq!(status, 0, "{out}");
+    // No logout token comes; the next refresh a second later asks certgate, which answers
+    // that the grant is gone: the session's tokens are removed.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let asked = s.refresh(&tokens);
+    assert!(asked.status == 200 || asked.status == 400, "{asked:?}");
+    assert!(
+        within(Duration::from_secs(3), || s.api(&tokens.access) == 401),
+        "bob's token still works after certgate ended his grant:\n{}",
+        s.ha.log()
+    );
+    assert_eq!(s.refresh(&tokens).status, 400);
+}
+
+#[test]
+fn home_assistant_makes_no_user_when_create_users_is_off() {
+    let Some(s) = Sso::start_with(&Options {
+        version: None,
+        no_backchannel: false,
+        integration: "  create_users: false",
+    }) else {
+        return;
+    };
+    let before = s.users().len();
+    match s.sign_in(&s.pki.user("bob")) {
+        Ok(_) => panic!("bob was signed in although create_users is off"),
+        Err((step, r)) => {
+            assert_eq!(step, "login flow", "{r:?}");
+            assert_eq!(json_of(&r)["type"], "abort", "{r:?}");
+        }
+    }
+    assert_eq!(s.users().len(), before);
 }

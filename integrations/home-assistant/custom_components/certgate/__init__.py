@@ -11,6 +11,7 @@ configuration.yaml:
       redirect_uri: https://ha.example.com/auth/certgate/callback
       create_users: true                        # make a Home Assistant user at first sign-in
       admin_groups: [admins]                    # certgate groups that make an administrator
+      check_interval: 60                        # s between grant checks on token refresh
 
 The login method is put first on Home Assistant's login page. There is no public API to add
 one, so it goes into `hass.auth._providers`, as every integration that adds one does.
@@ -48,6 +49,10 @@ CONFIG_SCHEMA = vol.Schema(
                 vol.Optional("create_users", default=True): cv.boolean,
                 vol.Optional("admin_groups", default=[]): vol.All(cv.ensure_list, [cv.string]),
                 vol.Optional("verify_ssl", default=True): cv.boolean,
+                # Seconds between two checks of one sign-in with certgate when Home Assistant
+                # refreshes its tokens (back-channel logout is the fast path; this catches one
+                # that never arrived).
+                vol.Optional("check_interval", default=60): vol.All(vol.Coerce(int), vol.Range(min=1, max=3600)),
             }
         )
     },

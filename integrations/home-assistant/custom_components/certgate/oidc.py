@@ -197,9 +197,9 @@ class Oidc:
         self._seen_jti[jti] = now + MAX_LOGOUT_AGE + LEEWAY
         return claims
 
-    async def active(self, refresh_token: str) -> bool | None:
-        """Whether certgate still holds the grant of `refresh_token` (RFC 7662); None when
-        certgate cannot be asked."""
+    async def introspect(self, refresh_token: str) -> dict[str, Any] | None:
+        """certgate's word on `refresh_token` (RFC 7662: `active`, `exp`); None when certgate
+        cannot be asked."""
         if not self._introspection_endpoint:
             return None
         form = {"token": refresh_token, "token_type_hint": "refresh_token"}
@@ -212,7 +212,21 @@ class Oidc:
                 if resp.status != 200:
                     return None
                 body = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError) as err:
+        except (aiohttp.ClientError, TimeoutError, ValueError) as err:
             _LOGGER.warning("certgate introspection failed: %s", err)
             return None
-        return body.get("active") is True
+        return body if isinstance(body, dict) else None
+
+    async def refresh(self, refresh_token: str) -> dict[str, Any]:
+        """A new token pair for `refresh_token` (rotated: the old one is spent). Raises
+        OidcError when certgate refuses (the grant is gone)."""
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        if not self._secret:
+            form["client_id"] = self.client_id
+        async with self._session.post(
+            self._token_endpoint, data=form, auth=self._auth(), timeout=TIMEOUT
+        ) as resp:
+            body = await resp.json(content_type=None)
+            if resp.status != 200:
+                raise OidcError(f"the refresh answered {resp.status}: {body.get('error')}")
+        return body

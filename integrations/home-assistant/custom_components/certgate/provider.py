@@ -26,6 +26,7 @@ from homeassistant.helpers.http import current_request
 from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN, TICKET_COOKIE
+from .oidc import OidcError
 
 
 _LOGGER = logging.getLogger(__name__)
@@ -33,8 +34,10 @@ _LOGGER = logging.getLogger(__name__)
 # A ticket lives this long between certgate's answer and Home Assistant's login page.
 TICKET_TTL = 120
 MAX_TICKETS = 1000
-# How often a session's grant is checked with certgate when its tokens are refreshed.
+# How often a session's grant is checked with certgate when its tokens are refreshed (default).
 CHECK_EVERY = 60
+# The certgate refresh token kept for those checks is renewed when it has less than this left.
+RENEW_BEFORE = 7 * 24 * 3600
 GROUP_ADMIN = "system-admin"
 GROUP_USER = "system-users"
 
@@ -205,17 +208,36 @@ class CertgateAuthProvider(AuthProvider):
         if session.revoked:
             raise InvalidAuthError("certgate ended this sign-in")
         now = time.monotonic()
-        if session.refresh_token and not session.checking and now - session.checked >= CHECK_EVERY:
+        every = self._conf.get("check_interval", CHECK_EVERY)
+        if session.refresh_token and not session.checking and now - session.checked >= every:
             session.checking = True
             self.hass.async_create_task(self._check(cred.id, session))
 
     async def _check(self, cred_id: str, session: Session) -> None:
+        """Asks certgate whether this session's grant lives (introspection of the certgate
+        refresh token the sign-in got); renews that token before it expires, since Home
+        Assistant's own sessions outlive it."""
+        ended = False
         try:
-            active = await self.oidc.active(session.refresh_token)
+            info = await self.oidc.introspect(session.refresh_token)
+            if info is None:
+                return
+            if info.get("active") is not True:
+                ended = True
+            elif isinstance(info.get("exp"), int) and info["exp"] - time.time() < RENEW_BEFORE:
+                try:
+                    tokens = await self.oidc.refresh(session.refresh_token)
+                except OidcError:
+                    ended = True
+                else:
+                    session.refresh_token = tokens.get("refresh_token") or session.refresh_token
+                    self._save()
+        except Exception as err:  # noqa: BLE001 - certgate unreachable: ask again later
+            _LOGGER.warning("certgate could not be asked about a sign-in: %s", err)
         finally:
             session.checking = False
             session.checked = time.monotonic()
-        if active is False:
+        if ended:
             _LOGGER.info("certgate no longer holds this sign-in: its Home Assistant tokens are removed")
             session.revoked = True
             await self._remove_tokens({cred_id})
