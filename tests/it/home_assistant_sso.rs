@@ -7,11 +7,12 @@
 //! people certgate does not let in never get a Home Assistant user; forged, stale, replayed or
 //! misaddressed logout tokens end nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::browser::p12;
 use crate::harness::certgate::{run, Certgate};
 use crate::harness::chromium::{Chromium, Identity};
 use crate::harness::curl::{Curl, Response};
@@ -429,23 +430,6 @@ fn sign(claims: &Value, kid: &str, pem: &[u8]) -> String {
         &jsonwebtoken::EncodingKey::from_rsa_pem(pem).unwrap(),
     )
     .unwrap()
-}
-
-fn p12(dir: &Path, pki: &Pki, who: &CertFiles, name: &str) -> PathBuf {
-    let out = dir.join(format!("{name}.p12"));
-    let status = std::process::Command::new("openssl")
-        .args(["pkcs12", "-export", "-passout", "pass:pw", "-in"])
-        .arg(&who.cert)
-        .arg("-inkey")
-        .arg(&who.key)
-        .arg("-certfile")
-        .arg(&pki.ca_pem)
-        .arg("-out")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    out
 }
 
 /// Polls `done` for up to `limit`; whether it came true.
