@@ -10,6 +10,7 @@
 //! on unknown state.
 
 mod entry;
+mod ids;
 pub mod known;
 pub mod redis;
 mod settings;
@@ -144,7 +145,14 @@ impl Revocations {
     /// When the table cannot be read or holds a malformed row: certgate does not start on
     /// unknown revocations.
     pub fn open(table: Table, now: i64) -> Result<Self, String> {
+        // Room for every live token id at once: no growing (each growth moves every id again).
+        let ids = table.live_jti_rows(now)?;
         let me = Self::new(Backend::Table(table), now);
+        me.view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .jtis
+            .reserve(ids);
         me.sync(now)?;
         Ok(me)
     }

@@ -508,3 +508,99 @@ fn locks_and_serials_survive_a_restart_through_the_table() {
         .unwrap();
     assert_eq!(stored, 1);
 }
+
+/// 16-byte ids as certgate mints them (`jwt::random_id`), deterministic (splitmix64).
+fn minted_ids(seed: u64) -> impl Iterator<Item = String> {
+    use base64::Engine;
+    let mut s = seed;
+    std::iter::from_fn(move || {
+        let mut bytes = [0u8; 16];
+        for half in bytes.chunks_mut(8) {
+            s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            half.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        }
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    })
+}
+
+#[test]
+fn a_view_loaded_from_a_million_rows_refuses_each_revoked_id_and_prunes_the_expired() {
+    const ALL: usize = 1_000_000;
+    let now = 1_900_000_000;
+    let (dir, t) = table();
+    // Every tenth expired (as a table not yet pruned holds them), the rest live; one id in
+    // another shape among them.
+    let until = |i: usize| if i % 10 == 0 { now - 3600 } else { now + 3600 };
+    t.db()
+        .write(|tx| {
+            let mut insert =
+                tx.prepare("INSERT INTO revocations (entry, expires) VALUES (?1, ?2)")?;
+            for (i, id) in minted_ids(7).take(ALL).enumerate() {
+                let until = until(i);
+                insert.execute(rusqlite::params![
+                    format!(r#"{{"kind":"jti","id":"{id}","until":{until}}}"#),
+                    until
+                ])?;
+            }
+            insert.execute(rusqlite::params![
+                format!(r#"{{"kind":"jti","id":"odd one","until":{}}}"#, now + 60),
+                now + 60
+            ])?;
+            Ok(())
+        })
+        .unwrap();
+    let r = Revocations::open(table_in(dir.path()), now).unwrap();
+    let live = ALL - ALL / 10;
+    assert_eq!(r.jti_count(), live + 1, "the expired are not even read in");
+    // Every 97th id (about 10,000), checked as a /verify would; others are admitted.
+    for (i, id) in minted_ids(7).take(ALL).enumerate().step_by(97) {
+        assert_eq!(r.is_jti_revoked(&id), until(i) > now, "id {i}");
+    }
+    assert!(r.is_jti_revoked("odd one"));
+    assert!(minted_ids(8).take(10_000).all(|id| !r.is_jti_revoked(&id)));
+    // Two minutes on, the odd one has expired (and the expired rows leave the table); an hour
+    // on, the rest.
+    let pruned = r.prune(now + 60 + crate::jwt::LEEWAY).unwrap();
+    assert_eq!(pruned.expired, ALL / 10 + 1);
+    assert_eq!(r.jti_count(), live, "the odd one is pruned");
+    assert!(!r.is_jti_revoked("odd one"));
+    assert!(minted_ids(7)
+        .take(ALL)
+        .enumerate()
+        .step_by(101)
+        .all(|(i, id)| r.is_jti_revoked(&id) == (until(i) > now)));
+    let pruned = r.prune(now + 3600 + crate::jwt::LEEWAY).unwrap();
+    assert_eq!(pruned.expired, live, "every id row leaves the table");
+    assert_eq!(r.jti_count(), 0, "and the view");
+    assert!(minted_ids(7)
+        .take(ALL)
+        .step_by(97)
+        .all(|id| !r.is_jti_revoked(&id)));
+    drop(t);
+}
+
+#[test]
+fn a_row_reads_the_same_through_the_token_id_fast_path() {
+    for text in [
+        r#"{"kind":"jti","id":"AAAAAAAAAAAAAAAAAAAAAA","until":5}"#,
+        r#"{"until":-5,"id":"a\"b","kind":"jti"}"#,
+        r#"{"kind":"jti","id":"x","until":5,"extra":1}"#,
+        r#"{"kind":"user","id":"alice","at":3,"at_ms":3001}"#,
+        r#"{"kind":"jti","id":"x"}"#,
+        r#"{"kind":"jti","id":"x","until":5,"until":6}"#,
+        r#"{"kind":"j\u0074i","id":"x","until":5}"#,
+        r#"{"kind":"lock","id":"eve","at_ms":1}"#,
+        r#"{"kind":"serial","id":"0a","at":1}"#,
+        "not json",
+    ] {
+        let ours = table::parse_row(text).map_err(|e| e.to_string());
+        let serde = serde_json::from_str::<Entry>(text).map_err(|e| e.to_string());
+        assert_eq!(ours.is_ok(), serde.is_ok(), "{text}: {ours:?} vs {serde:?}");
+        if let (Ok(a), Ok(b)) = (ours, serde) {
+            assert_eq!(a, b, "{text}");
+        }
+    }
+}
