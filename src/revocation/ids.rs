@@ -168,8 +168,8 @@ impl IdTable {
         }
     }
 
-    /// Forgets every id for which `dead(until)`; returns how many. Shrinks the table when it
-    /// is left under a third full.
+    /// Forgets every id for which `dead(until)`; returns how many. Shrinks the table when that
+    /// left it under a third full (a table made room for ids about to come stays).
     pub(super) fn retain_live(&mut self, dead: impl Fn(i64) -> bool) -> usize {
         let before = self.len;
         let mut i = 0;
@@ -180,7 +180,7 @@ impl IdTable {
                 _ => i += 1,
             }
         }
-        if self.len * MAX_LOAD_DEN * 9 < self.slots.len() * MAX_LOAD_NUM * 4 {
+        if before > self.len && self.len * MAX_LOAD_DEN * 9 < self.slots.len() * MAX_LOAD_NUM * 4 {
             // Back to the load growing leaves (0.47).
             let slots = (self.len * MAX_LOAD_DEN * 3 / (MAX_LOAD_NUM * 2)).max(MIN_SLOTS);
             if slots < self.slots.len() {
@@ -326,6 +326,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn room_made_for_a_load_is_kept_until_it_is_used() {
+        let mut t = IdTable::default();
+        t.reserve(1_000);
+        let slots = t.slots.len();
+        assert!(
+            slots * MAX_LOAD_NUM >= 1_000 * MAX_LOAD_DEN,
+            "{slots} slots"
+        );
+        assert_eq!(t.retain_live(|_| true), 0);
+        assert_eq!(t.slots.len(), slots, "pruning nothing does not shrink it");
+        for id in ids(5).take(1_000) {
+            t.insert(id, 10);
+        }
+        assert_eq!(t.slots.len(), slots, "no growing on the way");
+        assert!(ids(5).take(1_000).all(|id| t.contains(&id)));
     }
 
     #[test]

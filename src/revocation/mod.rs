@@ -145,14 +145,7 @@ impl Revocations {
     /// When the table cannot be read or holds a malformed row: certgate does not start on
     /// unknown revocations.
     pub fn open(table: Table, now: i64) -> Result<Self, String> {
-        // Room for every live token id at once: no growing (each growth moves every id again).
-        let ids = table.live_jti_rows(now)?;
         let me = Self::new(Backend::Table(table), now);
-        me.view
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .jtis
-            .reserve(ids);
         me.sync(now)?;
         Ok(me)
     }
@@ -171,7 +164,16 @@ impl Revocations {
             // Its own thread keeps it current.
             Backend::Redis(_) => return Ok(()),
         };
-        let result = table.read_new(|entries| {
+        // Room for every live token id of a large read at once: growing step by step would
+        // move every id again at each step.
+        let reserve = |ids| {
+            self.view
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .jtis
+                .reserve(ids);
+        };
+        let result = table.read_new(now, reserve, |entries| {
             self.view
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)

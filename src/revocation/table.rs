@@ -78,9 +78,21 @@ impl Table {
     /// When the database cannot be read, or a row is not an entry: revocations that cannot be
     /// read must not be taken as none. The entries before that row were handed over, and the
     /// next call starts at that row again.
-    pub fn read_new(&self, mut each: impl FnMut(&[Entry])) -> Result<(), String> {
+    ///
+    /// Before a read of more than a batch (the first, or a burst another process wrote), hands
+    /// `reserve` how many live token ids are coming, so the view makes room once.
+    pub fn read_new(
+        &self,
+        now: i64,
+        mut reserve: impl FnMut(usize),
+        mut each: impl FnMut(&[Entry]),
+    ) -> Result<(), String> {
         const BATCH: i64 = 4096;
         let mut read_to = self.read_to.lock().unwrap_or_else(PoisonError::into_inner);
+        if read_to.is_none() {
+            reserve(self.live_jti_rows(0, now)?);
+        }
+        let mut counted = read_to.is_none();
         loop {
             let from = read_to.unwrap_or(0);
             let mut bad = None;
@@ -108,6 +120,10 @@ impl Table {
                 .map_err(|e| e.to_string())?;
             let full = batch.len() as i64 == BATCH;
             if let Some(&(last, _)) = batch.last() {
+                if full && !counted {
+                    counted = true;
+                    reserve(self.live_jti_rows(from, now)?);
+                }
                 let entries: Vec<Entry> = batch.into_iter().map(|(_, e)| e).collect();
                 each(&entries);
                 *read_to = Some(last);
@@ -151,22 +167,15 @@ impl Table {
             .map_err(|e| e.to_string())
     }
 
-    /// Token-id rows whose tokens have not expired as of `now`, written after the last row
-    /// read: how many ids a first read is about to bring (one count over the `expires` index).
-    ///
-    /// # Errors
-    /// When the database cannot be read.
-    pub fn live_jti_rows(&self, now: i64) -> Result<usize, String> {
+    /// Token-id rows after row `from` whose tokens have not expired as of `now`: one count
+    /// over the `expires` index.
+    fn live_jti_rows(&self, from: i64, now: i64) -> Result<usize, String> {
         let horizon = now.saturating_sub(crate::jwt::LEEWAY);
-        let from = self
-            .read_to
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .unwrap_or(0);
         self.db
             .read(|c| {
                 c.query_row(
-                    "SELECT count(*) FROM revocations WHERE expires > ?1 AND seq > ?2",
+                    "SELECT count(*) FROM revocations INDEXED BY revocations_expires \
+                     WHERE expires > ?1 AND seq > ?2",
                     params![horizon, from],
                     |r| r.get::<_, i64>(0),
                 )
