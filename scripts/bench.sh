@@ -28,12 +28,19 @@
 #     as a ratio to the same calls to GET /healthz (the same handshake, no write);
 #   - OpenID Connect code exchanges per second on one worker (each signs an RS256 ID token)
 #     as a ratio to RSA-2048 signatures per second on one core (openssl speed);
-#   - certgate VmRSS idle, and with 100,000 revoked jtis in data_dir/certgate.db.
+#   - certgate VmRSS idle, and with $REVOKED (1,000,000) revoked jtis in data_dir/certgate.db
+#     (random 16-byte ids, as certgate mints them, written into the table by Python's sqlite3):
+#     bytes per revoked jti from the RSS growth;
+#   - start-to-ready with those revocations: a second certgate ("replica") on the same
+#     data_dir, from its start until /readyz answers 200 (it has read every row), median of
+#     $ROUNDS; with BASELINE_CG=/path/to/an/older/certgate, that binary too, interleaved.
 # Missed targets print MISSED but do not fail; broken setup or a missing refusal exits non-zero.
 #
 # Environment: DURATION (5s), CONNS (16), ROUNDS (3), HS_TIME (3, seconds per s_time run),
 # NGINX_WORKERS (1, main nginx), REVOKES (200, revocations per way of revoking),
-# REVOKE_PARALLEL (4), EXCHANGES (8000, OIDC codes fetched for 3 s of exchanges), BENCH_CRITERION=1 to also run `cargo bench --bench verify`.
+# REVOKE_PARALLEL (4), EXCHANGES (8000, OIDC codes fetched for 3 s of exchanges), BENCH_CRITERION=1 to also run `cargo bench --bench verify`,
+# REVOKED (1000000), BASELINE_CG (unset), BENCH_ONLY=revocations to skip the load, handshake,
+# revocations/s and OIDC sections (the revoked-jti memory and start-to-ready figures only).
 set -euo pipefail
 
 DURATION=${DURATION:-5s}
@@ -44,7 +51,9 @@ NGINX_WORKERS=${NGINX_WORKERS:-1}
 REVOKES=${REVOKES:-200}
 REVOKE_PARALLEL=${REVOKE_PARALLEL:-4}
 EXCHANGES=${EXCHANGES:-8000}
-REVOKED=100000
+REVOKED=${REVOKED:-1000000}
+BASELINE_CG=${BASELINE_CG:-}
+BENCH_ONLY=${BENCH_ONLY:-}
 HOST=app.example.com
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -388,6 +397,7 @@ run_target() { # name
 
 RSS_IDLE=$(rss_kib "$CG_PID")
 
+if [[ $BENCH_ONLY != revocations ]]; then
 echo "== load: wrk -t1 -c$CONNS -d$DURATION --latency, $ROUNDS interleaved rounds (after a 1 s warm-up each)"
 for n in "${NAMES[@]}"; do DURATION=1s run_target "$n" >/dev/null; done
 declare -A RPS P50 P99
@@ -640,6 +650,8 @@ RSA_SIGN=$(openssl speed -seconds 3 rsa2048 2>/dev/null | awk '/^rsa +2048/ { pr
 EXCHANGE_RATIO=$(ratio "$EXCHANGE_RPS" "$RSA_SIGN")
 echo "code exchanges/s: $EXCHANGE_RPS ($EX_SENT in $EX_SECS s, wrk -c4, one worker); RSA-2048 signs/s: $RSA_SIGN; ratio $EXCHANGE_RATIO"
 
+fi # BENCH_ONLY
+
 # --- memory -----------------------------------------------------------------------------------
 echo "== certgate RSS"
 RSS_LOADED=$(rss_kib "$CG_PID")
@@ -659,24 +671,25 @@ EXP2=$(sed -n 's/.*"exp":\([0-9]*\).*/\1/p' <<<"$claims")
 [[ $(status "$URL_D" -H "$ORIGINAL" -H "Cookie: $COOKIE2") == 200 ]] || die "second session not allowed"
 # The row format of src/revocation/table.rs (Entry as JSON, serde tag "kind"; `expires` its
 # `until`), written into data_dir/certgate.db by Python's sqlite3 while certgate runs, as a
-# second process would: 22-character ids like jwt::random_id's.
+# second process would: ids like jwt::random_id's (16 random bytes, 22 base64url characters).
 UNTIL=$(($(date +%s) + 3600))
-awk -v n="$REVOKED" -v until_all="$UNTIL" -v jti="$JTI2" -v until_jti="$EXP2" 'BEGIN {
-	for (i = 1; i < n; i++) printf "{\"kind\":\"jti\",\"id\":\"bench%017d\",\"until\":%d}\n", i, until_all
-	printf "{\"kind\":\"jti\",\"id\":\"%s\",\"until\":%d}\n", jti, until_jti
-}' >"$T/revocations.part"
-python3 - "$DATA/certgate.db" "$T/revocations.part" <<'PY' || die "cannot write the revocations into $DATA/certgate.db"
-import json, sqlite3, sys
-db = sqlite3.connect(sys.argv[1], timeout=10)
-with db, open(sys.argv[2]) as lines:
-    db.executemany("INSERT OR IGNORE INTO revocations (entry, expires) VALUES (?, ?)",
-                   ((l.strip(), json.loads(l)["until"]) for l in lines if l.strip()))
+python3 - "$DATA/certgate.db" "$REVOKED" "$UNTIL" "$JTI2" "$EXP2" <<'PY' || die "cannot write the revocations into $DATA/certgate.db"
+import base64, json, os, sqlite3, sys
+path, n, until_all, jti, until_jti = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+def rows():
+    for _ in range(n - 1):
+        i = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        yield json.dumps({"kind": "jti", "id": i, "until": until_all}, separators=(",", ":")), until_all
+    yield json.dumps({"kind": "jti", "id": jti, "until": until_jti}, separators=(",", ":")), until_jti
+db = sqlite3.connect(path, timeout=10)
+with db:
+    db.executemany("INSERT OR IGNORE INTO revocations (entry, expires) VALUES (?, ?)", rows())
 PY
-for ((i = 0; i < 100; i++)); do
+for ((i = 0; i < 300; i++)); do
 	[[ $(status "$URL_D" -H "$ORIGINAL" -H "Cookie: $COOKIE2") != 200 ]] && break
 	sleep 0.1
 done
-((i < 100)) || die "certgate did not pick up the revocations in $DATA/certgate.db within 10 s"
+((i < 300)) || die "certgate did not pick up the revocations in $DATA/certgate.db within 30 s"
 sleep 3 # let the reader settle; then one more check
 [[ $(status "$URL_D" -H "$ORIGINAL" -H "Cookie: $COOKIE") == 200 ]] || die "the first session stopped working after the revocations"
 RSS_REVOKED=$(rss_kib "$CG_PID")
@@ -684,24 +697,69 @@ PER_JTI=$(awk -v a="$RSS_REVOKED" -v b="$RSS_LOADED" -v n="$REVOKED" 'BEGIN { pr
 echo "idle (after start, before load): $RSS_IDLE KiB; after load: $RSS_LOADED KiB; with $REVOKED revoked jtis: $RSS_REVOKED KiB"
 echo "bytes per revoked jti: $PER_JTI (RSS growth over the load-warmed process / $REVOKED)"
 
+# --- start-to-ready with the revocations ------------------------------------------------------
+# A replica: a second certgate on the same data_dir (as on a restart, or a second process on the
+# host), from exec until /readyz answers 200, polled every 10 ms. Then it must refuse the
+# session revoked by the last row and allow the other.
+echo "== start-to-ready with $REVOKED revocations in data_dir/certgate.db (median of $ROUNDS)"
+start_to_ready() { # binary: prints milliseconds, leaves the replica checked and stopped
+	local bin=$1 port mtls pid t0 t1 i
+	free_port port
+	free_port mtls
+	sed -e "s/127.0.0.1:$CG_HTTP/127.0.0.1:$port/" -e "s/127.0.0.1:$CG_MTLS/127.0.0.1:$mtls/" \
+		"$T/certgate.toml" >"$T/replica.toml"
+	t0=$(date +%s%N)
+	"$bin" serve --config "$T/replica.toml" >"$T/replica.out" 2>"$T/replica.log" &
+	pid=$!
+	for ((i = 0; i < 3000; i++)); do
+		[[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz") == 200 ]] && break
+		kill -0 "$pid" 2>/dev/null || die "the replica ($bin) exited: $(tail -3 "$T/replica.log")"
+		sleep 0.01
+	done
+	t1=$(date +%s%N)
+	((i < 3000)) || die "the replica ($bin) was not ready within 30 s"
+	local r="http://127.0.0.1:$port/verify"
+	[[ $(status "$r" -H "$ORIGINAL" -H "Cookie: $COOKIE2") != 200 ]] || die "the replica ($bin) allowed a revoked session"
+	[[ $(status "$r" -H "$ORIGINAL" -H "Cookie: $COOKIE") == 200 ]] || die "the replica ($bin) refused a live session"
+	kill -TERM "$pid"
+	wait "$pid" 2>/dev/null || true
+	echo $(((t1 - t0) / 1000000))
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+READY=() BASE_READY=()
+for ((r = 1; r <= ROUNDS; r++)); do
+	READY+=("$(start_to_ready "$CG")")
+	[[ -z $BASELINE_CG ]] || BASE_READY+=("$(start_to_ready "$BASELINE_CG")")
+done
+READY_MS=$(printf '%s\n' "${READY[@]}" | median)
+echo "start-to-ready: ${READY[*]} ms (median $READY_MS ms)"
+if [[ -n $BASELINE_CG ]]; then
+	BASE_READY_MS=$(printf '%s\n' "${BASE_READY[@]}" | median)
+	echo "baseline $BASELINE_CG: ${BASE_READY[*]} ms (median $BASE_READY_MS ms)"
+fi
+
 # --- summary ------------------------------------------------------------------------------------
 verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "MET" : "MISSED" }'; }
 RSS_IDLE_MIB=$(awk -v k="$RSS_IDLE" 'BEGIN { printf "%.1f", k / 1024 }')
 echo "== targets"
+if [[ $BENCH_ONLY != revocations ]]; then
+	printf '%-7s %-52s %s\n' \
+		"$(verdict "$RATIO_AB" '>=' 0.9)" "throughput a/b >= 0.9" "median $RATIO_AB" \
+		"$(verdict "$CPU_RATIO" '<=' 1.3)" "CPU per check <= 1.3x the stub's" "${CPU_RATIO}x ($CG_US µs vs $STUB_US µs)" \
+		"$(verdict "${MED_P99[a]}" '<=' 2)" "p99 of (a) <= 2 ms" "median p99 ${MED_P99[a]} ms" \
+		"$(verdict "$HS_RATIO" '>=' 1)" "certgate mTLS handshakes/s >= nginx's" "$HS_CG_MED vs $HS_NGX_MED (${HS_RATIO}x)" \
+		"$(verdict "$FORGED_RATIO" '<=' 5)" "100 forged cookies <= 5x one (at most 4 checked)" "${FORGED_RATIO}x" \
+		"$(verdict "$EXCHANGE_RATIO" '>=' 0.5)" "OIDC code exchanges >= 0.5x RSA-2048 signs/s" "$EXCHANGE_RPS vs $RSA_SIGN (${EXCHANGE_RATIO}x)"
+fi
 printf '%-7s %-52s %s\n' \
-	"$(verdict "$RATIO_AB" '>=' 0.9)" "throughput a/b >= 0.9" "median $RATIO_AB" \
-	"$(verdict "$CPU_RATIO" '<=' 1.3)" "CPU per check <= 1.3x the stub's" "${CPU_RATIO}x ($CG_US µs vs $STUB_US µs)" \
-	"$(verdict "${MED_P99[a]}" '<=' 2)" "p99 of (a) <= 2 ms" "median p99 ${MED_P99[a]} ms" \
-	"$(verdict "$HS_RATIO" '>=' 1)" "certgate mTLS handshakes/s >= nginx's" "$HS_CG_MED vs $HS_NGX_MED (${HS_RATIO}x)" \
 	"$(verdict "$RSS_IDLE_MIB" '<=' 30)" "RSS idle <= 30 MiB" "$RSS_IDLE_MIB MiB" \
-	"$(verdict "$PER_JTI" '<=' 100)" "<= 100 bytes per revoked jti" "$PER_JTI bytes" \
-	"$(verdict "$FORGED_RATIO" '<=' 5)" "100 forged cookies <= 5x one (at most 4 checked)" "${FORGED_RATIO}x" \
-	"$(verdict "$EXCHANGE_RATIO" '>=' 0.5)" "OIDC code exchanges >= 0.5x RSA-2048 signs/s" "$EXCHANGE_RPS vs $RSA_SIGN (${EXCHANGE_RATIO}x)"
+	"$(verdict "$PER_JTI" '<=' 48)" "<= 48 bytes per revoked jti (at $REVOKED)" "$PER_JTI bytes" \
+	"$(verdict "$READY_MS" '<=' 1000)" "replica with $REVOKED revocations ready <= 1 s" "$READY_MS ms"
 
 # --- optional: criterion micro-benchmark of token verification ------------------------------
 if [[ ${BENCH_CRITERION:-0} == 1 ]]; then
 	echo "== cargo bench --bench verify"
-	cargo bench --bench verify 2>&1 | tee "$T/criterion.txt" | grep -E '^(verify|[[:space:]]+time:)' || true
+	cargo bench --bench verify 2>&1 | tee "$T/criterion.txt" | grep -E '^(verify|revoked_1m|[[:space:]]+time:)' || true
 	# criterion prints "name  time: [low mid high]"; take each benchmark's middle estimate in ns.
 	awk '
 		function ns(v, u) { return v * ((u == "ps") ? 0.001 : (u == "ns") ? 1 : (u ~ /^(µs|us)$/) ? 1000 : (u == "ms") ? 1e6 : 1e9) }
