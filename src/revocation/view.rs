@@ -44,6 +44,18 @@ impl JtiSet {
         }
     }
 
+    /// [`Self::insert`] for each of `jtis` (a read from the store: see [`IdTable::insert_all`]).
+    fn insert_all(&mut self, jtis: &[(&str, i64)]) {
+        let mut ours = Vec::with_capacity(jtis.len());
+        for &(jti, until) in jtis {
+            match Self::key(jti) {
+                Some(key) => ours.push((key, until)),
+                None => self.insert(jti, until),
+            }
+        }
+        self.ours.insert_all(&ours);
+    }
+
     /// Makes room for `more` ids of certgate's shape (a load of many at once).
     pub(super) fn reserve(&mut self, more: usize) {
         self.ours.reserve(more);
@@ -118,12 +130,17 @@ impl View {
     /// re-read brings every old log-out back).
     pub(super) fn apply_read(&mut self, entries: &[Entry], now: i64) {
         self.jtis.prune(now);
+        // Token ids all at once (their order with the other entries does not matter: an id is
+        // held until the latest expiry given for it, whenever that comes).
+        let mut jtis = Vec::with_capacity(entries.len());
         for e in entries {
             match e {
                 Entry::Jti { until, .. } if until.saturating_add(crate::jwt::LEEWAY) <= now => {}
+                Entry::Jti { id, until } => jtis.push((id.as_str(), *until)),
                 _ => self.apply(e),
             }
         }
+        self.jtis.insert_all(&jtis);
     }
 
     pub(super) fn apply(&mut self, e: &Entry) {
