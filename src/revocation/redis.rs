@@ -30,6 +30,8 @@ const SNAPSHOT: &str = "certgate:revocations:snapshot";
 const COMPACTING: &str = "certgate:revocations:compacting";
 /// Stream entries this young stay after a compaction, beside the snapshot.
 pub const KEEP_MS: i64 = 5 * 60_000;
+/// The connection name of a certgate that reads the snapshot.
+const CLIENT_NAME: &str = "certgate-snapshot-1";
 
 /// The snapshot and the stream after it, read at one instant.
 const READ_ALL: &str = r"
@@ -89,6 +91,13 @@ impl RedisStore {
             .map_err(|e| format!("redis: {e}"))?;
         con.set_read_timeout(Some(TIMEOUT + Duration::from_millis(BLOCK_MS as u64)))
             .and_then(|()| con.set_write_timeout(Some(TIMEOUT)))
+            .map_err(|e| format!("redis: {e}"))?;
+        let mut con = con;
+        // Tells a compacting replica that this one reads the snapshot (see `compact`).
+        redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(CLIENT_NAME)
+            .query::<()>(&mut con)
             .map_err(|e| format!("redis: {e}"))?;
         Ok(con)
     }
@@ -249,6 +258,21 @@ pub fn compact(
     if locked.is_none() {
         return Ok(None);
     }
+    // A certgate from before the snapshot reads the stream alone: trimming it would hide
+    // revocations from that replica at its next whole read. Wait until it is upgraded.
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query(con).map_err(|e| {
+        format!("redis: CLIENT LIST (needed to see that no older certgate follows the stream): {e}")
+    })?;
+    if let Some(old) = clients.lines().find(|l| reads_stream_alone(l)) {
+        let addr = old
+            .split(' ')
+            .find_map(|f| f.strip_prefix("addr="))
+            .unwrap_or("unknown");
+        let _: Result<(), _> = redis::cmd("DEL").arg(COMPACTING).query(con);
+        return Err(format!(
+            "a client at {addr} reads {KEY} without the snapshot (a certgate older than this one?): not compacting until every replica is upgraded"
+        ));
+    }
     let (upto, last, entries) = read_state(con)?;
     let kept = entry::compact(&entries, clock.now());
     let mut body = format!("{last}\n");
@@ -276,6 +300,17 @@ pub fn compact(
         kept: kept.len(),
         trimmed,
     }))
+}
+
+/// Whether a `CLIENT LIST` line is a client that reads the stream but not as a certgate that
+/// knows the snapshot.
+fn reads_stream_alone(line: &str) -> bool {
+    let field = |name: &str| {
+        line.split(' ')
+            .find_map(|f| f.strip_prefix(name).and_then(|f| f.strip_prefix('=')))
+            .unwrap_or_default()
+    };
+    matches!(field("cmd"), "xread" | "xrange" | "xrevrange") && field("name") != CLIENT_NAME
 }
 
 /// A stream id's milliseconds and sequence number (`ms-seq`).
@@ -322,4 +357,22 @@ fn read(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_client_reading_the_stream_without_our_name_stops_compaction() {
+        let ours = "id=3 addr=127.0.0.1:5 laddr=127.0.0.1:6379 fd=8 name=certgate-snapshot-1 age=2 idle=0 flags=b db=0 cmd=xread user=default";
+        let old = "id=4 addr=127.0.0.1:6 laddr=127.0.0.1:6379 fd=9 name= age=2 idle=0 flags=b db=0 cmd=xread user=default";
+        let cli = "id=5 addr=127.0.0.1:7 laddr=127.0.0.1:6379 fd=10 name= age=0 idle=0 flags=N db=0 cmd=client|list user=default";
+        assert!(!super::reads_stream_alone(ours));
+        assert!(super::reads_stream_alone(old));
+        assert!(!super::reads_stream_alone(cli));
+        assert_eq!(
+            super::stream_id("1600000000000-7"),
+            Some((1_600_000_000_000, 7))
+        );
+        assert_eq!(super::stream_id("x"), None);
+    }
 }

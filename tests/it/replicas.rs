@@ -621,3 +621,65 @@ fn redis_stays_bounded_by_the_live_revocations_and_a_new_replica_catches_up_from
         "a live token on the new replica"
     );
 }
+
+#[test]
+fn no_replica_compacts_while_a_certgate_that_reads_the_stream_alone_follows_it() {
+    // An older certgate, as Redis sees it: a connection without certgate's name blocked in
+    // XREAD on the stream (redis-cli stands in for it).
+    let mut old = None;
+    let Some(r) = Replicas::start_seeded("10s", |redis| {
+        for i in 0..10 {
+            let id = format!("1600000000000-{i}");
+            redis.cli(&[
+                "XADD",
+                "certgate:revocations",
+                &id,
+                "e",
+                r#"{"kind":"jti","id":"gone","until":1600000100}"#,
+            ]);
+        }
+        old = Some(
+            Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", &redis.port.to_string()])
+                .args([
+                    "XREAD",
+                    "BLOCK",
+                    "0",
+                    "STREAMS",
+                    "certgate:revocations",
+                    "$",
+                ])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let listed = Instant::now() + Duration::from_secs(5);
+        while !redis.cli(&["CLIENT", "LIST"]).contains("cmd=xread") {
+            assert!(Instant::now() < listed, "redis-cli never blocked");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }) else {
+        return;
+    };
+    within(Duration::from_secs(5), "the refusal logged", || {
+        r.a.logs()
+            .contains("not compacting until every replica is upgraded")
+            || r.b
+                .logs()
+                .contains("not compacting until every replica is upgraded")
+    });
+    assert_eq!(r.redis.cli(&["XLEN", "certgate:revocations"]), "10");
+    assert_eq!(
+        r.redis.cli(&["EXISTS", "certgate:revocations:snapshot"]),
+        "0"
+    );
+    let mut old = old.unwrap();
+    old.kill().unwrap();
+    old.wait().unwrap();
+    // Upgraded: the next whole read (a replica starting) compacts.
+    let c = r.replica("c");
+    ready_within(&c, Duration::from_secs(5));
+    within(Duration::from_secs(5), "the stream trimmed", || {
+        r.redis.cli(&["XLEN", "certgate:revocations"]) == "0"
+    });
+}
