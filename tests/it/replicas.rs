@@ -683,3 +683,142 @@ fn no_replica_compacts_while_a_certgate_that_reads_the_stream_alone_follows_it()
         r.redis.cli(&["XLEN", "certgate:revocations"]) == "0"
     });
 }
+
+/// The kids of a JWKS document at `url`.
+fn kids(curl: Curl, url: &str) -> Vec<String> {
+    let jwks: serde_json::Value = serde_json::from_str(&curl.get(url).body).unwrap();
+    let mut kids: Vec<String> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect();
+    kids.sort();
+    kids
+}
+
+#[test]
+fn replicas_on_separate_hosts_share_signing_keys_through_redis_and_follow_a_rotation_within_a_second(
+) {
+    if !require("redis-server") || !require("redis-cli") || !require("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "Family CA");
+    let alice = pki.user("alice");
+    let server = pki.server(&["localhost", "127.0.0.1", "auth.example.com"]);
+    let redis = Redis::start(dir.path());
+    let secret = dir.path().join("key-encryption");
+    std::fs::write(&secret, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
+    let body = format!(
+        "{}key_encryption_file = \"{}\"\n[oidc]\n[[oidc.clients]]\nid = \"app\"\nsecret = \"app-secret-0123456789abcdef\"\nredirect_uris = [\"https://app.example.com/cb\"]\n",
+        config(&pki.ca_pem, &server, &redis.url(), "10s"),
+        secret.display()
+    );
+    // Two hosts: nothing copied between their data directories.
+    let a = Certgate::start(&replica_dir(dir.path(), "a"), &body, true);
+    ready_within(&a, Duration::from_secs(10));
+    let b = Certgate::start(&replica_dir(dir.path(), "b"), &body, false);
+    ready_within(&b, Duration::from_secs(10));
+    let curl = || Curl::new(dir.path()).cacert(&pki.ca_pem);
+    for path in ["/.well-known/jwks.json", "/oidc/jwks"] {
+        assert_eq!(
+            kids(curl(), &a.http(path)),
+            kids(curl(), &b.http(path)),
+            "{path}"
+        );
+    }
+    assert!(
+        !redis.cli(&["HGETALL", "certgate:keys"]).contains("BEGIN"),
+        "the keys in Redis are sealed"
+    );
+    let minted = curl()
+        .cert(&alice.cert, &alice.key)
+        .post(&a.mtls("/token"), "");
+    assert_eq!(minted.status, 200, "{minted:?}");
+    let token: serde_json::Value = serde_json::from_str(&minted.body).unwrap();
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        token["access_token"].as_str().unwrap()
+    );
+    let verify = |cg: &Certgate| {
+        curl()
+            .header(&bearer)
+            .header("X-Original-URL: https://app.example.com/")
+            .get(&cg.http("/verify"))
+            .status
+    };
+    assert_eq!(verify(&b), 200, "B verifies what A signed");
+
+    // A rotation on A's host reaches B within a second: the next keys in both JWKS.
+    let before = kids(curl(), &b.http("/.well-known/jwks.json"));
+    let rotated = Command::new(crate::harness::certgate::binary())
+        .args(["keys", "rotate", "--config", "certgate.toml"])
+        .current_dir(&a.dir)
+        .output()
+        .unwrap();
+    assert!(rotated.status.success(), "{rotated:?}");
+    let at = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while kids(curl(), &b.http("/.well-known/jwks.json")).len() <= before.len() {
+        assert!(
+            Instant::now() < deadline,
+            "B does not publish the next key: {:?} vs A {:?} (files A {:?} B {:?}); rotate said {}{}\nB:\n{}",
+            kids(curl(), &b.http("/.well-known/jwks.json")),
+            kids(curl(), &a.http("/.well-known/jwks.json")),
+            std::fs::read_dir(a.dir.join("data/keys")).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>(),
+            std::fs::read_dir(b.dir.join("data/keys")).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>(),
+            String::from_utf8_lossy(&rotated.stdout),
+            String::from_utf8_lossy(&rotated.stderr),
+            b.logs()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    eprintln!(
+        "B had the rotated keys {} ms after the rotation",
+        at.elapsed().as_millis()
+    );
+    within(
+        Duration::from_secs(1),
+        "B publishes the next ID-token keys",
+        || kids(curl(), &b.http("/oidc/jwks")) == kids(curl(), &a.http("/oidc/jwks")),
+    );
+    assert_eq!(
+        kids(curl(), &a.http("/.well-known/jwks.json")),
+        kids(curl(), &b.http("/.well-known/jwks.json"))
+    );
+    assert_eq!(verify(&b), 200, "the old key still verifies");
+
+    // A third host with another secret does not start on keys it cannot open.
+    let c_dir = replica_dir(dir.path(), "c");
+    let wrong = dir.path().join("wrong-key");
+    std::fs::write(&wrong, "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=\n").unwrap();
+    std::fs::write(
+        c_dir.join("certgate.toml"),
+        body.replace(&secret.display().to_string(), &wrong.display().to_string())
+            + &format!("[listen]\nhttp = \"127.0.0.1:{}\"\n", free_port()),
+    )
+    .unwrap();
+    let mut c = Command::new(crate::harness::certgate::binary())
+        .args(["serve", "--config", "certgate.toml"])
+        .current_dir(&c_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = c.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            c.kill().unwrap();
+            panic!("certgate started on keys it cannot open");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut c.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(!status.success());
+    assert!(said.contains("store.key_encryption_file"), "{said}");
+}
