@@ -15,6 +15,7 @@ mod harness;
 mod home_assistant;
 mod lockout;
 mod oidc;
+mod oidc_apps;
 mod oidc_bad_input;
 mod oidc_introspect;
 mod oidc_logout;

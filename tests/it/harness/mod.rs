@@ -2,6 +2,7 @@
 //! run time, certificates made at test time, curl as the client. Processes are killed on drop,
 //! and their logs are printed when a test fails.
 
+pub mod apache;
 pub mod backchannel;
 pub mod caddy;
 pub mod certgate;
