@@ -16,6 +16,7 @@ use crate::direct::{setup, Setup, LOOPBACK};
 use crate::harness::apache::{self, Apache};
 use crate::harness::certgate::run;
 use crate::harness::curl::Response;
+use crate::harness::synapse::{self, Synapse};
 use crate::harness::{free_port, require};
 
 /// One hop of a scripted browser: the URL asked and what came back.
@@ -28,9 +29,24 @@ struct Hop {
 /// presents it only to a server that asks, i.e. certgate's mTLS listener), following at most
 /// 10 redirects by hand. Every hop, the last one the page it ended on.
 fn browse(s: &Setup, jar: &Path, url: &str, with_cert: bool) -> Vec<Hop> {
+    browse_until(s, jar, url, with_cert, None).0
+}
+
+/// [`browse`], stopping before a URL that starts with `stop` (an app's page nothing serves
+/// here): the hops, and that URL when it was reached.
+fn browse_until(
+    s: &Setup,
+    jar: &Path,
+    url: &str,
+    with_cert: bool,
+    stop: Option<&str>,
+) -> (Vec<Hop>, Option<String>) {
     let mut hops: Vec<Hop> = Vec::new();
     let mut url = url.to_string();
     for _ in 0..10 {
+        if stop.is_some_and(|stop| url.starts_with(stop)) {
+            return (hops, Some(url));
+        }
         let curl = if with_cert { s.as_alice() } else { s.curl() };
         let response = curl.jar(jar).get(&url);
         let next = match response.status {
@@ -45,7 +61,7 @@ fn browse(s: &Setup, jar: &Path, url: &str, with_cert: bool) -> Vec<Hop> {
         hops.push(Hop { url, response });
         match next {
             Some(n) => url = n,
-            None => return hops,
+            None => return (hops, None),
         }
     }
     panic!("more than 10 redirects: {:?}", urls(&hops));
@@ -261,4 +277,165 @@ fn apache_mod_auth_openidc_signs_alice_in_and_hears_every_logout() {
     );
     let posts = apache_backchannel_posts(&apache);
     assert!(posts[1].ends_with(" 200"), "{posts:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matrix Synapse
+
+const SYNAPSE_SECRET: &str = "synapse-secret-8c1e5a7f3d9b2c4e6a0f1b3d";
+/// Where the Matrix client (Element) wants the login token: nothing serves it here, the
+/// scripted browser stops there and reads `loginToken`.
+const ELEMENT: &str = "https://element.example.test/";
+
+/// certgate's `[[oidc.clients]]` for Synapse at `base` (`http://127.0.0.1:PORT`), as in the
+/// README.
+fn synapse_client(base: &str) -> String {
+    format!(
+        r#"[oidc]
+[[oidc.clients]]
+id = "synapse"
+secret = "{SYNAPSE_SECRET}"
+redirect_uris = ["{base}/_synapse/client/oidc/callback"]
+backchannel_logout_uri = "{base}/_synapse/client/oidc/backchannel_logout"
+scopes = ["openid", "profile", "email"]
+"#
+    )
+}
+
+/// `homeserver.yaml`'s provider for certgate (`issuer`), as in the README.
+fn synapse_provider(issuer: &str) -> String {
+    format!(
+        r#"oidc_providers:
+  - idp_id: certgate
+    idp_name: "Client certificate"
+    issuer: "{issuer}"
+    client_id: "synapse"
+    client_secret: "{SYNAPSE_SECRET}"
+    scopes: ["openid", "profile", "email"]
+    backchannel_logout_enabled: true
+    user_mapping_provider:
+      config:
+        localpart_template: "{{{{ user.preferred_username }}}}"
+        display_name_template: "{{{{ user.name }}}}"
+sso:
+  client_whitelist: ["{ELEMENT}"]
+"#
+    )
+}
+
+fn json_of(r: &Response) -> serde_json::Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
+}
+
+/// `GET /_matrix/client/v3/account/whoami` with `token`.
+fn synapse_whoami(s: &Setup, synapse: &Synapse, token: &str) -> Response {
+    s.curl()
+        .header(&format!("Authorization: Bearer {token}"))
+        .get(&synapse.url("/_matrix/client/v3/account/whoami"))
+}
+
+#[test]
+fn synapse_signs_alice_in_and_certgate_revocation_ends_her_matrix_token() {
+    if !require("curl") || !synapse::require() {
+        return;
+    }
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let s = setup(LOOPBACK, &synapse_client(&base));
+    let synapse = Synapse::start(
+        s.dir.path(),
+        port,
+        &synapse_provider(&s.cg.mtls("")),
+        &s.pki.ca_pem,
+    );
+
+    // Synapse offers certgate as its single sign-on provider.
+    let flows = json_of(&s.curl().get(&synapse.url("/_matrix/client/v3/login")));
+    let sso = flows["flows"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["type"] == "m.login.sso"))
+        .unwrap_or_else(|| panic!("no m.login.sso in {flows}"));
+    assert_eq!(sso["identity_providers"][0]["id"], "oidc-certgate", "{sso}");
+
+    // The Matrix client sends the browser to Synapse's SSO redirect; Synapse to certgate;
+    // certgate (alice's certificate) back to Synapse's callback; Synapse to the client with a
+    // login token.
+    let jar = s.dir.path().join("synapse-cookies.txt");
+    let start = synapse.url(&format!(
+        "/_matrix/client/v3/login/sso/redirect/oidc-certgate?redirectUrl={}",
+        enc(ELEMENT)
+    ));
+    let (hops, landed) = browse_until(&s, &jar, &start, true, Some(ELEMENT));
+    let visited = urls(&hops);
+    let landed = landed.unwrap_or_else(|| {
+        panic!(
+            "Synapse did not send the browser back to {ELEMENT}: {visited:?}, last {:?}\n{}",
+            last(&hops),
+            synapse.log()
+        )
+    });
+    assert!(
+        visited[1].starts_with(&s.cg.mtls("/oidc/authorize?")),
+        "{visited:?}"
+    );
+    assert!(
+        visited[2].starts_with(&synapse.url("/_synapse/client/oidc/callback?code=")),
+        "{visited:?}"
+    );
+    let login_token = url::Url::parse(&landed)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "loginToken")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no loginToken in {landed}"));
+
+    // The client trades the login token for a Matrix access token: alice's.
+    let login = s.curl().header("Content-Type: application/json").post(
+        &synapse.url("/_matrix/client/v3/login"),
+        &serde_json::json!({"type": "m.login.token", "token": login_token}).to_string(),
+    );
+    assert_eq!(login.status, 200, "{login:?}");
+    let login = json_of(&login);
+    let user_id = format!("@alice:{}", synapse::SERVER_NAME);
+    assert_eq!(login["user_id"], user_id.as_str(), "{login}");
+    let token = login["access_token"].as_str().unwrap().to_string();
+    let me = synapse_whoami(&s, &synapse, &token);
+    assert_eq!(me.status, 200, "{me:?}");
+    assert_eq!(json_of(&me)["user_id"], user_id.as_str(), "{me:?}");
+    // The display name came from certgate's `name` claim.
+    let profile = s
+        .curl()
+        .get(&synapse.url(&format!("/_matrix/client/v3/profile/{}", enc(&user_id))));
+    assert_eq!(
+        json_of(&profile)["displayname"],
+        "Alice Liddell",
+        "{profile:?}"
+    );
+
+    // certgate revokes alice: its back-channel logout token (sid) makes Synapse log out the
+    // device that sign-in made, and the Matrix access token is refused.
+    let (code, out) = run(
+        s.dir.path(),
+        &["revoke", "--config", "certgate.toml", "--user", "alice"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        eventually(|| synapse_whoami(&s, &synapse, &token).status == 401),
+        "Synapse still accepts alice's token after certgate revoked her; its log:\n{}",
+        synapse.log()
+    );
+    let refused = synapse_whoami(&s, &synapse, &token);
+    assert_eq!(
+        json_of(&refused)["errcode"],
+        "M_UNKNOWN_TOKEN",
+        "{refused:?}"
+    );
+    // Synapse took the logout token: 200, so certgate does not send it again.
+    assert!(
+        synapse
+            .log()
+            .contains(" 200 \"POST /_synapse/client/oidc/backchannel_logout HTTP/1.1\""),
+        "{}",
+        synapse.log()
+    );
 }

@@ -13,6 +13,7 @@ pub mod nginx;
 pub mod pki;
 pub mod redis;
 pub mod rp;
+pub mod synapse;
 pub mod traefik;
 pub mod upstream;
 
