@@ -16,6 +16,7 @@ use crate::direct::{setup, Setup, LOOPBACK};
 use crate::harness::apache::{self, Apache};
 use crate::harness::certgate::run;
 use crate::harness::curl::Response;
+use crate::harness::jupyterhub::{self, JupyterHub};
 use crate::harness::synapse::{self, Synapse};
 use crate::harness::{free_port, require};
 
@@ -438,4 +439,164 @@ fn synapse_signs_alice_in_and_certgate_revocation_ends_her_matrix_token() {
         "{}",
         synapse.log()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// JupyterHub + oauthenticator's GenericOAuthenticator
+
+const JUPYTERHUB_SECRET: &str = "jupyterhub-secret-4e2a9c7b1f5d3e8a0c6b";
+
+/// certgate's `[[oidc.clients]]` for JupyterHub at `hub` (`http://127.0.0.1:PORT`), as in the
+/// README: no back-channel URI (JupyterHub has no such endpoint).
+fn jupyterhub_client(hub: &str) -> String {
+    format!(
+        r#"[oidc]
+[[oidc.clients]]
+id = "jupyterhub"
+secret = "{JUPYTERHUB_SECRET}"
+token_endpoint_auth_method = "client_secret_post"
+redirect_uris = ["{hub}/hub/oauth_callback"]
+post_logout_redirect_uris = ["{hub}/hub/login"]
+scopes = ["openid", "profile", "email", "offline_access"]
+"#
+    )
+}
+
+/// `jupyterhub_config.py`'s authenticator for certgate (`issuer`) and the hub at `hub`, as in
+/// the README but for `auth_refresh_age` (1 s here, so the test sees a refresh soon).
+fn jupyterhub_authenticator(issuer: &str, hub: &str, ca: &Path) -> String {
+    format!(
+        r#"c.JupyterHub.authenticator_class = "generic-oauth"
+c.GenericOAuthenticator.client_id = "jupyterhub"
+c.GenericOAuthenticator.client_secret = "{JUPYTERHUB_SECRET}"
+c.GenericOAuthenticator.oauth_callback_url = "{hub}/hub/oauth_callback"
+c.GenericOAuthenticator.authorize_url = "{issuer}/oidc/authorize"
+c.GenericOAuthenticator.token_url = "{issuer}/oidc/token"
+c.GenericOAuthenticator.userdata_url = "{issuer}/oidc/userinfo"
+c.GenericOAuthenticator.logout_redirect_url = "{issuer}/oidc/logout?client_id=jupyterhub&post_logout_redirect_uri={after}"
+c.GenericOAuthenticator.scope = ["openid", "profile", "email", "offline_access"]
+c.GenericOAuthenticator.username_claim = "preferred_username"
+c.GenericOAuthenticator.allowed_users = {{"alice"}}
+c.GenericOAuthenticator.enable_auth_state = True
+c.GenericOAuthenticator.auth_refresh_age = 1
+c.GenericOAuthenticator.http_request_kwargs = {{"ca_certs": "{ca}"}}
+"#,
+        after = enc(&format!("{hub}/hub/login")),
+        ca = ca.display(),
+    )
+}
+
+#[test]
+fn jupyterhub_signs_alice_in_and_notices_certgate_revocation() {
+    if !require("curl") || !jupyterhub::require() {
+        return;
+    }
+    let port = free_port();
+    let hub_url = format!("http://127.0.0.1:{port}");
+    let s = setup(LOOPBACK, &jupyterhub_client(&hub_url));
+    let hub = JupyterHub::start(
+        s.dir.path(),
+        port,
+        &jupyterhub_authenticator(&s.cg.mtls(""), &hub_url, &s.pki.ca_pem),
+    );
+    let jar = s.dir.path().join("jupyterhub-cookies.txt");
+
+    // alice, holding her certificate, presses "Sign in with OAuth 2.0": JupyterHub sends her
+    // to certgate and back, and shows her its home page.
+    let sign_in = |jar: &Path| {
+        let hops = browse(&s, jar, &hub.url("/hub/oauth_login"), true);
+        let visited = urls(&hops);
+        let page = last(&hops);
+        assert_eq!(page.status, 200, "{visited:?}: {page:?}\n{}", hub.log());
+        assert!(
+            visited[1].starts_with(&s.cg.mtls("/oidc/authorize?")),
+            "{visited:?}"
+        );
+        assert!(
+            visited[2].starts_with(&hub.url("/hub/oauth_callback?code=")),
+            "{visited:?}"
+        );
+        assert_eq!(visited.last(), Some(&hub.url("/hub/home").as_str()));
+        assert!(page.body.contains(r#"user: "alice","#), "{}", page.body);
+    };
+    let home = |jar: &Path| s.curl().jar(jar).get(&hub.url("/hub/home"));
+    let signed_in = |r: &Response| r.status == 200 && r.body.contains(r#"user: "alice","#);
+    let sent_to_login = |r: &Response| {
+        r.status == 302
+            && r.header("location")
+                .is_some_and(|l| l.starts_with("/hub/login"))
+    };
+    let refreshes = || hub.log().matches("Refreshing auth for alice").count();
+    sign_in(&jar);
+
+    // JupyterHub checks her sign-in with certgate (userinfo with the access token) once it is
+    // older than auth_refresh_age: certgate answers, and she stays signed in.
+    let before = refreshes();
+    assert!(
+        eventually(|| {
+            let page = home(&jar);
+            assert!(signed_in(&page), "{page:?}\n{}", hub.log());
+            refreshes() > before
+        }),
+        "JupyterHub never refreshed alice's sign-in; its log:\n{}",
+        hub.log()
+    );
+
+    // certgate revokes alice: at the next refresh certgate refuses the access token (userinfo)
+    // and the refresh token, and JupyterHub sends her to its login page.
+    let (code, out) = run(
+        s.dir.path(),
+        &["revoke", "--config", "certgate.toml", "--user", "alice"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        eventually(|| sent_to_login(&home(&jar))),
+        "JupyterHub still lets alice in after certgate revoked her; its log:\n{}",
+        hub.log()
+    );
+    assert!(
+        hub.log().contains(
+            "Error using refresh_token for alice: HTTP 400: Bad Request. Requiring fresh login."
+        ),
+        "{}",
+        hub.log()
+    );
+
+    // Logout: she signs in again, then JupyterHub's logout sends her to certgate's
+    // /oidc/logout with client_id alone, which asks "Sign out?"; her "Sign out" (posted from
+    // certgate's page) ends the certgate session and sends her back to JupyterHub's login.
+    sign_in(&jar);
+    assert_eq!(s.curl().jar(&jar).get(&s.cg.mtls("/verify")).status, 200);
+    let hops = browse(&s, &jar, &hub.url("/hub/logout"), false);
+    let visited = urls(&hops);
+    assert_eq!(visited.len(), 2, "{visited:?}");
+    // JupyterHub clears its login cookie (an expired, empty one: a browser drops it; curl's
+    // cookie jar keeps some of these, so the test reads the answer instead).
+    let cleared = hops[0].response.header("set-cookie").unwrap_or_default();
+    assert!(
+        cleared
+            .lines()
+            .any(|c| c.starts_with(r#"jupyterhub-hub-login=""; expires="#)),
+        "{cleared}"
+    );
+    assert!(
+        visited[1].starts_with(&s.cg.mtls("/oidc/logout?client_id=jupyterhub&")),
+        "{visited:?}"
+    );
+    let confirm = last(&hops);
+    assert_eq!(confirm.status, 200, "{confirm:?}");
+    assert!(confirm.body.contains("Sign out?"), "{}", confirm.body);
+    let origin = s.cg.mtls("");
+    let signed_out = s
+        .curl()
+        .jar(&jar)
+        .header(&format!("Origin: {origin}"))
+        .post(&visited[1], "confirm=1");
+    assert!([302, 303].contains(&signed_out.status), "{signed_out:?}");
+    assert_eq!(
+        signed_out.header("location"),
+        Some(hub.url("/hub/login").as_str()),
+        "{signed_out:?}"
+    );
+    assert_eq!(s.curl().jar(&jar).get(&s.cg.mtls("/verify")).status, 401);
 }

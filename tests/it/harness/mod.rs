@@ -9,6 +9,7 @@ pub mod certgate;
 pub mod chromium;
 pub mod curl;
 pub mod home_assistant;
+pub mod jupyterhub;
 pub mod nginx;
 pub mod pki;
 pub mod redis;
