@@ -591,7 +591,7 @@ fn jupyterhub_signs_alice_in_and_notices_certgate_revocation() {
         .curl()
         .jar(&jar)
         .header(&format!("Origin: {origin}"))
-        .post(&visited[1], "confirm=1");
+        .post(visited[1], "confirm=1");
     assert!([302, 303].contains(&signed_out.status), "{signed_out:?}");
     assert_eq!(
         signed_out.header("location"),
