@@ -1,13 +1,14 @@
 //! Real apps that people sign in to, with certgate as their OpenID Connect provider (issue 17):
-//! Apache 2.4 with mod_auth_openidc (Debian packages) and Matrix Synapse (PyPI, in its own
-//! venv), each started on a free loopback port with the settings the README shows, and signed
-//! in to by a scripted browser: curl holding alice's client certificate and a cookie jar,
-//! following every redirect by hand (`shared/notes/relying-parties.md`: the same as Chromium).
+//! Apache 2.4 with mod_auth_openidc (Debian packages), Matrix Synapse and JupyterHub with
+//! oauthenticator (PyPI, each in its own venv), each started on a free loopback port with the
+//! settings the README shows, and signed in to by a scripted browser: curl holding alice's
+//! client certificate and a cookie jar, following every redirect by hand
+//! (`shared/notes/relying-parties.md`: the same as Chromium).
 //! Then certgate ends the sign-in (`certgate revoke --user`, or the app's own logout) and the
 //! app must have been told: its next request is no longer signed in.
 //!
-//! The exact settings here are the README's sections "Apache with mod_auth_openidc" and
-//! "Matrix Synapse": change one, change the other.
+//! The exact settings here are the README's sections "Apache 2.4 with mod_auth_openidc",
+//! "Matrix Synapse" and "JupyterHub with oauthenticator": change one, change the other.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -181,7 +182,8 @@ fn apache_sign_in(s: &Setup, apache: &Apache, jar: &Path) {
     );
     let visited = urls(&hops);
     assert!(
-        visited[1].starts_with(&s.cg.mtls("/oidc/authorize?")),
+        visited[1].starts_with(&s.cg.mtls("/oidc/authorize?"))
+            && visited[1].contains("&code_challenge_method=S256"),
         "{visited:?}"
     );
     assert!(
@@ -376,7 +378,8 @@ fn synapse_signs_alice_in_and_certgate_revocation_ends_her_matrix_token() {
         )
     });
     assert!(
-        visited[1].starts_with(&s.cg.mtls("/oidc/authorize?")),
+        visited[1].starts_with(&s.cg.mtls("/oidc/authorize?"))
+            && visited[1].contains("&code_challenge_method=S256"),
         "{visited:?}"
     );
     assert!(
@@ -509,7 +512,8 @@ fn jupyterhub_signs_alice_in_and_notices_certgate_revocation() {
         let page = last(&hops);
         assert_eq!(page.status, 200, "{visited:?}: {page:?}\n{}", hub.log());
         assert!(
-            visited[1].starts_with(&s.cg.mtls("/oidc/authorize?")),
+            visited[1].starts_with(&s.cg.mtls("/oidc/authorize?"))
+                && visited[1].contains("&code_challenge_method=S256"),
             "{visited:?}"
         );
         assert!(
