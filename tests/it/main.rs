@@ -19,6 +19,7 @@ mod oidc_apps;
 mod oidc_bad_input;
 mod oidc_introspect;
 mod oidc_logout;
+mod oidc_redis;
 mod oidc_rp;
 mod one_list;
 mod operations;

@@ -264,6 +264,7 @@ pub(super) fn issue(
         nonce: grant.made.nonce.as_deref().filter(|_| first),
         sid: grant.made.sid.as_deref(),
         amr: ["mtls"],
+        acr: settings.acr.as_deref(),
         at_hash: crate::oidc::at_hash(client.alg, &access),
         profile: Profile::of(who, grant),
     };
