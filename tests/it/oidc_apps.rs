@@ -282,6 +282,47 @@ fn apache_mod_auth_openidc_signs_alice_in_and_hears_every_logout() {
     assert!(posts[1].ends_with(" 200"), "{posts:?}");
 }
 
+/// Why the README says to keep RS256 (or ES256) for Apache: mod_auth_openidc 2.4.12 (its cjose)
+/// cannot parse an EdDSA ID token from certgate, so nobody is signed in.
+#[test]
+fn apache_mod_auth_openidc_refuses_eddsa_id_tokens() {
+    if !require("curl") || !apache::require() {
+        return;
+    }
+    let port = free_port();
+    let app = format!("http://127.0.0.1:{port}");
+    let client = format!(
+        "{}id_token_signed_response_alg = \"EdDSA\"\n",
+        apache_client(&app)
+    );
+    let s = setup(LOOPBACK, &client);
+    let whoami = Apache::root(s.dir.path()).join("whoami");
+    let apache = Apache::start(s.dir.path(), port, &apache_site(&s, &app, &whoami));
+    let jar = s.dir.path().join("apache-cookies.txt");
+    let hops = browse(&s, &jar, &apache.url("/protected/whoami"), true);
+    let visited = urls(&hops);
+    // certgate issued the code; mod_auth_openidc refused what it got for it.
+    assert!(
+        visited.len() == 3 && visited[2].starts_with(&apache.url("/protected/redirect_uri?code=")),
+        "{visited:?}"
+    );
+    // Its error page (answered 200), and why in its log: cjose cannot import the JWS.
+    let page = last(&hops);
+    assert!(
+        page.body.contains("Error in handling response type") && !page.body.contains("REMOTE_USER"),
+        "{page:?}"
+    );
+    assert!(
+        apache
+            .error_log()
+            .contains("oidc_proto_parse_idtoken: oidc_jwt_parse failed"),
+        "{}",
+        apache.error_log()
+    );
+    // Nobody is signed in: the next request goes to certgate again.
+    assert!(apache_sends_to_certgate(&s, &apache, &jar));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Matrix Synapse
 
