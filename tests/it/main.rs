@@ -13,6 +13,7 @@ mod direct;
 mod explain;
 mod harness;
 mod home_assistant;
+mod home_assistant_sso;
 mod lockout;
 mod oidc;
 mod oidc_apps;
