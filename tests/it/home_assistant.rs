@@ -668,6 +668,17 @@ struct Gate {
 
 /// What `certgate proxy-config nginx` prints for `host` in `layout`.
 pub(crate) fn printed(layout: Layout, host: &str, upstream: u16, certgate: u16) -> String {
+    printed_with(layout, host, upstream, certgate, &[])
+}
+
+/// [`printed`] with more flags (`--sign-in-with-certgate`).
+pub(crate) fn printed_with(
+    layout: Layout,
+    host: &str,
+    upstream: u16,
+    certgate: u16,
+    flags: &[&str],
+) -> String {
     let mut cmd = std::process::Command::new(crate::harness::certgate::binary());
     cmd.args([
         "proxy-config",
@@ -684,6 +695,7 @@ pub(crate) fn printed(layout: Layout, host: &str, upstream: u16, certgate: u16) 
     if layout == Layout::SignInHost {
         cmd.args(["--auth-host", AUTH_HOST]);
     }
+    cmd.args(flags);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stdout).unwrap()
@@ -968,11 +980,20 @@ pub(crate) fn frontend_connected(b: &mut Chromium) -> bool {
 
 /// The frontend's own files (`/frontend_latest/…`) the page loaded, with their HTTP status.
 fn frontend_assets(b: &mut Chromium) -> Vec<(String, u64)> {
-    let v = b.eval(
-        "performance.getEntriesByType('resource').filter(e => e.name.includes('/frontend_latest/')).map(e => [e.name, e.responseStatus])",
-    );
+    // The page may be navigating (its callers look again).
+    let v = b
+        .try_call(
+            "Runtime.evaluate",
+            json!({
+                "expression": "performance.getEntriesByType('resource').filter(e => e.name.includes('/frontend_latest/')).map(e => [e.name, e.responseStatus])",
+                "returnByValue": true,
+            }),
+        )
+        .map(|r| r["result"]["value"].clone())
+        .unwrap_or_default();
     v.as_array()
-        .unwrap()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
         .iter()
         .map(|e| {
             (

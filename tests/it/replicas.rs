@@ -65,6 +65,11 @@ max_staleness = "{max_staleness}"
 
 impl Replicas {
     pub fn start(max_staleness: &str) -> Option<Self> {
+        Self::start_seeded(max_staleness, |_| {})
+    }
+
+    /// [`Self::start`] with `seed` run on Redis before any replica starts.
+    pub fn start_seeded(max_staleness: &str, seed: impl FnOnce(&Redis)) -> Option<Self> {
         if !require("redis-server") || !require("redis-cli") || !require("curl") {
             return None;
         }
@@ -73,6 +78,7 @@ impl Replicas {
         let alice = pki.user("alice");
         let server = pki.server(&["localhost", "127.0.0.1", "auth.example.com"]);
         let redis = Redis::start(dir.path());
+        seed(&redis);
         let body = config(&pki.ca_pem, &server, &redis.url(), max_staleness);
         let a = Certgate::start(&replica_dir(dir.path(), "a"), &body, true);
         let mut me = Self {
@@ -86,8 +92,9 @@ impl Replicas {
         };
         // B was started before A's keys could be copied: restart it with them.
         me.b = me.replica("b");
+        // A seeded history of 200,000 entries takes seconds to read in a debug build.
         for cg in [&me.a, &me.b] {
-            ready_within(cg, Duration::from_secs(5));
+            ready_within(cg, Duration::from_secs(30));
         }
         Some(me)
     }
@@ -493,4 +500,186 @@ fn a_replica_killed_under_load_through_nginx_never_lets_anyone_in_wrongly() {
     assert!(good_ok > 40, "{good_ok}");
     // At most the requests in flight when B died: one per worker.
     assert!(good_failed <= 4, "{good_failed} failures");
+}
+
+/// Months of history: 200,000 revocations written long ago (stream ids of 2020), all expired
+/// but 1,000, then a few of today's.
+fn old_history(redis: &Redis, live_until: i64) {
+    let mut resp = Vec::new();
+    for i in 0..200_000u32 {
+        let entry = if i % 200 == 0 {
+            format!(r#"{{"kind":"jti","id":"live-{i}","until":{live_until}}}"#)
+        } else {
+            format!(r#"{{"kind":"jti","id":"old-{i}","until":1600000100}}"#)
+        };
+        let id = format!("1600000000000-{i}");
+        let args = ["XADD", "certgate:revocations", &id, "e", &entry];
+        resp.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            resp.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+    }
+    let mut pipe = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &redis.port.to_string(), "--pipe"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut pipe.stdin.take().unwrap(), &resp).unwrap();
+    let out = pipe.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("errors: 0, replies: 200000"), "{said}");
+}
+
+fn used_memory(redis: &Redis) -> u64 {
+    redis
+        .cli(&["INFO", "memory"])
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn redis_stays_bounded_by_the_live_revocations_and_a_new_replica_catches_up_from_the_snapshot() {
+    let live_until = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    let mut before = 0;
+    let Some(r) = Replicas::start_seeded("10s", |redis| {
+        old_history(redis, live_until);
+        before = used_memory(redis);
+    }) else {
+        return;
+    };
+    // The first replica to read the history compacts it: the snapshot keeps the 1,000 live
+    // ids, the stream loses the expired history.
+    let trimmed = Instant::now() + Duration::from_secs(5);
+    while r.redis.cli(&["XLEN", "certgate:revocations"]) != "0" {
+        assert!(
+            Instant::now() < trimmed,
+            "the stream is not trimmed; A:\n{}\nB:\n{}",
+            r.a.logs(),
+            r.b.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let snapshot = r.redis.cli(&["GET", "certgate:revocations:snapshot"]);
+    let lines: Vec<&str> = snapshot.lines().collect();
+    assert_eq!(
+        lines[0], "1600000000000-199999",
+        "the snapshot covers the whole history"
+    );
+    assert_eq!(lines.len(), 1 + 1_000, "the live ids only");
+    assert!(
+        lines[1..].iter().all(|l| l.contains("\"live-")),
+        "{:?}",
+        &lines[1..4]
+    );
+    let after = used_memory(&r.redis);
+    eprintln!("Redis used_memory: {before} bytes with the history, {after} after compaction");
+    assert!(after * 4 < before, "{after} of {before} bytes");
+
+    // Today's revocations, then one more compaction (a replica starting), then a stream that
+    // lost even those (as a Redis restored from a trimmed copy would): a new replica knows them
+    // from the snapshot alone.
+    let tokens: Vec<String> = (0..5).map(|_| r.bearer()).collect();
+    let config = r.a.dir.join("certgate.toml");
+    for t in &tokens {
+        let id = crate::revocation::jti(t.trim_start_matches("Authorization: Bearer "));
+        crate::revocation::revoke_cli(&config, &["--jti", &id]);
+    }
+    r.redis.cli(&["DEL", "certgate:revocations:compacting"]);
+    let d = r.replica("d");
+    ready_within(&d, Duration::from_secs(5));
+    within(
+        Duration::from_secs(5),
+        "today's revocations in the snapshot",
+        || {
+            r.redis
+                .cli(&["GET", "certgate:revocations:snapshot"])
+                .lines()
+                .count()
+                == 1 + 1_000 + 5
+        },
+    );
+    r.redis
+        .cli(&["XTRIM", "certgate:revocations", "MAXLEN", "0"]);
+    let c = r.replica("c");
+    ready_within(&c, Duration::from_secs(5));
+    for t in &tokens {
+        assert_eq!(r.verify(&c, t), 401, "a revoked token on the new replica");
+        assert_eq!(
+            r.verify(&r.b, t),
+            401,
+            "a revoked token on a replica that followed"
+        );
+    }
+    assert_eq!(
+        r.verify(&c, &r.bearer()),
+        200,
+        "a live token on the new replica"
+    );
+}
+
+#[test]
+fn no_replica_compacts_while_a_certgate_that_reads_the_stream_alone_follows_it() {
+    // An older certgate, as Redis sees it: a connection without certgate's name blocked in
+    // XREAD on the stream (redis-cli stands in for it).
+    let mut old = None;
+    let Some(r) = Replicas::start_seeded("10s", |redis| {
+        for i in 0..10 {
+            let id = format!("1600000000000-{i}");
+            redis.cli(&[
+                "XADD",
+                "certgate:revocations",
+                &id,
+                "e",
+                r#"{"kind":"jti","id":"gone","until":1600000100}"#,
+            ]);
+        }
+        old = Some(
+            Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", &redis.port.to_string()])
+                .args([
+                    "XREAD",
+                    "BLOCK",
+                    "0",
+                    "STREAMS",
+                    "certgate:revocations",
+                    "$",
+                ])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let listed = Instant::now() + Duration::from_secs(5);
+        while !redis.cli(&["CLIENT", "LIST"]).contains("cmd=xread") {
+            assert!(Instant::now() < listed, "redis-cli never blocked");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }) else {
+        return;
+    };
+    within(Duration::from_secs(5), "the refusal logged", || {
+        r.a.logs()
+            .contains("not compacting until every replica is upgraded")
+            || r.b
+                .logs()
+                .contains("not compacting until every replica is upgraded")
+    });
+    assert_eq!(r.redis.cli(&["XLEN", "certgate:revocations"]), "10");
+    assert_eq!(
+        r.redis.cli(&["EXISTS", "certgate:revocations:snapshot"]),
+        "0"
+    );
+    let mut old = old.unwrap();
+    old.kill().unwrap();
+    old.wait().unwrap();
+    // Upgraded: the next whole read (a replica starting) compacts.
+    let c = r.replica("c");
+    ready_within(&c, Duration::from_secs(5));
+    within(Duration::from_secs(5), "the stream trimmed", || {
+        r.redis.cli(&["XLEN", "certgate:revocations"]) == "0"
+    });
 }

@@ -117,14 +117,8 @@ class Oidc:
             raise OidcError(f"no key {kid!r} in certgate's JWKS")
         return key, alg
 
-    async def exchange(self, code: str, verifier: str) -> dict[str, Any]:
-        """The token response for `code` (raises OidcError when certgate refuses)."""
-        form = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": self.redirect_uri,
-            "code_verifier": verifier,
-        }
+    async def _token(self, form: dict[str, str], what: str) -> dict[str, Any]:
+        """The token endpoint's answer to `form` (raises OidcError when certgate refuses)."""
         if not self._secret:
             form["client_id"] = self.client_id
         async with self._session.post(
@@ -133,10 +127,20 @@ class Oidc:
             body = await resp.json(content_type=None)
             if resp.status != 200:
                 raise OidcError(
-                    f"the code exchange answered {resp.status}: {body.get('error')} "
+                    f"the {what} answered {resp.status}: {body.get('error')} "
                     f"{body.get('error_description', '')}"
                 )
         return body
+
+    async def exchange(self, code: str, verifier: str) -> dict[str, Any]:
+        """The token response for `code` (raises OidcError when certgate refuses)."""
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.redirect_uri,
+            "code_verifier": verifier,
+        }
+        return await self._token(form, "code exchange")
 
     async def id_token_claims(self, token: str, nonce: str) -> dict[str, Any]:
         """The claims of a valid ID token for this client with `nonce`."""
@@ -220,13 +224,4 @@ class Oidc:
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
         """A new token pair for `refresh_token` (rotated: the old one is spent). Raises
         OidcError when certgate refuses (the grant is gone)."""
-        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        if not self._secret:
-            form["client_id"] = self.client_id
-        async with self._session.post(
-            self._token_endpoint, data=form, auth=self._auth(), timeout=TIMEOUT
-        ) as resp:
-            body = await resp.json(content_type=None)
-            if resp.status != 200:
-                raise OidcError(f"the refresh answered {resp.status}: {body.get('error')}")
-        return body
+        return await self._token({"grant_type": "refresh_token", "refresh_token": refresh_token}, "refresh")
