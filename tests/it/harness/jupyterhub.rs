@@ -4,8 +4,9 @@
 //! `configurable-http-proxy`, under `target/test-tools/chp`, run by the machine's Node.js):
 //! three free loopback ports (the proxy, the hub, the proxy's API), its SQLite database and
 //! cookie secret in the test's directory. No notebook server is ever started: `default_url`
-//! is the hub's home page. The process group (hub and proxy) is killed on drop; the output is
-//! printed if the test failed.
+//! is the hub's home page. On drop the proxy (a session of its own, so not in the hub's process
+//! group: found by its pid file) and the hub's process group are killed; the output is printed
+//! if the test failed.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -75,6 +76,7 @@ impl JupyterHub {
              c.JupyterHub.hub_bind_url = \"http://127.0.0.1:{hub}\"\n\
              c.ConfigurableHTTPProxy.api_url = \"http://127.0.0.1:{api}\"\n\
              c.ConfigurableHTTPProxy.command = [\"{proxy}\"]\n\
+             c.ConfigurableHTTPProxy.pid_file = \"{d}/jupyterhub-proxy.pid\"\n\
              c.JupyterHub.db_url = \"sqlite:///{d}/jupyterhub.sqlite\"\n\
              c.JupyterHub.cookie_secret_file = \"{d}/jupyterhub_cookie_secret\"\n\
              c.JupyterHub.default_url = \"/hub/home\"\n\
@@ -114,6 +116,12 @@ impl JupyterHub {
             out,
         };
         me.wait_until_answering();
+        // What drop needs to stop the proxy (otherwise left running after the test).
+        assert!(
+            me.dir.join("jupyterhub-proxy.pid").is_file(),
+            "JupyterHub wrote no proxy pid file; its output:\n{}",
+            me.log()
+        );
         me
     }
 
@@ -156,7 +164,17 @@ impl JupyterHub {
 impl Drop for JupyterHub {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // The group: the hub and the proxy it started.
+            // The proxy first: the hub starts it in a session of its own and, killed, cannot
+            // stop it. Its pid file is there once the hub has answered.
+            if let Some(pid) = std::fs::read_to_string(self.dir.join("jupyterhub-proxy.pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok())
+            {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            // Then the hub's group (anything else it started).
             let _ = Command::new("kill")
                 .args(["-KILL", "--", &format!("-{}", child.id())])
                 .status();
