@@ -697,29 +697,100 @@ fn kids(curl: Curl, url: &str) -> Vec<String> {
     kids
 }
 
+/// Two replicas on "separate hosts" (nothing copied between their data directories) sharing
+/// revocations and signing keys through Redis (`store.key_encryption_file`), with `[oidc]`.
+struct Hosts {
+    dir: tempfile::TempDir,
+    pki: Pki,
+    alice: CertFiles,
+    redis: Redis,
+    secret: PathBuf,
+    body: String,
+    a: Certgate,
+    b: Certgate,
+}
+
+impl Hosts {
+    fn start() -> Option<Self> {
+        if !require("redis-server") || !require("redis-cli") || !require("curl") {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path(), "Family CA");
+        let alice = pki.user("alice");
+        let server = pki.server(&["localhost", "127.0.0.1", "auth.example.com"]);
+        let redis = Redis::start(dir.path());
+        let secret = dir.path().join("key-encryption");
+        std::fs::write(&secret, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
+        let body = format!(
+            "{}key_encryption_file = \"{}\"\n[oidc]\n[[oidc.clients]]\nid = \"app\"\nsecret = \"app-secret-0123456789abcdef\"\nredirect_uris = [\"https://app.example.com/cb\"]\n",
+            config(&pki.ca_pem, &server, &redis.url(), "10s"),
+            secret.display()
+        );
+        let a = Certgate::start(&replica_dir(dir.path(), "a"), &body, true);
+        ready_within(&a, Duration::from_secs(10));
+        let b = Certgate::start(&replica_dir(dir.path(), "b"), &body, false);
+        ready_within(&b, Duration::from_secs(10));
+        Some(Self {
+            dir,
+            pki,
+            alice,
+            redis,
+            secret,
+            body,
+            a,
+            b,
+        })
+    }
+
+    /// A bearer token from A (the certificate at /token), as an Authorization header.
+    fn bearer(&self) -> String {
+        let minted = Curl::new(self.dir.path())
+            .cacert(&self.pki.ca_pem)
+            .cert(&self.alice.cert, &self.alice.key)
+            .post(&self.a.mtls("/token"), "");
+        assert_eq!(minted.status, 200, "{minted:?}");
+        let token: serde_json::Value = serde_json::from_str(&minted.body).unwrap();
+        format!(
+            "Authorization: Bearer {}",
+            token["access_token"].as_str().unwrap()
+        )
+    }
+
+    fn rotate(&self) {
+        let rotated = Command::new(crate::harness::certgate::binary())
+            .args([
+                "keys",
+                "rotate",
+                "--config",
+                "certgate.toml",
+                "--publish-ahead",
+                "1s",
+            ])
+            .current_dir(&self.a.dir)
+            .output()
+            .unwrap();
+        assert!(rotated.status.success(), "{rotated:?}");
+    }
+}
+
 #[test]
 fn replicas_on_separate_hosts_share_signing_keys_through_redis_and_follow_a_rotation_within_a_second(
 ) {
-    if !require("redis-server") || !require("redis-cli") || !require("curl") {
+    let Some(h) = Hosts::start() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path(), "Family CA");
-    let alice = pki.user("alice");
-    let server = pki.server(&["localhost", "127.0.0.1", "auth.example.com"]);
-    let redis = Redis::start(dir.path());
-    let secret = dir.path().join("key-encryption");
-    std::fs::write(&secret, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
-    let body = format!(
-        "{}key_encryption_file = \"{}\"\n[oidc]\n[[oidc.clients]]\nid = \"app\"\nsecret = \"app-secret-0123456789abcdef\"\nredirect_uris = [\"https://app.example.com/cb\"]\n",
-        config(&pki.ca_pem, &server, &redis.url(), "10s"),
-        secret.display()
-    );
-    // Two hosts: nothing copied between their data directories.
-    let a = Certgate::start(&replica_dir(dir.path(), "a"), &body, true);
-    ready_within(&a, Duration::from_secs(10));
-    let b = Certgate::start(&replica_dir(dir.path(), "b"), &body, false);
-    ready_within(&b, Duration::from_secs(10));
+    };
+    let bearer = h.bearer();
+    let Hosts {
+        dir,
+        pki,
+        alice: _,
+        redis,
+        secret,
+        body,
+        a,
+        b,
+    } = h;
     let curl = || Curl::new(dir.path()).cacert(&pki.ca_pem);
     for path in ["/.well-known/jwks.json", "/oidc/jwks"] {
         assert_eq!(
@@ -731,15 +802,6 @@ fn replicas_on_separate_hosts_share_signing_keys_through_redis_and_follow_a_rota
     assert!(
         !redis.cli(&["HGETALL", "certgate:keys"]).contains("BEGIN"),
         "the keys in Redis are sealed"
-    );
-    let minted = curl()
-        .cert(&alice.cert, &alice.key)
-        .post(&a.mtls("/token"), "");
-    assert_eq!(minted.status, 200, "{minted:?}");
-    let token: serde_json::Value = serde_json::from_str(&minted.body).unwrap();
-    let bearer = format!(
-        "Authorization: Bearer {}",
-        token["access_token"].as_str().unwrap()
     );
     let verify = |cg: &Certgate| {
         curl()
@@ -821,4 +883,100 @@ fn replicas_on_separate_hosts_share_signing_keys_through_redis_and_follow_a_rota
     std::io::Read::read_to_string(&mut c.stderr.take().unwrap(), &mut said).unwrap();
     assert!(!status.success());
     assert!(said.contains("store.key_encryption_file"), "{said}");
+}
+
+/// Checks on replica B under a steady load (a good bearer token, a revoked one, none) while
+/// the keys are rotated twice and Redis restarts between: no wrong allow, and no failed check
+/// at all (Redis is back long before the view is older than store.max_staleness).
+#[test]
+fn keys_rotated_and_redis_restarted_under_load_never_let_anyone_in_wrongly_nor_fail_a_check() {
+    let Some(mut h) = Hosts::start() else {
+        return;
+    };
+    let good = h.bearer();
+    let revoked = h.bearer();
+    let id = crate::revocation::jti(revoked.trim_start_matches("Authorization: Bearer "));
+    crate::revocation::revoke_cli(&h.a.dir.join("certgate.toml"), &["--jti", &id]);
+    let verify = h.b.http("/verify");
+    within(SECOND, "the revocation on B", || {
+        Curl::new(h.dir.path())
+            .header(&revoked)
+            .header("X-Original-URL: https://app.example.com/")
+            .get(&verify)
+            .status
+            == 401
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = [Some(good.clone()), Some(revoked), None]
+        .into_iter()
+        .map(|credential| {
+            let (verify, stop) = (verify.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut codes = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let mut cmd = Command::new("curl");
+                    cmd.args(["-s", "-w", "%{http_code}\\n", "--max-time", "5"]);
+                    cmd.args(["-H", "X-Original-URL: https://app.example.com/"]);
+                    if let Some(c) = &credential {
+                        cmd.args(["-H", c]);
+                    }
+                    for _ in 0..20 {
+                        cmd.args(["-o", "/dev/null", &verify]);
+                    }
+                    let out = cmd.output().unwrap();
+                    codes.extend(
+                        String::from_utf8_lossy(&out.stdout)
+                            .lines()
+                            .map(|l| l.trim().parse::<u16>().unwrap_or(0)),
+                    );
+                }
+                (credential, codes)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    h.rotate();
+    std::thread::sleep(Duration::from_millis(1_500));
+    h.redis.restart();
+    std::thread::sleep(Duration::from_millis(1_500));
+    h.rotate();
+    std::thread::sleep(Duration::from_millis(1_500));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let (credential, codes) = w.join().unwrap();
+        let count = |code: u16| codes.iter().filter(|&&c| c == code).count();
+        let which = match credential.as_deref() {
+            Some(c) if c == good => "good",
+            Some(_) => "revoked",
+            None => "none",
+        };
+        eprintln!(
+            "{which}: {} checks, {} allowed, {} refused (401), {} 503",
+            codes.len(),
+            count(200),
+            count(401),
+            count(503)
+        );
+        assert!(codes.len() > 20, "{which}: too few checks ran: {codes:?}");
+        match which {
+            "good" => assert_eq!(
+                count(200),
+                codes.len(),
+                "the good token failed a check: {codes:?}"
+            ),
+            _ => assert_eq!(count(401), codes.len(), "{which}: {codes:?}"),
+        }
+    }
+    // The good token, minted before both rotations, still verifies; a new one too.
+    let fresh = h.bearer();
+    for t in [&good, &fresh] {
+        assert_eq!(
+            Curl::new(h.dir.path())
+                .header(t)
+                .header("X-Original-URL: https://app.example.com/")
+                .get(&verify)
+                .status,
+            200
+        );
+    }
 }
