@@ -2,16 +2,19 @@
 //! run time, certificates made at test time, curl as the client. Processes are killed on drop,
 //! and their logs are printed when a test fails.
 
+pub mod apache;
 pub mod backchannel;
 pub mod caddy;
 pub mod certgate;
 pub mod chromium;
 pub mod curl;
 pub mod home_assistant;
+pub mod jupyterhub;
 pub mod nginx;
 pub mod pki;
 pub mod redis;
 pub mod rp;
+pub mod synapse;
 pub mod traefik;
 pub mod upstream;
 
