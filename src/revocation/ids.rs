@@ -3,11 +3,16 @@
 //! slot). No allocation per id, no pointer per id: 1,000,000 ids take 28–43 bytes each.
 //!
 //! - **Home slot**: a keyed hash of the id (SipHash-1-3 through std's `RandomState`, keys
-//!   drawn at random per process), mapped onto the table by multiply-shift. certgate's own ids
-//!   are random, but an id can also come from an operator's `certgate revoke --jti` or be
-//!   chosen by whoever presents a token; with the id's own bytes as the hash, chosen ids could
-//!   be piled into one run of slots and make every lookup there walk it. A keyed hash leaves
-//!   nobody who does not know the key able to aim at a slot.
+//!   drawn at random per process), mapped onto the table by multiply-shift. certgate mints its
+//!   ids from the system's random generator, so their own bytes would spread well; but ids
+//!   also come in from elsewhere (`certgate revoke --jti` with whatever an operator pastes, the
+//!   store another process writes, an id in a token handed in), and with an unkeyed hash
+//!   chosen ids could be piled into one run of slots, making every insert and every lookup
+//!   that lands there walk it (and an attacker who knows a few ids would know where they
+//!   sit). With a secret key nobody can aim an id at a slot, so runs stay as short as for
+//!   random ids whoever chose them. SipHash costs ~20 ns per check, small beside the rest of
+//!   a check; a cheaper keyed mix would do for random ids but is not meant to hold against
+//!   chosen ones.
 //! - **Probing**: linear; a lookup stops at the id or at the first empty slot. The load stays
 //!   at most 0.7 (on average about 2.2 slots read for an id held, 6 for one not held, in
 //!   contiguous memory), growing by half when it would pass that: between two growths the
