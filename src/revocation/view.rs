@@ -9,8 +9,8 @@ use crate::cert::Serial;
 
 /// Revoked token ids, each kept until its token would have expired. certgate's own ids (16
 /// random bytes, 22 base64url characters) are kept as their bytes in one flat table
-/// ([`IdTable`]: 20 bytes a slot, under 48 bytes per id): 1,000,000 revoked sessions cost
-/// 28–43 MB.
+/// ([`IdTable`]: 21 bytes a slot, under 48 bytes per id): 1,000,000 revoked sessions cost
+/// 30–45 MB.
 #[derive(Debug, Default)]
 pub(super) struct JtiSet {
     ours: IdTable,
