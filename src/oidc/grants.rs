@@ -155,11 +155,10 @@ fn grant(row: &Row<'_>) -> rusqlite::Result<Grant> {
 }
 
 fn load(tx: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Grant>> {
-    tx.query_row(
-        &format!("SELECT {GRANT_COLUMNS} FROM oidc_grants WHERE id = ?1"),
-        [id],
-        grant,
-    )
+    tx.prepare_cached(&format!(
+        "SELECT {GRANT_COLUMNS} FROM oidc_grants WHERE id = ?1"
+    ))?
+    .query_row([id], grant)
     .optional()
 }
 
@@ -220,10 +219,10 @@ impl Grants {
     ) -> Result<(), DbError> {
         self.db.write_relaxed(|tx| {
             insert_grant(tx, id, new)?;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO oidc_codes (hash, grant_id, redirect_uri, challenge, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![code_hash, id, redirect_uri, challenge, code_expires],
-            )?;
+            )?
+            .execute(params![code_hash, id, redirect_uri, challenge, code_expires])?;
             Ok(())
         })
     }
@@ -236,19 +235,18 @@ impl Grants {
         let mut replayed = None;
         let found = self.db.write_relaxed(|tx| {
             let taken = tx
-                .query_row(
+                .prepare_cached(
                     "UPDATE oidc_codes SET used = 1 WHERE hash = ?1 AND used = 0
                      RETURNING grant_id, redirect_uri, challenge, expires",
-                    [code_hash],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Option<String>>(2)?,
-                            r.get::<_, i64>(3)?,
-                        ))
-                    },
-                )
+                )?
+                .query_row([code_hash], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
                 .optional()?;
             let Some((grant_id, redirect_uri, challenge, expires)) = taken else {
                 let used: Option<String> = tx
@@ -297,17 +295,17 @@ impl Grants {
         bound: Option<&str>,
     ) -> Result<(), DbError> {
         self.db.write_relaxed(|tx| {
-            let mut insert = tx.prepare(
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO oidc_tokens (hash, grant_id, kind, expires, issued, x5t) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             insert.execute(params![access.0, grant_id, "access", access.1, now, bound])?;
             if let Some((hash, expires)) = refresh {
                 insert.execute(params![hash, grant_id, "refresh", expires, now, bound])?;
             }
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE oidc_grants SET tokens_issued = 1 WHERE id = ?1 AND tokens_issued = 0",
-                [grant_id],
-            )?;
+            )?
+            .execute([grant_id])?;
             Ok(())
         })
     }
@@ -492,20 +490,20 @@ pub(super) fn insert_grant(
     id: &str,
     new: &NewGrant,
 ) -> rusqlite::Result<()> {
-    tx.execute(
-        &format!("INSERT INTO oidc_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"),
-        params![
-            id,
-            new.client_id,
-            new.user,
-            new.sid,
-            new.cert_serial,
-            new.scopes,
-            new.nonce,
-            new.auth_time,
-            new.created_ms
-        ],
-    )
+    tx.prepare_cached(&format!(
+        "INSERT INTO oidc_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"
+    ))?
+    .execute(params![
+        id,
+        new.client_id,
+        new.user,
+        new.sid,
+        new.cert_serial,
+        new.scopes,
+        new.nonce,
+        new.auth_time,
+        new.created_ms
+    ])
     .map(drop)
 }
 
