@@ -39,7 +39,8 @@
 # NGINX_WORKERS (1, main nginx), REVOKES (200, revocations per way of revoking),
 # REVOKE_PARALLEL (4), EXCHANGES (15000, OIDC codes fetched before each 3 s round of
 # exchanges), PAIR_ROUNDS (5, rounds of the [oidc]-vs-not /verify pair),
-# BENCH_CRITERION=1 to also run `cargo bench --bench verify`.
+# BENCH_CRITERION=1 to also run `cargo bench --bench verify`, CERTGATE (a certgate binary to
+# measure instead of building target/release-lto/certgate).
 # SECTIONS (all): which measurements to run, comma-separated, of load (a-d), forged,
 # handshakes, revocations, oidc (code exchanges), verify-oidc (the pair above), memory; e.g.
 # SECTIONS=oidc,verify-oidc scripts/bench.sh. The checks and the setup always run.
@@ -80,10 +81,17 @@ done
 want() { [[ $SECTIONS == *" all "* || $SECTIONS == *" $1 "* ]]; } # section: whether to run it
 ((REVOKES >= REVOKE_PARALLEL && REVOKE_PARALLEL >= 1)) || die "REVOKES must be at least REVOKE_PARALLEL (>= 1)"
 
-# The build the Dockerfile ships (Cargo.toml, [profile.release-lto]).
-echo "== cargo build --profile release-lto"
-cargo build --profile release-lto
-CG="$ROOT/target/release-lto/certgate"
+# The build the Dockerfile ships (Cargo.toml, [profile.release-lto]), or CERTGATE (another build
+# of certgate, e.g. an earlier commit's, to compare with).
+if [[ -n ${CERTGATE:-} ]]; then
+	CG=$(realpath "$CERTGATE")
+	[[ -x $CG ]] || die "CERTGATE=$CERTGATE is not an executable"
+	echo "== certgate: $CG"
+else
+	echo "== cargo build --profile release-lto"
+	cargo build --profile release-lto
+	CG="$ROOT/target/release-lto/certgate"
+fi
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/certgate-bench.XXXXXX")
 PIDS=()
