@@ -60,7 +60,9 @@ if [ ! -x "$tools/bin/traefik" ] || [ ! -x "$tools/bin/caddy" ]; then
 fi
 
 # Home Assistant for its end-to-end tests (tests/it/harness/home_assistant.rs), in its own venv
-# keyed by version, with Python 3.11 from pyenv (2024.3.3 is the newest release for 3.11):
+# keyed by version: 2024.3.3 with Python 3.11 (the newest release for 3.11), and 2025.4.4 with
+# pyenv's Python 3.13.0 (the newest that runs here), which the certgate integration is tested on
+# too (tests/it/home_assistant_sso.rs). For each:
 # - the wheel's own package_constraints.txt as constraints: Home Assistant pins only its direct
 #   dependencies, and pip otherwise picks today's versions of the rest;
 # - josepy<2, which those constraints leave open: josepy 2 dropped ComparableX509, so acme (under
@@ -72,29 +74,25 @@ fi
 # A stamp of the version, the integration list and the walker makes a second run a no-op; a
 # venv made under another path (a copied target/, a removed git worktree) is made again, since
 # its scripts name the python they were made with.
-ha_version=2024.3.3
-ha_venv="$tools/ha-$ha_version"
 ha_components=tests/it/harness/home_assistant.components
-ha_stamp="homeassistant==$ha_version $(sha256sum "$ha_components" scripts/ha-requirements.py | cut -d' ' -f1 | tr '\n' ' ')"
-if [ "$(cat "$ha_venv/.installed" 2>/dev/null)" != "$ha_stamp" ] ||
-   [ "$(head -1 "$ha_venv/bin/hass" 2>/dev/null)" != "#!$(cd "$ha_venv" 2>/dev/null && pwd)/bin/python" ]; then
-  ha_python=""
-  if command -v pyenv >/dev/null 2>&1 && [ -x "$(pyenv root)/versions/3.11.7/bin/python3" ]; then
-    ha_python="$(pyenv root)/versions/3.11.7/bin/python3"
-  elif command -v python3.11 >/dev/null 2>&1; then
-    ha_python="$(command -v python3.11)"
-  else
-    echo "install-test-deps: Home Assistant $ha_version needs Python 3.11 (pyenv's 3.11.7 or python3.11 on PATH); none found" >&2
-    exit 1
+install_home_assistant() {
+  local ha_version=$1 ha_python=$2
+  local ha_venv="$tools/ha-$ha_version"
+  local ha_stamp
+  ha_stamp="homeassistant==$ha_version $(sha256sum "$ha_components" scripts/ha-requirements.py | cut -d' ' -f1 | tr '\n' ' ')"
+  if [ "$(cat "$ha_venv/.installed" 2>/dev/null)" = "$ha_stamp" ] &&
+     [ "$(head -1 "$ha_venv/bin/hass" 2>/dev/null)" = "#!$(cd "$ha_venv" 2>/dev/null && pwd)/bin/python" ]; then
+    return 0
   fi
-  started=$SECONDS
+  local started=$SECONDS
   echo "install-test-deps: installing Home Assistant $ha_version into $ha_venv with $("$ha_python" --version)"
   rm -rf "$ha_venv"
   "$ha_python" -m venv "$ha_venv"
-  ha_tmp="$tools/ha-$ha_version.download"   # beside the venv: a failed run's leftovers go at the next
+  local ha_tmp="$tools/ha-$ha_version.download"   # beside the venv: a failed run's leftovers go at the next
   rm -rf "$ha_tmp"
   mkdir -p "$ha_tmp"
   "$ha_venv/bin/python" -m pip download -q --no-deps --dest "$ha_tmp" "homeassistant==$ha_version"
+  local ha_wheel ha_requirements
   ha_wheel="$(ls "$ha_tmp"/homeassistant-"$ha_version"-*.whl)"
   ha_requirements="$("$ha_venv/bin/python" scripts/ha-requirements.py "$ha_wheel" "$ha_components" "$ha_tmp/constraints.txt")"
   echo "install-test-deps: with the integrations' requirements:" $ha_requirements
@@ -105,7 +103,25 @@ if [ "$(cat "$ha_venv/.installed" 2>/dev/null)" != "$ha_stamp" ] ||
   "$ha_venv/bin/hass" --version >/dev/null
   printf '%s\n' "$ha_stamp" >"$ha_venv/.installed"
   echo "install-test-deps: Home Assistant $ha_version installed in $((SECONDS - started)) s, $(du -sh "$ha_venv" | cut -f1)"
+}
+pyenv_python() {
+  command -v pyenv >/dev/null 2>&1 && [ -x "$(pyenv root)/versions/$1/bin/python3" ] &&
+    echo "$(pyenv root)/versions/$1/bin/python3"
+}
+if ha_python=$(pyenv_python 3.11.7); then :
+elif ha_python=$(command -v python3.11); then :
+else
+  echo "install-test-deps: Home Assistant 2024.3.3 needs Python 3.11 (pyenv's 3.11.7 or python3.11 on PATH); none found" >&2
+  exit 1
 fi
+install_home_assistant 2024.3.3 "$ha_python"
+if ha_python=$(pyenv_python 3.13.0); then :
+elif ha_python=$(command -v python3.13); then :
+else
+  echo "install-test-deps: Home Assistant 2025.4.4 needs Python 3.13 (pyenv's 3.13.0 or python3.13 on PATH); none found" >&2
+  exit 1
+fi
+install_home_assistant 2025.4.4 "$ha_python"
 
 # OpenID Connect relying-party libraries for tests/it/oidc_rp.rs, pinned exactly with their
 # dependencies, each keyed by a stamp (a second run is a no-op) and made again when the stamp
@@ -155,4 +171,4 @@ for component in rustfmt clippy; do
   fi
 done
 
-echo "install-test-deps: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(chromium --version 2>/dev/null | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2), $(redis-server --version | cut -d' ' -f1-3), traefik $("$tools/bin/traefik" version | sed -n 's/^Version: *//p'), caddy $("$tools/bin/caddy" version | cut -d' ' -f1), $(cut -d" " -f1 "$ha_venv/.installed"), node $(node --version), $(cut -d" " -f1 "$rp_node/.installed"), $(cut -d" " -f1 "$rp_venv/.installed")"
+echo "install-test-deps: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(chromium --version 2>/dev/null | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2), $(redis-server --version | cut -d' ' -f1-3), traefik $("$tools/bin/traefik" version | sed -n 's/^Version: *//p'), caddy $("$tools/bin/caddy" version | cut -d' ' -f1), $(cut -d" " -f1 "$tools/ha-2024.3.3/.installed") $(cut -d" " -f1 "$tools/ha-2025.4.4/.installed"), node $(node --version), $(cut -d" " -f1 "$rp_node/.installed"), $(cut -d" " -f1 "$rp_venv/.installed")"

@@ -57,6 +57,9 @@ pub struct Params {
     pub traefik_static: bool,
     /// The app's preset, if one was asked for.
     pub app: Option<App>,
+    /// Home Assistant only: the rule that sends its login page to the certgate integration's
+    /// "Sign in with certificate" (`--sign-in-with-certgate`).
+    pub ha_sign_in: bool,
 }
 
 /// What the operator's certgate config says that a proxy configuration needs.
@@ -190,6 +193,18 @@ const TRAEFIK_SINGLE: &str = include_str!("../config/proxies/traefik/dynamic-sin
 /// # Errors
 /// A [`ParamError`] naming the flag whose value cannot be used.
 pub fn render(proxy: Proxy, p: &Params) -> Result<String, ParamError> {
+    if p.ha_sign_in && p.app != Some(App::HomeAssistant) {
+        return Err(ParamError {
+            flag: SIGN_IN_FLAG,
+            problem: "only with --app home-assistant: the rule sends Home Assistant's login page to the certgate integration's sign-in".into(),
+        });
+    }
+    if p.ha_sign_in && p.traefik_static {
+        return Err(ParamError {
+            flag: SIGN_IN_FLAG,
+            problem: "the rule is a route: it goes in the routes (dynamic.yml, without --static), not in traefik.yml".into(),
+        });
+    }
     if p.traefik_static {
         // traefik.yml names no host, app or certgate: only the routes (dynamic.yml) do.
         return match proxy {
@@ -229,6 +244,9 @@ pub fn render(proxy: Proxy, p: &Params) -> Result<String, ParamError> {
         Some(app) => with_notes(template, app.notes()),
         None => template.to_string(),
     };
+    if p.ha_sign_in {
+        text = with_ha_sign_in(proxy, p.auth_host.is_some(), &text)?;
+    }
     text = text.replace("127.0.0.1:9180", &certgate.to_string());
     text = text.replace(DEFAULT_CLIENT_CA, &client_ca);
     // The app: nginx and Traefik take a URL; Caddy an address (plain http) or a URL.
@@ -284,6 +302,114 @@ fn with_notes(template: &str, notes: &str) -> String {
         })
         .collect();
     format!("{header}#\n{commented}{rest}")
+}
+
+const SIGN_IN_FLAG: &str = "--sign-in-with-certgate";
+
+/// Why the sign-in rule is there, in each proxy's comment lines (`#`).
+const HA_SIGN_IN_WHY: &str = "\
+# Home Assistant's login page goes straight to \"Sign in with certificate\": a request for it
+# (/auth/authorize) without certgate=1 is sent to the certgate integration's
+# /auth/certgate/start with the same query; after certgate's sign-in the integration sends
+# the browser back with certgate=1, and the login page finishes by itself. Only for a Home
+# Assistant with the certgate integration installed (integrations/home-assistant/): without
+# it, print this file without --sign-in-with-certgate. The redirect comes before certgate's
+# check on purpose: it only points the browser at another path on this host, which certgate
+# checks like every other.
+";
+
+/// `text` (a template, example names) with the rule that sends Home Assistant's login page to
+/// the certgate integration's sign-in.
+fn with_ha_sign_in(proxy: Proxy, sso: bool, text: &str) -> Result<String, ParamError> {
+    let why = HA_SIGN_IN_WHY;
+    let text = match proxy {
+        Proxy::Nginx => {
+            // The map in the http context, the `if` in the app's server block: nginx runs a
+            // server-level `return` before any location, so before auth_request.
+            let map = "\n# Home Assistant's login page to the certgate integration's sign-in (see the\n\
+                 # `if` in app.example.com's server block).\n\
+                 map $arg_certgate $certgate_ha_not_back {\n    1       0;\n    default 1;\n}\n\
+                 map $uri $certgate_ha_sign_in {\n    /auth/authorize $certgate_ha_not_back;\n    default         0;\n}\n";
+            let text = insert_after(
+                text,
+                "map $http_upgrade $connection_upgrade {\n    default upgrade;\n    ''      close;\n}\n",
+                map,
+            )?;
+            let rule = format!(
+                "\n{}    if ($certgate_ha_sign_in) {{\n        return 302 /auth/certgate/start?$args;\n    }}\n\n",
+                indent(why, "    ")
+            );
+            insert_after(&text, "    server_name app.example.com;\n", &rule)?
+        }
+        Proxy::Caddy => {
+            // `redir` runs before `handle` (Caddy's directive order), so before forward_auth.
+            let rule = format!(
+                "\n{}\t@certgate_ha_sign_in {{\n\t\tpath /auth/authorize\n\t\tnot query certgate=1\n\t}}\n\
+                 \tredir @certgate_ha_sign_in /auth/certgate/start?{{query}} 302\n",
+                indent(why, "\t")
+            );
+            let site = text.find("\napp.example.com {\n").ok_or_else(no_anchor)?;
+            let (head, tail) = text.split_at(site);
+            format!(
+                "{head}{}",
+                insert_after(tail, "\timport certgate_strip_client_headers\n", &rule)?
+            )
+        }
+        Proxy::Traefik => {
+            let tls = if sso {
+                "certgate-ask-for-cert"
+            } else {
+                "certgate-verify-if-given"
+            };
+            // The app's own middlewares after the redirect: a request the redirect did not
+            // change is checked exactly as on the `app` router.
+            let router = format!(
+                "\n{}    app-certgate-sign-in:\n\
+                 \x20     rule: Host(`app.example.com`) && Path(`/auth/authorize`) && !Query(`certgate`, `1`)\n\
+                 \x20     priority: 10000   # above the app's router (its default priority is its rule's length)\n\
+                 \x20     entryPoints: [websecure]\n\
+                 \x20     service: app\n\
+                 \x20     middlewares: [certgate-ha-sign-in, certgate-strip-client-headers, certgate-pass-cert, certgate-check, certgate-strip-token]\n\
+                 \x20     tls:\n\
+                 \x20       options: {tls}\n",
+                indent(why, "    ")
+            );
+            let text = insert_before(text, "\n  middlewares:\n", &router)?;
+            let middleware = "    # Home Assistant's login page to the certgate integration's sign-in, same query\n\
+                 \x20   # (the router above matches only /auth/authorize without certgate=1).\n\
+                 \x20   certgate-ha-sign-in:\n\
+                 \x20     redirectRegex:\n\
+                 \x20       regex: '^([^:]+://[^/]+)[^?]*(.*)$'\n\
+                 \x20       replacement: '${1}/auth/certgate/start${2}'\n\
+                 \x20       permanent: false\n";
+            insert_after(&text, "\n  middlewares:\n", middleware)?
+        }
+    };
+    Ok(text)
+}
+
+/// Each line of `lines` with `prefix` before it.
+fn indent(lines: &str, prefix: &str) -> String {
+    lines.lines().map(|l| format!("{prefix}{l}\n")).collect()
+}
+
+fn insert_after(text: &str, anchor: &str, insert: &str) -> Result<String, ParamError> {
+    let at = text.find(anchor).ok_or_else(no_anchor)? + anchor.len();
+    Ok(format!("{}{insert}{}", &text[..at], &text[at..]))
+}
+
+fn insert_before(text: &str, anchor: &str, insert: &str) -> Result<String, ParamError> {
+    let at = text.find(anchor).ok_or_else(no_anchor)?;
+    Ok(format!("{}{insert}{}", &text[..at], &text[at..]))
+}
+
+/// A shipped file without the place the rule goes: a bug in this build, never the operator's.
+fn no_anchor() -> ParamError {
+    ParamError {
+        flag: SIGN_IN_FLAG,
+        problem: "this build's proxy file has no place for the rule (a bug: please report it)"
+            .into(),
+    }
 }
 
 const DEFAULT_CERTGATE: &str = "127.0.0.1:9180";
@@ -390,6 +516,7 @@ mod tests {
             client_ca: None,
             traefik_static: false,
             app: None,
+            ha_sign_in: false,
         }
     }
 
@@ -457,6 +584,7 @@ mod tests {
             client_ca: None,
             traefik_static: true,
             app: None,
+            ha_sign_in: false,
         };
         assert_eq!(render(Proxy::Traefik, &bare).unwrap(), TRAEFIK_STATIC);
         assert_eq!(render(Proxy::Nginx, &bare).unwrap_err().flag, "--static");
@@ -513,6 +641,184 @@ mod tests {
         }
     }
 
+    #[test]
+    fn sign_in_with_certgate_is_only_for_home_assistant() {
+        for app in [None, Some(App::Grafana), Some(App::Generic)] {
+            for proxy in [Proxy::Nginx, Proxy::Caddy, Proxy::Traefik] {
+                for auth in [None, Some("auth.example.com")] {
+                    let mut p = params("app.example.com", auth);
+                    p.app = app;
+                    p.ha_sign_in = true;
+                    let e = render(proxy, &p).unwrap_err();
+                    assert_eq!(e.flag, "--sign-in-with-certgate", "{app:?} {proxy:?}");
+                    assert!(e.problem.contains("--app home-assistant"), "{e}");
+                }
+            }
+        }
+        // Traefik's static file holds no routes.
+        let mut p = params("app.example.com", None);
+        p.app = Some(App::HomeAssistant);
+        p.ha_sign_in = true;
+        p.traefik_static = true;
+        let e = render(Proxy::Traefik, &p).unwrap_err();
+        assert_eq!(e.flag, "--sign-in-with-certgate");
+        assert!(e.problem.contains("dynamic.yml"), "{e}");
+    }
+
+    /// What `--sign-in-with-certgate` adds: the lines of `with` that `without` lacks, in order.
+    fn added(without: &str, with: &str) -> Vec<String> {
+        let mut plain = without.lines().peekable();
+        let mut added = Vec::new();
+        for line in with.lines() {
+            if plain.peek() == Some(&line) {
+                plain.next();
+            } else {
+                added.push(line.to_string());
+            }
+        }
+        assert_eq!(plain.next(), None, "a line of the plain file went missing");
+        added
+    }
+
+    #[test]
+    fn sign_in_with_certgate_adds_the_rule_to_each_proxy_and_layout_and_nothing_else() {
+        for auth in [None, Some("login.home.example.org")] {
+            let mut p = params("ha.home.example.org", auth);
+            p.app = Some(App::HomeAssistant);
+            for proxy in [Proxy::Nginx, Proxy::Caddy, Proxy::Traefik] {
+                let plain = render(proxy, &p).unwrap();
+                let text = render(
+                    proxy,
+                    &Params {
+                        ha_sign_in: true,
+                        ..p.clone()
+                    },
+                )
+                .unwrap();
+                assert!(!text.contains("example.com"), "{proxy:?} {auth:?}");
+                let added = added(&plain, &text);
+                let code: Vec<&str> = added
+                    .iter()
+                    .map(|l| l.trim())
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .collect();
+                let comments = added.join("\n");
+                for why in [
+                    "\"Sign in with certificate\"",
+                    "certgate integration installed",
+                    "without --sign-in-with-certgate",
+                ] {
+                    assert!(comments.contains(why), "{proxy:?} {auth:?}: {why}");
+                }
+                let expected: Vec<String> = match proxy {
+                    Proxy::Nginx => [
+                        "map $arg_certgate $certgate_ha_not_back {",
+                        "1       0;",
+                        "default 1;",
+                        "}",
+                        "map $uri $certgate_ha_sign_in {",
+                        "/auth/authorize $certgate_ha_not_back;",
+                        "default         0;",
+                        "}",
+                        "if ($certgate_ha_sign_in) {",
+                        "return 302 /auth/certgate/start?$args;",
+                        "}",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    Proxy::Caddy => [
+                        "@certgate_ha_sign_in {",
+                        "path /auth/authorize",
+                        "not query certgate=1",
+                        "}",
+                        "redir @certgate_ha_sign_in /auth/certgate/start?{query} 302",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    Proxy::Traefik => {
+                        let tls = if auth.is_some() {
+                            "certgate-ask-for-cert"
+                        } else {
+                            "certgate-verify-if-given"
+                        };
+                        vec![
+                            "app-certgate-sign-in:".into(),
+                            "rule: Host(`ha.home.example.org`) && Path(`/auth/authorize`) && !Query(`certgate`, `1`)".into(),
+                            "priority: 10000   # above the app's router (its default priority is its rule's length)".into(),
+                            "entryPoints: [websecure]".into(),
+                            "service: app".into(),
+                            "middlewares: [certgate-ha-sign-in, certgate-strip-client-headers, certgate-pass-cert, certgate-check, certgate-strip-token]".into(),
+                            "tls:".into(),
+                            format!("options: {tls}"),
+                            "certgate-ha-sign-in:".into(),
+                            "redirectRegex:".into(),
+                            "regex: '^([^:]+://[^/]+)[^?]*(.*)$'".into(),
+                            "replacement: '${1}/auth/certgate/start${2}'".into(),
+                            "permanent: false".into(),
+                        ]
+                    }
+                };
+                assert_eq!(code, expected, "{proxy:?} {auth:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_sign_in_rule_sits_where_it_runs_before_certgates_check() {
+        for auth in [None, Some("auth.example.com")] {
+            let mut p = params("app.example.com", auth);
+            p.app = Some(App::HomeAssistant);
+            p.ha_sign_in = true;
+            // nginx: the map in the http context, the `if` in the app's server block, before
+            // any location (a server-level `return` runs before auth_request).
+            let nginx = render(Proxy::Nginx, &p).unwrap();
+            let server = nginx.find("    server_name app.example.com;\n").unwrap();
+            let rule = nginx.find("    if ($certgate_ha_sign_in) {").unwrap();
+            let map = nginx.find("\nmap $uri $certgate_ha_sign_in {").unwrap();
+            assert!(map < nginx.find("\nserver {").unwrap(), "{auth:?}");
+            assert!(server < rule, "{auth:?}");
+            assert!(!nginx[server..rule].contains("location"), "{auth:?}");
+            // Caddy: in the app's site block, outside every handle (redir runs before them).
+            let caddy = render(Proxy::Caddy, &p).unwrap();
+            let site = caddy.find("\napp.example.com {\n").unwrap();
+            let redir = caddy.find("\tredir @certgate_ha_sign_in").unwrap();
+            assert!(site < redir, "{auth:?}");
+            assert!(!caddy[site..redir].contains("handle"), "{auth:?}");
+            // Traefik: under routers, its middleware under middlewares.
+            let traefik = render(Proxy::Traefik, &p).unwrap();
+            let routers = traefik.find("\n  routers:\n").unwrap();
+            let middlewares = traefik.find("\n  middlewares:\n").unwrap();
+            let router = traefik.find("\n    app-certgate-sign-in:\n").unwrap();
+            let middleware = traefik.find("\n    certgate-ha-sign-in:\n").unwrap();
+            assert!(routers < router && router < middlewares, "{auth:?}");
+            assert!(middlewares < middleware, "{auth:?}");
+            assert!(middleware < traefik.find("\n  services:\n").unwrap());
+        }
+    }
+
+    #[test]
+    fn without_sign_in_with_certgate_nothing_changes() {
+        for auth in [None, Some("auth.example.com")] {
+            for proxy in [Proxy::Nginx, Proxy::Caddy, Proxy::Traefik] {
+                let mut p = params("app.example.com", auth);
+                p.app = Some(App::HomeAssistant);
+                let text = render(proxy, &p).unwrap();
+                assert!(!text.contains("certgate_ha_sign_in"), "{proxy:?}");
+                assert!(!text.contains("certgate-ha-sign-in"), "{proxy:?}");
+                assert!(!text.contains("/auth/certgate/start"), "{proxy:?}");
+                let template = match (proxy, auth) {
+                    (Proxy::Nginx, None) => NGINX_SINGLE,
+                    (Proxy::Nginx, Some(_)) => NGINX_SSO,
+                    (Proxy::Caddy, None) => CADDY_SINGLE,
+                    (Proxy::Caddy, Some(_)) => CADDY_SSO,
+                    (Proxy::Traefik, None) => TRAEFIK_SINGLE,
+                    (Proxy::Traefik, Some(_)) => TRAEFIK_SSO,
+                };
+                assert_eq!(text, with_notes(template, App::HomeAssistant.notes()));
+            }
+        }
+    }
+
     /// The preset's `[[rules]]`, uncommented, as a certgate config takes them.
     fn preset_rules(text: &str) -> String {
         text.lines()
@@ -556,6 +862,7 @@ mod tests {
             client_ca: None,
             traefik_static: false,
             app: None,
+            ha_sign_in: false,
         }
     }
 

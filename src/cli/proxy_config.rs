@@ -37,6 +37,11 @@ pub(super) struct ProxyConfigArgs {
     /// [[rules]] it needs with why each bypass is or is not safe), as comments.
     #[arg(long, value_enum)]
     app: Option<AppKind>,
+    /// With --app home-assistant: add the rule that sends Home Assistant's login page straight
+    /// to "Sign in with certificate" (needs the certgate integration installed in Home
+    /// Assistant, integrations/home-assistant/; without it, leave this out).
+    #[arg(long)]
+    sign_in_with_certgate: bool,
     // certgate's config: fills in the CA bundle, certgate's listener and the sign-in host
     // (public_url's host; under the app host's /.certgate/, the single-host layout). Flags
     // given explicitly win.
@@ -76,6 +81,7 @@ pub(super) fn run(args: ProxyConfigArgs) -> Result<(), CliError> {
             AppKind::Grafana => App::Grafana,
             AppKind::Generic => App::Generic,
         }),
+        ha_sign_in: args.sign_in_with_certgate,
     };
     if let Some(path) = &args.file.config {
         let config = load(path, None)?;

@@ -125,7 +125,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
         .as_ref()
         .and_then(|raw| oidc::Settings::from_raw(&mut c, raw, public_url.as_ref(), base));
     if let (Some(_), Some(url)) = (&oidc, &public_url) {
-        oidc_fits(&mut c, url, &session, &store);
+        oidc_fits(&mut c, url, &session);
     }
 
     match public_url {
@@ -151,13 +151,8 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
 }
 
 /// What `[oidc]` needs of the rest: a person without a session goes through `/auth` and back
-/// to `/oidc/authorize` on certgate's own host, and grants live in the embedded database.
-fn oidc_fits(
-    c: &mut Checker,
-    public_url: &Url,
-    session: &session::Settings,
-    store: &StoreSettings,
-) {
+/// to `/oidc/authorize` on certgate's own host.
+fn oidc_fits(c: &mut Checker, public_url: &Url, session: &session::Settings) {
     let host = public_url
         .host_str()
         .unwrap_or_default()
@@ -167,13 +162,6 @@ fn oidc_fits(
             "session.allowed_redirect_hosts",
             format!("does not allow {host}, certgate's own host: /auth could not send a person back to /oidc/authorize"),
             format!("add \"{host}\""),
-        );
-    }
-    if store.backend != crate::revocation::StoreBackend::Embedded {
-        c.fail(
-            "oidc",
-            "needs store.backend = \"embedded\" for now: its grants live in data_dir/certgate.db, which replicas on several hosts do not share",
-            "run the OpenID Connect provider on one host (embedded store), or remove [oidc]",
         );
     }
 }

@@ -16,8 +16,8 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::settings::Client;
+use super::store::{Store, StoreError};
 use super::OidcKeys;
-use crate::db::{Db, DbError};
 
 /// How long a server holds a claimed delivery before another may take it over.
 pub const LEASE_MS: i64 = 60_000;
@@ -86,36 +86,46 @@ pub fn enqueue_in(
 /// The queue of logout tokens, in the database.
 #[derive(Debug, Clone)]
 pub struct Queue {
-    db: Arc<Db>,
+    store: Store,
 }
 
 impl Queue {
-    pub fn new(db: Arc<Db>) -> Self {
-        Self { db }
+    pub fn new(store: impl Into<Store>) -> Self {
+        Self {
+            store: store.into(),
+        }
     }
 
     /// Whether a delivery is due and free (a read: the claim's write lock is taken only then).
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub fn any_due(&self, now_ms: i64) -> Result<bool, DbError> {
-        self.db.read(|c| {
+    pub fn any_due(&self, now_ms: i64) -> Result<bool, StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => return r.any_due(now_ms),
+        };
+        Ok(db.read(|c| {
             c.query_row(
                 "SELECT EXISTS (SELECT 1 FROM oidc_logout_deliveries
                  WHERE due_ms <= ?1 AND claimed_until_ms <= ?1)",
                 [now_ms],
                 |r| r.get(0),
             )
-        })
+        })?)
     }
 
     /// Takes up to `limit` due deliveries for [`LEASE_MS`]: no other caller gets them meanwhile.
     ///
     /// # Errors
     /// When the database cannot be written.
-    pub fn claim(&self, now_ms: i64, limit: usize) -> Result<Vec<Delivery>, DbError> {
+    pub fn claim(&self, now_ms: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => return r.claim(now_ms, limit, LEASE_MS),
+        };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.db.write(|tx| {
+        Ok(db.write(|tx| {
             let mut claim = tx.prepare(
                 "UPDATE oidc_logout_deliveries SET claimed_until_ms = ?1 + ?3
                  WHERE id IN (SELECT id FROM oidc_logout_deliveries
@@ -134,18 +144,22 @@ impl Queue {
                 })
             })?;
             rows.collect()
-        })
+        })?)
     }
 
     /// Removes a delivery: sent, or no longer wanted.
     ///
     /// # Errors
     /// When the database cannot be written.
-    pub fn done(&self, id: i64) -> Result<(), DbError> {
-        self.db.write(|tx| {
+    pub fn done(&self, id: i64) -> Result<(), StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => return r.done(id),
+        };
+        Ok(db.write(|tx| {
             tx.execute("DELETE FROM oidc_logout_deliveries WHERE id = ?1", [id])
                 .map(drop)
-        })
+        })?)
     }
 
     /// Records a failed try: due again after [`backoff_ms`], or given up when it was queued
@@ -153,21 +167,24 @@ impl Queue {
     ///
     /// # Errors
     /// When the database cannot be written.
-    pub fn failed(&self, d: &Delivery, now_ms: i64, why: &str) -> Result<Retry, DbError> {
+    pub fn failed(&self, d: &Delivery, now_ms: i64, why: &str) -> Result<Retry, StoreError> {
         if now_ms.saturating_sub(d.created_ms) >= GIVE_UP_MS {
             self.done(d.id)?;
             return Ok(Retry::GaveUp);
         }
         let attempts = d.attempts.saturating_add(1);
         let due = now_ms.saturating_add(backoff_ms(attempts));
-        self.db.write(|tx| {
-            tx.execute(
-                "UPDATE oidc_logout_deliveries
-                 SET attempts = ?2, due_ms = ?3, claimed_until_ms = 0, last_error = ?4 WHERE id = ?1",
-                params![d.id, attempts, due, why],
-            )
-            .map(drop)
-        })?;
+        match &self.store {
+            Store::Redis(r) => r.failed(d.id, attempts, due, why)?,
+            Store::Db(db) => db.write(|tx| {
+                tx.execute(
+                    "UPDATE oidc_logout_deliveries
+                     SET attempts = ?2, due_ms = ?3, claimed_until_ms = 0, last_error = ?4 WHERE id = ?1",
+                    params![d.id, attempts, due, why],
+                )
+                .map(drop)
+            })?,
+        }
         Ok(Retry::At(due))
     }
 
@@ -175,12 +192,16 @@ impl Queue {
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub fn pending(&self) -> Result<i64, DbError> {
-        self.db.read(|c| {
+    pub fn pending(&self) -> Result<i64, StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => return r.pending(),
+        };
+        Ok(db.read(|c| {
             c.query_row("SELECT COUNT(*) FROM oidc_logout_deliveries", [], |r| {
                 r.get(0)
             })
-        })
+        })?)
     }
 }
 
@@ -313,7 +334,7 @@ pub fn deliver_due(
     provider: &super::Provider,
     sender: &Sender,
     now_ms: i64,
-) -> Result<Tally, DbError> {
+) -> Result<Tally, StoreError> {
     let queue = &provider.deliveries;
     let mut tally = Tally::default();
     if !queue.any_due(now_ms)? {
@@ -371,6 +392,7 @@ pub fn deliver_due(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::Db;
 
     fn queue() -> (tempfile::TempDir, Queue) {
         let dir = tempfile::tempdir().unwrap();

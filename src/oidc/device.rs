@@ -5,12 +5,10 @@
 //! certificate, so signing the phone out (`certgate revoke --device`) ends the device's grant
 //! too.
 
-use std::sync::Arc;
-
 use rusqlite::{params, OptionalExtension as _};
 
 use super::grants::{insert_grant, load_grant, Grant, NewGrant};
-use crate::db::{Db, DbError};
+use super::store::{Store, StoreError};
 
 /// The letters of a user code: no vowels (no words), none that look alike (RFC 8628 §6.1).
 const ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
@@ -71,12 +69,14 @@ pub enum Poll {
 
 #[derive(Debug, Clone)]
 pub struct Devices {
-    db: Arc<Db>,
+    store: Store,
 }
 
 impl Devices {
-    pub fn new(db: Arc<Db>) -> Self {
-        Self { db }
+    pub fn new(store: impl Into<Store>) -> Self {
+        Self {
+            store: store.into(),
+        }
     }
 
     /// Stores a request: the device code by its hash, the user code as shown.
@@ -90,23 +90,33 @@ impl Devices {
         request: &Request,
         expires: i64,
         interval: i64,
-    ) -> Result<(), DbError> {
-        self.db.write_relaxed(|tx| {
+    ) -> Result<(), StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => {
+                return r.device_create(device_hash, user_code, request, expires, interval)
+            }
+        };
+        Ok(db.write_relaxed(|tx| {
             tx.execute(
                 "INSERT INTO oidc_device (device_hash, user_code, client_id, scopes, expires, poll_interval)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![device_hash, user_code, request.client_id, request.scopes, expires, interval],
             )
             .map(drop)
-        })
+        })?)
     }
 
     /// The pending request with this user code, if it is still open.
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub fn pending(&self, user_code: &str, now: i64) -> Result<Option<Request>, DbError> {
-        self.db.read(|conn| {
+    pub fn pending(&self, user_code: &str, now: i64) -> Result<Option<Request>, StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => return r.device_pending(user_code, now),
+        };
+        Ok(db.read(|conn| {
             conn.query_row(
                 "SELECT client_id, scopes FROM oidc_device
                  WHERE user_code = ?1 AND status = 'pending' AND expires > ?2",
@@ -119,7 +129,7 @@ impl Devices {
                 },
             )
             .optional()
-        })
+        })?)
     }
 
     /// Approves the pending request with this user code with a new grant (`grant_id`, `new`),
@@ -132,8 +142,12 @@ impl Devices {
         user_code: &str,
         approve: Option<(&str, &NewGrant)>,
         now: i64,
-    ) -> Result<bool, DbError> {
-        self.db.write(|tx| {
+    ) -> Result<bool, StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => return r.device_decide(user_code, approve, now),
+        };
+        Ok(db.write(|tx| {
             let changed = match approve {
                 Some((grant_id, new)) => {
                     insert_grant(tx, grant_id, new)?;
@@ -156,7 +170,7 @@ impl Devices {
                 }
             }
             Ok(changed == 1)
-        })
+        })?)
     }
 
     /// A device's poll with its code (hash), as `client_id`: at most one poll ever gets
@@ -164,8 +178,12 @@ impl Devices {
     ///
     /// # Errors
     /// When the database cannot be read or written.
-    pub fn poll(&self, device_hash: &str, client_id: &str, now: i64) -> Result<Poll, DbError> {
-        self.db.write_relaxed(|tx| {
+    pub fn poll(&self, device_hash: &str, client_id: &str, now: i64) -> Result<Poll, StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => return r.device_poll(device_hash, client_id, now),
+        };
+        Ok(db.write_relaxed(|tx| {
             let row = tx
                 .query_row(
                     "SELECT client_id, expires, poll_interval, last_poll, status, grant_id
@@ -218,13 +236,15 @@ impl Devices {
                 ("spent", _) => Ok(Poll::Spent),
                 _ => Ok(Poll::Pending),
             }
-        })
+        })?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::Db;
+    use std::sync::Arc;
 
     fn devices() -> (tempfile::TempDir, Devices) {
         let dir = tempfile::tempdir().unwrap();
@@ -333,8 +353,10 @@ mod tests {
             "expired"
         );
         assert_eq!(devices.poll("h2", "tv", 700).unwrap(), Poll::Expired);
-        let grants: i64 = devices
-            .db
+        let Store::Db(db) = &devices.store else {
+            panic!("a database store");
+        };
+        let grants: i64 = db
             .read(|c| c.query_row("SELECT count(*) FROM oidc_grants", [], |r| r.get(0)))
             .unwrap();
         assert_eq!(grants, 0, "no grant outlives a late approval");

@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use rusqlite::{params, OptionalExtension as _, Row};
 
-use crate::db::{Db, DbError};
+use super::store::{Store, StoreError};
 
 /// A new grant, as `/authorize` makes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewGrant {
     pub client_id: String,
     pub user: String,
@@ -145,9 +145,11 @@ pub fn hash(secret: &str) -> String {
 
 #[derive(Debug, Clone)]
 pub struct Grants {
-    db: Arc<Db>,
+    store: Store,
     /// The clients told when a grant of theirs ends (those with a `backchannel_logout_uri`).
     notify: Arc<std::collections::BTreeSet<String>>,
+    /// The same, as a JSON list (for the Redis scripts).
+    notify_json: Arc<str>,
     /// How long (ms) such a client's grant is kept after its tokens expired, so that a later
     /// revocation still reaches the app's own session.
     keep_ms: i64,
@@ -182,10 +184,11 @@ fn load(tx: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Grant>> 
 }
 
 impl Grants {
-    pub fn new(db: Arc<Db>) -> Self {
+    pub fn new(store: impl Into<Store>) -> Self {
         Self {
-            db,
+            store: store.into(),
             notify: Arc::default(),
+            notify_json: "[]".into(),
             keep_ms: 0,
         }
     }
@@ -201,6 +204,9 @@ impl Grants {
         keep: std::time::Duration,
     ) -> Self {
         self.notify = Arc::new(clients.into_iter().collect());
+        self.notify_json = serde_json::to_string(&*self.notify)
+            .unwrap_or_else(|_| "[]".into())
+            .into();
         self.keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
         self
     }
@@ -209,18 +215,18 @@ impl Grants {
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub fn live(&self) -> Result<Vec<Grant>, DbError> {
-        self.db.read(|conn| {
+    pub fn live(&self) -> Result<Vec<Grant>, StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => return r.live(),
+        };
+        Ok(db.read(|conn| {
             let mut all = conn.prepare(&format!(
                 "SELECT {GRANT_COLUMNS} FROM oidc_grants WHERE revoked = 0"
             ))?;
             let rows = all.query_map([], grant)?;
             rows.collect()
-        })
-    }
-
-    pub fn db(&self) -> &Arc<Db> {
-        &self.db
+        })?)
     }
 
     /// Stores a grant (id `id`) and the code that redeems it (by its hash).
@@ -235,24 +241,34 @@ impl Grants {
         redirect_uri: &str,
         challenge: Option<&str>,
         code_expires: i64,
-    ) -> Result<(), DbError> {
-        self.db.write_relaxed(|tx| {
+    ) -> Result<(), StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => {
+                return r.create(id, new, code_hash, redirect_uri, challenge, code_expires)
+            }
+        };
+        Ok(db.write_relaxed(|tx| {
             insert_grant(tx, id, new)?;
             tx.prepare_cached(
                 "INSERT INTO oidc_codes (hash, grant_id, redirect_uri, challenge, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![code_hash, id, redirect_uri, challenge, code_expires])?;
             Ok(())
-        })
+        })?)
     }
 
     /// Uses the code with `code_hash`: at most one caller ever gets `Fresh`.
     ///
     /// # Errors
     /// When the database cannot be read or written.
-    pub fn redeem(&self, code_hash: &str, now: i64) -> Result<Redeemed, DbError> {
+    pub fn redeem(&self, code_hash: &str, now: i64) -> Result<Redeemed, StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => return r.redeem(code_hash, now, &self.notify_json),
+        };
         let mut replayed = None;
-        let found = self.db.write_relaxed(|tx| {
+        let found = db.write_relaxed(|tx| {
             let taken = tx
                 .query_row(
                     "UPDATE oidc_codes SET used = 1 WHERE hash = ?1 AND used = 0
@@ -313,8 +329,23 @@ impl Grants {
         access: (&str, i64),
         refresh: Option<(&str, i64)>,
         bound: Option<&str>,
-    ) -> Result<(), DbError> {
-        self.db.write_relaxed(|tx| {
+    ) -> Result<(), StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => {
+                let keep_s = self.keep_ms / 1000;
+                return r.add_tokens(
+                    grant_id,
+                    now,
+                    access,
+                    refresh,
+                    bound,
+                    &self.notify_json,
+                    keep_s,
+                );
+            }
+        };
+        Ok(db.write_relaxed(|tx| {
             let mut insert = tx.prepare(
                 "INSERT INTO oidc_tokens (hash, grant_id, kind, expires, issued, x5t) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
@@ -327,7 +358,7 @@ impl Grants {
                 [grant_id],
             )?;
             Ok(())
-        })
+        })?)
     }
 
     /// The grant a fresh code (unused and unexpired) names, with the code's redirect URI and
@@ -336,8 +367,14 @@ impl Grants {
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub fn peek_code(&self, code_hash: &str, now: i64) -> Result<Option<Peeked>, DbError> {
-        self.db.read_relaxed(|conn| {
+    pub fn peek_code(&self, code_hash: &str, now: i64) -> Result<Option<Peeked>, StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            // Nothing to save on Redis (a script each for `redeem` and `add_tokens`): the
+            // exchange takes its two steps.
+            Store::Redis(_) => return Ok(None),
+        };
+        Ok(db.read_relaxed(|conn| {
             let code = conn
                 .prepare_cached(
                     "SELECT grant_id, redirect_uri, challenge FROM oidc_codes
@@ -359,7 +396,7 @@ impl Grants {
                 redirect_uri,
                 challenge,
             }))
-        })
+        })?)
     }
 
     /// [`Self::redeem`] and [`Self::add_tokens`] in one write: a code's exchange costs one
@@ -370,15 +407,35 @@ impl Grants {
     /// code revokes its grant. `accept` runs inside the write: it must not touch the database.
     ///
     /// # Errors
-    /// When the database cannot be read or written (then nothing of it was written).
+    /// When the store cannot be read or written (on the database, nothing of it was written).
     pub fn redeem_and_add_tokens<'t>(
         &self,
         code_hash: &str,
         now: i64,
         accept: impl FnOnce(&Grant, &str, Option<&str>) -> Option<NewTokens<'t>>,
-    ) -> Result<(Redeemed, bool), DbError> {
+    ) -> Result<(Redeemed, bool), StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(_) => {
+                // Two writes, as `redeem` and `add_tokens` make them.
+                let found = self.redeem(code_hash, now)?;
+                let mut stored = false;
+                if let Redeemed::Fresh {
+                    grant,
+                    redirect_uri,
+                    challenge,
+                } = &found
+                {
+                    if let Some(t) = accept(grant, redirect_uri, challenge.as_deref()) {
+                        self.add_tokens(&grant.id, t.issued, t.access, t.refresh, t.bound)?;
+                        stored = true;
+                    }
+                }
+                return Ok((found, stored));
+            }
+        };
         let mut replayed = None;
-        let found = self.db.write_relaxed(|tx| {
+        let found = db.write_relaxed(|tx| {
             let (found, used_by) = take_code(tx, code_hash, now)?;
             replayed = used_by;
             let mut stored = false;
@@ -406,9 +463,13 @@ impl Grants {
     ///
     /// # Errors
     /// When the database cannot be read or written.
-    pub fn refresh(&self, hash: &str, now: i64) -> Result<Refreshed, DbError> {
+    pub fn refresh(&self, hash: &str, now: i64) -> Result<Refreshed, StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => return r.refresh(hash, now, &self.notify_json),
+        };
         let mut reused = None;
-        let found = self.db.write_relaxed(|tx| {
+        let found = db.write_relaxed(|tx| {
             let taken = tx
                 .query_row(
                     "UPDATE oidc_tokens SET used = 1 WHERE hash = ?1 AND kind = 'refresh' AND used = 0
@@ -448,8 +509,16 @@ impl Grants {
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub fn access(&self, hash: &str, now: i64) -> Result<Option<Grant>, DbError> {
-        self.db.read(|conn| {
+    pub fn access(&self, hash: &str, now: i64) -> Result<Option<Grant>, StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => {
+                return Ok(r.token(hash)?.and_then(|t| {
+                    (t.kind == Kind::Access && t.expires > now && !t.revoked).then_some(t.grant)
+                }))
+            }
+        };
+        Ok(db.read(|conn| {
             let grant_id: Option<String> = conn
                 .query_row(
                     "SELECT grant_id FROM oidc_tokens WHERE hash = ?1 AND kind = 'access' AND expires > ?2 AND revoked = 0",
@@ -461,15 +530,19 @@ impl Grants {
                 Some(id) => load(conn, &id),
                 None => Ok(None),
             }
-        })
+        })?)
     }
 
     /// The token with `hash`, in whatever state (expired, used, revoked), and its grant.
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub fn token(&self, hash: &str) -> Result<Option<Token>, DbError> {
-        self.db.read(|conn| {
+    pub fn token(&self, hash: &str) -> Result<Option<Token>, StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => return r.token(hash),
+        };
+        Ok(db.read(|conn| {
             let row = conn
                 .query_row(
                     "SELECT grant_id, kind, expires, issued, used, revoked, x5t FROM oidc_tokens WHERE hash = ?1",
@@ -499,18 +572,22 @@ impl Grants {
                 x5t,
                 grant,
             }))
-        })
+        })?)
     }
 
     /// Ends one token (its grant and the grant's other tokens live on).
     ///
     /// # Errors
     /// When the database cannot be written.
-    pub fn revoke_token(&self, hash: &str) -> Result<(), DbError> {
-        self.db.write(|tx| {
+    pub fn revoke_token(&self, hash: &str) -> Result<(), StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => return r.revoke_token(hash),
+        };
+        Ok(db.write(|tx| {
             tx.execute("UPDATE oidc_tokens SET revoked = 1 WHERE hash = ?1", [hash])
                 .map(drop)
-        })
+        })?)
     }
 
     /// Ends a grant: every token made from it stops working, and its app is sent a logout
@@ -519,9 +596,11 @@ impl Grants {
     ///
     /// # Errors
     /// When the database cannot be written.
-    pub fn revoke(&self, grant_id: &str, now_ms: i64) -> Result<bool, DbError> {
-        self.db
-            .write(|tx| revoke_in(tx, grant_id, now_ms, &self.notify))
+    pub fn revoke(&self, grant_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        match &self.store {
+            Store::Db(db) => Ok(db.write(|tx| revoke_in(tx, grant_id, now_ms, &self.notify))?),
+            Store::Redis(r) => r.revoke(grant_id, now_ms, &self.notify_json),
+        }
     }
 
     /// Deletes expired codes and tokens, and grants nothing can use any more, except a live
@@ -530,10 +609,14 @@ impl Grants {
     ///
     /// # Errors
     /// When the database cannot be written.
-    pub fn prune(&self, now: i64) -> Result<usize, DbError> {
+    pub fn prune(&self, now: i64) -> Result<usize, StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(r) => return r.prune(now),
+        };
         let notified = serde_json::to_string(&*self.notify).unwrap_or_else(|_| "[]".into());
         let kept_since = now.saturating_mul(1000).saturating_sub(self.keep_ms);
-        self.db.write(|tx| {
+        Ok(db.write(|tx| {
             let codes = tx.execute("DELETE FROM oidc_codes WHERE expires <= ?1", [now])?
                 + tx.execute("DELETE FROM oidc_device WHERE expires <= ?1", [now])?;
             let tokens = tx.execute("DELETE FROM oidc_tokens WHERE expires <= ?1", [now])?;
@@ -546,7 +629,7 @@ impl Grants {
                 params![kept_since, notified],
             )?;
             Ok(codes + tokens + grants)
-        })
+        })?)
     }
 }
 
@@ -691,6 +774,7 @@ pub(super) fn load_grant(conn: &rusqlite::Connection, id: &str) -> rusqlite::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::Db;
 
     fn grants() -> (tempfile::TempDir, Grants) {
         let dir = tempfile::tempdir().unwrap();

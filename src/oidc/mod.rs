@@ -16,15 +16,16 @@
 //! - Introspection (RFC 7662) and revocation (RFC 7009) look a token up in any state
 //!   ([`grants::Token`]); one access token can be revoked on its own.
 //!
-//! Not yet here (issue 17): `tls_client_auth`,
-//! certificate-bound tokens, Redis.
+//! - [`store`]: the database in `data_dir`, or Redis ([`redis`]) where replicas share it.
 
 pub mod backchannel;
 pub mod device;
 pub mod grants;
 pub mod keys;
 pub mod params;
+pub mod redis;
 pub mod settings;
+pub mod store;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ use serde::Serialize;
 pub use grants::{Grant, Grants, NewGrant, Redeemed, Refreshed, Token};
 pub use keys::OidcKeys;
 pub use settings::{Alg, AuthMethod, Client, RawOidc, Settings};
+pub use store::{Store, StoreError};
 
 use crate::identity::Identity;
 
@@ -48,14 +50,14 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// Keys from `data_dir/oidc-keys` (created on first start), grants in `db`.
+    /// Keys from `data_dir/oidc-keys` (created on first start), grants in `store`.
     ///
     /// # Errors
     /// When a key cannot be read or written.
     pub fn new(
         settings: Settings,
         data_dir: &std::path::Path,
-        db: Arc<crate::db::Db>,
+        store: Store,
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Result<Self, crate::jwt::keys::KeyError> {
         // A replaced key stays published while ID tokens it signed may still be checked.
@@ -70,10 +72,10 @@ impl Provider {
         Ok(Self {
             keys: OidcKeys::load_or_create(&keys_dir(data_dir), clock, lifetime)?,
             // An app's own session is taken to last at most as long as a refresh token.
-            grants: Grants::new(Arc::clone(&db))
+            grants: Grants::new(store.clone())
                 .notifying(notify.collect::<Vec<_>>(), settings.refresh_token_ttl),
-            devices: device::Devices::new(Arc::clone(&db)),
-            deliveries: backchannel::Queue::new(db),
+            devices: device::Devices::new(store.clone()),
+            deliveries: backchannel::Queue::new(store),
             settings,
         })
     }
@@ -85,7 +87,7 @@ impl Provider {
     /// The discovery document (OpenID Connect Discovery 1.0, RFC 8414).
     pub fn discovery(&self) -> serde_json::Value {
         let algs: Vec<&str> = settings::Alg::ALL.iter().map(|a| a.as_str()).collect();
-        serde_json::json!({
+        let mut discovery = serde_json::json!({
             "issuer": self.settings.issuer,
             "authorization_endpoint": self.endpoint("authorize"),
             "token_endpoint": self.endpoint("token"),
@@ -114,7 +116,17 @@ impl Provider {
             "request_parameter_supported": false,
             "request_uri_parameter_supported": false,
             "claims_parameter_supported": false,
-        })
+        });
+        if let (Some(acr), Some(doc)) = (&self.settings.acr, discovery.as_object_mut()) {
+            doc.insert("acr_values_supported".into(), serde_json::json!([acr]));
+            if let Some(claims) = doc
+                .get_mut("claims_supported")
+                .and_then(|c| c.as_array_mut())
+            {
+                claims.push("acr".into());
+            }
+        }
+        discovery
     }
 }
 
@@ -148,6 +160,8 @@ pub struct IdToken<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<&'a str>,
     pub amr: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at_hash: Option<String>,
     #[serde(flatten)]

@@ -17,6 +17,7 @@ pub struct RawOidc {
     pub access_token_ttl: Option<String>,
     pub id_token_ttl: Option<String>,
     pub refresh_token_ttl: Option<String>,
+    pub acr: Option<String>,
     pub clients: Vec<RawClient>,
 }
 
@@ -167,6 +168,8 @@ pub struct Settings {
     pub access_token_ttl: Duration,
     pub id_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// The `acr` claim of every ID token (what the operator calls a certificate sign-in).
+    pub acr: Option<String>,
     pub clients: Vec<Client>,
 }
 
@@ -222,6 +225,14 @@ impl Settings {
             raw.refresh_token_ttl.as_deref(),
             minutes(30 * 24 * 60),
         );
+        let acr = raw.acr.as_deref().map(str::trim);
+        if acr.is_some_and(|a| a.is_empty() || a.len() > 255 || a.chars().any(char::is_control)) {
+            c.fail(
+                "oidc.acr",
+                "is empty, longer than 255 characters or holds a control character",
+                "name the assurance level apps are told, e.g. \"urn:example:acr:certificate\", or remove oidc.acr",
+            );
+        }
         if raw.clients.is_empty() {
             c.fail(
                 "oidc.clients",
@@ -249,6 +260,7 @@ impl Settings {
             access_token_ttl,
             id_token_ttl,
             refresh_token_ttl,
+            acr: acr.filter(|a| !a.is_empty()).map(str::to_string),
             clients,
         })
     }

@@ -49,13 +49,17 @@ fn oidc_for(
     let Some(settings) = &config.oidc else {
         return Ok(None);
     };
-    let db = db::Db::open(&config.data_dir).map_err(|e| StartError::Database(e.to_string()))?;
-    let provider = oidc::Provider::new(
-        settings.clone(),
-        &config.data_dir,
-        Arc::new(db),
-        Arc::clone(clock),
-    )?;
+    // Replicas sharing Redis share their grants too; the database serves one host.
+    let store = match &config.store.backend {
+        revocation::StoreBackend::Redis(url) => oidc::Store::Redis(Arc::new(
+            oidc::redis::Shared::new(url).map_err(StartError::Revocation)?,
+        )),
+        revocation::StoreBackend::Embedded => oidc::Store::Db(Arc::new(
+            db::Db::open(&config.data_dir).map_err(|e| StartError::Database(e.to_string()))?,
+        )),
+    };
+    let provider =
+        oidc::Provider::new(settings.clone(), &config.data_dir, store, Arc::clone(clock))?;
     Ok(Some(Arc::new(provider)))
 }
 

@@ -636,18 +636,18 @@ fn browser_after_session_end(g: &Gate, ha: &HomeAssistant) {
 
 /// Which of the two layouts `proxy-config nginx` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layout {
+pub(crate) enum Layout {
     /// `--auth-host auth.example.com`: one sign-in host, single sign-on across app hosts.
     SignInHost,
     /// No `--auth-host`: the app host asks for the certificate, certgate under `/.certgate/`.
     SingleHost,
 }
 
-const HA_HOST: &str = "ha.example.com";
+pub(crate) const HA_HOST: &str = "ha.example.com";
 /// A second app host from the same printed text (`--host echo.example.com`) in front of the
 /// stand-in app that echoes the headers it got: Home Assistant echoes none.
 const ECHO_HOST: &str = "echo.example.com";
-const AUTH_HOST: &str = "auth.example.com";
+pub(crate) const AUTH_HOST: &str = "auth.example.com";
 /// `session.ttl` in the test config: long enough to sign in, short enough to wait out.
 const SESSION_TTL_SECS: u64 = 3;
 
@@ -667,7 +667,18 @@ struct Gate {
 }
 
 /// What `certgate proxy-config nginx` prints for `host` in `layout`.
-fn printed(layout: Layout, host: &str, upstream: u16, certgate: u16) -> String {
+pub(crate) fn printed(layout: Layout, host: &str, upstream: u16, certgate: u16) -> String {
+    printed_with(layout, host, upstream, certgate, &[])
+}
+
+/// [`printed`] with more flags (`--sign-in-with-certgate`).
+pub(crate) fn printed_with(
+    layout: Layout,
+    host: &str,
+    upstream: u16,
+    certgate: u16,
+    flags: &[&str],
+) -> String {
     let mut cmd = std::process::Command::new(crate::harness::certgate::binary());
     cmd.args([
         "proxy-config",
@@ -684,6 +695,7 @@ fn printed(layout: Layout, host: &str, upstream: u16, certgate: u16) -> String {
     if layout == Layout::SignInHost {
         cmd.args(["--auth-host", AUTH_HOST]);
     }
+    cmd.args(flags);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stdout).unwrap()
@@ -904,7 +916,7 @@ fn p12(g: &Gate) -> std::path::PathBuf {
     out
 }
 
-fn browser_tools() -> bool {
+pub(crate) fn browser_tools() -> bool {
     require("chromium")
         && require("pk12util")
         && require("openssl")
@@ -914,7 +926,7 @@ fn browser_tools() -> bool {
 /// Waits until Home Assistant's frontend has run in the page: its login element
 /// (`<ha-authorize>`, where the frontend sends a browser without Home Assistant tokens) or
 /// its app element (`<home-assistant>`) is defined by its JavaScript. The element's name.
-fn frontend_running(b: &mut Chromium) -> String {
+pub(crate) fn frontend_running(b: &mut Chromium) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         // The page may be navigating (the frontend sends `/` on to its login page).
@@ -943,7 +955,7 @@ fn frontend_running(b: &mut Chromium) -> String {
 
 /// Whether Home Assistant's frontend (`<home-assistant>`) says its WebSocket is connected
 /// and authenticated (`hass.connected`), waiting up to 20 s for it.
-fn frontend_connected(b: &mut Chromium) -> bool {
+pub(crate) fn frontend_connected(b: &mut Chromium) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let connected = b
@@ -968,11 +980,20 @@ fn frontend_connected(b: &mut Chromium) -> bool {
 
 /// The frontend's own files (`/frontend_latest/…`) the page loaded, with their HTTP status.
 fn frontend_assets(b: &mut Chromium) -> Vec<(String, u64)> {
-    let v = b.eval(
-        "performance.getEntriesByType('resource').filter(e => e.name.includes('/frontend_latest/')).map(e => [e.name, e.responseStatus])",
-    );
+    // The page may be navigating (its callers look again).
+    let v = b
+        .try_call(
+            "Runtime.evaluate",
+            json!({
+                "expression": "performance.getEntriesByType('resource').filter(e => e.name.includes('/frontend_latest/')).map(e => [e.name, e.responseStatus])",
+                "returnByValue": true,
+            }),
+        )
+        .map(|r| r["result"]["value"].clone())
+        .unwrap_or_default();
     v.as_array()
-        .unwrap()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
         .iter()
         .map(|e| {
             (

@@ -176,6 +176,7 @@ fn discovery_names_every_endpoint_under_the_issuer_and_without_oidc_there_is_non
         );
         assert_eq!(d["authorization_response_iss_parameter_supported"], true);
         assert_eq!(d["id_token_signing_alg_values_supported"][0], "RS256");
+        assert!(d.get("acr_values_supported").is_none(), "no oidc.acr: {d}");
     }
     let jwks = json(&s.curl().get(&s.cg.mtls("/oidc/jwks")));
     let algs: Vec<&str> = jwks["keys"]
@@ -197,6 +198,43 @@ fn discovery_names_every_endpoint_under_the_issuer_and_without_oidc_there_is_non
     ] {
         assert_eq!(plain.curl().get(&plain.cg.mtls(path)).status, 404, "{path}");
     }
+}
+
+#[test]
+fn oidc_acr_is_in_every_id_token_and_in_discovery() {
+    if !require("curl") {
+        return;
+    }
+    let s = setup_env(
+        LOOPBACK,
+        &format!(
+            r#"[oidc]
+acr = "urn:example:acr:certificate"
+[[oidc.clients]]
+id = "grafana"
+secret = "{SECRET}"
+redirect_uris = ["{CALLBACK}"]
+"#
+        ),
+        &[],
+    );
+    let d = json(
+        &s.curl()
+            .get(&s.cg.mtls("/.well-known/openid-configuration")),
+    );
+    assert_eq!(
+        d["acr_values_supported"],
+        serde_json::json!(["urn:example:acr:certificate"])
+    );
+    assert!(d["claims_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&"acr".into()));
+    let t = token(&s, &code_form(&new_code(&s, "grafana", &[])), true);
+    assert_eq!(t.status, 200, "{t:?}");
+    let claims = verified_claims(&s, json(&t)["id_token"].as_str().unwrap(), "grafana");
+    assert_eq!(claims["acr"], "urn:example:acr:certificate");
+    assert_eq!(claims["amr"], serde_json::json!(["mtls"]));
 }
 
 #[test]
@@ -232,6 +270,7 @@ fn a_certificate_signs_in_to_an_app_and_its_tokens_work_until_revoked() {
     assert_eq!(claims["name"], "Alice Liddell");
     assert_eq!(claims["groups"], serde_json::json!(["admins", "family"]));
     assert_eq!(claims["amr"], serde_json::json!(["mtls"]));
+    assert!(claims.get("acr").is_none(), "no oidc.acr, no acr: {claims}");
     assert!(claims["sid"].as_str().is_some_and(|s| !s.is_empty()));
     // at_hash: the left half of SHA-256 of the access token (RS256).
     let access = t["access_token"].as_str().unwrap().to_string();
@@ -652,6 +691,7 @@ fn oidc_configuration_errors_name_the_key_and_the_fix() {
     };
     for (body, expect) in [
         ("[oidc]\n", "oidc.clients: none"),
+        ("[oidc]\nacr = \" \"\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n", "oidc.acr: is empty"),
         ("[[users]]\nname = \"x\"\nemail_verified = true\n", "users[0].email_verified"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb#frag\"]\n", "oidc.clients[0].redirect_uris[0]"),
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nsecret = \"short\"\nredirect_uris = [\"https://x/cb\"]\n", "shorter than 16"),
@@ -662,7 +702,6 @@ fn oidc_configuration_errors_name_the_key_and_the_fix() {
         ("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\npost_logout_redirect_uris = [\"https://x/\", \"https://x/out#f\"]\n", "oidc.clients[0].post_logout_redirect_uris[1]: `https://x/out#f` has a fragment"),
         ("[oidc]\nissuer = \"https://other.example.test\"\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n", "oidc.issuer"),
         ("[session]\nallowed_redirect_hosts = [\"app.example.test\"]\n[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n", "session.allowed_redirect_hosts"),
-        ("[store]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:1/\"\n[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n", "store.backend = \"embedded\""),
     ] {
         let (code, out) = config(body);
         assert_eq!(code, 2, "{body}: {out}");
@@ -670,6 +709,9 @@ fn oidc_configuration_errors_name_the_key_and_the_fix() {
     }
     let (code, out) =
         config("[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n");
+    assert_eq!(code, 0, "{out}");
+    // Replicas sharing Redis share the provider's grants there (tests/it/oidc_redis.rs).
+    let (code, out) = config("[store]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:1/\"\n[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\n");
     assert_eq!(code, 0, "{out}");
     let (code, out) = config(
         "[oidc]\n[[oidc.clients]]\nid = \"a\"\nredirect_uris = [\"https://x/cb\"]\npost_logout_redirect_uris = [\"https://x/\"]\nbackchannel_logout_uri = \"http://x:8080/bc\"\n",

@@ -56,7 +56,7 @@ fn params(raw: &[u8]) -> Result<HashMap<String, String>, String> {
 }
 
 /// A grant store that cannot be read or written: 503, never a guess.
-fn unavailable(e: crate::db::DbError) -> AppError {
+fn unavailable(e: crate::oidc::StoreError) -> AppError {
     AppError::Unavailable(format!("the grants cannot be read: {e}"))
 }
 
@@ -174,7 +174,7 @@ fn grant_standing(
 ///
 /// # Errors
 /// When the grants cannot be read or written.
-pub fn sweep(state: &AppState) -> Result<usize, crate::db::DbError> {
+pub fn sweep(state: &AppState) -> Result<usize, crate::oidc::StoreError> {
     let Some(provider) = &state.oidc else {
         return Ok(0);
     };

@@ -447,6 +447,7 @@ fn answer(
         nonce: grant.made.nonce.as_deref().filter(|_| first),
         sid: grant.made.sid.as_deref(),
         amr: ["mtls"],
+        acr: settings.acr.as_deref(),
         at_hash: crate::oidc::at_hash(client.alg, &minted.access),
         profile: Profile::of(who, grant),
     };

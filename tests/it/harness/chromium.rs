@@ -173,7 +173,15 @@ impl Chromium {
     pub fn wait_loaded(&mut self, away_from: Option<&str>) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let state = self.eval("document.readyState + ' ' + location.href");
+            // Mid-redirect the page can vanish under the question ("Inspected target
+            // navigated or closed"): ask again.
+            let state = self
+                .try_call(
+                    "Runtime.evaluate",
+                    json!({"expression": "document.readyState + ' ' + location.href", "returnByValue": true}),
+                )
+                .map(|r| r["result"]["value"].clone())
+                .unwrap_or_default();
             let state = state.as_str().unwrap_or("").to_string();
             let moved = away_from.is_none_or(|from| !state.ends_with(from));
             if state.starts_with("complete ") && moved {

@@ -30,8 +30,11 @@ use tungstenite::{Message, WebSocket};
 use super::curl::{Curl, Response};
 use super::{dump_log_if_panicking, free_port, missing, Restarting};
 
-/// The release the venv holds (`target/test-tools/ha-VERSION`).
+/// The release most tests run (`target/test-tools/ha-VERSION`): the newest for Python 3.11.
 pub const VERSION: &str = "2024.3.3";
+/// The newest release that runs here (pyenv's Python 3.13.0); the certgate integration's tests
+/// run on both, since the auth internals it uses may differ.
+pub const NEWER: &str = "2025.4.4";
 /// The integrations configured, one a line; `scripts/install-test-deps.sh` installs their
 /// requirements from the same file.
 pub const COMPONENTS: &str = include_str!("home_assistant.components");
@@ -45,18 +48,23 @@ pub const OWNER_NAME: &str = "Test Owner";
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The venv `scripts/install-test-deps.sh` installs Home Assistant into.
-pub fn venv() -> PathBuf {
+pub fn venv_of(version: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/test-tools")
-        .join(format!("ha-{VERSION}"))
+        .join(format!("ha-{version}"))
 }
 
 /// Whether Home Assistant is installed (the install step leaves `.installed` last). Like
 /// [`super::require`]: locally a test skips without it, under `CI=true` it fails.
 pub fn require() -> bool {
-    let venv = venv();
+    require_version(VERSION)
+}
+
+/// [`require`] for `version`.
+pub fn require_version(version: &str) -> bool {
+    let venv = venv_of(version);
     (venv.join(".installed").is_file() && venv.join("bin/hass").is_file())
-        || missing(&format!("Home Assistant {VERSION} ({})", venv.display()))
+        || missing(&format!("Home Assistant {version} ({})", venv.display()))
 }
 
 /// `configuration.yaml` for `port`: every integration in [`COMPONENTS`], `http:` filled in.
@@ -94,15 +102,42 @@ impl HomeAssistant {
     /// Starts Home Assistant, waits until it answers, and onboards it by API: the owner
     /// ([`OWNER`]), a token pair for [`Self::client_id`], then the remaining steps.
     pub fn start() -> Self {
+        Self::start_with(free_port(), "")
+    }
+
+    /// [`Self::start`] on `port`, with `extra` added to `configuration.yaml` and this
+    /// repository's integration (`integrations/home-assistant/custom_components/certgate`)
+    /// copied into its configuration directory, as an operator installs it.
+    pub fn start_with(port: u16, extra: &str) -> Self {
+        Self::start_version(VERSION, port, extra)
+    }
+
+    /// [`Self::start_with`] for the release `version` (its venv from [`venv_of`]).
+    pub fn start_version(version: &str, port: u16, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
         std::fs::create_dir_all(&config).unwrap();
-        let port = free_port();
-        std::fs::write(config.join("configuration.yaml"), configuration_yaml(port)).unwrap();
+        std::fs::write(
+            config.join("configuration.yaml"),
+            format!("{}{extra}", configuration_yaml(port)),
+        )
+        .unwrap();
+        if !extra.is_empty() {
+            let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("integrations/home-assistant/custom_components/certgate");
+            let to = config.join("custom_components/certgate");
+            std::fs::create_dir_all(&to).unwrap();
+            for entry in std::fs::read_dir(&from).unwrap() {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_file() {
+                    std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+                }
+            }
+        }
         let out = dir.path().join("hass.out");
         let log = std::fs::File::create(&out).unwrap();
         let began = Instant::now();
-        let child = Command::new(venv().join("bin/hass"))
+        let child = Command::new(venv_of(version).join("bin/hass"))
             .arg("-c")
             .arg(&config)
             .arg("--skip-pip")
@@ -125,7 +160,7 @@ impl HomeAssistant {
         let answered = began.elapsed();
         me.onboard();
         eprintln!(
-            "home-assistant {VERSION}: answered {} ms after start, onboarded at {} ms",
+            "home-assistant {version}: answered {} ms after start, onboarded at {} ms",
             answered.as_millis(),
             began.elapsed().as_millis()
         );
@@ -230,7 +265,7 @@ impl HomeAssistant {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn url_of(&self, path: &str) -> String {
+    pub fn url_of(&self, path: &str) -> String {
         format!("{}{path}", self.url())
     }
 
@@ -420,6 +455,27 @@ impl HaSocket {
         }
     }
 
+    /// How long until Home Assistant closes this socket (reading whatever comes before),
+    /// or `None` if it is still open after the stream's read timeout (20 s).
+    pub fn closed_after(&mut self) -> Option<Duration> {
+        let began = Instant::now();
+        loop {
+            match self.ws.read() {
+                Ok(Message::Close(_)) => return Some(began.elapsed()),
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None
+                }
+                Err(_) => return Some(began.elapsed()),
+            }
+        }
+    }
+
     fn send(&mut self, message: &Value) {
         self.ws
             .send(Message::text(message.to_string()))
@@ -442,11 +498,11 @@ impl HaSocket {
     }
 }
 
-fn json_of(r: &Response) -> Value {
+pub fn json_of(r: &Response) -> Value {
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
 }
 
-fn form(pairs: &[(&str, &str)]) -> String {
+pub fn form(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()

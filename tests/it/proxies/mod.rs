@@ -132,11 +132,37 @@ impl Stack {
         Self::start(proxy, Layout::Sso, &preset_rules(proxy, app))
     }
 
+    /// `layout` running what `certgate proxy-config PROXY --app home-assistant
+    /// --sign-in-with-certgate` prints (for the example names), with one app host.
+    pub fn with_ha_sign_in(proxy: Proxy, layout: Layout) -> Option<Self> {
+        if !require(proxy.tool()) || !require("curl") {
+            return None;
+        }
+        let printed = printed(
+            proxy,
+            layout,
+            &["--app", "home-assistant", "--sign-in-with-certgate"],
+        );
+        Self::start_from(proxy, layout, "", None, Some(&printed))
+    }
+
     fn start(proxy: Proxy, layout: Layout, extra: &str) -> Option<Self> {
         Self::start_for(proxy, layout, extra, None)
     }
 
     fn start_for(proxy: Proxy, layout: Layout, extra: &str, app_port: Option<u16>) -> Option<Self> {
+        Self::start_from(proxy, layout, extra, app_port, None)
+    }
+
+    /// `printed`: a configuration `proxy-config` printed for the example names, instead of the
+    /// shipped file (then without a second app host).
+    fn start_from(
+        proxy: Proxy,
+        layout: Layout,
+        extra: &str,
+        app_port: Option<u16>,
+        printed: Option<&str>,
+    ) -> Option<Self> {
         if !require(proxy.tool()) || !require("curl") {
             return None;
         }
@@ -197,7 +223,9 @@ groups = ["family"]
         let process: Box<dyn std::any::Any> = match (proxy, layout) {
             (Proxy::Nginx, Layout::SingleHost) => {
                 let conf = render(
-                    include_str!("../../../config/proxies/nginx-single-host.conf"),
+                    printed.unwrap_or(include_str!(
+                        "../../../config/proxies/nginx-single-host.conf"
+                    )),
                     &[
                         ("listen 443 ssl", format!("listen 127.0.0.1:{port} ssl")),
                         ("127.0.0.1:9180", cg),
@@ -211,7 +239,9 @@ groups = ["family"]
             }
             (Proxy::Caddy, Layout::SingleHost) => {
                 let conf = render(
-                    include_str!("../../../config/proxies/Caddyfile.single-host"),
+                    printed.unwrap_or(include_str!(
+                        "../../../config/proxies/Caddyfile.single-host"
+                    )),
                     &[
                         ("127.0.0.1:9180", cg),
                         ("127.0.0.1:8123", app),
@@ -234,7 +264,9 @@ groups = ["family"]
                     ],
                 );
                 let dynamic = render(
-                    include_str!("../../../config/proxies/traefik/dynamic-single-host.yml"),
+                    printed.unwrap_or(include_str!(
+                        "../../../config/proxies/traefik/dynamic-single-host.yml"
+                    )),
                     &[
                         ("127.0.0.1:9180", cg),
                         ("127.0.0.1:8123", app),
@@ -246,7 +278,7 @@ groups = ["family"]
                 Box::new(Traefik::start(dir.path(), port, &static_yml, &dynamic))
             }
             (Proxy::Nginx, Layout::Sso) => {
-                let shipped = include_str!("../../../config/proxies/nginx.conf");
+                let shipped = printed.unwrap_or(include_str!("../../../config/proxies/nginx.conf"));
                 let conf = render(
                     shipped,
                     &[
@@ -260,11 +292,14 @@ groups = ["family"]
                         ("/etc/certgate/client-ca.pem", ca),
                     ],
                 );
-                let more = second_app(&conf, "# --- A protected app");
-                Box::new(Nginx::start(dir.path(), port, &format!("{conf}\n{more}")))
+                let conf = match printed {
+                    Some(_) => conf,
+                    None => format!("{conf}\n{}", second_app(&conf, "# --- A protected app")),
+                };
+                Box::new(Nginx::start(dir.path(), port, &conf))
             }
             (Proxy::Caddy, Layout::Sso) => {
-                let shipped = include_str!("../../../config/proxies/Caddyfile");
+                let shipped = printed.unwrap_or(include_str!("../../../config/proxies/Caddyfile"));
                 let conf = render(
                     shipped,
                     &[
@@ -277,8 +312,11 @@ groups = ["family"]
                         ("/etc/certgate/client-ca.pem", ca),
                     ],
                 );
-                let more = second_app(&conf, "# --- A protected app");
-                Box::new(Caddy::start(dir.path(), port, &format!("{conf}\n{more}")))
+                let conf = match printed {
+                    Some(_) => conf,
+                    None => format!("{conf}\n{}", second_app(&conf, "# --- A protected app")),
+                };
+                Box::new(Caddy::start(dir.path(), port, &conf))
             }
             (Proxy::Traefik, Layout::Sso) => {
                 let static_yml = render(
@@ -291,8 +329,14 @@ groups = ["family"]
                         ),
                     ],
                 );
+                // A second app on the same router, as Traefik rules allow (not with a printed
+                // file: its Home Assistant router names the app host too).
+                let second = match printed {
+                    Some(_) => "Host(`app.example.com`)".to_string(),
+                    None => "Host(`app.example.com`) || Host(`app2.example.com`)".to_string(),
+                };
                 let dynamic = render(
-                    include_str!("../../../config/proxies/traefik/dynamic.yml"),
+                    printed.unwrap_or(include_str!("../../../config/proxies/traefik/dynamic.yml")),
                     &[
                         ("127.0.0.1:9180", cg),
                         ("127.0.0.1:8123", app),
@@ -301,17 +345,18 @@ groups = ["family"]
                         ("/etc/traefik/tls/app.example.com.pem", cert),
                         ("/etc/traefik/tls/app.example.com.key", key),
                         ("/etc/certgate/client-ca.pem", ca),
-                        // A second app on the same router, as Traefik rules allow.
-                        (
-                            "Host(`app.example.com`)",
-                            "Host(`app.example.com`) || Host(`app2.example.com`)".to_string(),
-                        ),
+                        ("Host(`app.example.com`)", second),
                     ],
                 );
                 Box::new(Traefik::start(dir.path(), port, &static_yml, &dynamic))
             }
         };
         let (apps, cookie, certgate_base) = match layout {
+            Layout::Sso if printed.is_some() => (
+                vec!["app.example.com"],
+                "__Secure-certgate",
+                format!("https://auth.example.com:{port}"),
+            ),
             Layout::Sso => (
                 vec!["app.example.com", "app2.example.com"],
                 "__Secure-certgate",
@@ -420,6 +465,22 @@ groups = ["family"]
     pub fn auth(&self, path: &str) -> String {
         format!("{}{path}", self.certgate_base)
     }
+}
+
+/// What `certgate proxy-config PROXY` prints for the example names (app.example.com, the app at
+/// 127.0.0.1:8123, certgate at 127.0.0.1:9180, auth.example.com in the sign-in-host layout)
+/// with `flags`.
+fn printed(proxy: Proxy, layout: Layout, flags: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(crate::harness::certgate::binary());
+    cmd.args(["proxy-config", proxy.tool(), "--host", "app.example.com"])
+        .args(["--upstream", "http://127.0.0.1:8123"])
+        .args(flags);
+    if layout == Layout::Sso {
+        cmd.args(["--auth-host", "auth.example.com"]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The certgate `[[rules]]` that `certgate proxy-config PROXY --app APP` prints (as comments,
@@ -617,6 +678,23 @@ macro_rules! proxy_tests {
                 scenarios::api_clients_get_certgates_json(&s);
             }
 
+            #[test]
+            fn home_assistant_sign_in_rule_sends_only_the_login_page_to_the_integration() {
+                let Some(s) = Stack::with_ha_sign_in($proxy, super::Layout::Sso) else {
+                    return;
+                };
+                scenarios::home_assistant_sign_in_rule(&s);
+            }
+
+            #[test]
+            fn single_host_home_assistant_sign_in_rule_sends_only_the_login_page_to_the_integration(
+            ) {
+                let Some(s) = Stack::with_ha_sign_in($proxy, super::Layout::SingleHost) else {
+                    return;
+                };
+                scenarios::home_assistant_sign_in_rule(&s);
+            }
+
             #[allow(dead_code)]
             fn _uses(_: Proxy) {}
         }
@@ -793,4 +871,57 @@ name = "alice"
         "{stderr}"
     );
     assert!(out.stdout.is_empty());
+}
+
+/// `--sign-in-with-certgate` without `--app home-assistant` (or with Traefik's `--static`):
+/// exit 2, naming the flag, nothing printed.
+#[test]
+fn proxy_config_sign_in_with_certgate_needs_the_home_assistant_app() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::harness::certgate::binary())
+            .arg("proxy-config")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let app = [
+        "--host",
+        "ha.example.com",
+        "--upstream",
+        "http://127.0.0.1:8123",
+    ];
+    for extra in [
+        &[][..],
+        &["--app", "grafana"][..],
+        &["--app", "generic"][..],
+    ] {
+        let out = run(&[&["caddy"][..], &app, extra, &["--sign-in-with-certgate"]].concat());
+        assert_eq!(out.status.code(), Some(2), "{extra:?} {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--sign-in-with-certgate: only with --app home-assistant"),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let out = run(&[
+        "traefik",
+        "--static",
+        "--app",
+        "home-assistant",
+        "--sign-in-with-certgate",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--sign-in-with-certgate"),
+        "{out:?}"
+    );
+    let out = run(&[
+        &["nginx"][..],
+        &app,
+        &["--app", "home-assistant", "--sign-in-with-certgate"],
+    ]
+    .concat());
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("return 302 /auth/certgate/start?$args;"));
 }

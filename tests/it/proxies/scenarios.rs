@@ -934,3 +934,83 @@ pub fn api_clients_get_certgates_json(s: &Stack) {
         "{r:?}"
     );
 }
+
+/// `proxy-config --app home-assistant --sign-in-with-certgate`: Home Assistant's login page
+/// (`/auth/authorize` without `certgate=1`) is sent to the certgate integration's start with
+/// the same query, before and regardless of certgate's check; with `certgate=1` (the
+/// integration sending the browser back) it passes through certgate's check like any page, and
+/// so do paths that only look alike.
+pub fn home_assistant_sign_in_rule(s: &Stack) {
+    let host = format!("https://{}:{}", s.apps[0], s.port);
+    let to_start = |r: &crate::harness::curl::Response, query: &str| {
+        let location = r.header("location").unwrap_or_default();
+        let path = location.strip_prefix(&host).unwrap_or(location);
+        assert_eq!(r.status, 302, "{r:?}");
+        assert_eq!(path, format!("/auth/certgate/start{query}"), "{r:?}");
+        assert!(!r.body.contains("app saw"), "{}", r.body);
+    };
+    let query = format!(
+        "?client_id={}&redirect_uri={}&state=Z%2F%3D%26",
+        enc(&format!("{host}/")),
+        enc(&format!("{host}/?auth_callback=1")),
+    );
+    let login = s.app(0, &format!("/auth/authorize{query}"));
+    // No certificate, no cookie, no token: redirected all the same, nothing reaches the app.
+    to_start(&s.curl().get(&login), &query);
+    to_start(&s.curl().header("Accept: text/html").get(&login), &query);
+    // Signed in or not: the login page is the integration's whichever way.
+    to_start(
+        &s.curl().cert(&s.alice.cert, &s.alice.key).get(&login),
+        &query,
+    );
+    // Any certgate value but 1 is no way back from certgate's sign-in.
+    let other = format!("{query}&certgate=0");
+    to_start(
+        &s.curl().get(&s.app(0, &format!("/auth/authorize{other}"))),
+        &other,
+    );
+    // Without a query: the integration's start, which answers that itself.
+    let bare = s.curl().get(&s.app(0, "/auth/authorize"));
+    assert_eq!(bare.status, 302, "{bare:?}");
+    let location = bare.header("location").unwrap_or_default();
+    let path = location.strip_prefix(&host).unwrap_or(location);
+    assert!(
+        path == "/auth/certgate/start" || path == "/auth/certgate/start?",
+        "{bare:?}"
+    );
+
+    // The way back and the look-alikes: certgate's check as for any path (401 without a
+    // certificate, to the app with one), never the integration's start.
+    for path in [
+        format!("/auth/authorize{query}&certgate=1"),
+        "/auth/authorize?certgate=1&state=Z".to_string(),
+        format!("/auth/authorizeX{query}"),
+        "/auth/authorize/x?client_id=X".to_string(),
+        "/other?certgate=0".to_string(),
+        "/auth/certgate/start?client_id=X".to_string(),
+    ] {
+        let r = s.curl().get(&s.app(0, &path));
+        assert_eq!(r.status, 401, "{path}: {r:?}");
+        assert!(
+            !r.header("location")
+                .unwrap_or_default()
+                .contains("/auth/certgate/start"),
+            "{path}: {r:?}"
+        );
+        assert!(!r.body.contains("app saw"), "{path}: {}", r.body);
+        let r = s
+            .curl()
+            .cert(&s.alice.cert, &s.alice.key)
+            .get(&s.app(0, &path));
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        assert!(
+            r.body.contains(&format!("path=[{path}]")) && r.body.contains("remote-user=[alice]"),
+            "{path}: {}",
+            r.body
+        );
+    }
+}
+
+fn enc(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
