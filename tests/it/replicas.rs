@@ -442,31 +442,13 @@ fn a_replica_killed_under_load_through_nginx_never_lets_anyone_in_wrongly() {
     let workers: Vec<_> = [Some(good.clone()), Some(revoked.clone()), None, Some(good)]
         .into_iter()
         .map(|credential| {
-            let (app, ca, stop) = (app.clone(), ca.clone(), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let mut codes = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let mut cmd = Command::new("curl");
-                    cmd.args(["-s", "-w", "%{http_code}\\n", "--max-time", "5"])
-                        .arg("--cacert")
-                        .arg(&ca)
-                        .arg("--resolve")
-                        .arg(format!("app.example.com:{port}:127.0.0.1"));
-                    if let Some(c) = &credential {
-                        cmd.args(["-H", c]);
-                    }
-                    for _ in 0..20 {
-                        cmd.args(["-o", "/dev/null", &app]);
-                    }
-                    let out = cmd.output().unwrap();
-                    codes.extend(
-                        String::from_utf8_lossy(&out.stdout)
-                            .lines()
-                            .map(|l| l.trim().parse::<u16>().unwrap_or(0)),
-                    );
-                }
-                (credential, codes)
-            })
+            let args = vec![
+                "--cacert".to_string(),
+                ca.display().to_string(),
+                "--resolve".into(),
+                format!("app.example.com:{port}:127.0.0.1"),
+            ];
+            load_worker(app.clone(), args, credential, Arc::clone(&stop))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
@@ -910,28 +892,11 @@ fn keys_rotated_and_redis_restarted_under_load_never_let_anyone_in_wrongly_nor_f
     let workers: Vec<_> = [Some(good.clone()), Some(revoked), None]
         .into_iter()
         .map(|credential| {
-            let (verify, stop) = (verify.clone(), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let mut codes = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let mut cmd = Command::new("curl");
-                    cmd.args(["-s", "-w", "%{http_code}\\n", "--max-time", "5"]);
-                    cmd.args(["-H", "X-Original-URL: https://app.example.com/"]);
-                    if let Some(c) = &credential {
-                        cmd.args(["-H", c]);
-                    }
-                    for _ in 0..20 {
-                        cmd.args(["-o", "/dev/null", &verify]);
-                    }
-                    let out = cmd.output().unwrap();
-                    codes.extend(
-                        String::from_utf8_lossy(&out.stdout)
-                            .lines()
-                            .map(|l| l.trim().parse::<u16>().unwrap_or(0)),
-                    );
-                }
-                (credential, codes)
-            })
+            let args = vec![
+                "-H".to_string(),
+                "X-Original-URL: https://app.example.com/".into(),
+            ];
+            load_worker(verify.clone(), args, credential, Arc::clone(&stop))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
@@ -979,4 +944,35 @@ fn keys_rotated_and_redis_restarted_under_load_never_let_anyone_in_wrongly_nor_f
             200
         );
     }
+}
+
+/// A thread sending `url` requests with curl (`args` first, then the `credential` header if
+/// any), 20 a connection, until `stop`: the credential and every status it got.
+fn load_worker(
+    url: String,
+    args: Vec<String>,
+    credential: Option<String>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(Option<String>, Vec<u16>)> {
+    std::thread::spawn(move || {
+        let mut codes = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let mut cmd = Command::new("curl");
+            cmd.args(["-s", "-w", "%{http_code}\\n", "--max-time", "5"])
+                .args(&args);
+            if let Some(c) = &credential {
+                cmd.args(["-H", c]);
+            }
+            for _ in 0..20 {
+                cmd.args(["-o", "/dev/null", &url]);
+            }
+            let out = cmd.output().unwrap();
+            codes.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(|l| l.trim().parse::<u16>().unwrap_or(0)),
+            );
+        }
+        (credential, codes)
+    })
 }
