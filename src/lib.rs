@@ -51,6 +51,7 @@ pub mod explain;
 pub mod http;
 pub mod identity;
 pub mod jwt;
+pub mod keyshare;
 pub mod metrics;
 pub mod oidc;
 pub mod policy;

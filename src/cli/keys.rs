@@ -37,14 +37,15 @@ pub(super) fn run(common: &Common, command: KeysCommand) -> Result<(), CliError>
         .map_or(DEFAULT_MAX_LIFETIME, crate::config::Config::max_lifetime);
     let dir = common.data_dir(config.as_ref()).join("keys");
     let now = SystemClock.now();
-    let set = KeySet::load(&dir).map_err(|e| CliError::failed(CMD, e))?;
     match command {
         KeysCommand::List => {
+            let set = KeySet::load(&dir).map_err(|e| CliError::failed(CMD, e))?;
             for k in set.all() {
                 let state = format!("{:?}", set.state(k, now, max_lifetime)).to_lowercase();
                 println!("{}  signs from {}  {state}", k.kid, rfc3339(k.created));
             }
-            if let Some(oidc) = oidc_keys(common, config.as_ref(), now)? {
+            if let Some(oidc) = oidc_keys(&common.data_dir(config.as_ref()), config.as_ref(), now)?
+            {
                 for (kid, alg, from, state, _) in oidc.states() {
                     let state = format!("{state:?}").to_lowercase();
                     println!(
@@ -58,17 +59,65 @@ pub(super) fn run(common: &Common, command: KeysCommand) -> Result<(), CliError>
         }
         KeysCommand::Rotate { publish_ahead } => {
             let from = now.saturating_add(i64::try_from(publish_ahead.as_secs()).unwrap_or(0));
-            // Checked before anything is written: both rotate, or neither.
-            let oidc = oidc_keys(common, config.as_ref(), now)?;
-            if let Some(oidc) = &oidc {
-                no_oidc_key_waiting(oidc, from)?;
-            }
-            rotate(&set, &dir, now, from, max_lifetime)?;
-            if let Some(oidc) = oidc {
-                rotate_oidc(&oidc, &common.data_dir(config.as_ref()), from)?;
-            }
+            let data_dir = common.data_dir(config.as_ref());
+            let Some(config) = config.as_ref().filter(|c| c.store.key_encryption.is_some()) else {
+                return rotate_in(&data_dir, config.as_ref(), now, from, max_lifetime);
+            };
+            // Keys shared through Redis: rotate what every replica signs with (Redis's), in a
+            // directory of this command's own (the running server rewrites data_dir/keys
+            // from Redis), and publish the result; every server, this host's too, takes it.
+            let staging = data_dir.join(format!(".keys-rotation-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&staging);
+            crate::jwt::keys::create_private_dir(&staging)
+                .map_err(|e| CliError::failed(CMD, format!("{}: {e}", staging.display())))?;
+            let rotated = shared_keys(config, &staging).and_then(|share| {
+                share.pull().map_err(|e| CliError::failed(CMD, e))?;
+                rotate_in(&staging, Some(config), now, from, max_lifetime)?;
+                share.publish().map_err(|e| CliError::failed(CMD, e))
+            });
+            let _ = std::fs::remove_dir_all(&staging);
+            rotated?;
+            println!("published to Redis: every replica takes the keys within a second");
             Ok(())
         }
+    }
+}
+
+/// Rotates the session keys and, where a provider ran, the OpenID Connect keys of `data_dir`.
+fn rotate_in(
+    data_dir: &Path,
+    config: Option<&crate::config::Config>,
+    now: i64,
+    from: i64,
+    max_lifetime: i64,
+) -> Result<(), CliError> {
+    let dir = data_dir.join("keys");
+    let set = KeySet::load(&dir).map_err(|e| CliError::failed(CMD, e))?;
+    // Checked before anything is written: both rotate, or neither.
+    let oidc = oidc_keys(data_dir, config, now)?;
+    if let Some(oidc) = &oidc {
+        no_oidc_key_waiting(oidc, from)?;
+    }
+    rotate(&set, &dir, now, from, max_lifetime)?;
+    if let Some(oidc) = oidc {
+        rotate_oidc(&oidc, data_dir, from)?;
+    }
+    Ok(())
+}
+
+/// The keys shared through Redis (`store.key_encryption_file`), staged in `dir`.
+fn shared_keys(
+    config: &crate::config::Config,
+    dir: &Path,
+) -> Result<crate::keyshare::KeyShare, CliError> {
+    match (&config.store.backend, &config.store.key_encryption) {
+        (crate::revocation::StoreBackend::Redis(url), Some(secret)) => {
+            crate::keyshare::KeyShare::new(url, secret, dir).map_err(|e| CliError::failed(CMD, e))
+        }
+        _ => Err(CliError::failed(
+            CMD,
+            "store.key_encryption_file is set without store.backend = \"redis\"",
+        )),
     }
 }
 
@@ -101,11 +150,11 @@ fn rotate(
 
 /// The OpenID Connect keys of the data directory, when it has any (a provider ran there).
 fn oidc_keys(
-    common: &Common,
+    data_dir: &Path,
     config: Option<&crate::config::Config>,
     now: i64,
 ) -> Result<Option<crate::oidc::OidcKeys>, CliError> {
-    let dir = crate::oidc::keys_dir(&common.data_dir(config));
+    let dir = crate::oidc::keys_dir(data_dir);
     if !dir.is_dir() {
         return Ok(None);
     }

@@ -116,7 +116,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path, origin: &str) -> Result<Conf
     );
     let session = session::Settings::from_raw(&mut c, &raw.session, public_url.as_ref());
     let token = session::TokenSettings::from_raw(&mut c, &raw.token);
-    let store = StoreSettings::from_raw(&mut c, &raw.store);
+    let store = StoreSettings::from_raw(&mut c, &raw.store, base);
     token.check(&mut c);
     let headers = identity::HeaderNames::from_raw(&mut c, raw.headers);
     let policy = Policy::from_raw(&mut c, &raw.rules, &raw.access, origin);

@@ -62,6 +62,8 @@ pub struct AppState {
     pub seen: Arc<crate::revocation::known::Seen>,
     /// The OpenID Connect provider, when `[oidc]` is configured.
     pub oidc: Option<Arc<crate::oidc::Provider>>,
+    /// The signing keys shared through Redis (`store.key_encryption_file`).
+    pub keyshare: Option<Arc<crate::keyshare::KeyShare>>,
 }
 
 pub use crate::revocation::Standing;

@@ -125,3 +125,73 @@ impl Entry {
         }
     }
 }
+
+/// What of `entries` can still decide something at `now`: token ids whose token has not
+/// expired, the latest cut-off of each user and each device, the first revocation of each
+/// serial, and each user's latest lock and latest unlock. A view built from the result
+/// decides every check as one built from all of them (a test says so), so a store may keep
+/// only these (Redis's snapshot, [`super::redis`]).
+pub fn compact(entries: &[Entry], now: i64) -> Vec<Entry> {
+    use std::collections::HashMap;
+    let mut jtis: HashMap<&str, i64> = HashMap::new();
+    let mut users: HashMap<&str, i64> = HashMap::new();
+    let mut devices: HashMap<String, i64> = HashMap::new();
+    let mut serials: HashMap<String, i64> = HashMap::new();
+    let mut locks: HashMap<&str, i64> = HashMap::new();
+    let mut unlocks: HashMap<&str, i64> = HashMap::new();
+    fn latest<K: std::hash::Hash + Eq>(m: &mut HashMap<K, i64>, k: K, v: i64) {
+        let kept = m.entry(k).or_insert(v);
+        *kept = (*kept).max(v);
+    }
+    for e in entries {
+        match e {
+            Entry::Jti { id, until } => {
+                if until.saturating_add(crate::jwt::LEEWAY) > now {
+                    latest(&mut jtis, id.as_str(), *until);
+                }
+            }
+            Entry::User { id, at, at_ms } => {
+                latest(&mut users, id.as_str(), Entry::cutoff_ms(*at, *at_ms));
+            }
+            Entry::Device { id, at, at_ms } => {
+                let key = Serial::parse(id).map_or_else(|_| id.clone(), |s| s.to_string());
+                latest(&mut devices, key, Entry::cutoff_ms(*at, *at_ms));
+            }
+            Entry::Serial { id, at } => {
+                let key = Serial::parse(id).map_or_else(|_| id.clone(), |s| s.to_string());
+                let first = serials.entry(key).or_insert(*at);
+                *first = (*first).min(*at);
+            }
+            Entry::Lock { id, at_ms } => latest(&mut locks, id.as_str(), *at_ms),
+            Entry::Unlock { id, at_ms } => latest(&mut unlocks, id.as_str(), *at_ms),
+        }
+    }
+    let ms = |cutoff: i64| (cutoff.div_euclid(1000), Some(cutoff));
+    let mut out = Vec::with_capacity(jtis.len() + users.len() + devices.len() + serials.len());
+    out.extend(jtis.into_iter().map(|(id, until)| Entry::Jti {
+        id: id.into(),
+        until,
+    }));
+    out.extend(users.into_iter().map(|(id, cutoff)| {
+        let (at, at_ms) = ms(cutoff);
+        Entry::User {
+            id: id.into(),
+            at,
+            at_ms,
+        }
+    }));
+    out.extend(devices.into_iter().map(|(id, cutoff)| {
+        let (at, at_ms) = ms(cutoff);
+        Entry::Device { id, at, at_ms }
+    }));
+    out.extend(serials.into_iter().map(|(id, at)| Entry::Serial { id, at }));
+    out.extend(locks.into_iter().map(|(id, at_ms)| Entry::Lock {
+        id: id.into(),
+        at_ms,
+    }));
+    out.extend(unlocks.into_iter().map(|(id, at_ms)| Entry::Unlock {
+        id: id.into(),
+        at_ms,
+    }));
+    out
+}

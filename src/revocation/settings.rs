@@ -12,11 +12,15 @@ pub struct RawStore {
     pub backend: Option<String>,
     pub redis_url: Option<String>,
     pub max_staleness: Option<String>,
+    pub key_encryption_file: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
     pub backend: StoreBackend,
+    /// With Redis: the secret that seals the signing keys shared through it
+    /// ([`crate::keyshare`]); `None`: every replica keeps its own copy of the key files.
+    pub key_encryption: Option<[u8; 32]>,
     /// A view older than this answers 503 instead of allowing.
     pub max_staleness: Duration,
 }
@@ -30,8 +34,32 @@ pub enum StoreBackend {
 }
 
 impl StoreSettings {
-    pub fn from_raw(c: &mut Checker, raw: &RawStore) -> Self {
+    pub fn from_raw(c: &mut Checker, raw: &RawStore, base: &std::path::Path) -> Self {
         let backend = backend(c, raw);
+        let key_encryption = raw
+            .key_encryption_file
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .and_then(|file| {
+                if backend == StoreBackend::Embedded {
+                    c.fail(
+                        "store.key_encryption_file",
+                        "set, but store.backend is \"embedded\": keys are shared through Redis only",
+                        "set store.backend = \"redis\", or remove store.key_encryption_file",
+                    );
+                    return None;
+                }
+                crate::keyshare::read_secret(&crate::settings::resolve(base, file))
+                    .map_err(|e| {
+                        c.fail(
+                            "store.key_encryption_file",
+                            e,
+                            "32 random bytes in base64, the same file on every replica: openssl rand -base64 32 > FILE (mode 0600)",
+                        );
+                    })
+                    .ok()
+            });
         let max_staleness = c.duration(
             "store.max_staleness",
             raw.max_staleness.as_deref(),
@@ -47,6 +75,7 @@ impl StoreSettings {
         Self {
             backend,
             max_staleness,
+            key_encryption,
         }
     }
 }

@@ -508,3 +508,110 @@ fn locks_and_serials_survive_a_restart_through_the_table() {
         .unwrap();
     assert_eq!(stored, 1);
 }
+
+mod compaction {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        let who = prop::sample::select(vec!["alice", "bob", "carol"]);
+        let serial = prop::sample::select(vec!["0a", "0b", "00:0c", "zz"]);
+        let jti = prop::sample::select(vec!["j1", "j2", "j3", "AAAAAAAAAAAAAAAAAAAAAA"]);
+        let ms = 0i64..20_000;
+        prop_oneof![
+            (jti, 0i64..20).prop_map(|(id, until)| Entry::Jti {
+                id: id.into(),
+                until
+            }),
+            (who.clone(), ms.clone(), any::<bool>()).prop_map(|(id, t, with_ms)| Entry::User {
+                id: id.into(),
+                at: t / 1000,
+                at_ms: with_ms.then_some(t),
+            }),
+            (serial.clone(), ms.clone(), any::<bool>()).prop_map(|(id, t, with_ms)| {
+                Entry::Device {
+                    id: id.into(),
+                    at: t / 1000,
+                    at_ms: with_ms.then_some(t),
+                }
+            }),
+            (serial, 0i64..20).prop_map(|(id, at)| Entry::Serial { id: id.into(), at }),
+            (who.clone(), ms.clone()).prop_map(|(id, at_ms)| Entry::Lock {
+                id: id.into(),
+                at_ms
+            }),
+            (who, ms).prop_map(|(id, at_ms)| Entry::Unlock {
+                id: id.into(),
+                at_ms
+            }),
+        ]
+    }
+
+    fn view(entries: &[Entry], now: i64) -> view::View {
+        let mut v = view::View::default();
+        v.apply_read(entries, now);
+        v
+    }
+
+    proptest! {
+        /// A view of the compacted entries decides as the view of all of them.
+        #[test]
+        fn a_compacted_store_decides_every_check_as_the_whole_history(
+            entries in prop::collection::vec(entry(), 0..60),
+            now in 0i64..30,
+        ) {
+            let whole = view(&entries, now);
+            let compacted = entry::compact(&entries, now);
+            prop_assert!(compacted.len() <= entries.len());
+            let small = view(&compacted, now);
+            prop_assert_eq!(&whole.users, &small.users);
+            prop_assert_eq!(&whole.serials, &small.serials);
+            prop_assert_eq!(&whole.devices, &small.devices);
+            prop_assert_eq!(&whole.locks, &small.locks);
+            for jti in ["j1", "j2", "j3", "AAAAAAAAAAAAAAAAAAAAAA"] {
+                prop_assert_eq!(whole.jtis.contains(jti), small.jtis.contains(jti));
+            }
+        }
+    }
+
+    #[test]
+    fn compaction_drops_expired_token_ids_and_superseded_cut_offs() {
+        let entries = [
+            Entry::Jti {
+                id: "old".into(),
+                until: 10,
+            },
+            Entry::Jti {
+                id: "live".into(),
+                until: 500,
+            },
+            Entry::user("alice", 1_000),
+            Entry::user("alice", 5_000),
+            Entry::Lock {
+                id: "bob".into(),
+                at_ms: 1,
+            },
+            Entry::Lock {
+                id: "bob".into(),
+                at_ms: 2,
+            },
+        ];
+        let now = 10 + crate::jwt::LEEWAY;
+        let mut kept = entry::compact(&entries, now);
+        kept.sort_by_key(|e| format!("{e:?}"));
+        assert_eq!(
+            kept,
+            [
+                Entry::Jti {
+                    id: "live".into(),
+                    until: 500
+                },
+                Entry::Lock {
+                    id: "bob".into(),
+                    at_ms: 2
+                },
+                Entry::user("alice", 5_000),
+            ]
+        );
+    }
+}

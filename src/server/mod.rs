@@ -36,6 +36,10 @@ pub enum StartError {
     Revocation(String),
     #[error("database: {0}")]
     Database(String),
+    #[error(
+        "signing keys shared through Redis: {0} (certgate does not start on keys it cannot share)"
+    )]
+    SharedKeys(String),
     #[error("templates: {0}")]
     Pages(String),
     #[error("metrics: {0}")]

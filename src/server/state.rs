@@ -15,6 +15,11 @@ use crate::{ca, cert, db, http, jwt, metrics, oidc, revocation};
 /// # Errors
 /// When keys cannot be loaded or created, or the trust anchors are unusable.
 pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
+    let keyshare = keyshare_for(&config)?;
+    // Redis's keys first, when it has some: every replica signs with the same ones.
+    if let Some(share) = &keyshare {
+        share.pull().map_err(StartError::SharedKeys)?;
+    }
     let keys = jwt::KeySet::load_or_create(&config.data_dir.join("keys"), clock.now())?;
     let tokens =
         jwt::Tokens::new(keys, config.public_base()).with_max_lifetime(config.max_lifetime());
@@ -23,6 +28,18 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
     let trust = trust_for(&config)?;
     let revocations = revocations_for(&config, &clock)?;
     let oidc = oidc_for(&config, &clock)?;
+    if let Some(share) = &keyshare {
+        // The first replica publishes the keys it made; a later one (or one that lost the
+        // race) takes Redis's, before it signs anything.
+        if !share.publish_if_empty().map_err(StartError::SharedKeys)?
+            && share.pull().map_err(StartError::SharedKeys)?
+        {
+            tokens.reload_keys(&config.data_dir.join("keys"))?;
+            if let Some(provider) = &oidc {
+                provider.keys.reload()?;
+            }
+        }
+    }
     let config_data_dir = config.data_dir.clone();
     Ok(AppState {
         policy: Arc::new(config.policy.clone()),
@@ -38,7 +55,20 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
         holders: http::Holders::default(),
         seen: Arc::new(revocation::known::Seen::in_data_dir(&config_data_dir)),
         oidc,
+        keyshare,
     })
+}
+
+/// The signing keys shared through Redis, with `store.backend = "redis"` and
+/// `store.key_encryption_file`.
+fn keyshare_for(config: &Config) -> Result<Option<Arc<crate::keyshare::KeyShare>>, StartError> {
+    match (&config.store.backend, &config.store.key_encryption) {
+        (revocation::StoreBackend::Redis(url), Some(secret)) => Ok(Some(Arc::new(
+            crate::keyshare::KeyShare::new(url, secret, &config.data_dir)
+                .map_err(StartError::SharedKeys)?,
+        ))),
+        _ => Ok(None),
+    }
 }
 
 /// The OpenID Connect provider of `[oidc]`: its keys (created on first start) and grants.
@@ -119,6 +149,7 @@ pub fn with_config(old: &AppState, config: Config) -> Result<AppState, StartErro
         holders: http::Holders::default(),
         seen: Arc::clone(&old.seen),
         oidc,
+        keyshare: old.keyshare.clone(),
     })
 }
 

@@ -46,8 +46,21 @@ pub(super) fn follow_revocations(live: web::Data<Live>) {
             let state = live.current();
             let now = state.clock.now();
             tick = tick.wrapping_add(1);
+            // Keys shared through Redis, looked at twice a second (a version number); a
+            // change is written to the key directories and read at once.
+            let mut shared_changed = false;
+            if let (Some(share), 0) = (&state.keyshare, tick % 2) {
+                let share = std::sync::Arc::clone(share);
+                match actix_web::rt::task::spawn_blocking(move || share.pull()).await {
+                    Ok(Ok(changed)) => shared_changed = changed,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot take the signing keys shared through Redis; the ones in force stay")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "the shared-keys task failed"),
+                }
+            }
             // Keys every 2 s: a rotation publishes the next key well ahead of its use.
-            if tick % 8 == 0 {
+            if tick % 8 == 0 || shared_changed {
                 match state
                     .tokens
                     .reload_keys(&state.config.data_dir.join("keys"))

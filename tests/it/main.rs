@@ -16,6 +16,7 @@ mod home_assistant;
 mod home_assistant_sso;
 mod lockout;
 mod oidc;
+mod oidc_apps;
 mod oidc_bad_input;
 mod oidc_introspect;
 mod oidc_logout;

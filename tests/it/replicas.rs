@@ -65,6 +65,11 @@ max_staleness = "{max_staleness}"
 
 impl Replicas {
     pub fn start(max_staleness: &str) -> Option<Self> {
+        Self::start_seeded(max_staleness, |_| {})
+    }
+
+    /// [`Self::start`] with `seed` run on Redis before any replica starts.
+    pub fn start_seeded(max_staleness: &str, seed: impl FnOnce(&Redis)) -> Option<Self> {
         if !require("redis-server") || !require("redis-cli") || !require("curl") {
             return None;
         }
@@ -73,6 +78,7 @@ impl Replicas {
         let alice = pki.user("alice");
         let server = pki.server(&["localhost", "127.0.0.1", "auth.example.com"]);
         let redis = Redis::start(dir.path());
+        seed(&redis);
         let body = config(&pki.ca_pem, &server, &redis.url(), max_staleness);
         let a = Certgate::start(&replica_dir(dir.path(), "a"), &body, true);
         let mut me = Self {
@@ -86,8 +92,9 @@ impl Replicas {
         };
         // B was started before A's keys could be copied: restart it with them.
         me.b = me.replica("b");
+        // A seeded history of 200,000 entries takes seconds to read in a debug build.
         for cg in [&me.a, &me.b] {
-            ready_within(cg, Duration::from_secs(5));
+            ready_within(cg, Duration::from_secs(30));
         }
         Some(me)
     }
@@ -435,31 +442,13 @@ fn a_replica_killed_under_load_through_nginx_never_lets_anyone_in_wrongly() {
     let workers: Vec<_> = [Some(good.clone()), Some(revoked.clone()), None, Some(good)]
         .into_iter()
         .map(|credential| {
-            let (app, ca, stop) = (app.clone(), ca.clone(), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let mut codes = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let mut cmd = Command::new("curl");
-                    cmd.args(["-s", "-w", "%{http_code}\\n", "--max-time", "5"])
-                        .arg("--cacert")
-                        .arg(&ca)
-                        .arg("--resolve")
-                        .arg(format!("app.example.com:{port}:127.0.0.1"));
-                    if let Some(c) = &credential {
-                        cmd.args(["-H", c]);
-                    }
-                    for _ in 0..20 {
-                        cmd.args(["-o", "/dev/null", &app]);
-                    }
-                    let out = cmd.output().unwrap();
-                    codes.extend(
-                        String::from_utf8_lossy(&out.stdout)
-                            .lines()
-                            .map(|l| l.trim().parse::<u16>().unwrap_or(0)),
-                    );
-                }
-                (credential, codes)
-            })
+            let args = vec![
+                "--cacert".to_string(),
+                ca.display().to_string(),
+                "--resolve".into(),
+                format!("app.example.com:{port}:127.0.0.1"),
+            ];
+            load_worker(app.clone(), args, credential, Arc::clone(&stop))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
@@ -493,4 +482,497 @@ fn a_replica_killed_under_load_through_nginx_never_lets_anyone_in_wrongly() {
     assert!(good_ok > 40, "{good_ok}");
     // At most the requests in flight when B died: one per worker.
     assert!(good_failed <= 4, "{good_failed} failures");
+}
+
+/// Months of history: 200,000 revocations written long ago (stream ids of 2020), all expired
+/// but 1,000, then a few of today's.
+fn old_history(redis: &Redis, live_until: i64) {
+    let mut resp = Vec::new();
+    for i in 0..200_000u32 {
+        let entry = if i % 200 == 0 {
+            format!(r#"{{"kind":"jti","id":"live-{i}","until":{live_until}}}"#)
+        } else {
+            format!(r#"{{"kind":"jti","id":"old-{i}","until":1600000100}}"#)
+        };
+        let id = format!("1600000000000-{i}");
+        let args = ["XADD", "certgate:revocations", &id, "e", &entry];
+        resp.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            resp.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+    }
+    let mut pipe = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &redis.port.to_string(), "--pipe"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut pipe.stdin.take().unwrap(), &resp).unwrap();
+    let out = pipe.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("errors: 0, replies: 200000"), "{said}");
+}
+
+fn used_memory(redis: &Redis) -> u64 {
+    redis
+        .cli(&["INFO", "memory"])
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn redis_stays_bounded_by_the_live_revocations_and_a_new_replica_catches_up_from_the_snapshot() {
+    let live_until = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    let mut before = 0;
+    let Some(r) = Replicas::start_seeded("10s", |redis| {
+        old_history(redis, live_until);
+        before = used_memory(redis);
+    }) else {
+        return;
+    };
+    // The first replica to read the history compacts it: the snapshot keeps the 1,000 live
+    // ids, the stream loses the expired history.
+    let trimmed = Instant::now() + Duration::from_secs(5);
+    while r.redis.cli(&["XLEN", "certgate:revocations"]) != "0" {
+        assert!(
+            Instant::now() < trimmed,
+            "the stream is not trimmed; A:\n{}\nB:\n{}",
+            r.a.logs(),
+            r.b.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let snapshot = r.redis.cli(&["GET", "certgate:revocations:snapshot"]);
+    let lines: Vec<&str> = snapshot.lines().collect();
+    assert_eq!(
+        lines[0], "1600000000000-199999",
+        "the snapshot covers the whole history"
+    );
+    assert_eq!(lines.len(), 1 + 1_000, "the live ids only");
+    assert!(
+        lines[1..].iter().all(|l| l.contains("\"live-")),
+        "{:?}",
+        &lines[1..4]
+    );
+    let after = used_memory(&r.redis);
+    eprintln!("Redis used_memory: {before} bytes with the history, {after} after compaction");
+    assert!(after * 4 < before, "{after} of {before} bytes");
+
+    // Today's revocations, then one more compaction (a replica starting), then a stream that
+    // lost even those (as a Redis restored from a trimmed copy would): a new replica knows them
+    // from the snapshot alone.
+    let tokens: Vec<String> = (0..5).map(|_| r.bearer()).collect();
+    let config = r.a.dir.join("certgate.toml");
+    for t in &tokens {
+        let id = crate::revocation::jti(t.trim_start_matches("Authorization: Bearer "));
+        crate::revocation::revoke_cli(&config, &["--jti", &id]);
+    }
+    r.redis.cli(&["DEL", "certgate:revocations:compacting"]);
+    let d = r.replica("d");
+    ready_within(&d, Duration::from_secs(5));
+    within(
+        Duration::from_secs(5),
+        "today's revocations in the snapshot",
+        || {
+            r.redis
+                .cli(&["GET", "certgate:revocations:snapshot"])
+                .lines()
+                .count()
+                == 1 + 1_000 + 5
+        },
+    );
+    r.redis
+        .cli(&["XTRIM", "certgate:revocations", "MAXLEN", "0"]);
+    let c = r.replica("c");
+    ready_within(&c, Duration::from_secs(5));
+    for t in &tokens {
+        assert_eq!(r.verify(&c, t), 401, "a revoked token on the new replica");
+        assert_eq!(
+            r.verify(&r.b, t),
+            401,
+            "a revoked token on a replica that followed"
+        );
+    }
+    assert_eq!(
+        r.verify(&c, &r.bearer()),
+        200,
+        "a live token on the new replica"
+    );
+}
+
+#[test]
+fn no_replica_compacts_while_a_certgate_that_reads_the_stream_alone_follows_it() {
+    // An older certgate, as Redis sees it: a connection without certgate's name blocked in
+    // XREAD on the stream (redis-cli stands in for it).
+    let mut old = None;
+    let Some(r) = Replicas::start_seeded("10s", |redis| {
+        for i in 0..10 {
+            let id = format!("1600000000000-{i}");
+            redis.cli(&[
+                "XADD",
+                "certgate:revocations",
+                &id,
+                "e",
+                r#"{"kind":"jti","id":"gone","until":1600000100}"#,
+            ]);
+        }
+        old = Some(
+            Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", &redis.port.to_string()])
+                .args([
+                    "XREAD",
+                    "BLOCK",
+                    "0",
+                    "STREAMS",
+                    "certgate:revocations",
+                    "$",
+                ])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let listed = Instant::now() + Duration::from_secs(5);
+        while !redis.cli(&["CLIENT", "LIST"]).contains("cmd=xread") {
+            assert!(Instant::now() < listed, "redis-cli never blocked");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }) else {
+        return;
+    };
+    within(Duration::from_secs(5), "the refusal logged", || {
+        r.a.logs()
+            .contains("not compacting until every replica is upgraded")
+            || r.b
+                .logs()
+                .contains("not compacting until every replica is upgraded")
+    });
+    assert_eq!(r.redis.cli(&["XLEN", "certgate:revocations"]), "10");
+    assert_eq!(
+        r.redis.cli(&["EXISTS", "certgate:revocations:snapshot"]),
+        "0"
+    );
+    let mut old = old.unwrap();
+    old.kill().unwrap();
+    old.wait().unwrap();
+    // Upgraded: the next whole read (a replica starting) compacts.
+    let c = r.replica("c");
+    ready_within(&c, Duration::from_secs(5));
+    within(Duration::from_secs(5), "the stream trimmed", || {
+        r.redis.cli(&["XLEN", "certgate:revocations"]) == "0"
+    });
+}
+
+/// The kids of a JWKS document at `url`.
+fn kids(curl: Curl, url: &str) -> Vec<String> {
+    let jwks: serde_json::Value = serde_json::from_str(&curl.get(url).body).unwrap();
+    let mut kids: Vec<String> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect();
+    kids.sort();
+    kids
+}
+
+/// Two replicas on "separate hosts" (nothing copied between their data directories) sharing
+/// revocations and signing keys through Redis (`store.key_encryption_file`), with `[oidc]`.
+struct Hosts {
+    dir: tempfile::TempDir,
+    pki: Pki,
+    alice: CertFiles,
+    redis: Redis,
+    secret: PathBuf,
+    body: String,
+    a: Certgate,
+    b: Certgate,
+}
+
+impl Hosts {
+    fn start() -> Option<Self> {
+        if !require("redis-server") || !require("redis-cli") || !require("curl") {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path(), "Family CA");
+        let alice = pki.user("alice");
+        let server = pki.server(&["localhost", "127.0.0.1", "auth.example.com"]);
+        let redis = Redis::start(dir.path());
+        let secret = dir.path().join("key-encryption");
+        std::fs::write(&secret, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
+        let body = format!(
+            "{}key_encryption_file = \"{}\"\n[oidc]\n[[oidc.clients]]\nid = \"app\"\nsecret = \"app-secret-0123456789abcdef\"\nredirect_uris = [\"https://app.example.com/cb\"]\n",
+            config(&pki.ca_pem, &server, &redis.url(), "10s"),
+            secret.display()
+        );
+        let a = Certgate::start(&replica_dir(dir.path(), "a"), &body, true);
+        ready_within(&a, Duration::from_secs(10));
+        let b = Certgate::start(&replica_dir(dir.path(), "b"), &body, false);
+        ready_within(&b, Duration::from_secs(10));
+        Some(Self {
+            dir,
+            pki,
+            alice,
+            redis,
+            secret,
+            body,
+            a,
+            b,
+        })
+    }
+
+    /// A bearer token from A (the certificate at /token), as an Authorization header.
+    fn bearer(&self) -> String {
+        let minted = Curl::new(self.dir.path())
+            .cacert(&self.pki.ca_pem)
+            .cert(&self.alice.cert, &self.alice.key)
+            .post(&self.a.mtls("/token"), "");
+        assert_eq!(minted.status, 200, "{minted:?}");
+        let token: serde_json::Value = serde_json::from_str(&minted.body).unwrap();
+        format!(
+            "Authorization: Bearer {}",
+            token["access_token"].as_str().unwrap()
+        )
+    }
+
+    fn rotate(&self) {
+        let rotated = Command::new(crate::harness::certgate::binary())
+            .args([
+                "keys",
+                "rotate",
+                "--config",
+                "certgate.toml",
+                "--publish-ahead",
+                "1s",
+            ])
+            .current_dir(&self.a.dir)
+            .output()
+            .unwrap();
+        assert!(rotated.status.success(), "{rotated:?}");
+    }
+}
+
+#[test]
+fn replicas_on_separate_hosts_share_signing_keys_through_redis_and_follow_a_rotation_within_a_second(
+) {
+    let Some(h) = Hosts::start() else {
+        return;
+    };
+    let bearer = h.bearer();
+    let Hosts {
+        dir,
+        pki,
+        alice: _,
+        redis,
+        secret,
+        body,
+        a,
+        b,
+    } = h;
+    let curl = || Curl::new(dir.path()).cacert(&pki.ca_pem);
+    for path in ["/.well-known/jwks.json", "/oidc/jwks"] {
+        assert_eq!(
+            kids(curl(), &a.http(path)),
+            kids(curl(), &b.http(path)),
+            "{path}"
+        );
+    }
+    assert!(
+        !redis.cli(&["HGETALL", "certgate:keys"]).contains("BEGIN"),
+        "the keys in Redis are sealed"
+    );
+    let verify = |cg: &Certgate| {
+        curl()
+            .header(&bearer)
+            .header("X-Original-URL: https://app.example.com/")
+            .get(&cg.http("/verify"))
+            .status
+    };
+    assert_eq!(verify(&b), 200, "B verifies what A signed");
+
+    // A rotation on A's host reaches B within a second: the next keys in both JWKS.
+    let before = kids(curl(), &b.http("/.well-known/jwks.json"));
+    let rotated = Command::new(crate::harness::certgate::binary())
+        .args(["keys", "rotate", "--config", "certgate.toml"])
+        .current_dir(&a.dir)
+        .output()
+        .unwrap();
+    assert!(rotated.status.success(), "{rotated:?}");
+    let at = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while kids(curl(), &b.http("/.well-known/jwks.json")).len() <= before.len() {
+        assert!(
+            Instant::now() < deadline,
+            "B does not publish the next key: {:?} vs A {:?} (files A {:?} B {:?}); rotate said {}{}\nB:\n{}",
+            kids(curl(), &b.http("/.well-known/jwks.json")),
+            kids(curl(), &a.http("/.well-known/jwks.json")),
+            std::fs::read_dir(a.dir.join("data/keys")).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>(),
+            std::fs::read_dir(b.dir.join("data/keys")).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>(),
+            String::from_utf8_lossy(&rotated.stdout),
+            String::from_utf8_lossy(&rotated.stderr),
+            b.logs()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    eprintln!(
+        "B had the rotated keys {} ms after the rotation",
+        at.elapsed().as_millis()
+    );
+    within(
+        Duration::from_secs(1),
+        "B publishes the next ID-token keys",
+        || kids(curl(), &b.http("/oidc/jwks")) == kids(curl(), &a.http("/oidc/jwks")),
+    );
+    assert_eq!(
+        kids(curl(), &a.http("/.well-known/jwks.json")),
+        kids(curl(), &b.http("/.well-known/jwks.json"))
+    );
+    assert_eq!(verify(&b), 200, "the old key still verifies");
+
+    // A third host with another secret does not start on keys it cannot open.
+    let c_dir = replica_dir(dir.path(), "c");
+    let wrong = dir.path().join("wrong-key");
+    std::fs::write(&wrong, "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=\n").unwrap();
+    std::fs::write(
+        c_dir.join("certgate.toml"),
+        body.replace(&secret.display().to_string(), &wrong.display().to_string())
+            + &format!("[listen]\nhttp = \"127.0.0.1:{}\"\n", free_port()),
+    )
+    .unwrap();
+    let mut c = Command::new(crate::harness::certgate::binary())
+        .args(["serve", "--config", "certgate.toml"])
+        .current_dir(&c_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = c.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            c.kill().unwrap();
+            panic!("certgate started on keys it cannot open");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut c.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(!status.success());
+    assert!(said.contains("store.key_encryption_file"), "{said}");
+}
+
+/// Checks on replica B under a steady load (a good bearer token, a revoked one, none) while
+/// the keys are rotated twice and Redis restarts between: no wrong allow, and no failed check
+/// at all (Redis is back long before the view is older than store.max_staleness).
+#[test]
+fn keys_rotated_and_redis_restarted_under_load_never_let_anyone_in_wrongly_nor_fail_a_check() {
+    let Some(mut h) = Hosts::start() else {
+        return;
+    };
+    let good = h.bearer();
+    let revoked = h.bearer();
+    let id = crate::revocation::jti(revoked.trim_start_matches("Authorization: Bearer "));
+    crate::revocation::revoke_cli(&h.a.dir.join("certgate.toml"), &["--jti", &id]);
+    let verify = h.b.http("/verify");
+    within(SECOND, "the revocation on B", || {
+        Curl::new(h.dir.path())
+            .header(&revoked)
+            .header("X-Original-URL: https://app.example.com/")
+            .get(&verify)
+            .status
+            == 401
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = [Some(good.clone()), Some(revoked), None]
+        .into_iter()
+        .map(|credential| {
+            let args = vec![
+                "-H".to_string(),
+                "X-Original-URL: https://app.example.com/".into(),
+            ];
+            load_worker(verify.clone(), args, credential, Arc::clone(&stop))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    h.rotate();
+    std::thread::sleep(Duration::from_millis(1_500));
+    h.redis.restart();
+    std::thread::sleep(Duration::from_millis(1_500));
+    h.rotate();
+    std::thread::sleep(Duration::from_millis(1_500));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let (credential, codes) = w.join().unwrap();
+        let count = |code: u16| codes.iter().filter(|&&c| c == code).count();
+        let which = match credential.as_deref() {
+            Some(c) if c == good => "good",
+            Some(_) => "revoked",
+            None => "none",
+        };
+        eprintln!(
+            "{which}: {} checks, {} allowed, {} refused (401), {} 503",
+            codes.len(),
+            count(200),
+            count(401),
+            count(503)
+        );
+        assert!(codes.len() > 20, "{which}: too few checks ran: {codes:?}");
+        match which {
+            "good" => assert_eq!(
+                count(200),
+                codes.len(),
+                "the good token failed a check: {codes:?}"
+            ),
+            _ => assert_eq!(count(401), codes.len(), "{which}: {codes:?}"),
+        }
+    }
+    // The good token, minted before both rotations, still verifies; a new one too.
+    let fresh = h.bearer();
+    for t in [&good, &fresh] {
+        assert_eq!(
+            Curl::new(h.dir.path())
+                .header(t)
+                .header("X-Original-URL: https://app.example.com/")
+                .get(&verify)
+                .status,
+            200
+        );
+    }
+}
+
+/// A thread sending `url` requests with curl (`args` first, then the `credential` header if
+/// any), 20 a connection, until `stop`: the credential and every status it got.
+fn load_worker(
+    url: String,
+    args: Vec<String>,
+    credential: Option<String>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(Option<String>, Vec<u16>)> {
+    std::thread::spawn(move || {
+        let mut codes = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let mut cmd = Command::new("curl");
+            cmd.args(["-s", "-w", "%{http_code}\\n", "--max-time", "5"])
+                .args(&args);
+            if let Some(c) = &credential {
+                cmd.args(["-H", c]);
+            }
+            for _ in 0..20 {
+                cmd.args(["-o", "/dev/null", &url]);
+            }
+            let out = cmd.output().unwrap();
+            codes.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(|l| l.trim().parse::<u16>().unwrap_or(0)),
+            );
+        }
+        (credential, codes)
+    })
 }

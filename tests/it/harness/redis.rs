@@ -52,6 +52,20 @@ impl Redis {
             .expect("redis-server starts");
         self.child = Some(child);
         wait_for_port(self.port, "redis-server", &self.log);
+        // Another process may have taken the port between free_port() and the bind (tests of
+        // other checkouts run beside these): then the server that answers is not this one.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        if let Some(status) = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+        {
+            panic!(
+                "redis-server on port {} exited ({status}): the port was taken; see {}",
+                self.port,
+                self.log.display()
+            );
+        }
     }
 
     /// `redis-cli` against this server; its output.
