@@ -25,17 +25,24 @@ const VERSION: &str = "certgate:keys:version";
 /// The directories of `data_dir` whose key files are shared.
 pub const DIRS: [&str; 2] = ["keys", "oidc-keys"];
 
-/// Publishes `ARGV` (field, value pairs) unless Redis has keys already: the new version, or 0.
-const PUBLISH_IF_EMPTY: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if #ARGV > 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end
-return redis.call('INCR', KEYS[2])
+/// Adds each of `ARGV` (field, value pairs) that Redis does not have: the first replica's keys,
+/// or a key one replica made that the others lack (a new algorithm, `[oidc]` turned on). The
+/// version after it (moved when anything was added).
+const PUBLISH_MISSING: &str = r"
+local added = 0
+for i = 1, #ARGV, 2 do
+  added = added + redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+if added > 0 then return redis.call('INCR', KEYS[2]) end
+return tonumber(redis.call('GET', KEYS[2]) or '0')
 ";
 
-/// Replaces the shared keys with `ARGV` (field, value pairs).
+/// Replaces the shared keys with `ARGV[2..]` (field, value pairs) if the version is still
+/// `ARGV[1]` (the one the rotation started from); -1 otherwise.
 const PUBLISH: &str = r"
+if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[1]) then return -1 end
 redis.call('DEL', KEYS[1])
-if #ARGV > 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end
+if #ARGV > 1 then redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
 return redis.call('INCR', KEYS[2])
 ";
 
@@ -171,46 +178,48 @@ impl KeyShare {
         Ok(args)
     }
 
-    /// Publishes this directory's keys when Redis has none; `true` when it did. Otherwise the
-    /// caller takes Redis's with [`Self::pull`].
+    /// Adds this directory's keys that Redis lacks (all of them when it has none); others
+    /// take them at their next pull. The caller pulls afterwards, to take what another
+    /// replica added at the same time.
     ///
     /// # Errors
     /// When Redis cannot be reached or a key file read.
-    pub fn publish_if_empty(&self) -> Result<bool, String> {
+    pub fn publish_missing(&self) -> Result<(), String> {
         let args = self.sealed_local()?;
         let mut con = self.connect()?;
-        let script = redis::Script::new(PUBLISH_IF_EMPTY);
+        let script = redis::Script::new(PUBLISH_MISSING);
         let mut invocation = script.key(HASH);
         invocation.key(VERSION);
         for a in &args {
             invocation.arg(a);
         }
-        let version: i64 = invocation
-            .invoke(&mut con)
-            .map_err(|e| format!("redis: {e}"))?;
-        if version > 0 {
-            // What Redis holds now is this directory: nothing to take from it.
-            self.seen.store(version, Ordering::Relaxed);
-        }
-        Ok(version > 0)
+        invocation
+            .invoke::<i64>(&mut con)
+            .map(drop)
+            .map_err(|e| format!("redis: {e}"))
     }
 
-    /// Replaces the shared keys with this directory's (after a rotation).
+    /// Replaces the shared keys with this directory's (after a rotation), unless another
+    /// publish came between this one's pull and now.
     ///
     /// # Errors
-    /// When Redis cannot be reached or a key file read.
+    /// When Redis cannot be reached, a key file read, or the keys changed meanwhile.
     pub fn publish(&self) -> Result<(), String> {
         let args = self.sealed_local()?;
         let mut con = self.connect()?;
         let script = redis::Script::new(PUBLISH);
         let mut invocation = script.key(HASH);
         invocation.key(VERSION);
+        invocation.arg(self.seen.load(Ordering::Relaxed).max(0));
         for a in &args {
             invocation.arg(a);
         }
         let version: i64 = invocation
             .invoke(&mut con)
             .map_err(|e| format!("redis: {e}"))?;
+        if version < 0 {
+            return Err("the shared keys changed while this command ran (another rotation?): nothing was published; run it again".into());
+        }
         self.seen.store(version, Ordering::Relaxed);
         Ok(())
     }
@@ -245,6 +254,13 @@ impl KeyShare {
             shared.insert(field.clone(), self.open(field, value)?);
         }
         let local = self.local()?;
+        if shared.is_empty() && !local.is_empty() {
+            // Redis lost its keys (flushed, restored without them): give it this replica's
+            // rather than let the next replica to start make new ones for everybody.
+            tracing::warn!("Redis holds no signing keys: publishing this replica's");
+            self.publish_missing()?;
+            return Ok(true);
+        }
         let mut changed = false;
         // An empty hash (nothing published yet) removes nothing.
         if !shared.is_empty() {

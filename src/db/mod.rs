@@ -154,6 +154,32 @@ impl Db {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, DbError> {
+        let mut relaxed = self.relaxed()?;
+        let Some(conn) = relaxed.as_mut() else {
+            return Err(DbError::new(&self.path, "no connection for relaxed writes"));
+        };
+        write_with(conn, f).map_err(|e| DbError::sql(&self.path, &e))
+    }
+
+    /// [`Self::read`] on the connection of [`Self::write_relaxed`]: for a read just before such
+    /// a write, which then never waits behind a long read on the main connection (the grant
+    /// sweep reads every live grant).
+    ///
+    /// # Errors
+    /// The failed statement, naming the file.
+    pub fn read_relaxed<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, DbError> {
+        let relaxed = self.relaxed()?;
+        let Some(conn) = relaxed.as_ref() else {
+            return Err(DbError::new(&self.path, "no connection for relaxed writes"));
+        };
+        f(conn).map_err(|e| DbError::sql(&self.path, &e))
+    }
+
+    /// The connection of [`Self::write_relaxed`], opened at its first use.
+    fn relaxed(&self) -> Result<std::sync::MutexGuard<'_, Option<Connection>>, DbError> {
         let mut relaxed = self.relaxed.lock().unwrap_or_else(PoisonError::into_inner);
         if relaxed.is_none() {
             let conn = Connection::open_with_flags(
@@ -168,10 +194,7 @@ impl Db {
             .map_err(|e| DbError::sql(&self.path, &e))?;
             *relaxed = Some(conn);
         }
-        let Some(conn) = relaxed.as_mut() else {
-            return Err(DbError::new(&self.path, "no connection for relaxed writes"));
-        };
-        write_with(conn, f).map_err(|e| DbError::sql(&self.path, &e))
+        Ok(relaxed)
     }
 
     /// Gives back the space of deleted rows and trims the write-ahead log (after pruning).

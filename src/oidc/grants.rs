@@ -60,6 +60,25 @@ pub enum Redeemed {
     },
 }
 
+/// A fresh code as [`Grants::peek_code`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peeked {
+    pub grant: Grant,
+    pub redirect_uri: String,
+    pub challenge: Option<String>,
+}
+
+/// The tokens [`Grants::redeem_and_add_tokens`] stores: hashes with their expiries, and the
+/// thumbprint of the certificate they are bound to, as [`Grants::add_tokens`] takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewTokens<'a> {
+    /// When they are issued (Unix seconds).
+    pub issued: i64,
+    pub access: (&'a str, i64),
+    pub refresh: Option<(&'a str, i64)>,
+    pub bound: Option<&'a str>,
+}
+
 /// What presenting a refresh token found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refreshed {
@@ -157,11 +176,10 @@ fn grant(row: &Row<'_>) -> rusqlite::Result<Grant> {
 }
 
 fn load(tx: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Grant>> {
-    tx.query_row(
-        &format!("SELECT {GRANT_COLUMNS} FROM oidc_grants WHERE id = ?1"),
-        [id],
-        grant,
-    )
+    tx.prepare_cached(&format!(
+        "SELECT {GRANT_COLUMNS} FROM oidc_grants WHERE id = ?1"
+    ))?
+    .query_row([id], grant)
     .optional()
 }
 
@@ -232,10 +250,10 @@ impl Grants {
         };
         Ok(db.write_relaxed(|tx| {
             insert_grant(tx, id, new)?;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO oidc_codes (hash, grant_id, redirect_uri, challenge, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![code_hash, id, redirect_uri, challenge, code_expires],
-            )?;
+            )?
+            .execute(params![code_hash, id, redirect_uri, challenge, code_expires])?;
             Ok(())
         })?)
     }
@@ -341,6 +359,103 @@ impl Grants {
             )?;
             Ok(())
         })?)
+    }
+
+    /// The grant a fresh code (unused and unexpired) names, with the code's redirect URI and
+    /// challenge, as they are now; nothing is used up. For working out, before the one write of
+    /// [`Self::redeem_and_add_tokens`], whether the code's exchange will issue tokens.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn peek_code(&self, code_hash: &str, now: i64) -> Result<Option<Peeked>, StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            // Nothing to save on Redis (a script each for `redeem` and `add_tokens`): the
+            // exchange takes its two steps.
+            Store::Redis(_) => return Ok(None),
+        };
+        Ok(db.read_relaxed(|conn| {
+            let code = conn
+                .prepare_cached(
+                    "SELECT grant_id, redirect_uri, challenge FROM oidc_codes
+                     WHERE hash = ?1 AND used = 0 AND expires > ?2",
+                )?
+                .query_row(params![code_hash, now], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })
+                .optional()?;
+            let Some((grant_id, redirect_uri, challenge)) = code else {
+                return Ok(None);
+            };
+            Ok(load(conn, &grant_id)?.map(|grant| Peeked {
+                grant,
+                redirect_uri,
+                challenge,
+            }))
+        })?)
+    }
+
+    /// [`Self::redeem`] and [`Self::add_tokens`] in one write: a code's exchange costs one
+    /// transaction, not two. When the code is fresh, `accept` is shown what it found (its grant,
+    /// redirect URI and challenge) and the tokens it returns are stored in
+    /// the transaction that uses the code up (`true`: they were); when it returns `None` the
+    /// code is used up alone, as by `redeem`. At most one caller ever gets `Fresh`; a replayed
+    /// code revokes its grant. `accept` runs inside the write: it must not touch the database.
+    ///
+    /// # Errors
+    /// When the store cannot be read or written (on the database, nothing of it was written).
+    pub fn redeem_and_add_tokens<'t>(
+        &self,
+        code_hash: &str,
+        now: i64,
+        accept: impl FnOnce(&Grant, &str, Option<&str>) -> Option<NewTokens<'t>>,
+    ) -> Result<(Redeemed, bool), StoreError> {
+        let db = match &self.store {
+            Store::Db(db) => db,
+            Store::Redis(_) => {
+                // Two writes, as `redeem` and `add_tokens` make them.
+                let found = self.redeem(code_hash, now)?;
+                let mut stored = false;
+                if let Redeemed::Fresh {
+                    grant,
+                    redirect_uri,
+                    challenge,
+                } = &found
+                {
+                    if let Some(t) = accept(grant, redirect_uri, challenge.as_deref()) {
+                        self.add_tokens(&grant.id, t.issued, t.access, t.refresh, t.bound)?;
+                        stored = true;
+                    }
+                }
+                return Ok((found, stored));
+            }
+        };
+        let mut replayed = None;
+        let found = db.write_relaxed(|tx| {
+            let (found, used_by) = take_code(tx, code_hash, now)?;
+            replayed = used_by;
+            let mut stored = false;
+            if let Redeemed::Fresh {
+                grant,
+                redirect_uri,
+                challenge,
+            } = &found
+            {
+                if let Some(tokens) = accept(grant, redirect_uri, challenge.as_deref()) {
+                    insert_tokens(tx, &grant.id, &tokens)?;
+                    stored = true;
+                }
+            }
+            Ok((found, stored))
+        })?;
+        if let Some(grant_id) = replayed {
+            self.revoke(&grant_id, now.saturating_mul(1000))?;
+        }
+        Ok(found)
     }
 
     /// Uses the refresh token with `hash`: at most one caller ever gets `Fresh`; a second
@@ -543,26 +658,111 @@ fn revoke_in(
     Ok(true)
 }
 
+/// What [`Grants::redeem`] does in its transaction (the same statements, prepared once per
+/// connection): uses the code up, and says what it found, with the grant a replay names (to be
+/// revoked once the transaction is over).
+fn take_code(
+    tx: &rusqlite::Transaction<'_>,
+    code_hash: &str,
+    now: i64,
+) -> rusqlite::Result<(Redeemed, Option<String>)> {
+    let taken = tx
+        .prepare_cached(
+            "UPDATE oidc_codes SET used = 1 WHERE hash = ?1 AND used = 0
+             RETURNING grant_id, redirect_uri, challenge, expires",
+        )?
+        .query_row([code_hash], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((grant_id, redirect_uri, challenge, expires)) = taken else {
+        let used: Option<String> = tx
+            .prepare_cached("SELECT grant_id FROM oidc_codes WHERE hash = ?1")?
+            .query_row([code_hash], |r| r.get(0))
+            .optional()?;
+        return Ok(match used {
+            Some(grant_id) => (Redeemed::Replayed, Some(grant_id)),
+            None => (Redeemed::Unknown, None),
+        });
+    };
+    if expires <= now {
+        return Ok((Redeemed::Expired, None));
+    }
+    Ok((
+        match load(tx, &grant_id)? {
+            Some(grant) => Redeemed::Fresh {
+                grant: Box::new(grant),
+                redirect_uri,
+                challenge,
+            },
+            None => Redeemed::Unknown,
+        },
+        None,
+    ))
+}
+
+/// What [`Grants::add_tokens`] does in its transaction (the same statements, prepared once
+/// per connection).
+fn insert_tokens(
+    tx: &rusqlite::Transaction<'_>,
+    grant_id: &str,
+    tokens: &NewTokens<'_>,
+) -> rusqlite::Result<()> {
+    let now = tokens.issued;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO oidc_tokens (hash, grant_id, kind, expires, issued, x5t) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let (hash, expires) = tokens.access;
+    insert.execute(params![
+        hash,
+        grant_id,
+        "access",
+        expires,
+        now,
+        tokens.bound
+    ])?;
+    if let Some((hash, expires)) = tokens.refresh {
+        insert.execute(params![
+            hash,
+            grant_id,
+            "refresh",
+            expires,
+            now,
+            tokens.bound
+        ])?;
+    }
+    tx.prepare_cached(
+        "UPDATE oidc_grants SET tokens_issued = 1 WHERE id = ?1 AND tokens_issued = 0",
+    )?
+    .execute([grant_id])?;
+    Ok(())
+}
+
 /// Stores a new grant (for a code, or a device's approval).
 pub(super) fn insert_grant(
     tx: &rusqlite::Transaction<'_>,
     id: &str,
     new: &NewGrant,
 ) -> rusqlite::Result<()> {
-    tx.execute(
-        &format!("INSERT INTO oidc_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"),
-        params![
-            id,
-            new.client_id,
-            new.user,
-            new.sid,
-            new.cert_serial,
-            new.scopes,
-            new.nonce,
-            new.auth_time,
-            new.created_ms
-        ],
-    )
+    tx.prepare_cached(&format!(
+        "INSERT INTO oidc_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"
+    ))?
+    .execute(params![
+        id,
+        new.client_id,
+        new.user,
+        new.sid,
+        new.cert_serial,
+        new.scopes,
+        new.nonce,
+        new.auth_time,
+        new.created_ms
+    ])
     .map(drop)
 }
 
@@ -628,6 +828,129 @@ mod tests {
             "tokens of the code die with it"
         );
         assert_eq!(g.redeem(&hash("other"), 111).unwrap(), Redeemed::Unknown);
+    }
+
+    fn tokens(access: &str) -> NewTokens<'_> {
+        NewTokens {
+            issued: 105,
+            access: (access, 700),
+            refresh: None,
+            bound: Some("x5t"),
+        }
+    }
+
+    #[test]
+    fn a_code_is_peeked_while_fresh_and_redeemed_with_its_tokens_in_one_write() {
+        let (_d, g) = grants();
+        g.create(
+            "g1",
+            &alice(),
+            &hash("code"),
+            "https://app/cb",
+            Some("ch"),
+            160,
+        )
+        .unwrap();
+        assert_eq!(g.peek_code(&hash("code"), 160).unwrap(), None, "expired");
+        assert_eq!(g.peek_code(&hash("other"), 110).unwrap(), None);
+        let peeked = g.peek_code(&hash("code"), 110).unwrap().unwrap();
+        assert_eq!(
+            (
+                peeked.grant.made.clone(),
+                peeked.redirect_uri.as_str(),
+                peeked.challenge.as_deref()
+            ),
+            (alice(), "https://app/cb", Some("ch"))
+        );
+        let at = hash("at");
+        let mut shown = None;
+        let (found, stored) = g
+            .redeem_and_add_tokens(&hash("code"), 110, |grant, uri, challenge| {
+                shown = Some((
+                    grant.clone(),
+                    uri.to_string(),
+                    challenge.map(str::to_string),
+                ));
+                Some(tokens(&at))
+            })
+            .unwrap();
+        assert!(stored && matches!(found, Redeemed::Fresh { .. }));
+        let (grant, uri, challenge) = shown.unwrap();
+        assert_eq!(
+            Peeked {
+                grant,
+                redirect_uri: uri,
+                challenge
+            },
+            peeked
+        );
+        let token = g.token(&at).unwrap().unwrap();
+        assert_eq!(
+            (
+                token.kind,
+                token.issued,
+                token.expires,
+                token.x5t.as_deref()
+            ),
+            (Kind::Access, Some(105), 700, Some("x5t"))
+        );
+        assert_eq!(g.peek_code(&hash("code"), 110).unwrap(), None, "used up");
+        let (again, stored) = g
+            .redeem_and_add_tokens(&hash("code"), 111, |_, _, _| {
+                panic!("a used code is never shown")
+            })
+            .unwrap();
+        assert_eq!((again, stored), (Redeemed::Replayed, false));
+        assert!(
+            g.access(&at, 120).unwrap().unwrap().revoked,
+            "tokens of the code die with it"
+        );
+    }
+
+    #[test]
+    fn a_code_whose_tokens_are_refused_is_used_up_alone() {
+        let (_d, g) = grants();
+        g.create("g1", &alice(), &hash("code"), "https://app/cb", None, 160)
+            .unwrap();
+        let (found, stored) = g
+            .redeem_and_add_tokens(&hash("code"), 110, |_, _, _| None)
+            .unwrap();
+        assert!(!stored && matches!(found, Redeemed::Fresh { .. }));
+        assert_eq!(g.token(&hash("at")).unwrap(), None);
+        assert_eq!(g.redeem(&hash("code"), 111).unwrap(), Redeemed::Replayed);
+        let (late, _) = g
+            .redeem_and_add_tokens(&hash("c2"), 110, |_, _, _| None)
+            .unwrap();
+        assert_eq!(late, Redeemed::Unknown);
+    }
+
+    #[test]
+    fn eight_threads_redeem_one_code_with_tokens_and_exactly_one_stores_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Grants::new(Arc::new(Db::open(dir.path()).unwrap()));
+        g.create("g1", &alice(), &hash("code"), "https://app/cb", None, 160)
+            .unwrap();
+        let wins: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let dir = dir.path();
+                    s.spawn(move || {
+                        let mine = Grants::new(Arc::new(Db::open(dir).unwrap()));
+                        let at = hash(&format!("at{i}"));
+                        let (_, stored) = mine
+                            .redeem_and_add_tokens(&hash("code"), 110, |_, _, _| Some(tokens(&at)))
+                            .unwrap();
+                        usize::from(stored)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(wins, 1);
+        let stored = (0..8)
+            .filter(|i| g.token(&hash(&format!("at{i}"))).unwrap().is_some())
+            .count();
+        assert_eq!(stored, 1);
     }
 
     #[test]

@@ -32,6 +32,10 @@ const COMPACTING: &str = "certgate:revocations:compacting";
 pub const KEEP_MS: i64 = 5 * 60_000;
 /// The connection name of a certgate that reads the snapshot.
 const CLIENT_NAME: &str = "certgate-snapshot-1";
+/// The field of the stream entry a compaction adds: a certgate from before the snapshot cannot
+/// read it (it has no `e`), so such a replica, started later, stops at it and answers 503
+/// rather than follow a stream whose past it cannot see. This version skips it.
+const MARK: &str = "snapshot";
 
 /// The snapshot and the stream after it, read at one instant.
 const READ_ALL: &str = r"
@@ -178,7 +182,7 @@ impl RedisStore {
                 let mut entries = Vec::new();
                 for (id, e) in batch {
                     last = id;
-                    entries.push(e);
+                    entries.extend(e);
                 }
                 view.apply_synced(&entries, clock.now());
             }
@@ -217,7 +221,7 @@ fn read_state(con: &mut redis::Connection) -> Result<(Option<String>, String, Ve
     }
     let mut last = upto.clone().unwrap_or_else(|| "0-0".into());
     for id in &range.ids {
-        entries.push(parse(id)?);
+        entries.extend(parse(id)?);
         last.clone_from(&id.id);
     }
     Ok((upto, last, entries))
@@ -274,14 +278,20 @@ pub fn compact(
         ));
     }
     let (upto, last, entries) = read_state(con)?;
-    let kept = entry::compact(&entries, clock.now());
+    // Redis's clock, not this replica's: the stream's ids are its milliseconds.
+    let (secs, micros): (i64, i64) = redis::cmd("TIME")
+        .query(con)
+        .map_err(|e| format!("redis: {e}"))?;
+    let redis_ms = secs.saturating_mul(1000).saturating_add(micros / 1000);
+    // A token id is kept a minute past its token's end, for clocks that disagree.
+    let kept = entry::compact(&entries, clock.now().min(secs).saturating_sub(60));
     let mut body = format!("{last}\n");
     for e in &kept {
         body.push_str(&serde_json::to_string(e).map_err(|e| e.to_string())?);
         body.push('\n');
     }
     // Up to and including the snapshot's last entry, but never the last KEEP_MS of the stream.
-    let keep_from = clock.now_ms().saturating_sub(KEEP_MS);
+    let keep_from = redis_ms.saturating_sub(KEEP_MS);
     let minid = match stream_id(&last) {
         Some((ms, seq)) if ms < keep_from => format!("{ms}-{}", seq.saturating_add(1)),
         _ => format!("{keep_from}-0"),
@@ -296,6 +306,15 @@ pub fn compact(
         .arg(&token)
         .invoke(con)
         .map_err(|e| format!("redis: {e}"))?;
+    if trimmed > 0 {
+        redis::cmd("XADD")
+            .arg(KEY)
+            .arg("*")
+            .arg(MARK)
+            .arg(&last)
+            .query::<String>(con)
+            .map_err(|e| format!("redis: {e}"))?;
+    }
     Ok((trimmed >= 0).then_some(Compacted {
         kept: kept.len(),
         trimmed,
@@ -322,7 +341,10 @@ fn stream_id(id: &str) -> Option<(i64, u64)> {
 /// One stream entry as a revocation. An entry this certgate cannot read fails the read, as a
 /// malformed database row does: skipping it could skip a revocation (one written by a newer
 /// certgate, say), so the view goes stale and checks answer 503 until it is dealt with.
-fn parse(id: &redis::streams::StreamId) -> Result<Entry, String> {
+fn parse(id: &redis::streams::StreamId) -> Result<Option<Entry>, String> {
+    if id.map.contains_key(MARK) && !id.map.contains_key(FIELD) {
+        return Ok(None);
+    }
     id.map
         .get(FIELD)
         .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
@@ -334,6 +356,7 @@ fn parse(id: &redis::streams::StreamId) -> Result<Entry, String> {
                 id.id
             )
         })
+        .map(Some)
 }
 
 /// One `XREAD` after `after`: (id, entry) pairs (see [`parse`]).
@@ -341,7 +364,7 @@ fn read(
     con: &mut redis::Connection,
     after: &str,
     block_ms: Option<usize>,
-) -> Result<Vec<(String, Entry)>, String> {
+) -> Result<Vec<(String, Option<Entry>)>, String> {
     let mut options = StreamReadOptions::default().count(10_000);
     if let Some(ms) = block_ms {
         options = options.block(ms);

@@ -29,11 +29,11 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, St
     let revocations = revocations_for(&config, &clock)?;
     let oidc = oidc_for(&config, &clock)?;
     if let Some(share) = &keyshare {
-        // The first replica publishes the keys it made; a later one (or one that lost the
-        // race) takes Redis's, before it signs anything.
-        if !share.publish_if_empty().map_err(StartError::SharedKeys)?
-            && share.pull().map_err(StartError::SharedKeys)?
-        {
+        // The first replica publishes the keys it made, a later one those it made that Redis
+        // lacks; then each takes Redis's (another may have added some at the same time),
+        // before it signs anything.
+        share.publish_missing().map_err(StartError::SharedKeys)?;
+        if share.pull().map_err(StartError::SharedKeys)? {
             tokens.reload_keys(&config.data_dir.join("keys"))?;
             if let Some(provider) = &oidc {
                 provider.keys.reload()?;

@@ -229,6 +229,15 @@ logger:
     /// redirect followed by hand): Home Assistant's tokens, or the step that refused and its
     /// answer.
     fn sign_in(&self, cert: &CertFiles) -> Result<Tokens, (&'static str, Response)> {
+        self.sign_in_with(cert, &Twist::None)
+    }
+
+    /// [`Self::sign_in`] with one step done as an attacker would.
+    fn sign_in_with(
+        &self,
+        cert: &CertFiles,
+        twist: &Twist,
+    ) -> Result<Tokens, (&'static str, Response)> {
         let client_id = self.home();
         let redirect_uri = format!("{client_id}?auth_callback=1");
         let login = format!(
@@ -237,8 +246,21 @@ logger:
             enc(&client_id),
             enc(&redirect_uri)
         );
+        // The browser's cookies for the integration's paths (its state cookie).
+        let jar = std::cell::RefCell::new(Vec::<String>::new());
         let hop = |url: &str, step: &'static str| {
-            let r = self.curl(cert).get(url);
+            let mut c = self.curl(cert);
+            let keep = !matches!(twist, Twist::NoStateCookie);
+            if keep && url.contains("/auth/certgate/") && !jar.borrow().is_empty() {
+                c = c.header(&format!("Cookie: {}", jar.borrow().join("; ")));
+            }
+            let r = c.get(url);
+            for set in r.header("set-cookie").unwrap_or_default().lines() {
+                let pair = set.split(';').next().unwrap_or_default();
+                if pair.starts_with("certgate_ha_state=") && !pair.ends_with('=') {
+                    jar.borrow_mut().push(pair.to_string());
+                }
+            }
             match (r.status, r.header("location")) {
                 (302, Some(to)) => {
                     let to = if to.starts_with('/') {
@@ -278,8 +300,9 @@ logger:
         let ticket = answered
             .header("set-cookie")
             .unwrap_or_default()
-            .split(';')
-            .next()
+            .lines()
+            .filter_map(|l| l.split(';').next())
+            .find(|c| c.starts_with("certgate_ha_ticket="))
             .unwrap_or_default()
             .to_string();
         assert!(ticket.starts_with("certgate_ha_ticket="), "{answered:?}");
@@ -290,8 +313,11 @@ logger:
             .header(&format!("Cookie: {ticket}"))
             .post(
                 &format!("{}auth/login_flow", self.home()),
-                &json!({"client_id": client_id, "handler": ["certgate", null], "redirect_uri": redirect_uri})
-                    .to_string(),
+                &match twist {
+                    Twist::FlowFor(other) => json!({"client_id": other, "handler": ["certgate", null], "redirect_uri": format!("{other}cb")}),
+                    _ => json!({"client_id": client_id, "handler": ["certgate", null], "redirect_uri": redirect_uri}),
+                }
+                .to_string(),
             );
         let step = json_of(&flow);
         if step["type"] != "create_entry" {
@@ -382,6 +408,16 @@ logger:
             &form(&[("logout_token", token)]),
         )
     }
+}
+
+/// How [`Sso::sign_in_with`] departs from a browser's sign-in.
+enum Twist {
+    None,
+    /// certgate's answer arrives without the state cookie the start set (someone else's
+    /// browser, handed the callback URL).
+    NoStateCookie,
+    /// The ticket is used by a login for another client (someone else's site).
+    FlowFor(String),
 }
 
 struct Tokens {
@@ -624,6 +660,31 @@ fn lets_in_nobody_and_ends_nothing_on_a_bad_logout_token(version: &'static str) 
         }
     }
     assert_eq!(s.users().len(), users_before, "no user was made");
+    // Attacks on the sign-in itself, each with bob's certificate: a link naming someone
+    // else's site as the client; certgate's answer replayed in a browser that did not start
+    // the sign-in; a ticket used by a login for another client. None signs anyone in.
+    let bob = s.pki.user("bob");
+    let evil = format!(
+        "{}auth/certgate/start?response_type=code&client_id={}&redirect_uri={}&state=x",
+        s.home(),
+        enc("https://evil.example/"),
+        enc("https://evil.example/cb")
+    );
+    let r = s.curl(&bob).get(&evil);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.header("location").is_none(), "{r:?}");
+    match s.sign_in_with(&bob, &Twist::NoStateCookie) {
+        Err((step, r)) => assert_eq!((step, r.status), ("callback", 400), "{r:?}"),
+        Ok(_) => panic!("signed in from a browser that did not start the sign-in"),
+    }
+    match s.sign_in_with(&bob, &Twist::FlowFor("https://evil.example/".into())) {
+        Err((step, r)) => {
+            assert_eq!(step, "login flow", "{r:?}");
+            assert_ne!(json_of(&r)["type"], "create_entry", "{r:?}");
+        }
+        Ok(_) => panic!("a ticket signed in another client"),
+    }
+    assert_eq!(s.users().len(), users_before, "no user was made");
     // The login page lists "Sign in with certificate" first and keeps Home Assistant's own
     // login (without a ticket the certificate's flow aborts, and the page offers the other),
     // so the owner's password still works when certgate cannot sign anyone in.
@@ -791,4 +852,46 @@ fn home_assistant_makes_no_user_when_create_users_is_off() {
         }
     }
     assert_eq!(s.users().len(), before);
+}
+
+#[test]
+fn home_assistant_follows_certgate_groups_at_each_sign_in() {
+    let Some(s) = Sso::start(home_assistant::VERSION) else {
+        return;
+    };
+    let bob = s.pki.user("bob");
+    let is_admin = |t: &Tokens| {
+        let mut ws = HaSocket::connect(s.ha.port(), &t.access);
+        ws.command(json!({"type": "auth/current_user"}))["result"]["is_admin"] == json!(true)
+    };
+    let first = s
+        .sign_in(&bob)
+        .unwrap_or_else(|(step, r)| panic!("{step}: {r:?}"));
+    assert!(!is_admin(&first));
+    let body = std::fs::read_to_string(s.dir.path().join("certgate.toml")).unwrap();
+    let body = body.split("\n[listen]").next().unwrap().to_string();
+    let (member, admin) = (
+        "name = \"bob\"\ngroups = [\"family\"]",
+        "name = \"bob\"\ngroups = [\"family\", \"admins\"]",
+    );
+    assert!(body.contains(member));
+    for (groups, expected) in [(admin, true), (member, false)] {
+        s.certgate.reload_with(&body.replace(member, groups));
+        // The reload takes a moment: sign in until certgate says the new groups.
+        assert!(
+            within(Duration::from_secs(10), || {
+                let t = s
+                    .sign_in(&bob)
+                    .unwrap_or_else(|(step, r)| panic!("{step}: {r:?}"));
+                is_admin(&t) == expected
+            }),
+            "bob's Home Assistant rights did not follow certgate's groups (admin {expected})"
+        );
+    }
+    let users = s.users();
+    assert_eq!(
+        users.iter().filter(|u| u["name"] == "bob").count(),
+        1,
+        "{users:?}"
+    );
 }

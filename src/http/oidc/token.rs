@@ -16,6 +16,7 @@ use crate::audit;
 use crate::error::{AppError, OAuthError, OidcOutcome};
 use crate::identity::Identity;
 use crate::metrics::OidcEndpoint as Endpoint;
+use crate::oidc::grants::{NewTokens, Peeked};
 use crate::oidc::{grants, Client, Grant, IdToken, Profile, Provider, Redeemed, Refreshed};
 
 pub async fn handle(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
@@ -48,58 +49,7 @@ fn token(
         Some("authorization_code") => {
             let code =
                 get("code").ok_or_else(|| oauth(OAuthError::InvalidRequest, "code is missing"))?;
-            let (grant, redirect_uri, challenge) = match provider
-                .grants
-                .redeem(&grants::hash(code), now)
-                .map_err(unavailable)?
-            {
-                Redeemed::Fresh {
-                    grant,
-                    redirect_uri,
-                    challenge,
-                } => (grant, redirect_uri, challenge),
-                Redeemed::Replayed => {
-                    audit::oidc_replayed(&super::actor(meta, None), &client.id, "code");
-                    return Err(oauth(
-                        OAuthError::InvalidGrant,
-                        "the code was used already; every token issued from it is revoked",
-                    ));
-                }
-                Redeemed::Expired | Redeemed::Unknown => {
-                    return Err(oauth(
-                        OAuthError::InvalidGrant,
-                        "the code is unknown or expired",
-                    ))
-                }
-            };
-            owned_by(state, provider, client, &grant, "code")?;
-            if get("redirect_uri") != Some(redirect_uri.as_str()) {
-                return Err(oauth(
-                    OAuthError::InvalidGrant,
-                    "redirect_uri is not the one the code was issued for",
-                ));
-            }
-            match (challenge.as_deref(), get("code_verifier")) {
-                (Some(c), Some(v)) if crate::oidc::pkce_matches(c, v) => {}
-                (Some(_), _) => {
-                    return Err(oauth(
-                        OAuthError::InvalidGrant,
-                        "code_verifier does not match the code_challenge",
-                    ))
-                }
-                // A verifier for a code issued without a challenge: a PKCE downgrade
-                // (authentik CVE-2024-23647).
-                (None, Some(_)) => {
-                    return Err(oauth(
-                        OAuthError::InvalidGrant,
-                        "the code was issued without a code_challenge",
-                    ))
-                }
-                (None, None) => {}
-            }
-            let who = live(state, provider, &grant, now)?;
-            let presented = presented(req, state, meta)?;
-            issue(state, provider, meta, client, &grant, &who, &Issuing { first: true, bound: presented.as_deref() })
+            exchange_code(req, params, state, provider, meta, client, code, now)
         }
         Some("refresh_token") => {
             let refresh = get("refresh_token")
@@ -150,6 +100,188 @@ fn token(
             "grant_type must be authorization_code, refresh_token or urn:ietf:params:oauth:grant-type:device_code",
         )),
         None => Err(oauth(OAuthError::InvalidRequest, "grant_type is missing")),
+    }
+}
+
+/// A code's exchange: the code is used up, checked, and tokens are issued for its grant. When
+/// the code as read just before ([`Grants::peek_code`]) passes every check, the code is used
+/// up and the tokens stored in one write ([`Grants::redeem_and_add_tokens`]), provided the
+/// write takes the very grant that was read. Otherwise (a check fails, or the grant changed in
+/// between) what the redemption found goes through [`redeemed`], as every exchange did before:
+/// the same refusals, in the same order, with the same effects.
+///
+/// [`Grants::peek_code`]: crate::oidc::Grants::peek_code
+/// [`Grants::redeem_and_add_tokens`]: crate::oidc::Grants::redeem_and_add_tokens
+#[allow(clippy::too_many_arguments)]
+fn exchange_code(
+    req: &HttpRequest,
+    params: &HashMap<String, String>,
+    state: &AppState,
+    provider: &Provider,
+    meta: &RequestMeta,
+    client: &Client,
+    code: &str,
+    now: i64,
+) -> Result<serde_json::Value, AppError> {
+    let code_hash = grants::hash(code);
+    let ready = provider
+        .grants
+        .peek_code(&code_hash, now)
+        .map_err(unavailable)?
+        .and_then(|peeked| Ready::of(req, params, state, provider, meta, client, peeked, now));
+    let Some(ready) = ready else {
+        let found = provider
+            .grants
+            .redeem(&code_hash, now)
+            .map_err(unavailable)?;
+        return redeemed(req, params, state, provider, meta, client, found, now);
+    };
+    let (found, stored) = provider
+        .grants
+        .redeem_and_add_tokens(&code_hash, now, |grant, redirect_uri, challenge| {
+            let same = *grant == ready.peeked.grant
+                && redirect_uri == ready.peeked.redirect_uri
+                && challenge == ready.peeked.challenge.as_deref();
+            same.then(|| ready.minted.tokens(ready.bound.as_deref()))
+        })
+        .map_err(unavailable)?;
+    if !stored {
+        return redeemed(req, params, state, provider, meta, client, found, now);
+    }
+    let how = Issuing {
+        first: true,
+        bound: ready.bound.as_deref(),
+    };
+    answer(
+        provider,
+        meta,
+        client,
+        &ready.peeked.grant,
+        &ready.who,
+        &how,
+        ready.minted,
+    )
+}
+
+/// A fresh code, read before it is used up, that passed every check of [`redeemed`] (without
+/// their effects), with what issuing its tokens takes.
+struct Ready {
+    peeked: Peeked,
+    who: Identity,
+    bound: Option<String>,
+    minted: Minted,
+}
+
+impl Ready {
+    /// `None` when any check refuses (the code's exchange then takes the path it always
+    /// took, which refuses it the same way).
+    #[allow(clippy::too_many_arguments)]
+    fn of(
+        req: &HttpRequest,
+        params: &HashMap<String, String>,
+        state: &AppState,
+        provider: &Provider,
+        meta: &RequestMeta,
+        client: &Client,
+        peeked: Peeked,
+        now: i64,
+    ) -> Option<Self> {
+        let grant = &peeked.grant;
+        if grant.made.client_id != client.id
+            || code_matches(params, &peeked.redirect_uri, peeked.challenge.as_deref()).is_err()
+        {
+            return None;
+        }
+        let who = live(state, provider, grant, now).ok()?;
+        let bound = presented(req, state, meta).ok()?;
+        let minted = Minted::new(state, provider, grant).ok()?;
+        Some(Self {
+            peeked,
+            who,
+            bound,
+            minted,
+        })
+    }
+}
+
+/// What follows a code's redemption: its refusal, or the checks of the code against the
+/// request and of its grant's standing, and then the tokens (issued in a write of their own).
+#[allow(clippy::too_many_arguments)]
+fn redeemed(
+    req: &HttpRequest,
+    params: &HashMap<String, String>,
+    state: &AppState,
+    provider: &Provider,
+    meta: &RequestMeta,
+    client: &Client,
+    found: Redeemed,
+    now: i64,
+) -> Result<serde_json::Value, AppError> {
+    let (grant, redirect_uri, challenge) = match found {
+        Redeemed::Fresh {
+            grant,
+            redirect_uri,
+            challenge,
+        } => (grant, redirect_uri, challenge),
+        Redeemed::Replayed => {
+            audit::oidc_replayed(&super::actor(meta, None), &client.id, "code");
+            return Err(oauth(
+                OAuthError::InvalidGrant,
+                "the code was used already; every token issued from it is revoked",
+            ));
+        }
+        Redeemed::Expired | Redeemed::Unknown => {
+            return Err(oauth(
+                OAuthError::InvalidGrant,
+                "the code is unknown or expired",
+            ))
+        }
+    };
+    owned_by(state, provider, client, &grant, "code")?;
+    code_matches(params, &redirect_uri, challenge.as_deref())?;
+    let who = live(state, provider, &grant, now)?;
+    let presented = presented(req, state, meta)?;
+    issue(
+        state,
+        provider,
+        meta,
+        client,
+        &grant,
+        &who,
+        &Issuing {
+            first: true,
+            bound: presented.as_deref(),
+        },
+    )
+}
+
+/// The request's `redirect_uri` is the one the code was issued for, and its `code_verifier`
+/// matches the code's challenge (PKCE), or neither has one.
+fn code_matches(
+    params: &HashMap<String, String>,
+    redirect_uri: &str,
+    challenge: Option<&str>,
+) -> Result<(), AppError> {
+    let get = |name: &str| params.get(name).map(String::as_str);
+    if get("redirect_uri") != Some(redirect_uri) {
+        return Err(oauth(
+            OAuthError::InvalidGrant,
+            "redirect_uri is not the one the code was issued for",
+        ));
+    }
+    match (challenge, get("code_verifier")) {
+        (Some(c), Some(v)) if crate::oidc::pkce_matches(c, v) => Ok(()),
+        (Some(_), _) => Err(oauth(
+            OAuthError::InvalidGrant,
+            "code_verifier does not match the code_challenge",
+        )),
+        // A verifier for a code issued without a challenge: a PKCE downgrade
+        // (authentik CVE-2024-23647).
+        (None, Some(_)) => Err(oauth(
+            OAuthError::InvalidGrant,
+            "the code was issued without a code_challenge",
+        )),
+        (None, None) => Ok(()),
     }
 }
 
@@ -224,36 +356,87 @@ pub(super) fn issue(
     who: &Identity,
     how: &Issuing<'_>,
 ) -> Result<serde_json::Value, AppError> {
-    let Issuing { first, bound } = *how;
-    let random = || {
-        crate::oidc::secret()
-            .ok_or_else(|| AppError::Internal("the system random number generator failed".into()))
-    };
-    let now = state.clock.now();
-    let ttl = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-    let settings = &provider.settings;
-    let access = random()?;
-    let refresh = grant.has_scope("offline_access").then(random).transpose()?;
-    let access_ttl = ttl(settings.access_token_ttl);
+    let minted = Minted::new(state, provider, grant)?;
+    let tokens = minted.tokens(how.bound);
     provider
         .grants
         .add_tokens(
             &grant.id,
-            now,
-            (&grants::hash(&access), now.saturating_add(access_ttl)),
-            refresh
-                .as_ref()
-                .map(|r| {
-                    (
-                        grants::hash(r),
-                        now.saturating_add(ttl(settings.refresh_token_ttl)),
-                    )
-                })
-                .as_ref()
-                .map(|(h, e)| (h.as_str(), *e)),
-            bound,
+            tokens.issued,
+            tokens.access,
+            tokens.refresh,
+            tokens.bound,
         )
         .map_err(unavailable)?;
+    answer(provider, meta, client, grant, who, how, minted)
+}
+
+/// New secrets for a grant's tokens, made before they are stored: what the client is given,
+/// and their hashes and expiries as the grant store keeps them.
+pub(super) struct Minted {
+    now: i64,
+    access: String,
+    access_hash: String,
+    access_expires: i64,
+    /// With `offline_access`: the secret, its hash and its expiry.
+    refresh: Option<(String, String, i64)>,
+}
+
+fn ttl(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+impl Minted {
+    fn new(state: &AppState, provider: &Provider, grant: &Grant) -> Result<Self, AppError> {
+        let random = || {
+            crate::oidc::secret().ok_or_else(|| {
+                AppError::Internal("the system random number generator failed".into())
+            })
+        };
+        let now = state.clock.now();
+        let settings = &provider.settings;
+        let access = random()?;
+        let refresh = grant.has_scope("offline_access").then(random).transpose()?;
+        Ok(Self {
+            now,
+            access_hash: grants::hash(&access),
+            access,
+            access_expires: now.saturating_add(ttl(settings.access_token_ttl)),
+            refresh: refresh.map(|r| {
+                let hash = grants::hash(&r);
+                (r, hash, now.saturating_add(ttl(settings.refresh_token_ttl)))
+            }),
+        })
+    }
+
+    /// The rows to store, bound to the certificate with thumbprint `bound` or not.
+    fn tokens<'a>(&'a self, bound: Option<&'a str>) -> NewTokens<'a> {
+        NewTokens {
+            issued: self.now,
+            access: (&self.access_hash, self.access_expires),
+            refresh: self
+                .refresh
+                .as_ref()
+                .map(|(_, hash, expires)| (hash.as_str(), *expires)),
+            bound,
+        }
+    }
+}
+
+/// The answer for tokens stored: the ID token signed, the issue audited, and the JSON.
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    provider: &Provider,
+    meta: &RequestMeta,
+    client: &Client,
+    grant: &Grant,
+    who: &Identity,
+    how: &Issuing<'_>,
+    minted: Minted,
+) -> Result<serde_json::Value, AppError> {
+    let first = how.first;
+    let now = minted.now;
+    let settings = &provider.settings;
     let claims = IdToken {
         iss: &settings.issuer,
         sub: &grant.made.user,
@@ -265,7 +448,7 @@ pub(super) fn issue(
         sid: grant.made.sid.as_deref(),
         amr: ["mtls"],
         acr: settings.acr.as_deref(),
-        at_hash: crate::oidc::at_hash(client.alg, &access),
+        at_hash: crate::oidc::at_hash(client.alg, &minted.access),
         profile: Profile::of(who, grant),
     };
     let id_token = provider
@@ -279,13 +462,13 @@ pub(super) fn issue(
         !first,
     );
     let mut json = serde_json::json!({
-        "access_token": access,
+        "access_token": minted.access,
         "token_type": "Bearer",
-        "expires_in": access_ttl,
+        "expires_in": ttl(settings.access_token_ttl),
         "id_token": id_token,
         "scope": grant.made.scopes,
     });
-    if let (Some(r), Some(map)) = (refresh, json.as_object_mut()) {
+    if let (Some((r, _, _)), Some(map)) = (minted.refresh, json.as_object_mut()) {
         map.insert("refresh_token".into(), r.into());
     }
     Ok(json)

@@ -11,9 +11,8 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::curl::Curl;
 use super::{dump_log_if_panicking, free_port, missing};
 
 /// The release the venv holds.
@@ -126,28 +125,16 @@ impl JupyterHub {
     }
 
     fn wait_until_answering(&mut self) {
-        let began = Instant::now();
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "JupyterHub exited ({status}) before it answered; its output:\n{}",
-                    self.log()
-                );
-            }
-            if let Ok(r) = Curl::new(&self.dir).try_get(&self.url("/hub/health")) {
-                if r.status == 200 {
-                    return;
-                }
-            }
-            assert!(
-                began.elapsed() < START_TIMEOUT,
-                "JupyterHub did not answer on port {} within {} s; its output:\n{}",
-                self.port,
-                START_TIMEOUT.as_secs(),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let url = self.url("/hub/health");
+        let (out, dir) = (self.out.clone(), self.dir.clone());
+        super::wait_healthy(
+            "JupyterHub",
+            self.child.as_mut().unwrap(),
+            &url,
+            &dir,
+            START_TIMEOUT,
+            &|| std::fs::read_to_string(&out).unwrap_or_default(),
+        );
     }
 
     /// `http://127.0.0.1:PORT{path}` (through the proxy).

@@ -74,6 +74,39 @@ pub fn wait_for_port(port: u16, what: &str, log: &Path) {
     panic!("{what} did not listen on port {port} within 20 s; its log:\n{log}");
 }
 
+/// Waits up to `limit` until `url` answers 200 (an app's health endpoint), failing at once
+/// when `child` exits first; `log` is what the app printed, for the failure message.
+pub fn wait_healthy(
+    what: &str,
+    child: &mut std::process::Child,
+    url: &str,
+    scratch: &Path,
+    limit: Duration,
+    log: &dyn Fn() -> String,
+) {
+    let began = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "{what} exited ({status}) before it answered; its output:\n{}",
+                log()
+            );
+        }
+        if let Ok(r) = curl::Curl::new(scratch).try_get(url) {
+            if r.status == 200 {
+                return;
+            }
+        }
+        assert!(
+            began.elapsed() < limit,
+            "{what} did not answer {url} within {} s; its output:\n{}",
+            limit.as_secs(),
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Prints a process log if the current test is failing.
 pub fn dump_log_if_panicking(what: &str, log: &Path) {
     if std::thread::panicking() {

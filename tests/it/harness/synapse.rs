@@ -7,11 +7,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 
-use super::curl::Curl;
 use super::{dump_log_if_panicking, missing};
 
 /// The release the venv holds.
@@ -131,28 +130,16 @@ form_secret: "test-form-{port}-{nanos}"
     }
 
     fn wait_until_answering(&mut self) {
-        let began = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "Synapse exited ({status}) before it answered; its output:\n{}",
-                    self.log()
-                );
-            }
-            if let Ok(r) = Curl::new(&self.dir).try_get(&self.url("/health")) {
-                if r.status == 200 {
-                    return;
-                }
-            }
-            assert!(
-                began.elapsed() < START_TIMEOUT,
-                "Synapse did not answer on port {} within {} s; its output:\n{}",
-                self.port,
-                START_TIMEOUT.as_secs(),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let url = self.url("/health");
+        let (out, dir) = (self.out.clone(), self.dir.clone());
+        super::wait_healthy(
+            "Synapse",
+            &mut self.child,
+            &url,
+            &dir,
+            START_TIMEOUT,
+            &|| std::fs::read_to_string(&out).unwrap_or_default(),
+        );
     }
 
     /// `http://127.0.0.1:PORT{path}`.

@@ -49,6 +49,9 @@ CONFIG_SCHEMA = vol.Schema(
                 vol.Optional("create_users", default=True): cv.boolean,
                 vol.Optional("admin_groups", default=[]): vol.All(cv.ensure_list, [cv.string]),
                 vol.Optional("verify_ssl", default=True): cv.boolean,
+                # Further OAuth clients of Home Assistant a sign-in may finish for without a
+                # question (its own front-end and Companion apps always may).
+                vol.Optional("client_ids", default=[]): vol.All(cv.ensure_list, [cv.string]),
                 # Seconds between two checks of one sign-in with certgate when Home Assistant
                 # refreshes its tokens (back-channel logout is the fast path; this catches one
                 # that never arrived).
@@ -66,11 +69,10 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     try:
         await oidc.discover()
     except (OidcError, OSError, ValueError, KeyError) as err:
-        _LOGGER.error("certgate at %s cannot be used: %s", conf.get("internal_url") or conf["issuer"], err)
-        return False
+        # The views stay: the start asks again, and offers Home Assistant's own login meanwhile.
+        _LOGGER.error("certgate at %s cannot be used yet: %s", conf.get("internal_url") or conf["issuer"], err)
     except Exception as err:  # noqa: BLE001 - aiohttp's errors, a timeout
-        _LOGGER.error("certgate at %s cannot be reached: %s", conf.get("internal_url") or conf["issuer"], err)
-        return False
+        _LOGGER.error("certgate at %s cannot be reached yet: %s", conf.get("internal_url") or conf["issuer"], err)
     provider = CertgateAuthProvider(
         hass,
         hass.auth._store,  # noqa: SLF001 - the store every auth provider is built with

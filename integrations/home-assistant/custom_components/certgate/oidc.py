@@ -31,7 +31,12 @@ TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
 class OidcError(Exception):
-    """certgate refused, or answered what a provider must not."""
+    """certgate refused, or answered what a provider must not. `error` is the OAuth error
+    code certgate answered, when it answered one (`invalid_grant`: the grant is gone)."""
+
+    def __init__(self, message: str, error: str | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -60,6 +65,16 @@ class Oidc:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._jwks_fetched = 0.0
         self._seen_jti: dict[str, float] = {}
+
+    @property
+    def ready(self) -> bool:
+        """Whether certgate's discovery document has been read."""
+        return bool(self.authorization_endpoint)
+
+    async def ensure(self) -> None:
+        """Reads discovery if it was not yet (certgate was away when Home Assistant started)."""
+        if not self.ready:
+            await self.discover()
 
     def _inside(self, url: str) -> str:
         """`url` (under the issuer) as Home Assistant reaches it."""
@@ -103,6 +118,7 @@ class Oidc:
         self._keys = keys
 
     async def _key(self, token: str) -> tuple[jwt.PyJWK, str]:
+        await self.ensure()
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as err:
@@ -119,6 +135,7 @@ class Oidc:
 
     async def _token(self, form: dict[str, str], what: str) -> dict[str, Any]:
         """The token endpoint's answer to `form` (raises OidcError when certgate refuses)."""
+        await self.ensure()
         if not self._secret:
             form["client_id"] = self.client_id
         async with self._session.post(
@@ -126,9 +143,11 @@ class Oidc:
         ) as resp:
             body = await resp.json(content_type=None)
             if resp.status != 200:
+                error = body.get("error") if isinstance(body, dict) else None
                 raise OidcError(
-                    f"the {what} answered {resp.status}: {body.get('error')} "
-                    f"{body.get('error_description', '')}"
+                    f"the {what} answered {resp.status}: {error} "
+                    f"{body.get('error_description', '') if isinstance(body, dict) else ''}",
+                    error if resp.status == 400 and isinstance(error, str) else None,
                 )
         return body
 
@@ -204,6 +223,10 @@ class Oidc:
     async def introspect(self, refresh_token: str) -> dict[str, Any] | None:
         """certgate's word on `refresh_token` (RFC 7662: `active`, `exp`); None when certgate
         cannot be asked."""
+        try:
+            await self.ensure()
+        except Exception:  # noqa: BLE001 - certgate away: ask again later
+            return None
         if not self._introspection_endpoint:
             return None
         form = {"token": refresh_token, "token_type_hint": "refresh_token"}

@@ -44,13 +44,15 @@ GROUP_USER = "system-users"
 
 @dataclass
 class Ticket:
-    """A verified certgate sign-in, waiting for Home Assistant's login flow."""
+    """A verified certgate sign-in, waiting for Home Assistant's login flow: for the one
+    Home Assistant client and redirect URI the browser's login page asked for."""
 
     sub: str
     sid: str
     name: str
     groups: list[str]
     client_id: str
+    redirect_uri: str
     refresh_token: str | None
     expires: float
 
@@ -112,11 +114,31 @@ class CertgateAuthProvider(AuthProvider):
     def add_ticket(self, ticket: Ticket) -> str:
         now = time.monotonic()
         self._tickets = {k: t for k, t in self._tickets.items() if t.expires > now}
-        if len(self._tickets) >= MAX_TICKETS:
-            raise HomeAssistantError("too many sign-ins waiting")
+        while len(self._tickets) >= MAX_TICKETS:
+            # The oldest waiting sign-in gives way (its browser starts again).
+            self._tickets.pop(next(iter(self._tickets)))
         key = secrets.token_urlsafe(32)
         self._tickets[key] = ticket
         return key
+
+    def silent_client(self, client_id: str) -> bool:
+        """Whether a sign-in for this Home Assistant client may finish without a question:
+        Home Assistant's own front-end (on the host of `redirect_uri`) and its Companion
+        apps, and the clients the config names. Any other client_id would let a link send a
+        signed-in person's Home Assistant code to someone else's site."""
+        return client_id in self._silent_clients
+
+    @property
+    def _silent_clients(self) -> set[str]:
+        from urllib.parse import urlsplit
+
+        own = urlsplit(self._conf["redirect_uri"])
+        return {
+            f"{own.scheme}://{own.netloc}/",
+            "https://home-assistant.io/iOS",
+            "https://home-assistant.io/android",
+            *self._conf.get("client_ids", []),
+        }
 
     def take_ticket(self, key: str | None) -> Ticket | None:
         if not key:
@@ -137,8 +159,13 @@ class CertgateAuthProvider(AuthProvider):
 
     async def async_get_or_create_credentials(self, flow_result: Mapping[str, Any]) -> Credentials:
         sub, sid = str(flow_result["sub"]), str(flow_result["sid"])
+        admin = bool(flow_result.get("admin"))
         for cred in await self.async_credentials():
             if cred.data.get("sub") == sub and cred.data.get("sid") == sid:
+                # The same certgate session signing in again (a new grant): this one counts.
+                self._sessions[cred.id] = Session(refresh_token=flow_result.get("refresh_token"), checked=time.monotonic())
+                self._save()
+                await self._set_group(await self.hass.auth.async_get_user_by_credentials(cred), admin)
                 return cred
         cred = self.async_create_credentials(
             {
@@ -152,9 +179,19 @@ class CertgateAuthProvider(AuthProvider):
         if user is not None:
             # The person's next session: the same Home Assistant user.
             await self.hass.auth.async_link_user(user, cred)
+            await self._set_group(user, admin)
         self._sessions[cred.id] = Session(refresh_token=flow_result.get("refresh_token"), checked=time.monotonic())
         self._save()
         return cred
+
+    async def _set_group(self, user: User | None, admin: bool) -> None:
+        """Administrator exactly while certgate puts the person in an admin group (the owner,
+        whom onboarding made, is never changed)."""
+        if user is None or user.is_owner:
+            return
+        group = GROUP_ADMIN if admin else GROUP_USER
+        if [g.id for g in user.groups] != [group]:
+            await self.hass.auth.async_update_user(user, group_ids=[group])
 
     async def async_user_meta_for_credentials(self, credentials: Credentials) -> UserMeta:
         admin = credentials.data.get("admin") == "1"
@@ -227,8 +264,10 @@ class CertgateAuthProvider(AuthProvider):
             elif isinstance(info.get("exp"), int) and info["exp"] - time.time() < RENEW_BEFORE:
                 try:
                     tokens = await self.oidc.refresh(session.refresh_token)
-                except OidcError:
-                    ended = True
+                except OidcError as err:
+                    # Only certgate's word that the grant is gone ends it; a 503 or a 429
+                    # asks again later.
+                    ended = err.error == "invalid_grant"
                 else:
                     session.refresh_token = tokens.get("refresh_token") or session.refresh_token
                     self._save()
@@ -255,7 +294,11 @@ class CertgateLoginFlow(LoginFlow):
         ticket = provider.take_ticket(key)
         if ticket is None:
             return self.async_abort(reason="no_certificate_sign_in")
-        if ticket.client_id != (self.context or {}).get("client_id", ticket.client_id):
+        # The ticket is for the client and redirect URI the browser's login page asked for,
+        # and only a client that may be signed in silently.
+        context = self.context or {}
+        if context.get("redirect_uri") != ticket.redirect_uri or not provider.silent_client(ticket.client_id):
+            _LOGGER.warning("a certgate sign-in for %s came back to another login (%s): refused", ticket.redirect_uri, context.get("redirect_uri"))
             return self.async_abort(reason="no_certificate_sign_in")
         admin_groups = set(provider._conf.get("admin_groups", []))
         if await provider.user_for_sub(ticket.sub) is None and not provider._conf.get("create_users", True):

@@ -41,8 +41,22 @@ class Pending:
     verifier: str
     nonce: str
     client_id: str
+    redirect_uri: str
     return_to: str
+    # SHA-256 of the cookie that binds the sign-in to the browser that started it.
+    browser: str
     expires: float
+
+
+# Set by the start, checked by the callback: an answer from certgate counts only in the browser
+# that asked (no one can hand a victim a callback URL that signs them in as someone else).
+STATE_COOKIE = "certgate_ha_state"
+
+
+def _digest(value: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _page(status: int, title: str, text: str) -> web.Response:
@@ -74,19 +88,49 @@ class StartView(HomeAssistantView):
         state = q.get("state", "")
         if not client_id or not redirect_uri or max(map(len, (client_id, redirect_uri, state))) > MAX_PARAM:
             return _page(400, "Not a sign-in", "Home Assistant's login page sends here with client_id and redirect_uri.")
+        if not self._provider.silent_client(client_id):
+            return _page(
+                400,
+                "Not Home Assistant's own app",
+                f"certgate signs in Home Assistant's own apps only, and {client_id} is not one. "
+                "Use Home Assistant's own login for it.",
+            )
+        oidc = self._provider.oidc
+        try:
+            await oidc.ensure()
+        except Exception as err:  # noqa: BLE001 - certgate away: Home Assistant's own login stays
+            _LOGGER.warning("certgate cannot be reached: %s", err)
+            back = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "certgate": "1"}
+            if state:
+                back["state"] = state
+            return _page(
+                503,
+                "certgate cannot be reached",
+                "Try again in a moment, or use Home Assistant's own login: "
+                + "/auth/authorize?" + urlencode(back),
+            )
         now = time.monotonic()
         self.pending = {k: p for k, p in self.pending.items() if p.expires > now}
-        if len(self.pending) >= MAX_PENDING:
-            return _page(503, "Too many sign-ins", "Try again in a few minutes.")
+        while len(self.pending) >= MAX_PENDING:
+            # The oldest unfinished sign-in gives way.
+            self.pending.pop(next(iter(self.pending)))
         back = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri}
         if state:
             back["state"] = state
         back["certgate"] = "1"
         verifier, challenge = pkce_pair()
         key, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        browser = secrets.token_urlsafe(24)
         # A path on this host only: nothing a request can turn into an open redirect.
-        self.pending[key] = Pending(verifier, nonce, client_id, "/auth/authorize?" + urlencode(back), now + PENDING_TTL)
-        oidc = self._provider.oidc
+        self.pending[key] = Pending(
+            verifier,
+            nonce,
+            client_id,
+            redirect_uri,
+            "/auth/authorize?" + urlencode(back),
+            _digest(browser),
+            now + PENDING_TTL,
+        )
         to = oidc.authorization_endpoint + "?" + urlencode(
             {
                 "response_type": "code",
@@ -99,7 +143,17 @@ class StartView(HomeAssistantView):
                 "code_challenge_method": "S256",
             }
         )
-        raise web.HTTPFound(to, headers={"Cache-Control": "no-store"})
+        response = web.HTTPFound(to, headers={"Cache-Control": "no-store"})
+        response.set_cookie(
+            STATE_COOKIE,
+            browser,
+            path="/auth/certgate",
+            max_age=PENDING_TTL,
+            secure=True,
+            httponly=True,
+            samesite="Lax",
+        )
+        raise response
 
 
 class CallbackView(HomeAssistantView):
@@ -113,9 +167,13 @@ class CallbackView(HomeAssistantView):
 
     async def get(self, request: web.Request) -> web.Response:
         q = request.query
-        pending = self._start.pending.pop(q.get("state", ""), None)
+        pending = self._start.pending.get(q.get("state", ""))
         if pending is None or pending.expires <= time.monotonic():
             return _page(400, "This sign-in is stale", "It was used already or took too long.")
+        browser = request.cookies.get(STATE_COOKIE, "")
+        if not secrets.compare_digest(_digest(browser), pending.browser):
+            return _page(400, "Not this browser's sign-in", "Open Home Assistant again in this browser.")
+        self._start.pending.pop(q.get("state", ""), None)
         oidc = self._provider.oidc
         if "iss" in q and q["iss"].rstrip("/") != oidc.issuer:
             return _page(400, "Not certgate's answer", "The answer names another issuer (RFC 9207).")
@@ -145,11 +203,13 @@ class CallbackView(HomeAssistantView):
                 name=str(claims.get("name") or claims.get("preferred_username") or claims["sub"]),
                 groups=[str(g) for g in groups],
                 client_id=pending.client_id,
+                redirect_uri=pending.redirect_uri,
                 refresh_token=tokens.get("refresh_token"),
                 expires=time.monotonic() + TICKET_TTL,
             )
         )
         response = web.HTTPFound(pending.return_to, headers={"Cache-Control": "no-store"})
+        response.del_cookie(STATE_COOKIE, path="/auth/certgate")
         response.set_cookie(
             TICKET_COOKIE,
             ticket,
