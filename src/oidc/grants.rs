@@ -267,51 +267,7 @@ impl Grants {
             Store::Db(db) => db,
             Store::Redis(r) => return r.redeem(code_hash, now, &self.notify_json),
         };
-        let mut replayed = None;
-        let found = db.write_relaxed(|tx| {
-            let taken = tx
-                .query_row(
-                    "UPDATE oidc_codes SET used = 1 WHERE hash = ?1 AND used = 0
-                     RETURNING grant_id, redirect_uri, challenge, expires",
-                    [code_hash],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Option<String>>(2)?,
-                            r.get::<_, i64>(3)?,
-                        ))
-                    },
-                )
-                .optional()?;
-            let Some((grant_id, redirect_uri, challenge, expires)) = taken else {
-                let used: Option<String> = tx
-                    .query_row(
-                        "SELECT grant_id FROM oidc_codes WHERE hash = ?1",
-                        [code_hash],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                return match used {
-                    Some(grant_id) => {
-                        replayed = Some(grant_id);
-                        Ok(Redeemed::Replayed)
-                    }
-                    None => Ok(Redeemed::Unknown),
-                };
-            };
-            if expires <= now {
-                return Ok(Redeemed::Expired);
-            }
-            match load(tx, &grant_id)? {
-                Some(grant) => Ok(Redeemed::Fresh {
-                    grant: Box::new(grant),
-                    redirect_uri,
-                    challenge,
-                }),
-                None => Ok(Redeemed::Unknown),
-            }
-        })?;
+        let (found, replayed) = db.write_relaxed(|tx| take_code(tx, code_hash, now))?;
         if let Some(grant_id) = replayed {
             self.revoke(&grant_id, now.saturating_mul(1000))?;
         }
@@ -345,20 +301,13 @@ impl Grants {
                 );
             }
         };
-        Ok(db.write_relaxed(|tx| {
-            let mut insert = tx.prepare(
-                "INSERT INTO oidc_tokens (hash, grant_id, kind, expires, issued, x5t) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            insert.execute(params![access.0, grant_id, "access", access.1, now, bound])?;
-            if let Some((hash, expires)) = refresh {
-                insert.execute(params![hash, grant_id, "refresh", expires, now, bound])?;
-            }
-            tx.execute(
-                "UPDATE oidc_grants SET tokens_issued = 1 WHERE id = ?1 AND tokens_issued = 0",
-                [grant_id],
-            )?;
-            Ok(())
-        })?)
+        let tokens = NewTokens {
+            issued: now,
+            access,
+            refresh,
+            bound,
+        };
+        Ok(db.write_relaxed(|tx| insert_tokens(tx, grant_id, &tokens))?)
     }
 
     /// The grant a fresh code (unused and unexpired) names, with the code's redirect URI and
@@ -658,9 +607,9 @@ fn revoke_in(
     Ok(true)
 }
 
-/// What [`Grants::redeem`] does in its transaction (the same statements, prepared once per
-/// connection): uses the code up, and says what it found, with the grant a replay names (to be
-/// revoked once the transaction is over).
+/// A code's redemption in a transaction (for [`Grants::redeem`] and the exchange's one write;
+/// statements prepared once per connection): uses the code up, and says what it found, with the
+/// grant a replay names (to be revoked once the transaction is over).
 fn take_code(
     tx: &rusqlite::Transaction<'_>,
     code_hash: &str,
@@ -706,8 +655,8 @@ fn take_code(
     ))
 }
 
-/// What [`Grants::add_tokens`] does in its transaction (the same statements, prepared once
-/// per connection).
+/// Stores issued tokens in a transaction (for [`Grants::add_tokens`] and the exchange's one
+/// write; statements prepared once per connection).
 fn insert_tokens(
     tx: &rusqlite::Transaction<'_>,
     grant_id: &str,
