@@ -66,9 +66,9 @@ pub struct Revocation {
     /// `client_ca.danger_accept_expired_crl`: an expired CRL still counts instead of refusing.
     pub accept_expired: bool,
     state: RwLock<State>,
-    /// When the sources were last looked at for a token check (ms since `born`; 0: never).
+    /// When the sources were last looked at for a token check
+    /// ([`crate::clock::monotonic_coarse_ms`]; 0: never).
     looked_at: std::sync::atomic::AtomicU64,
-    born: std::time::Instant,
 }
 
 /// How often a token's certificate makes certgate look at the sources (a `stat` or a query each), rather
@@ -140,7 +140,6 @@ impl Revocation {
             accept_expired: false,
             state: RwLock::new(State::default()),
             looked_at: std::sync::atomic::AtomicU64::new(0),
-            born: std::time::Instant::now(),
         }
     }
 
@@ -159,7 +158,6 @@ impl Revocation {
             accept_expired,
             state: RwLock::new(State::default()),
             looked_at: std::sync::atomic::AtomicU64::new(0),
-            born: std::time::Instant::now(),
         };
         me.refresh();
         match me.broken() {
@@ -181,9 +179,7 @@ impl Revocation {
     /// every request, where looking at every source would cost more than the rest of the check.
     pub fn refresh_often(&self) {
         use std::sync::atomic::Ordering;
-        let now = u64::try_from(self.born.elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let now = crate::clock::monotonic_coarse_ms().max(1);
         let last = self.looked_at.load(Ordering::Relaxed);
         if last != 0 && now.saturating_sub(last) < LOOK_EVERY_MS {
             return;

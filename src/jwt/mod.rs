@@ -202,6 +202,23 @@ impl Tokens {
         })
     }
 
+    /// [`Self::verify`] of a token from `Authorization`, or `None` when it is not ours (an app's
+    /// own API token, ignored rather than refused). A token verified before is ours: its cache
+    /// hit skips reading its header to tell.
+    pub fn verify_if_ours(
+        &self,
+        token: &str,
+        kind: TokenKind,
+        now: i64,
+    ) -> Option<Result<Arc<Claims>, JwtError>> {
+        match self.verified.get(token, kind) {
+            Some(claims) => Some(Self::in_time(claims, now)),
+            None => self
+                .claims_to_be_ours(token)
+                .then(|| self.verify_fresh(token, kind, now)),
+        }
+    }
+
     /// Remembers a token just minted, so its first check needs no signature check.
     pub fn remember(&self, token: &str, kind: TokenKind, claims: Claims) {
         self.verified.insert(token, kind, &Arc::new(claims));
@@ -275,7 +292,7 @@ impl Tokens {
             if header
                 .kid
                 .as_deref()
-                .is_some_and(|k| self.keys().kids().contains(&k))
+                .is_some_and(|k| self.keys().all().iter().any(|key| key.kid == k))
             {
                 return true;
             }

@@ -30,13 +30,30 @@ pub struct Bound {
     metrics: Option<TcpListener>,
 }
 
+/// Keepalive probes on every accepted connection (Linux copies them from the listener): an
+/// idle connection whose peer went away (a proxy host switched off) is closed after about
+/// 90 s of silence, as no timer of ours closes an idle proxy connection.
+fn keepalive() -> socket2::TcpKeepalive {
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(std::time::Duration::from_secs(60))
+        .with_interval(std::time::Duration::from_secs(10));
+    #[cfg(target_os = "linux")]
+    let probes = probes.with_retries(3);
+    probes
+}
+
 fn bind(key: &'static str, env: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).map_err(|source| StartError::Bind {
+    let error = |source| StartError::Bind {
         key,
         env,
         addr,
         source,
-    })
+    };
+    let listener = TcpListener::bind(addr).map_err(error)?;
+    socket2::SockRef::from(&listener)
+        .set_tcp_keepalive(&keepalive())
+        .map_err(error)?;
+    Ok(listener)
 }
 
 /// Binds every configured listener.
@@ -86,6 +103,12 @@ fn public_server(
     .workers(listen.workers)
     .max_connections(listen.max_connections_per_worker())
     .client_request_timeout(listen.header_timeout)
+    // No keep-alive timer: only a `proxy.trusted` peer keeps a connection past one request
+    // (see `http::Front`), and it closes idle ones itself (nginx after 60 s, Traefik 90 s,
+    // Caddy 2 min); the kernel's keepalive probes (set on the listener, `bind`) find a proxy
+    // host that vanished. actix-web's 5 s timer cost a timer set and cleared on every check,
+    // about 2% of a check's CPU (`scripts/bench.sh`).
+    .keep_alive(actix_web::http::KeepAlive::Os)
     .tls_handshake_timeout(listen.tls_handshake_timeout)
     .shutdown_timeout(10)
     // SIGINT/SIGTERM stop every server at once (see `run`).
@@ -209,5 +232,31 @@ async fn stop_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// No timer of ours closes an idle proxy connection: the kernel's probes must be on every
+    /// accepted connection, or a vanished proxy host's connections would stay for ever.
+    #[test]
+    fn accepted_connections_carry_the_listeners_keepalive_probes() {
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let listener = super::bind("listen.http", "CERTGATE__LISTEN__HTTP", addr).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let socket = socket2::SockRef::from(&accepted);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
     }
 }

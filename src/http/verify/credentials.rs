@@ -44,14 +44,15 @@ pub(super) fn find(ck: &Check<'_>, now: i64) -> Result<Credential, AppError> {
     let refuse = |(refused, reason): Unusable| ck.challenge(Some(refused), reason);
     // certgate's own header first (the app keeps `Authorization`); a foreign token in
     // `Authorization` (the app's own API token) is not ours to judge.
-    let ours = extract::certgate_bearer(ck.req)
-        .or_else(|| extract::bearer(ck.req).filter(|t| ck.state.tokens.claims_to_be_ours(t)));
-    if let Some(token) = ours {
-        let claims = ck
-            .state
-            .tokens
-            .verify(token, TokenKind::Bearer, now)
-            .map_err(|e| refuse((Refused::Invalid(TokenKind::Bearer), e.to_string())))?;
+    let tokens = &ck.state.tokens;
+    let ours = match extract::certgate_bearer(ck.req) {
+        Some(token) => Some(tokens.verify(token, TokenKind::Bearer, now)),
+        None => extract::bearer(ck.req)
+            .and_then(|token| tokens.verify_if_ours(token, TokenKind::Bearer, now)),
+    };
+    if let Some(verified) = ours {
+        let claims =
+            verified.map_err(|e| refuse((Refused::Invalid(TokenKind::Bearer), e.to_string())))?;
         return in_standing(ck.state, Credential::Bearer(claims), now)?.map_err(refuse);
     }
     let mut unusable = None;

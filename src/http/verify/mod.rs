@@ -114,7 +114,7 @@ fn check(ck: &Check<'_>) -> Result<Allowed, AppError> {
 
 /// The stages that find who asks: the credential (verified, in standing), then its holder.
 fn authenticate(ck: &Check<'_>, host: Option<&str>) -> Result<Authenticated, AppError> {
-    let credential = credentials::find(ck, ck.state.clock.now())?;
+    let credential = credentials::find(ck, ck.state.clock.now_coarse())?;
     holder::resolve(ck, credential, host)
 }
 
