@@ -186,6 +186,51 @@ fn foreign_tokens_are_not_claimed() {
     .unwrap();
     assert!(!t.claims_to_be_ours(&foreign));
     assert!(!t.claims_to_be_ours("opaque-api-token"));
+    assert!(t.verify_if_ours(&foreign, TokenKind::Bearer, 0).is_none());
+    assert!(t
+        .verify_if_ours("opaque-api-token", TokenKind::Bearer, 0)
+        .is_none());
+}
+
+/// `/verify` reads a bearer token in `Authorization` through `verify_if_ours`: ours is
+/// verified (from the cache once seen, still checked for expiry), a forged one of ours refused.
+#[test]
+fn a_bearer_token_of_ours_is_verified_whether_seen_before_or_not() {
+    let (t, _d) = tokens();
+    let now = SystemClock.now();
+    let (jwt, _) = t.mint(TokenKind::Bearer, &alice(), 600, now).unwrap();
+    // Not remembered at minting here: the first check verifies the signature.
+    let (fresh, _d2) = tokens();
+    assert!(
+        fresh
+            .verify_if_ours(&jwt, TokenKind::Bearer, now)
+            .is_some_and(|r| r.is_err()),
+        "another instance's key is not ours: unknown kid, refused"
+    );
+    let first = t
+        .verify_if_ours(&jwt, TokenKind::Bearer, now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.sub, "alice");
+    let again = t
+        .verify_if_ours(&jwt, TokenKind::Bearer, now)
+        .unwrap()
+        .unwrap();
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "the second check is a cache hit"
+    );
+    assert!(matches!(
+        t.verify_if_ours(&jwt, TokenKind::Bearer, now + 3600),
+        Some(Err(JwtError::Expired))
+    ));
+    let mut forged = jwt.clone();
+    forged.pop();
+    forged.push(if jwt.ends_with('A') { 'B' } else { 'A' });
+    assert!(matches!(
+        t.verify_if_ours(&forged, TokenKind::Bearer, now),
+        Some(Err(_))
+    ));
 }
 
 #[test]
