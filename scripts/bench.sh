@@ -41,7 +41,14 @@
 #
 #   - /verify with [oidc] configured vs without: certgate /verify direct on a twin certgate
 #     (the same configuration and data_dir plus an [oidc] section and client) against the
-#     first one, $PAIR_ROUNDS interleaved rounds (the order alternating), median ratio.
+#     first one, $PAIR_ROUNDS interleaved rounds (the order alternating), median ratio;
+#   - Redis (redis-server, no persistence) used_memory empty, with $HISTORY (200,000)
+#     revocations in certgate's stream (1 in 200 live), and after a certgate with
+#     store.backend = "redis" compacted them (the stream trimmed to its mark, the snapshot
+#     holding the live ones): the share left, and bytes per live revocation;
+#   - only with SECTIONS=baseline and BASELINE_CG: /verify direct on this build and on
+#     BASELINE_CG (a twin on the same data_dir), cookie and bearer, $PAIR_ROUNDS rounds:
+#     CPU per request as this build's / the baseline's.
 # Missed targets print MISSED but do not fail; broken setup or a missing refusal exits non-zero.
 #
 # Environment: DURATION (5s), CONNS (16), ROUNDS (3), HS_TIME (3, seconds per s_time run),
@@ -51,8 +58,9 @@
 # rounds of the [oidc]-vs-not /verify pair),
 # BENCH_CRITERION=1 to also run `cargo bench --bench verify`, CERTGATE (a certgate binary to
 # measure instead of building target/release-lto/certgate).
-# SECTIONS (all): which measurements to run, comma-separated, of load (a-d), forged,
-# handshakes, revocations, oidc (code exchanges), verify-oidc (the pair above), memory; e.g.
+# SECTIONS (all): which measurements to run, comma-separated, of load (a-f), forged,
+# handshakes, revocations, oidc (code exchanges), verify-oidc (the pair above), memory, redis,
+# baseline (not in all); e.g.
 # SECTIONS=oidc,verify-oidc scripts/bench.sh. The checks and the setup always run.
 # REVOKED (1000000, revoked jtis for memory), BASELINE_CG (unset; see memory above):
 # SECTIONS=memory BASELINE_CG=/tmp/old-certgate scripts/bench.sh takes about 20 s.
